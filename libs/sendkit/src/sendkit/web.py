@@ -1,0 +1,315 @@
+"""The FastAPI app factory every HTTP service starts from.
+
+``create_app(service_name, readiness_checks=..., error_map=...)`` returns an app with:
+
+- ``GET /healthz``: 200 while the process can answer at all (liveness);
+- ``GET /readyz``: runs each readiness check (a cheap callable that raises, or returns
+  ``False``, when its dependency is not usable) and answers 200, or 503 with problem
+  details naming every check that failed;
+- ``GET /metrics``: Prometheus text, including a request counter and a latency
+  histogram labelled by route template;
+- a middleware that adopts the ``X-Correlation-ID`` header (or generates an id), holds
+  it in ``sendkit.logging``'s context for the request, echoes it on the response, logs
+  one line per request and counts it;
+- RFC 9457 problem details (``sendkit.problems``) for every error answer: invalid input
+  (422, one entry in ``errors`` per bad field), ``HTTPException``, unknown routes (404),
+  wrong methods (405), every exception class in ``error_map``, and any other exception
+  (500, with no internals beyond the correlation id to quote).
+
+The kernel's own errors are mapped by default: a reused idempotency key 422, a command
+that kept conflicting 409, a store that is locked or unreachable 503.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from sendkit.commands import CommandConflict
+from sendkit.idempotency import IdempotencyError
+from sendkit.logging import (
+    CORRELATION_HEADER,
+    acceptable_correlation_id,
+    correlation_scope,
+    get_correlation_id,
+)
+from sendkit.metrics import UNMATCHED_ROUTE, HttpMetrics
+from sendkit.problems import (
+    ABOUT_BLANK,
+    ErrorMap,
+    Problem,
+    field_errors_of,
+    problem_type,
+    status_title,
+    validation_field_errors,
+)
+from sendkit.store.base import StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+ReadinessCheck = Callable[[], object]
+"""Raises, or returns ``False``, when what it checks is not usable."""
+
+PROBE_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
+def default_error_map() -> ErrorMap:
+    return (
+        ErrorMap()
+        .register(
+            IdempotencyError, 422, slug="idempotency-key", title="Idempotency key"
+        )
+        .register(CommandConflict, 409, slug="conflict", title="Conflict")
+        .register(
+            StoreUnavailable, 503, slug="store-unavailable", title="Store unavailable"
+        )
+    )
+
+
+def route_template(scope: Scope) -> str:
+    """The path template of the route that answered, such as ``/cases/{case_id}``."""
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    if not isinstance(path, str):
+        return UNMATCHED_ROUTE
+    root = scope.get("root_path", "")
+    return f"{root}{path}" if root and not path.startswith(root) else path
+
+
+def _instance(request: Request) -> str:
+    return request.url.path
+
+
+def _extensions() -> dict[str, Any]:
+    correlation_id = get_correlation_id()
+    return {"correlation_id": correlation_id} if correlation_id else {}
+
+
+class RequestContextMiddleware:
+    """Correlation id, request log, metrics and the last-resort 500 answer.
+
+    It is an ASGI middleware inside Starlette's error middleware, so it also sees the
+    exceptions no handler took; it answers those itself with a 500 problem, which keeps
+    the correlation header and the metrics right for them too.
+    """
+
+    def __init__(self, app: ASGIApp, *, metrics: HttpMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        incoming = None
+        for name, value in scope.get("headers", ()):
+            if name == b"x-correlation-id":
+                incoming = value.decode("latin-1")
+                break
+
+        with correlation_scope(acceptable_correlation_id(incoming)) as correlation_id:
+            status = 500
+            started = False
+
+            async def send_with_context(message: Message) -> None:
+                nonlocal status, started
+                if message["type"] == "http.response.start":
+                    started = True
+                    status = message["status"]
+                    headers = list(message.get("headers", ()))
+                    headers.append(
+                        (CORRELATION_HEADER.lower().encode(), correlation_id.encode())
+                    )
+                    message = {**message, "headers": headers}
+                await send(message)
+
+            began = time.perf_counter()
+            try:
+                await self.app(scope, receive, send_with_context)
+            except Exception:
+                log.exception(
+                    "unhandled error answering %s %s",
+                    scope.get("method"),
+                    route_template(scope),
+                    extra={"path": scope.get("path")},
+                )
+                if started:
+                    raise
+                problem = Problem(
+                    status=500,
+                    title="Internal Server Error",
+                    detail=(
+                        "the service failed to answer this request; nothing more is "
+                        "shown here: quote the correlation id to an operator"
+                    ),
+                    type=problem_type("internal-error"),
+                    instance=scope.get("path"),
+                    extensions={"correlation_id": correlation_id},
+                )
+                await problem.response()(scope, receive, send_with_context)
+            finally:
+                elapsed = time.perf_counter() - began
+                route = route_template(scope)
+                method = str(scope.get("method", ""))
+                self.metrics.observe(method, route, status, elapsed)
+                level = (
+                    logging.DEBUG if scope.get("path") in PROBE_PATHS else logging.INFO
+                )
+                log.log(
+                    level,
+                    "%s %s answered %s",
+                    method,
+                    route,
+                    status,
+                    extra={
+                        "method": method,
+                        "route": route,
+                        "status": status,
+                        "duration_ms": round(elapsed * 1000, 3),
+                    },
+                )
+
+
+def _install_problem_handlers(app: FastAPI, error_map: ErrorMap) -> None:
+    async def invalid_request(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        errors = validation_field_errors(exc.errors())
+        names = ", ".join(dict.fromkeys(e.field for e in errors))
+        return Problem(
+            status=422,
+            title="Invalid request",
+            detail=f"the request has invalid or missing fields: {names}",
+            type=problem_type("validation-error"),
+            instance=_instance(request),
+            errors=errors,
+            extensions=_extensions(),
+        ).response()
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        title = status_title(exc.status_code)
+        detail = exc.detail if isinstance(exc.detail, str) and exc.detail else title
+        if exc.status_code == 404 and detail == title:
+            detail = f"there is nothing at {request.url.path}: check the path"
+        return Problem(
+            status=exc.status_code,
+            title=title,
+            detail=detail,
+            type=ABOUT_BLANK,
+            instance=_instance(request),
+            extensions=_extensions(),
+        ).response(headers=exc.headers)
+
+    async def domain_error(request: Request, exc: Exception) -> Response:
+        rule = error_map.rule_for(exc)
+        if rule is None:  # registered by class, so a rule exists; defensive only
+            raise exc
+        if rule.status >= 500:
+            log.warning(
+                "answered %s: %s", rule.status, exc, extra={"error": type(exc).__name__}
+            )
+        return Problem(
+            status=rule.status,
+            title=rule.title,
+            detail=str(exc),
+            type=problem_type(rule.slug),
+            instance=_instance(request),
+            errors=field_errors_of(exc),
+            extensions=_extensions(),
+        ).response()
+
+    app.add_exception_handler(RequestValidationError, invalid_request)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    for error_class in error_map.classes():
+        app.add_exception_handler(error_class, domain_error)
+
+
+def _install_probes(
+    app: FastAPI,
+    service_name: str,
+    checks: Mapping[str, ReadinessCheck],
+    metrics: HttpMetrics,
+) -> None:
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok", "service": service_name}
+
+    @app.get("/readyz", include_in_schema=False)
+    def readyz(request: Request) -> Response:
+        results: dict[str, str] = {}
+        for name, check in checks.items():
+            try:
+                outcome = check()
+            except Exception as error:
+                log.warning(
+                    "readiness check %s failed: %s",
+                    name,
+                    error,
+                    extra={"check": name},
+                )
+                results[name] = f"failed: {type(error).__name__}"
+                continue
+            results[name] = "failed" if outcome is False else "ok"
+        failed = [name for name, result in results.items() if result != "ok"]
+        if failed:
+            return Problem(
+                status=503,
+                title="Not ready",
+                detail="readiness checks failed: " + ", ".join(failed),
+                type=problem_type("not-ready"),
+                instance=_instance(request),
+                extensions={"checks": results, **_extensions()},
+            ).response()
+        return JSONResponse(
+            {"status": "ready", "service": service_name, "checks": results}
+        )
+
+    @app.get("/metrics", include_in_schema=False)
+    def prometheus() -> Response:
+        content, media_type = metrics.render()
+        return Response(content=content, media_type=media_type)
+
+
+def create_app(
+    service_name: str,
+    *,
+    readiness_checks: Mapping[str, ReadinessCheck] | None = None,
+    error_map: ErrorMap | None = None,
+    lifespan: Any = None,
+    version: str = "0.1.0",
+    description: str = "",
+    metrics: HttpMetrics | None = None,
+) -> FastAPI:
+    """A FastAPI app with probes, metrics, correlation ids and problem details.
+
+    ``error_map`` is the service's own mapping of domain errors to statuses; the
+    kernel's defaults are added to it unless it registers those classes itself.
+    ``app.state.metrics`` is the ``HttpMetrics`` whose registry ``/metrics`` serves.
+    """
+    rules = default_error_map()
+    if error_map is not None:
+        rules.update(error_map)
+
+    app = FastAPI(
+        title=service_name,
+        version=version,
+        description=description,
+        lifespan=lifespan,
+    )
+    app.state.service_name = service_name
+    app.state.metrics = metrics or HttpMetrics(service_name)
+    app.state.error_map = rules
+
+    _install_problem_handlers(app, rules)
+    _install_probes(app, service_name, readiness_checks or {}, app.state.metrics)
+    app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)
+    return app
