@@ -1,0 +1,161 @@
+"""Start, watch and stop the platform's processes for `make run` and end-to-end tests.
+
+Each process runs in its own process group with its output in a log file under the run
+directory, so a person can read what each one said. A process counts as up when its
+readiness probe answers (an HTTP URL returning 200, or a line in its log); if it exits
+first, the start fails at once with the tail of its log. Stopping sends SIGTERM to the
+group, waits, then sends SIGKILL, so nothing is left behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+DEFAULT_START_TIMEOUT_S = 90.0
+DEFAULT_STOP_TIMEOUT_S = 20.0
+LOG_TAIL_LINES = 30
+
+
+class ProcessStartError(RuntimeError):
+    """A process exited, or did not become ready, while it was being started."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessSpec:
+    """How to run one process and how to tell that it is ready."""
+
+    name: str
+    argv: Sequence[str]
+    env: Mapping[str, str] = field(default_factory=dict)
+    ready_url: str | None = None
+    ready_log_line: str | None = None
+
+
+def python_module(module: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", module, *args]
+
+
+class ManagedProcess:
+    """One running process of a ``Stack``."""
+
+    def __init__(self, spec: ProcessSpec, log_path: Path) -> None:
+        self.spec = spec
+        self.log_path = log_path
+        self._log_file = log_path.open("ab")
+        self.process = subprocess.Popen(
+            list(spec.argv),
+            env={**os.environ, **spec.env},
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+    @property
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+    def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
+        text = self.log_path.read_text(errors="replace")
+        return "\n".join(text.splitlines()[-lines:])
+
+    def is_ready(self) -> bool:
+        if self.spec.ready_url is not None:
+            try:
+                # The stack builds every probe URL itself, on loopback.
+                probe = self.spec.ready_url
+                with urllib.request.urlopen(probe, timeout=2) as answer:  # noqa: S310
+                    return bool(answer.status == 200)
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                return False
+        if self.spec.ready_log_line is not None:
+            return self.spec.ready_log_line in self.log_path.read_text(errors="replace")
+        return True
+
+    def wait_until_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not self.is_ready():
+            if not self.running:
+                raise ProcessStartError(
+                    f"{self.spec.name} exited with code {self.process.returncode} "
+                    f"before it was ready; the end of {self.log_path}:\n"
+                    f"{self.log_tail()}"
+                )
+            if time.monotonic() > deadline:
+                raise ProcessStartError(
+                    f"{self.spec.name} was not ready after {timeout:.0f} s; "
+                    f"the end of {self.log_path}:\n{self.log_tail()}"
+                )
+            time.sleep(0.2)
+
+    def signal(self, sig: signal.Signals) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, sig)
+
+    def stop(self, timeout: float = DEFAULT_STOP_TIMEOUT_S) -> None:
+        if self.running:
+            self.signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                log.warning(
+                    "process did not stop in time", extra={"component": self.spec.name}
+                )
+                self.signal(signal.SIGKILL)
+                self.process.wait(timeout)
+        # A child that outlived its group leader is killed with the group as well.
+        self.signal(signal.SIGKILL)
+        self._log_file.close()
+
+
+class Stack:
+    """Processes started in order and stopped in reverse order."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.processes: list[ManagedProcess] = []
+
+    def start(
+        self, spec: ProcessSpec, timeout: float = DEFAULT_START_TIMEOUT_S
+    ) -> ManagedProcess:
+        managed = ManagedProcess(spec, self.log_dir / f"{spec.name}.log")
+        self.processes.append(managed)
+        managed.wait_until_ready(timeout)
+        log.info(
+            "process ready", extra={"component": spec.name, "pid": managed.process.pid}
+        )
+        return managed
+
+    def check_alive(self) -> None:
+        for managed in self.processes:
+            if not managed.running:
+                raise ProcessStartError(
+                    f"{managed.spec.name} stopped unexpectedly with code "
+                    f"{managed.process.returncode}; the end of {managed.log_path}:\n"
+                    f"{managed.log_tail()}"
+                )
+
+    def stop(self) -> None:
+        for managed in reversed(self.processes):
+            managed.stop()
+        self.processes.clear()
+
+    def __enter__(self) -> Stack:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
