@@ -30,12 +30,45 @@ class VersionConflict(StoreError):
 
     def __init__(self, stream_id: str, expected: int, actual: int) -> None:
         super().__init__(
-            f"stream {stream_id!r} is at version {actual}, not the expected {expected}: "
-            "another command changed it first; reload the case and try again"
+            f"stream {stream_id!r} is at version {actual}, not the expected "
+            f"{expected}: another command changed it first; reload the case and "
+            "try again"
         )
         self.stream_id = stream_id
         self.expected = expected
         self.actual = actual
+
+
+class NestedTransaction(StoreError):
+    """A transaction was opened inside another one on the same thread."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "a store transaction is already open on this thread: pass its Transaction "
+            "object down instead of opening a second one"
+        )
+
+
+class StoreUnavailable(StoreError):
+    """The store could not be reached or stayed locked; the work may be retried as is.
+
+    Adapters translate their driver's transient errors (a busy or locked SQLite file, a
+    dropped PostgreSQL connection) into this type, so callers can retry without knowing
+    which adapter is behind the interface.
+    """
+
+
+class IdempotencyKeyReused(StoreError):
+    """An answer is already recorded under this idempotency key."""
+
+    def __init__(self, scope: str, key: str) -> None:
+        super().__init__(
+            f"idempotency key {key!r} already has an answer in scope {scope!r}: "
+            "read it with get_idempotency() in the same transaction before "
+            "recording one"
+        )
+        self.scope = scope
+        self.key = key
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +79,17 @@ class IdempotencyRecord:
     fingerprint: str
     status_code: int
     body: dict[str, Any]
+
+
+def check_append(stream_id: str, expected_version: int) -> None:
+    """Refuse append arguments no adapter can accept, with the same message in all."""
+    if not stream_id:
+        raise StoreError("stream id is empty: pass the case id the events belong to")
+    if expected_version < 0:
+        raise StoreError(
+            f"expected version {expected_version} is negative: pass 0 for a new "
+            "stream or the version of the last event read"
+        )
 
 
 class Transaction(ABC):
@@ -86,18 +130,25 @@ class Transaction(ABC):
 
     @abstractmethod
     def put_idempotency(self, scope: str, record: IdempotencyRecord) -> None:
-        """Record the answer to a command sent with an idempotency key."""
+        """Record the answer to a command sent with an idempotency key.
+
+        Raises ``IdempotencyKeyReused`` if ``scope`` already holds ``record.key``.
+        """
 
 
 class EventStore(ABC):
     """An append-only store of event streams with a global commit-ordered position."""
 
     source: str
-    """The CloudEvents ``source`` of every event this store records (e.g. ``/send/intake``)."""
+    """The CloudEvents ``source`` of the events this store records: ``/send/intake``."""
 
     @abstractmethod
     def transaction(self) -> AbstractContextManager[Transaction]:
-        """Open a transaction; it commits when the block ends, and rolls back on error."""
+        """Open a transaction; it commits when the block ends, rolls back on error.
+
+        Write transactions are serialised (one at a time per store), which is what makes
+        positions grow in commit order. Keep them short: no network calls inside.
+        """
 
     @abstractmethod
     def read_all(self, after: int = 0, limit: int | None = None) -> list[RecordedEvent]:
@@ -120,6 +171,10 @@ class EventStore(ABC):
     def read_stream(self, stream_id: str) -> list[RecordedEvent]:
         with self.transaction() as tx:
             return tx.read_stream(stream_id)
+
+    def get_checkpoint(self, name: str) -> int:
+        with self.transaction() as tx:
+            return tx.get_checkpoint(name)
 
     def iter_all(self, after: int = 0, batch: int = 1000) -> Iterator[RecordedEvent]:
         """Every event after ``after``, read in batches."""
