@@ -1,0 +1,1 @@
+"""Intake's application layer: command handlers and the case list read model."""

@@ -1,0 +1,300 @@
+"""Intake's HTTP API: the commands and queries of requests for an EHC needs assessment.
+
+Run it with ``python -m intake``, or with
+``uvicorn --factory intake.entrypoints.http:create_app``.
+
+=======  ================================================  ===========================
+Method   Path                                              Does
+=======  ================================================  ===========================
+POST     /cases                                            receive a request (201)
+GET      /cases?coordinator_id=&school_urn=&status=        list cases
+GET      /cases/{case_id}                                  read a case and its history
+POST     /cases/{case_id}/coordinator                      assign or reassign
+POST     /cases/{case_id}/decision                         agree or refuse to assess
+POST     /cases/{case_id}/time-limit-exceptions            record an exception
+POST     /cases/{case_id}/withdrawal                       withdraw the request
+POST     /cases/{case_id}/corrections                      correct a recorded fact
+POST     /coordinators/{coordinator_id}/reassignment       move all their open cases
+=======  ================================================  ===========================
+
+Every command accepts ``Idempotency-Key`` (see ``sendkit.idempotency``). Errors are
+RFC 9457 problem details: 422 for invalid values (each bad field named), 404 for an
+unknown case, 409 for a command the case's state rules out, and nothing is written in
+any of those cases.
+
+Who acts is read from the ``X-Staff-Id`` header, a pseudonymous staff id, and is
+``system`` when the header is absent. Access control is not part of this service yet:
+any caller can act as any staff id and read any case's personal details, so the API
+must only be reachable from inside the council's network until authentication lands.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Header, Query
+from fastapi.responses import JSONResponse
+
+from intake.adapters.relay import start_relay_thread
+from intake.adapters.store import open_intake_store
+from intake.application.read_model import DEFAULT_LIMIT, MAX_LIMIT
+from intake.application.service import IntakeService, new_case_id
+from intake.domain import (
+    AssignCoordinator,
+    CaseNotFound,
+    CorrectRequest,
+    ImpossibleTransition,
+    IntakeError,
+    InvalidCommand,
+    ReceiveRequest,
+    RecordDecision,
+    RecordTimeLimitException,
+    Status,
+    WithdrawRequest,
+)
+from intake.entrypoints.api_models import (
+    AssignCoordinatorBody,
+    CaseListOut,
+    CaseOut,
+    CaseSummaryOut,
+    CommandOut,
+    CorrectionBody,
+    DecisionBody,
+    ReassignAllBody,
+    ReceiveRequestBody,
+    TimeLimitExceptionBody,
+    WithdrawalBody,
+)
+from intake.settings import IntakeSettings
+from sendkit.commands import CommandAnswer
+from sendkit.events import SYSTEM_ACTOR
+from sendkit.idempotency import REPLAYED_HEADER, Idempotency, idempotency_from_request
+from sendkit.problems import ErrorMap
+from sendkit.store import EventStore
+from sendkit.web import create_app as create_service_app
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = "intake"
+
+ERRORS = (
+    ErrorMap()
+    .register(IntakeError, 400, slug="intake-error", title="Request not accepted")
+    .register(InvalidCommand, 422, slug="validation-error", title="Invalid request")
+    .register(CaseNotFound, 404, slug="case-not-found", title="Case not found")
+    .register(
+        ImpossibleTransition,
+        409,
+        slug="impossible-transition",
+        title="Not possible in the case's current state",
+    )
+)
+"""Which intake error answers which status: the one place it is said."""
+
+StaffId = Annotated[
+    str | None,
+    Header(
+        alias="X-Staff-Id",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
+        description="The pseudonymous id of the member of staff acting.",
+    ),
+]
+Keyed = Annotated[Idempotency | None, Depends(idempotency_from_request)]
+
+
+def _actor(staff_id: str | None) -> str:
+    return staff_id or SYSTEM_ACTOR
+
+
+def _answer(
+    result: CommandAnswer, status_code: int, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    headers = dict(headers or {})
+    if result.replayed:
+        headers[REPLAYED_HEADER] = "true"
+        status_code = result.status_code or status_code
+    return JSONResponse(result.body, status_code=status_code, headers=headers)
+
+
+def _routes(service: IntakeService) -> APIRouter:
+    router = APIRouter()
+
+    @router.post("/cases", status_code=201, response_model=CommandOut)
+    def receive_request(
+        body: ReceiveRequestBody, idempotency: Keyed, staff_id: StaffId = None
+    ) -> JSONResponse:
+        command = ReceiveRequest(case_id=new_case_id(), **body.model_dump())
+        result = service.handle(
+            command, actor=_actor(staff_id), idempotency=idempotency
+        )
+        location = f"/cases/{result.body['case_id']}"
+        return _answer(result, 201, {"Location": location})
+
+    @router.get("/cases", response_model=CaseListOut)
+    def list_cases(
+        coordinator_id: str | None = None,
+        school_urn: Annotated[int | None, Query(ge=100000, le=999999)] = None,
+        status: Annotated[list[Status] | None, Query()] = None,
+        limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> CaseListOut:
+        found = service.cases(
+            coordinator_id=coordinator_id, school_urn=school_urn, statuses=status
+        )
+        page = found[offset : offset + limit]
+        return CaseListOut(
+            total=len(found),
+            offset=offset,
+            limit=limit,
+            cases=[CaseSummaryOut.of(summary) for summary in page],
+        )
+
+    @router.get("/cases/{case_id}", response_model=CaseOut)
+    def read_case(case_id: str) -> CaseOut:
+        return CaseOut.of(service.case(case_id))
+
+    @router.post("/cases/{case_id}/coordinator", response_model=CommandOut)
+    def assign_coordinator(
+        case_id: str,
+        body: AssignCoordinatorBody,
+        idempotency: Keyed,
+        staff_id: StaffId = None,
+    ) -> JSONResponse:
+        command = AssignCoordinator(case_id=case_id, coordinator_id=body.coordinator_id)
+        result = service.handle(
+            command, actor=_actor(staff_id), idempotency=idempotency
+        )
+        return _answer(result, 200)
+
+    @router.post("/cases/{case_id}/decision", response_model=CommandOut)
+    def record_decision(
+        case_id: str, body: DecisionBody, idempotency: Keyed, staff_id: StaffId = None
+    ) -> JSONResponse:
+        command = RecordDecision(case_id=case_id, **body.model_dump())
+        result = service.handle(
+            command, actor=_actor(staff_id), idempotency=idempotency
+        )
+        return _answer(result, 200)
+
+    @router.post("/cases/{case_id}/time-limit-exceptions", response_model=CommandOut)
+    def record_time_limit_exception(
+        case_id: str,
+        body: TimeLimitExceptionBody,
+        idempotency: Keyed,
+        staff_id: StaffId = None,
+    ) -> JSONResponse:
+        command = RecordTimeLimitException(case_id=case_id, **body.model_dump())
+        result = service.handle(
+            command, actor=_actor(staff_id), idempotency=idempotency
+        )
+        return _answer(result, 200)
+
+    @router.post("/cases/{case_id}/withdrawal", response_model=CommandOut)
+    def withdraw_request(
+        case_id: str, body: WithdrawalBody, idempotency: Keyed, staff_id: StaffId = None
+    ) -> JSONResponse:
+        command = WithdrawRequest(case_id=case_id, **body.model_dump())
+        result = service.handle(
+            command, actor=_actor(staff_id), idempotency=idempotency
+        )
+        return _answer(result, 200)
+
+    @router.post("/cases/{case_id}/corrections", response_model=CommandOut)
+    def correct_request(
+        case_id: str, body: CorrectionBody, idempotency: Keyed, staff_id: StaffId = None
+    ) -> JSONResponse:
+        command = CorrectRequest(case_id=case_id, **body.model_dump())
+        result = service.handle(
+            command, actor=_actor(staff_id), idempotency=idempotency
+        )
+        return _answer(result, 200)
+
+    @router.post("/coordinators/{coordinator_id}/reassignment")
+    def reassign_all(
+        coordinator_id: str,
+        body: ReassignAllBody,
+        idempotency: Keyed,
+        staff_id: StaffId = None,
+    ) -> JSONResponse:
+        result = service.reassign_all(
+            coordinator_id,
+            body.to_coordinator_id,
+            actor=_actor(staff_id),
+            idempotency=idempotency,
+        )
+        return _answer(result, 200)
+
+    return router
+
+
+def create_app(
+    settings: IntakeSettings | None = None,
+    *,
+    store: EventStore | None = None,
+    clock: Callable[[], datetime] | None = None,
+    relay_factory: Callable[[IntakeSettings, EventStore], Any] | None = None,
+) -> FastAPI:
+    """The intake FastAPI app; with no arguments, configured from the environment.
+
+    A ``store`` passed in is the caller's to close; one opened from the settings is
+    closed when the app shuts down. With ``INTAKE_RELAY_ENABLED``, the outbox relay
+    runs as a thread from start-up to shutdown (``relay_factory`` replaces it in tests).
+    """
+    settings = settings or IntakeSettings()
+    owns_store = store is None
+    store = store if store is not None else open_intake_store(settings)
+    service = (
+        IntakeService(store, clock=clock) if clock is not None else IntakeService(store)
+    )
+
+    relay_holder: dict[str, Any] = {}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        service.index.catch_up()
+        if settings.relay_enabled:
+            start = relay_factory or start_relay_thread
+            relay_holder["relay"] = start(settings, store)
+        log.info(
+            "intake started",
+            extra={
+                "relay_enabled": settings.relay_enabled,
+                "position": service.index.position,
+            },
+        )
+        try:
+            yield
+        finally:
+            relay = relay_holder.pop("relay", None)
+            if relay is not None:
+                relay.stop()
+            if owns_store:
+                store.close()
+            log.info("intake stopped")
+
+    def store_answers() -> None:
+        store.last_position()
+
+    def relay_running() -> bool:
+        relay = relay_holder.get("relay")
+        return relay is None or bool(relay.is_alive())
+
+    checks: dict[str, Callable[[], object]] = {"event_store": store_answers}
+    if settings.relay_enabled:
+        checks["outbox_relay"] = relay_running
+
+    app = create_service_app(
+        SERVICE_NAME,
+        readiness_checks=checks,
+        error_map=ERRORS,
+        lifespan=lifespan,
+        description="Requests for an EHC needs assessment and the decision to assess.",
+    )
+    app.state.intake = service
+    app.state.store = store
+    app.include_router(_routes(service))
+    return app
