@@ -1,0 +1,36 @@
+"""Fixtures of the intake tests: a fixed clock, stores, the service and its HTTP app."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+from intake_support import FixedClock
+
+from intake.application.service import IntakeService
+from intake.entrypoints.http import create_app
+from intake.settings import SOURCE, IntakeSettings
+from sendkit.store import InMemoryEventStore
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock()
+
+
+@pytest.fixture
+def store() -> InMemoryEventStore:
+    return InMemoryEventStore(SOURCE)
+
+
+@pytest.fixture
+def service(store: InMemoryEventStore, clock: FixedClock) -> IntakeService:
+    return IntakeService(store, clock=clock)
+
+
+@pytest.fixture
+def client(store: InMemoryEventStore, clock: FixedClock) -> Iterator[TestClient]:
+    app = create_app(IntakeSettings(database_url="memory://"), store=store, clock=clock)
+    with TestClient(app) as test_client:
+        yield test_client
