@@ -1,0 +1,1 @@
+"""Notify's adapters: SQLite ledger and store, SMTP, directory CSV, Kafka records."""

@@ -1,0 +1,1 @@
+"""Notify's application layer: handlers, delivery, and the ports they use."""

@@ -1,0 +1,1 @@
+"""Notify's domain: the alert policy, the wording of alerts, the delivery rules."""

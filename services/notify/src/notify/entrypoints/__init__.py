@@ -1,0 +1,1 @@
+"""Notify's entry points: the faust worker and the command line."""

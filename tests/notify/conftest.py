@@ -1,0 +1,67 @@
+"""Fixtures for notify's tests: both databases, a fixed clock, a fake sender."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from notify_factories import FakeClock, FakeSender, directory
+
+from notify.adapters.memory_db import InMemoryNotifyDatabase
+from notify.adapters.sqlite_db import NotifySQLiteDatabase
+from notify.application.delivery import Delivery
+from notify.application.handlers import NotifyHandlers
+from notify.application.ports import NotifyDatabase
+from notify.domain.delivery import RetryPolicy
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(datetime(2025, 2, 10, 9, 0, tzinfo=UTC))
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[NotifyDatabase]:
+    database: NotifyDatabase
+    if request.param == "memory":
+        database = InMemoryNotifyDatabase()
+    else:
+        database = NotifySQLiteDatabase(tmp_path / "notify.db")
+    yield database
+    database.close()
+
+
+@pytest.fixture
+def sender() -> FakeSender:
+    return FakeSender()
+
+
+@pytest.fixture
+def policy() -> RetryPolicy:
+    return RetryPolicy(
+        max_attempts=3,
+        base_delay=timedelta(seconds=10),
+        max_delay=timedelta(seconds=30),
+    )
+
+
+@pytest.fixture
+def handlers(db: NotifyDatabase, clock: FakeClock) -> NotifyHandlers:
+    return NotifyHandlers(db, directory(), now=clock)
+
+
+@pytest.fixture
+def delivery(
+    db: NotifyDatabase, sender: FakeSender, clock: FakeClock, policy: RetryPolicy
+) -> Delivery:
+    return Delivery(
+        db,
+        sender,
+        from_address="send-alerts@council.example",
+        message_id_domain="council.example",
+        policy=policy,
+        claim_lease=timedelta(minutes=2),
+        now=clock,
+    )

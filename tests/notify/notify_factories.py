@@ -1,0 +1,185 @@
+"""Synthetic staff, cases and events for notify's tests (no real personal data)."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from notify.application.inbound import (
+    ALERT_WITHDRAWN,
+    CLOCK_APPROACHING,
+    CLOCK_OVERDUE,
+    COORDINATOR_ASSIGNED,
+    InboundEvent,
+)
+from notify.application.ports import EmailSender, OutgoingEmail, SendFailure
+from notify.domain.directory import StaffDirectory, StaffMember
+
+COORDINATOR = StaffMember(
+    "ehcco-01", "Alex Coordinator", "alex.c@council.example", "ehcco", "mgr-01"
+)
+MANAGER = StaffMember("mgr-01", "Sam Manager", "sam.m@council.example", "manager")
+LONE_COORDINATOR = StaffMember("ehcco-02", "Jo Solo", "jo.s@council.example", "ehcco")
+ORPHAN_COORDINATOR = StaffMember(
+    "ehcco-03", "Ri Orphan", "ri.o@council.example", "ehcco", "mgr-gone"
+)
+STAFF = (COORDINATOR, MANAGER, LONE_COORDINATOR, ORPHAN_COORDINATOR)
+
+LEGAL_BASIS = "SEND Regulations 2014, reg 5(1)"
+
+
+def directory(members: Iterable[StaffMember] = STAFF) -> StaffDirectory:
+    return StaffDirectory(members)
+
+
+def write_directory_csv(path: Path, members: Iterable[StaffMember] = STAFF) -> Path:
+    lines = ["staff_id,name,email,role,manager_id"]
+    lines += [
+        f"{m.staff_id},{m.name},{m.email},{m.role},{m.manager_id or ''}"
+        for m in members
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def new_case() -> str:
+    return str(uuid.uuid4())
+
+
+def event_id(label: str = "") -> str:
+    # Clock event ids are deterministic in production; any unique string will do here.
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"test/{label}/{uuid.uuid4()}"))
+
+
+def clock_data(
+    case_id: str,
+    *,
+    due_on: date = date(2025, 2, 17),
+    act_by: date | None = None,
+    escalate: bool = True,
+    statutory: bool = True,
+    exception_reason: str | None = None,
+    lead: int | None = 5,
+    overdue: bool = False,
+) -> dict[str, Any]:
+    """The data of a ClockApproaching (or ClockOverdue) as deadlines publishes it."""
+    data: dict[str, Any] = {
+        "clock_id": "decision",
+        "case_id": case_id,
+        "clock": "decision",
+        "title": "Decision whether to assess",
+        "due_on": due_on.isoformat(),
+        "act_by": act_by.isoformat() if act_by else None,
+        "legal_basis": LEGAL_BASIS,
+        "statutory": statutory,
+        "authority": "statutory" if statutory else "local",
+        "escalate": escalate,
+        "exception_reason": exception_reason,
+        "rules_version": "2025.1",
+        "action": "Decide whether to assess and tell the family.",
+    }
+    if overdue:
+        data["overdue_since"] = due_on.isoformat()
+    else:
+        data["lead_working_days"] = lead
+        data["alert_on"] = due_on.isoformat()
+    return data
+
+
+def approaching(case_id: str, **kwargs: Any) -> InboundEvent:
+    return InboundEvent(
+        id=kwargs.pop("id", None) or event_id("approaching"),
+        type=CLOCK_APPROACHING,
+        source="/send/deadlines",
+        subject=case_id,
+        data=clock_data(case_id, **kwargs),
+        correlation_id="corr-" + case_id[:8],
+    )
+
+
+def overdue(case_id: str, **kwargs: Any) -> InboundEvent:
+    return InboundEvent(
+        id=kwargs.pop("id", None) or event_id("overdue"),
+        type=CLOCK_OVERDUE,
+        source="/send/deadlines",
+        subject=case_id,
+        data=clock_data(case_id, overdue=True, lead=None, **kwargs),
+        correlation_id="corr-" + case_id[:8],
+    )
+
+
+def withdrawn(case_id: str, withdrawn_event_id: str, reason: str) -> InboundEvent:
+    data = clock_data(case_id)
+    data.pop("alert_on")
+    data.update(
+        {
+            "alert_id": withdrawn_event_id,
+            "alert_kind": "approaching",
+            "alert_due_on": data["due_on"],
+            "reason": reason,
+        }
+    )
+    return InboundEvent(
+        id=event_id("withdrawn"),
+        type=ALERT_WITHDRAWN,
+        source="/send/deadlines",
+        subject=case_id,
+        data=data,
+        correlation_id="corr-" + case_id[:8],
+    )
+
+
+def coordinator_assigned(
+    case_id: str, coordinator_id: str | None, previous: str | None = None
+) -> InboundEvent:
+    return InboundEvent(
+        id=event_id("assigned"),
+        type=COORDINATOR_ASSIGNED,
+        source="/send/intake",
+        subject=case_id,
+        data={
+            "case_id": case_id,
+            "coordinator_id": coordinator_id,
+            "previous_coordinator_id": previous,
+        },
+        correlation_id="corr-" + case_id[:8],
+    )
+
+
+@dataclass
+class FakeSender(EmailSender):
+    """Records what it is asked to send; fails as scripted, in order, first.
+
+    ``script`` holds ``SendFailure`` instances to raise on the next sends; once it is
+    used up every send succeeds.
+    """
+
+    script: list[SendFailure] = field(default_factory=list)
+    sent: list[OutgoingEmail] = field(default_factory=list)
+    attempts: list[OutgoingEmail] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def send(self, email: OutgoingEmail) -> None:
+        with self.lock:
+            self.attempts.append(email)
+            if self.script:
+                raise self.script.pop(0)
+            self.sent.append(email)
+
+
+class FakeClock:
+    """A clock that moves only when told to."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
