@@ -99,7 +99,7 @@ EXCEPTION_SHARE_OF_LATE = 0.12
 LATE_RECORDING_SHARE = 0.02
 LATE_BY_AT_MOST = timedelta(weeks=8)
 
-_CHILD_GIVEN_NAMES = [
+CHILD_GIVEN_NAMES = [
     "Alfa",
     "Bravo",
     "Charlie",
@@ -127,7 +127,7 @@ _CHILD_GIVEN_NAMES = [
     "Yankee",
     "Zulu",
 ]
-_CHILD_FAMILY_NAME = "Testcase"
+CHILD_FAMILY_NAME = "Testcase"
 
 
 @dataclass(frozen=True, slots=True)
@@ -761,8 +761,8 @@ def _complete(
     return PlannedCase(
         sequence=index + 1,
         child_ref=f"C-{ref:08d}",
-        child_given_name=rng.choice(_CHILD_GIVEN_NAMES),
-        child_family_name=_CHILD_FAMILY_NAME,
+        child_given_name=rng.choice(CHILD_GIVEN_NAMES),
+        child_family_name=CHILD_FAMILY_NAME,
         date_of_birth=born,
         age_at_request=age,
         curriculum_year=curriculum_year,
