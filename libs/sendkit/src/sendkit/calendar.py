@@ -1,0 +1,319 @@
+"""Statutory date arithmetic: the one place in the platform where dates are computed.
+
+Every function takes and returns ``datetime.date`` values that are local dates in
+Europe/London; the only way in from a timestamp is :func:`london_date`, which refuses
+naive datetimes. The functions are named after the wording of the SEND Regulations 2014
+so that a rule can be read against the law: "within N weeks of" is :func:`weeks_after`,
+"at least N days beginning with" is :func:`last_of_days_beginning_with`, "the period of
+12 months starting with" is :func:`last_of_months_starting_with`, and so on. Nothing
+here moves a date off a weekend or a bank holiday; :func:`act_by` says when to act
+instead.
+
+Working days exclude Saturdays, Sundays and England-and-Wales bank holidays. For the
+years 2015 to 2030 the bank holidays come from the data file
+``sendkit/data/bank-holidays-england-and-wales.csv``, written from the lists GOV.UK
+publishes; a test checks it against the ``holidays`` package year by year, so an upgrade
+of either that disagrees fails the build instead of silently moving a due date. Outside
+those years the ``holidays`` package is used alone; a one-off bank holiday announced
+after the package's release is then missing until the package is upgraded or the file
+extended.
+"""
+
+from __future__ import annotations
+
+import calendar as _stdlib_calendar
+import csv
+import io
+from datetime import date, datetime, timedelta
+from functools import cache
+from importlib import resources
+from zoneinfo import ZoneInfo
+
+import holidays as _holidays
+
+__all__ = [
+    "LONDON",
+    "CalendarError",
+    "act_by",
+    "bank_holiday_file_years",
+    "bank_holidays",
+    "count_working_days",
+    "day_before",
+    "days_after",
+    "days_before",
+    "is_bank_holiday",
+    "is_working_day",
+    "last_of_days_beginning_with",
+    "last_of_months_starting_with",
+    "last_of_working_days_beginning_with",
+    "library_bank_holidays",
+    "london_date",
+    "months_after",
+    "months_before",
+    "next_working_day",
+    "parse_date",
+    "parse_timestamp",
+    "previous_working_day",
+    "weeks_after",
+    "weeks_before",
+    "working_day_on_or_before",
+    "working_days_after",
+    "working_days_before",
+]
+
+LONDON = ZoneInfo("Europe/London")
+_DATA_FILE = "bank-holidays-england-and-wales.csv"
+_ONE_DAY = timedelta(days=1)
+
+
+class CalendarError(ValueError):
+    """A date or timestamp the calendar cannot use; the message says what to send."""
+
+
+# Conversions --------------------------------------------------------------------------
+
+
+def london_date(moment: datetime) -> date:
+    """The London date of an aware timestamp (2025-03-30T23:30Z is 31 March)."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise CalendarError(
+            f"timestamp {moment.isoformat()} has no time zone: send an aware timestamp "
+            "such as '2025-03-30T23:30:00+00:00' so its London date can be taken"
+        )
+    return moment.astimezone(LONDON).date()
+
+
+def parse_timestamp(value: str | datetime) -> datetime:
+    """An aware datetime from an ISO 8601 string or an aware datetime, else an error."""
+    if isinstance(value, datetime):
+        moment = value
+    else:
+        try:
+            moment = datetime.fromisoformat(str(value))
+        except ValueError as error:
+            raise CalendarError(
+                f"{value!r} is not an ISO 8601 timestamp: send one such as "
+                "'2025-03-30T23:30:00+00:00'"
+            ) from error
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise CalendarError(
+            f"timestamp {value!r} has no time zone: add an offset such as '+00:00'"
+        )
+    return moment
+
+
+def parse_date(value: str | date) -> date:
+    """A date from an ISO 8601 ``YYYY-MM-DD`` string (or a date), else an error."""
+    if isinstance(value, datetime):
+        raise CalendarError(
+            f"{value.isoformat()} is a timestamp where a date was expected: send the "
+            "London date as 'YYYY-MM-DD'"
+        )
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError as error:
+        raise CalendarError(
+            f"{value!r} is not a date: send it as 'YYYY-MM-DD', such as '2025-01-06'"
+        ) from error
+
+
+# Calendar units -----------------------------------------------------------------------
+
+
+def days_after(start: date, days: int) -> date:
+    """The last day of "within N days of" ``start``: the day itself is not counted."""
+    return start + timedelta(days=days)
+
+
+def days_before(anchor: date, days: int) -> date:
+    """The day N days before ``anchor`` (review papers are due meeting - 14 days)."""
+    return anchor - timedelta(days=days)
+
+
+def weeks_after(start: date, weeks: int) -> date:
+    """The last day of "within N weeks of" ``start``: start + 7N days, same weekday."""
+    return start + timedelta(weeks=weeks)
+
+
+def weeks_before(anchor: date, weeks: int) -> date:
+    """The day N weeks before ``anchor``, on the same weekday."""
+    return anchor - timedelta(weeks=weeks)
+
+
+def _shift_months(start: date, months: int) -> date:
+    index = start.year * 12 + (start.month - 1) + months
+    year, month_index = divmod(index, 12)
+    month = month_index + 1
+    if not 1 <= year <= 9999:
+        raise CalendarError(
+            f"{start.isoformat()} shifted by {months} months leaves 1-9999"
+        )
+    last = _stdlib_calendar.monthrange(year, month)[1]
+    return date(year, month, min(start.day, last))
+
+
+def months_after(start: date, months: int) -> date:
+    """'N months after': the same day number N months on, or that month's end."""
+    return _shift_months(start, months)
+
+
+def months_before(anchor: date, months: int) -> date:
+    """'At least N months before': the same day number N months back, or month end."""
+    return _shift_months(anchor, -months)
+
+
+def last_of_days_beginning_with(start: date, days: int) -> date:
+    """The last day of "at least N days beginning with" ``start``: start + N - 1."""
+    if days < 1:
+        raise CalendarError(f"a period of {days} days has no last day: use 1 or more")
+    return start + timedelta(days=days - 1)
+
+
+def last_of_months_starting_with(start: date, months: int = 12) -> date:
+    """The last day of "the period of N months starting with" ``start``.
+
+    The start day counts, so the period ends on (start - 1 day) + N months, clamped to
+    the month's end: a 29 February start and a 1 March start both end on 28 February.
+    """
+    if months < 1:
+        raise CalendarError(
+            f"a period of {months} months has no last day: use 1 or more"
+        )
+    return _shift_months(start - _ONE_DAY, months)
+
+
+def day_before(year: int, month: int, day: int) -> date:
+    """The last day "before" a day: "before 15 February 2026" is 14 February."""
+    try:
+        return date(year, month, day) - _ONE_DAY
+    except ValueError as error:
+        raise CalendarError(f"{year}-{month:02}-{day:02} is not a date") from error
+
+
+# Bank holidays ------------------------------------------------------------------------
+
+
+@cache
+def _file_holidays() -> dict[int, frozenset[date]]:
+    text = resources.files("sendkit").joinpath("data", _DATA_FILE).read_text("utf-8")
+    rows = csv.DictReader(
+        line for line in io.StringIO(text) if not line.startswith("#")
+    )
+    by_year: dict[int, set[date]] = {}
+    for row in rows:
+        day = date.fromisoformat(row["date"])
+        by_year.setdefault(day.year, set()).add(day)
+    return {year: frozenset(days) for year, days in by_year.items()}
+
+
+def bank_holiday_file_years() -> range:
+    """The years the bank-holiday data file covers (2015 to 2030)."""
+    years = sorted(_file_holidays())
+    return range(years[0], years[-1] + 1)
+
+
+@cache
+def library_bank_holidays(year: int) -> frozenset[date]:
+    """England's bank holidays of ``year`` per the ``holidays`` package, weekdays only.
+
+    The package also lists a holiday on the weekend day it falls on beside its
+    substitute weekday; only the weekday is a day offices close, so weekends are
+    dropped.
+    """
+    found = _holidays.country_holidays("GB", subdiv="ENG", years=year)
+    return frozenset(day for day in found if day.weekday() < 5 and day.year == year)
+
+
+def bank_holidays(year: int) -> frozenset[date]:
+    """England-and-Wales bank holidays of ``year``: the data file, else the package."""
+    from_file = _file_holidays().get(year)
+    return from_file if from_file is not None else library_bank_holidays(year)
+
+
+def is_bank_holiday(day: date) -> bool:
+    return day in bank_holidays(day.year)
+
+
+def is_working_day(day: date) -> bool:
+    """Monday to Friday and not an England-and-Wales bank holiday."""
+    return day.weekday() < 5 and not is_bank_holiday(day)
+
+
+# Working days -------------------------------------------------------------------------
+
+
+def next_working_day(day: date) -> date:
+    """The first working day after ``day``."""
+    candidate = day + _ONE_DAY
+    while not is_working_day(candidate):
+        candidate += _ONE_DAY
+    return candidate
+
+
+def previous_working_day(day: date) -> date:
+    """The last working day before ``day``."""
+    candidate = day - _ONE_DAY
+    while not is_working_day(candidate):
+        candidate -= _ONE_DAY
+    return candidate
+
+
+def working_day_on_or_before(day: date) -> date:
+    """``day`` if it is a working day, else the working day before it."""
+    return day if is_working_day(day) else previous_working_day(day)
+
+
+def act_by(due: date) -> date | None:
+    """When to act on a due date that is not a working day; None if it is one.
+
+    The Regulations never move a due date, so the date itself stays; a due date on a
+    Saturday, Sunday or bank holiday is acted on by the previous working day.
+    """
+    return None if is_working_day(due) else previous_working_day(due)
+
+
+def working_days_after(start: date, days: int) -> date:
+    """The day that is ``days`` working days after ``start`` (``start`` not counted)."""
+    if days < 0:
+        raise CalendarError(f"cannot count {days} working days forward: use 0 or more")
+    current = start
+    for _ in range(days):
+        current = next_working_day(current)
+    return current
+
+
+def working_days_before(anchor: date, days: int) -> date:
+    """The day ``days`` working days before ``anchor`` (``anchor`` not counted)."""
+    if days < 0:
+        raise CalendarError(f"cannot count {days} working days back: use 0 or more")
+    current = anchor
+    for _ in range(days):
+        current = previous_working_day(current)
+    return current
+
+
+def last_of_working_days_beginning_with(start: date, days: int) -> date:
+    """The last day of "N working days beginning with" ``start``.
+
+    ``start`` is the first of them when it is a working day; otherwise the first working
+    day after it is.
+    """
+    if days < 1:
+        raise CalendarError(f"a period of {days} working days has no last day: use 1+")
+    first = start if is_working_day(start) else next_working_day(start)
+    return working_days_after(first, days - 1)
+
+
+def count_working_days(first: date, last: date) -> int:
+    """How many working days there are from ``first`` to ``last``, both included."""
+    if last < first:
+        return 0
+    total = 0
+    current = first
+    while current <= last:
+        if is_working_day(current):
+            total += 1
+        current += _ONE_DAY
+    return total

@@ -1,0 +1,771 @@
+"""The clock engine: a pure function from a case's state, an event or "now" to outputs.
+
+``apply(state, event)`` records a fact (or a correction of one), derives the case's
+clocks again from all its facts with ``evaluate.derive``, and compares them with the
+clocks already published: a new clock is ``ClockSet``; a moved due date is
+``ClockDueDateChanged`` and withdraws every alert raised about the old date; a stop is
+``ClockMet`` or ``ClockLate`` by the stop's own date, and a met clock withdraws an
+overdue alert that no longer holds; a cancellation is ``ClockCancelled``; a new
+exception is ``ClockExceptionApplied``. ``tick(state, now)`` raises the alerts that time
+brings: ``ClockApproaching`` when a lead time is reached, ``ClockOverdue`` once the
+London date is past the due date, and ``ClockMet`` when a window closes. ``apply`` also
+raises them against the last "now" the case was ticked with, so a clock set late is
+alerted at once.
+
+The state is a ``CaseState``; ``to_dict``/``from_dict`` turn it into plain JSON for a
+faust table. Every output's id is a UUID 5 of the case, the clock, the transition and
+what it concerns (the due date, the lead time, the clock's revision), so feeding the
+same inputs to a fresh state yields the same outputs with the same ids.
+
+When several lead times are reached by one tick (a clock set late, or ticks far apart),
+only the nearest is raised: the others would arrive in the same moment and say less.
+"""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from deadlines.domain import contract
+from deadlines.domain.errors import DeadlinesError, UnusableEvent
+from deadlines.domain.evaluate import (
+    Cancelled,
+    DerivedClock,
+    EngineConfig,
+    Fact,
+    Stopped,
+    derive,
+)
+from deadlines.domain.model import ClockRule, EventSpec, FieldKind
+from send_schemas.deadlines import (
+    AlertKind,
+    AlertWithdrawn,
+    Authority,
+    ClockApproaching,
+    ClockCancelled,
+    ClockDueDateChanged,
+    ClockEvent,
+    ClockExceptionApplied,
+    ClockKind,
+    ClockLate,
+    ClockMet,
+    ClockOverdue,
+    ClockSet,
+)
+from sendkit import calendar
+
+__all__ = [
+    "DEFAULT_CONFIG",
+    "CaseEvent",
+    "CaseState",
+    "ClockView",
+    "Emitted",
+    "EngineConfig",
+    "apply",
+    "evaluate",
+    "output_id",
+    "run",
+    "tick",
+]
+
+DEFAULT_CONFIG = EngineConfig()
+
+_NAMESPACE = uuid.UUID("6b1f8f52-3f0e-5d7a-9c1e-2f4b7d0a5e31")
+WINDOW_CLOSED = "window closed"
+
+
+def output_id(case_id: str, clock_id: str, transition: str, *parts: object) -> str:
+    """The deterministic id of an output event."""
+    name = "\x1f".join([case_id, clock_id, transition, *(str(part) for part in parts)])
+    return str(uuid.uuid5(_NAMESPACE, name))
+
+
+# Inputs and outputs -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CaseEvent:
+    """An input event: its CloudEvents id and type, the case id (subject) and data."""
+
+    id: str
+    type: str
+    case_id: str
+    data: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Emitted:
+    """An output clock event with its deterministic id."""
+
+    id: str
+    type: str
+    case_id: str
+    event: ClockEvent
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "type": self.type,
+            "subject": self.case_id,
+            "data": self.event.model_dump(mode="json"),
+        }
+
+
+# State --------------------------------------------------------------------------------
+
+OPEN = "open"
+MET = "met"
+LATE = "late"
+CANCELLED = "cancelled"
+CLOSED = "closed"
+
+
+@dataclass(slots=True)
+class _Alert:
+    kind: AlertKind
+    due_on: date
+    lead: int | None
+
+
+@dataclass(slots=True)
+class _Clock:
+    clock_id: str
+    clock: str
+    version: str
+    due_on: date
+    started_on: date | None
+    counts_from: date | None
+    lead_working_days: tuple[int, ...]
+    status: str = OPEN
+    stopped_on: date | None = None
+    rev: int = 0
+    endings: int = 0
+    exception_codes: list[str] = field(default_factory=list)
+    leads_done: list[int] = field(default_factory=list)
+    overdue_done: bool = False
+    alerts: dict[str, _Alert] = field(default_factory=dict)
+
+
+def _iso(day: date | None) -> str | None:
+    return None if day is None else day.isoformat()
+
+
+def _day(value: Any) -> date | None:
+    return None if value is None else date.fromisoformat(str(value))
+
+
+@dataclass(slots=True)
+class CaseState:
+    """The engine's state for one case: its facts and the clocks published so far."""
+
+    case_id: str
+    facts: list[Fact] = field(default_factory=list)
+    seen: list[str] = field(default_factory=list)
+    clocks: dict[str, _Clock] = field(default_factory=dict)
+    now: datetime | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The state as plain JSON types, for a faust table."""
+        return {
+            "case_id": self.case_id,
+            "now": None if self.now is None else self.now.isoformat(),
+            "seen": list(self.seen),
+            "facts": [
+                {"id": fact.id, "type": fact.type, "data": dict(fact.data)}
+                for fact in self.facts
+            ],
+            "clocks": {
+                clock_id: {
+                    "clock": clock.clock,
+                    "version": clock.version,
+                    "due_on": clock.due_on.isoformat(),
+                    "started_on": _iso(clock.started_on),
+                    "counts_from": _iso(clock.counts_from),
+                    "lead_working_days": list(clock.lead_working_days),
+                    "status": clock.status,
+                    "stopped_on": _iso(clock.stopped_on),
+                    "rev": clock.rev,
+                    "endings": clock.endings,
+                    "exception_codes": list(clock.exception_codes),
+                    "leads_done": list(clock.leads_done),
+                    "overdue_done": clock.overdue_done,
+                    "alerts": {
+                        alert_id: {
+                            "kind": alert.kind.value,
+                            "due_on": alert.due_on.isoformat(),
+                            "lead": alert.lead,
+                        }
+                        for alert_id, alert in clock.alerts.items()
+                    },
+                }
+                for clock_id, clock in self.clocks.items()
+            },
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CaseState:
+        """Rebuild a state written by ``to_dict``."""
+        clocks: dict[str, _Clock] = {}
+        for clock_id, raw in data["clocks"].items():
+            due_on = _day(raw["due_on"])
+            if due_on is None:
+                raise DeadlinesError(
+                    f"stored clock {clock_id!r} of case {data['case_id']!r} has no due "
+                    "date: the state was not written by CaseState.to_dict"
+                )
+            clocks[clock_id] = _Clock(
+                clock_id=clock_id,
+                clock=raw["clock"],
+                version=raw["version"],
+                due_on=due_on,
+                started_on=_day(raw["started_on"]),
+                counts_from=_day(raw["counts_from"]),
+                lead_working_days=tuple(raw["lead_working_days"]),
+                status=raw["status"],
+                stopped_on=_day(raw["stopped_on"]),
+                rev=raw["rev"],
+                endings=raw["endings"],
+                exception_codes=list(raw["exception_codes"]),
+                leads_done=list(raw["leads_done"]),
+                overdue_done=raw["overdue_done"],
+                alerts={
+                    alert_id: _Alert(
+                        AlertKind(alert["kind"]),
+                        date.fromisoformat(alert["due_on"]),
+                        alert["lead"],
+                    )
+                    for alert_id, alert in raw["alerts"].items()
+                },
+            )
+        now = data.get("now")
+        return cls(
+            case_id=data["case_id"],
+            facts=[Fact(f["id"], f["type"], dict(f["data"])) for f in data["facts"]],
+            seen=list(data["seen"]),
+            clocks=clocks,
+            now=None if now is None else datetime.fromisoformat(now),
+        )
+
+
+# Reading an input event ---------------------------------------------------------------
+
+
+def _normalise(spec: EventSpec, event: CaseEvent) -> dict[str, Any]:
+    """The fields the rules read, checked and in canonical JSON form."""
+    data: dict[str, Any] = {}
+    for field_spec in spec.fields:
+        value = event.data.get(field_spec.name)
+        if value is None:
+            if field_spec.required:
+                raise UnusableEvent(
+                    event.id, event.type, f"field {field_spec.name!r} is required"
+                )
+            continue
+        data[field_spec.name] = _canonical(
+            event, field_spec.name, field_spec.kind, value
+        )
+    return data
+
+
+def _canonical(event: CaseEvent, name: str, kind: FieldKind, value: Any) -> Any:
+    try:
+        match kind:
+            case FieldKind.DATE:
+                return calendar.parse_date(value).isoformat()
+            case FieldKind.TIMESTAMP:
+                return calendar.parse_timestamp(value).isoformat()
+            case FieldKind.INT:
+                if isinstance(value, bool) or not isinstance(value, int | str):
+                    raise ValueError(f"{value!r} is not a whole number")
+                return int(value)
+            case FieldKind.BOOL:
+                if not isinstance(value, bool):
+                    raise ValueError(f"{value!r} is not true or false")
+                return value
+            case FieldKind.TEXT:
+                if not isinstance(value, str | int) or isinstance(value, bool):
+                    raise ValueError(f"{value!r} is not text")
+                return str(value)
+    except ValueError as error:
+        raise UnusableEvent(event.id, event.type, f"field {name!r}: {error}") from error
+
+
+def _check_exception(
+    event: CaseEvent, data: Mapping[str, Any], config: EngineConfig
+) -> None:
+    clock, reason = data["clock"], data["reason"]
+    allowed: set[str] = set()
+    for rules in config.rulesets:
+        if rules.has(clock):
+            allowed.update(r.code for r in rules.rule(clock).exceptions)
+    if reason not in allowed:
+        names = sorted(
+            {r.name for rules in config.rulesets for r in rules.rules if r.exceptions}
+        )
+        raise UnusableEvent(
+            event.id,
+            event.type,
+            f"exception reason {reason!r} does not apply to clock {clock!r}; reasons "
+            f"apply only to {', '.join(names)}"
+            + (f", and to {clock!r} they are {sorted(allowed)}" if allowed else ""),
+        )
+
+
+def _record(facts: list[Fact], spec: EventSpec, fact: Fact) -> None:
+    """Add a fact, or let it replace the earlier fact with the same identity."""
+    if spec.identity is not None:
+        for index, earlier in enumerate(facts):
+            if earlier.type == fact.type and all(
+                earlier.data.get(name) == fact.data.get(name) for name in spec.identity
+            ):
+                facts[index] = Fact(earlier.id, fact.type, fact.data)
+                return
+    facts.append(fact)
+
+
+def _same(kind: FieldKind, left: Any, right: Any) -> bool:
+    try:
+        if kind is FieldKind.TIMESTAMP:
+            return calendar.parse_timestamp(left) == calendar.parse_timestamp(right)
+        return calendar.parse_date(left) == calendar.parse_date(right)
+    except calendar.CalendarError:
+        return False
+
+
+def _correct(facts: list[Fact], event: CaseEvent) -> None:
+    correction = contract.CORRECTIONS_BY_TYPE[event.type]
+    name = event.data.get("field")
+    targets = correction.targets.get(str(name))
+    if targets is None:
+        raise UnusableEvent(
+            event.id,
+            event.type,
+            f"field {name!r} cannot be corrected here; correctable: "
+            + ", ".join(sorted(correction.targets)),
+        )
+    kind = contract.EVENTS_BY_TYPE[targets[0]].field(str(name)).kind
+    new_value = _canonical(event, "new_value", kind, event.data.get("new_value"))
+    old_value = event.data.get("old_value")
+    holders = [
+        index
+        for index, fact in enumerate(facts)
+        if fact.type in targets and fact.data.get(str(name)) is not None
+    ]
+    matching = [i for i in holders if _same(kind, facts[i].data[str(name)], old_value)]
+    if matching:
+        index = matching[-1]
+    elif len(holders) == 1:
+        index = holders[0]
+    else:
+        raise UnusableEvent(
+            event.id,
+            event.type,
+            f"no earlier fact has {name} = {old_value!r} to correct; send the value "
+            "as it was recorded in old_value",
+        )
+    fact = facts[index]
+    facts[index] = Fact(fact.id, fact.type, {**fact.data, str(name): new_value})
+
+
+# The engine ---------------------------------------------------------------------------
+
+
+def apply(
+    state: CaseState | None, event: CaseEvent, config: EngineConfig = DEFAULT_CONFIG
+) -> tuple[CaseState, list[Emitted]]:
+    """Record ``event`` and return the new state and the clock events it causes.
+
+    An event of a type no rule reads changes nothing. A repeated event id changes
+    nothing. Raises ``UnusableEvent`` (leaving ``state`` as it was) for an event the
+    rules cannot read.
+    """
+    if state is None:
+        state = CaseState(case_id=event.case_id)
+    if event.case_id != state.case_id:
+        raise DeadlinesError(
+            f"event {event.id} is for case {event.case_id!r} but was applied to the "
+            f"state of case {state.case_id!r}: key the state by the event subject"
+        )
+    spec = contract.EVENTS_BY_TYPE.get(event.type)
+    is_correction = event.type in contract.CORRECTIONS_BY_TYPE
+    if event.id in state.seen or (spec is None and not is_correction):
+        return state, []
+
+    facts = list(state.facts)
+    if spec is not None:
+        data = _normalise(spec, event)
+        if event.type == contract.EXCEPTION_RECORDED:
+            _check_exception(event, data, config)
+        _record(facts, spec, Fact(event.id, event.type, data))
+    else:
+        _correct(facts, event)
+
+    new = CaseState(
+        case_id=state.case_id,
+        facts=facts,
+        seen=[*state.seen, event.id],
+        clocks=copy.deepcopy(state.clocks),
+        now=state.now,
+    )
+    outputs = _reconcile(new, config)
+    if new.now is not None:
+        outputs.extend(_alerts(new, calendar.london_date(new.now), config))
+    return new, outputs
+
+
+def tick(
+    state: CaseState, now: datetime, config: EngineConfig = DEFAULT_CONFIG
+) -> tuple[CaseState, list[Emitted]]:
+    """Raise the alerts that the London date of ``now`` brings to the case's clocks."""
+    today = calendar.london_date(now)
+    latest = now if state.now is None or now > state.now else state.now
+    new = CaseState(
+        case_id=state.case_id,
+        facts=list(state.facts),
+        seen=list(state.seen),
+        clocks=copy.deepcopy(state.clocks),
+        now=latest,
+    )
+    return new, _alerts(new, today, config)
+
+
+def run(
+    inputs: Iterable[CaseEvent | datetime],
+    state: CaseState | None = None,
+    config: EngineConfig = DEFAULT_CONFIG,
+) -> tuple[CaseState | None, list[Emitted]]:
+    """Fold events and ticks (datetimes) of one case in order; for tests and replays."""
+    outputs: list[Emitted] = []
+    for item in inputs:
+        if isinstance(item, datetime):
+            if state is not None:
+                state, emitted = tick(state, item, config)
+                outputs.extend(emitted)
+        else:
+            state, emitted = apply(state, item, config)
+            outputs.extend(emitted)
+    return state, outputs
+
+
+# Comparing derived clocks with published ones -----------------------------------------
+
+
+class _Out:
+    """Collects the outputs of one step for one case."""
+
+    def __init__(self, state: CaseState, config: EngineConfig) -> None:
+        self.state = state
+        self.config = config
+        self.items: list[Emitted] = []
+
+    def rule(self, clock: _Clock) -> ClockRule:
+        return self.config.version(clock.version).rule(clock.clock)
+
+    def base(self, clock: _Clock) -> dict[str, Any]:
+        rule = self.rule(clock)
+        return {
+            "clock_id": clock.clock_id,
+            "case_id": self.state.case_id,
+            "clock": clock.clock,
+            "title": rule.title,
+            "due_on": clock.due_on,
+            "act_by": calendar.act_by(clock.due_on),
+            "legal_basis": rule.legal_basis,
+            "statutory": rule.authority is Authority.STATUTORY,
+            "authority": rule.authority,
+            "escalate": rule.escalates and not clock.exception_codes,
+            "exception_reason": clock.exception_codes[0]
+            if clock.exception_codes
+            else None,
+            "rules_version": clock.version,
+        }
+
+    def emit(
+        self, clock: _Clock, event: ClockEvent, transition: str, *parts: object
+    ) -> str:
+        event_id = output_id(self.state.case_id, clock.clock_id, transition, *parts)
+        self.items.append(Emitted(event_id, event.TYPE, self.state.case_id, event))
+        return event_id
+
+    def withdraw(self, clock: _Clock, reason: str, kinds: Sequence[AlertKind]) -> None:
+        for alert_id, alert in list(clock.alerts.items()):
+            if alert.kind not in kinds:
+                continue
+            event = AlertWithdrawn(
+                **self.base(clock),
+                alert_id=alert_id,
+                alert_kind=alert.kind,
+                alert_due_on=alert.due_on,
+                lead_working_days=alert.lead,
+                reason=reason,
+            )
+            self.emit(clock, event, "withdrawn", alert_id)
+            del clock.alerts[alert_id]
+
+
+_ALL_ALERTS = (AlertKind.APPROACHING, AlertKind.OVERDUE)
+
+
+def _reconcile(state: CaseState, config: EngineConfig) -> list[Emitted]:
+    out = _Out(state, config)
+    pinned = {clock_id: clock.version for clock_id, clock in state.clocks.items()}
+    derived = derive(state.facts, config, pinned)
+    for clock_id, found in derived.items():
+        clock = state.clocks.get(clock_id)
+        if clock is None:
+            _set(out, found)
+        else:
+            _update(out, clock, found)
+    for clock_id, clock in state.clocks.items():
+        if clock_id not in derived and clock.status == OPEN:
+            _cancel(out, clock, Cancelled(None, "rules no longer apply", False))
+    return out.items
+
+
+def _set(out: _Out, found: DerivedClock) -> None:
+    rule = found.rule
+    clock = _Clock(
+        clock_id=found.clock_id,
+        clock=rule.name,
+        version=found.version,
+        due_on=found.due_on,
+        started_on=found.started_on,
+        counts_from=found.counts_from,
+        lead_working_days=found.lead_working_days,
+    )
+    out.state.clocks[found.clock_id] = clock
+    window = rule.kind is ClockKind.WINDOW
+    event = ClockSet(
+        **out.base(clock),
+        kind=rule.kind,
+        started_on=found.started_on,
+        counts_from=found.counts_from,
+        earliest_action_on=calendar.days_after(found.due_on, 1) if window else None,
+        guidance_due_on=found.guidance_due_on,
+        guidance_note=rule.guidance_note,
+        lead_working_days=found.lead_working_days,
+        action=rule.action,
+    )
+    out.emit(clock, event, "set", found.due_on)
+    _exceptions(out, clock, found)
+    if found.ending is not None:
+        _end(out, clock, found.ending)
+
+
+def _update(out: _Out, clock: _Clock, found: DerivedClock) -> None:
+    if clock.status == CANCELLED:
+        return
+    if found.due_on != clock.due_on:
+        previous = clock.due_on
+        clock.rev += 1
+        clock.due_on = found.due_on
+        clock.counts_from = found.counts_from
+        clock.leads_done = []
+        clock.overdue_done = False
+        if clock.status == CLOSED:
+            clock.status = OPEN
+            clock.stopped_on = None
+        event = ClockDueDateChanged(
+            **out.base(clock), previous_due_on=previous, counts_from=found.counts_from
+        )
+        out.emit(clock, event, "due_changed", clock.rev, found.due_on)
+        out.withdraw(
+            clock,
+            f"the due date moved from {previous.isoformat()} to "
+            f"{found.due_on.isoformat()}",
+            _ALL_ALERTS,
+        )
+    _exceptions(out, clock, found)
+    ending = found.ending
+    if isinstance(ending, Stopped):
+        status = MET if ending.on <= clock.due_on else LATE
+        if clock.status != status or clock.stopped_on != ending.on:
+            _end(out, clock, ending)
+    elif isinstance(ending, Cancelled) and clock.status in (OPEN, CLOSED):
+        _end(out, clock, ending)
+    elif ending is None and clock.status in (MET, LATE):
+        # A stop can only vanish if the facts were re-keyed; the clock stays ended,
+        # because un-ending a published final state would confuse every reader.
+        return
+
+
+def _exceptions(out: _Out, clock: _Clock, found: DerivedClock) -> None:
+    for reason in found.exceptions:
+        if reason.code in clock.exception_codes:
+            continue
+        clock.exception_codes.append(reason.code)
+        event = ClockExceptionApplied(
+            **out.base(clock), reason=reason.code, reason_text=reason.text
+        )
+        out.emit(clock, event, "exception", reason.code)
+
+
+def _end(out: _Out, clock: _Clock, ending: Stopped | Cancelled) -> None:
+    if isinstance(ending, Cancelled):
+        _cancel(out, clock, ending)
+        return
+    clock.endings += 1
+    clock.stopped_on = ending.on
+    parts = (clock.rev, clock.endings, clock.due_on, ending.on)
+    if ending.on <= clock.due_on:
+        clock.status = MET
+        out.emit(
+            clock,
+            ClockMet(**out.base(clock), stopped_on=ending.on, stopped_by=ending.by),
+            "met",
+            *parts,
+        )
+        out.withdraw(
+            clock,
+            f"stopped on {ending.on.isoformat()}, on or before the due date",
+            (AlertKind.OVERDUE,),
+        )
+    else:
+        clock.status = LATE
+        days_late = (ending.on - clock.due_on).days
+        event = ClockLate(
+            **out.base(clock),
+            stopped_on=ending.on,
+            stopped_by=ending.by,
+            days_late=days_late,
+        )
+        out.emit(clock, event, "late", *parts)
+    for alert_id in [
+        key
+        for key, alert in clock.alerts.items()
+        if alert.kind is AlertKind.APPROACHING
+    ]:
+        del clock.alerts[alert_id]
+
+
+def _cancel(out: _Out, clock: _Clock, ending: Cancelled) -> None:
+    clock.status = CANCELLED
+    event = ClockCancelled(
+        **out.base(clock),
+        cancelled_on=ending.on,
+        cancelled_by=ending.by,
+        breach_voided=ending.voids_breach,
+    )
+    out.emit(clock, event, "cancelled", clock.due_on)
+    if ending.voids_breach:
+        out.withdraw(
+            clock, "cancelled: the overdue state was no breach", (AlertKind.OVERDUE,)
+        )
+    clock.alerts.clear()
+
+
+# Alerts that time brings --------------------------------------------------------------
+
+
+def alert_day(due_on: date, lead: int) -> date:
+    """The working day a lead time falls on; lead 0 is the act-by day itself."""
+    if lead == 0:
+        return calendar.working_day_on_or_before(due_on)
+    return calendar.working_days_before(due_on, lead)
+
+
+def _alerts(state: CaseState, today: date, config: EngineConfig) -> list[Emitted]:
+    out = _Out(state, config)
+    for clock in state.clocks.values():
+        if clock.status != OPEN:
+            continue
+        rule = out.rule(clock)
+        if today > clock.due_on:
+            if rule.kind is ClockKind.WINDOW:
+                _end(out, clock, Stopped(clock.due_on, WINDOW_CLOSED))
+                clock.status = CLOSED
+            elif not clock.overdue_done:
+                clock.overdue_done = True
+                event = ClockOverdue(
+                    **out.base(clock),
+                    overdue_since=calendar.days_after(clock.due_on, 1),
+                    action=rule.overdue_action or rule.action,
+                )
+                alert_id = out.emit(clock, event, "overdue", clock.rev, clock.due_on)
+                clock.alerts[alert_id] = _Alert(AlertKind.OVERDUE, clock.due_on, None)
+            continue
+        reached = [
+            lead
+            for lead in clock.lead_working_days
+            if lead not in clock.leads_done and alert_day(clock.due_on, lead) <= today
+        ]
+        if not reached:
+            continue
+        lead = min(reached)
+        clock.leads_done.extend(reached)
+        approaching = ClockApproaching(
+            **out.base(clock),
+            lead_working_days=lead,
+            alert_on=alert_day(clock.due_on, lead),
+            action=rule.action,
+        )
+        alert_id = out.emit(
+            clock, approaching, "approaching", clock.rev, clock.due_on, lead
+        )
+        clock.alerts[alert_id] = _Alert(AlertKind.APPROACHING, clock.due_on, lead)
+    return out.items
+
+
+# Reading the state --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ClockView:
+    """One clock of a case as it stands on a day, for a timeline or a check."""
+
+    clock_id: str
+    clock: str
+    title: str
+    status: str
+    due_on: date
+    act_by: date | None
+    stopped_on: date | None
+    statutory: bool
+    exception_reason: str | None
+    rules_version: str
+
+
+def evaluate(
+    state: CaseState, now: datetime, config: EngineConfig = DEFAULT_CONFIG
+) -> list[ClockView]:
+    """Every clock of the case and its status at ``now``, without changing anything.
+
+    The status is ``open``, ``approaching`` (a lead time reached), ``overdue``, or the
+    final ``met``, ``late``, ``cancelled`` (a window that has closed is ``met``).
+    """
+    today = calendar.london_date(now)
+    views: list[ClockView] = []
+    for clock in state.clocks.values():
+        rule = config.version(clock.version).rule(clock.clock)
+        status = clock.status
+        if status == CLOSED:
+            status = MET
+        elif status == OPEN:
+            if today > clock.due_on:
+                status = MET if rule.kind is ClockKind.WINDOW else "overdue"
+            elif any(
+                alert_day(clock.due_on, lead) <= today
+                for lead in clock.lead_working_days
+            ):
+                status = "approaching"
+        views.append(
+            ClockView(
+                clock_id=clock.clock_id,
+                clock=clock.clock,
+                title=rule.title,
+                status=status,
+                due_on=clock.due_on,
+                act_by=calendar.act_by(clock.due_on),
+                stopped_on=clock.due_on if clock.status == CLOSED else clock.stopped_on,
+                statutory=rule.authority is Authority.STATUTORY,
+                exception_reason=clock.exception_codes[0]
+                if clock.exception_codes
+                else None,
+                rules_version=clock.version,
+            )
+        )
+    return views

@@ -1,0 +1,511 @@
+"""Derive a case's clocks from its facts: the interpreter of the rules table.
+
+``derive`` reads the facts of one case in the order they were recorded and returns every
+clock the rules give them: its due date (computed by ``sendkit.calendar`` only), the
+date it counts from, and how it ended if it has (stopped, with the date of the stopping
+fact, or cancelled), with any exception reasons. It knows nothing of time passing or of
+what was published before; ``deadlines.domain.engine`` compares its answer with the
+clocks already published and with "now".
+
+A clock starts at the first fact that starts it, and only facts recorded after that one
+stop or cancel it; the first such fact decides. Dates come from the facts themselves,
+never from when they were recorded, so a stop recorded late but dated in time is met.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date, timedelta
+from typing import Any
+
+from deadlines.domain import contract
+from deadlines.domain.council import CouncilConfig
+from deadlines.domain.errors import RulesError
+from deadlines.domain.model import (
+    EACH_EVENT,
+    Cancel,
+    ClockRule,
+    Condition,
+    Count,
+    DateRef,
+    DayInYear,
+    DueRule,
+    Earliest,
+    EventSpec,
+    ExceptionReason,
+    FactOf,
+    Field,
+    FieldKind,
+    FirstKnown,
+    Offset,
+    OnDayIfKnownInTime,
+    RuleSet,
+    Start,
+    StartDate,
+    Stop,
+)
+from deadlines.domain.rules import RULESETS, check_rulesets, ruleset_for
+from sendkit import calendar
+
+
+@dataclass(frozen=True, slots=True)
+class Fact:
+    """One recorded input event, reduced to the fields the rules read."""
+
+    id: str
+    type: str
+    data: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Stopped:
+    on: date
+    by: str
+
+
+@dataclass(frozen=True, slots=True)
+class Cancelled:
+    on: date | None
+    by: str
+    voids_breach: bool
+
+
+@dataclass(frozen=True, slots=True)
+class DerivedClock:
+    """A clock as the facts give it, before comparing with what was published."""
+
+    clock_id: str
+    rule: ClockRule
+    version: str
+    started_on: date | None
+    counts_from: date | None
+    due_on: date
+    guidance_due_on: date | None
+    lead_working_days: tuple[int, ...]
+    ending: Stopped | Cancelled | None
+    exceptions: tuple[ExceptionReason, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Trigger:
+    rules: RuleSet
+    rule: ClockRule
+    start: Start
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    """The rules versions and the council settings the engine works with."""
+
+    rulesets: tuple[RuleSet, ...] = RULESETS
+    council: CouncilConfig = field(default_factory=CouncilConfig)
+    _starts: dict[str, tuple[_Trigger, ...]] = field(
+        init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        check_rulesets(self.rulesets)
+        self.council.check(self.rulesets)
+        starts: dict[str, list[_Trigger]] = {}
+        for rules in self.rulesets:
+            for rule in rules.rules:
+                _check_rule(rule)
+                for start in rule.starts:
+                    starts.setdefault(start.event_type, []).append(
+                        _Trigger(rules, rule, start)
+                    )
+        object.__setattr__(
+            self, "_starts", {kind: tuple(found) for kind, found in starts.items()}
+        )
+
+    def triggers(self, event_type: str) -> tuple[_Trigger, ...]:
+        return self._starts.get(event_type, ())
+
+    def version(self, version: str) -> RuleSet:
+        for rules in self.rulesets:
+            if rules.version == version:
+                return rules
+        raise RulesError(
+            f"a clock was set under rules {version!r}, which this engine lacks; "
+            "keep every version that clocks were set under in RULESETS"
+        )
+
+
+_DATE_KINDS = (FieldKind.DATE, FieldKind.TIMESTAMP)
+
+
+# Reading facts ------------------------------------------------------------------------
+
+
+def _spec(event_type: str) -> EventSpec:
+    try:
+        return contract.EVENTS_BY_TYPE[event_type]
+    except KeyError:
+        raise RulesError(
+            f"the rules read {event_type}, which the contract lacks"
+        ) from None
+
+
+def fact_date(fact: Fact, name: str) -> date | None:
+    """The London date in ``fact``'s field ``name`` (None if the fact has none)."""
+    value = fact.data.get(name)
+    if value is None:
+        return None
+    if _spec(fact.type).field(name).kind is FieldKind.TIMESTAMP:
+        return calendar.london_date(calendar.parse_timestamp(value))
+    return calendar.parse_date(value)
+
+
+def _holds(conditions: tuple[Condition, ...], fact: Fact) -> bool:
+    for condition in conditions:
+        value = fact.data.get(condition.field)
+        if condition.present:
+            if value is None or value == "":
+                return False
+        elif value != condition.equals:
+            return False
+    return True
+
+
+def _short_type(event_type: str) -> str:
+    return event_type.split(".")[-2]
+
+
+def _clock_id(rule: ClockRule, start: Start, fact: Fact, ordinal: int) -> str | None:
+    if start.key is None:
+        return rule.name
+    if start.key == EACH_EVENT:
+        return f"{rule.name}[{_short_type(fact.type)}#{ordinal}]"
+    value = fact.data.get(start.key)
+    if value is None:
+        return None
+    return f"{rule.name}[{start.key}={value}]"
+
+
+def instance_value(rule: ClockRule, start: Start, fact: Fact) -> str | None:
+    """The value that names this clock among the rule's clocks, if it has one."""
+    if start.key is None or start.key == EACH_EVENT:
+        return None
+    value = fact.data.get(start.key)
+    return None if value is None else str(value)
+
+
+# Resolving dates ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Context:
+    facts: Sequence[Fact]
+    start_fact: Fact
+    start: Start
+    council: CouncilConfig
+
+
+def _resolve(ref: DateRef, ctx: _Context) -> date | None:
+    if isinstance(ref, StartDate):
+        return None if ctx.start.on is None else fact_date(ctx.start_fact, ctx.start.on)
+    if isinstance(ref, Field):
+        return fact_date(ctx.start_fact, ref.name)
+    if isinstance(ref, FactOf):
+        joined = None if ref.join is None else ctx.start_fact.data.get(ref.join)
+        if ref.join is not None and joined is None:
+            return None
+        for fact in ctx.facts:
+            if fact.type != ref.event_type:
+                continue
+            if ref.join is not None and fact.data.get(ref.join) != joined:
+                continue
+            found = fact_date(fact, ref.field)
+            if found is not None:
+                return found
+        return None
+    for part in ref.refs:
+        found = _resolve(part, ctx)
+        if found is not None:
+            return found
+    return None
+
+
+def count(base: date, amount: int, how: Count) -> date:
+    """Count ``amount`` from ``base`` as ``how`` says, with ``sendkit.calendar``."""
+    match how:
+        case Count.WEEKS_AFTER:
+            return calendar.weeks_after(base, amount)
+        case Count.DAYS_AFTER:
+            return calendar.days_after(base, amount)
+        case Count.DAYS_BEGINNING_WITH:
+            return calendar.last_of_days_beginning_with(base, amount)
+        case Count.MONTHS_AFTER:
+            return calendar.months_after(base, amount)
+        case Count.MONTHS_STARTING_WITH:
+            return calendar.last_of_months_starting_with(base, amount)
+        case Count.WORKING_DAYS_BEGINNING_WITH:
+            return calendar.last_of_working_days_beginning_with(base, amount)
+        case Count.DAYS_BEFORE:
+            return calendar.days_before(base, amount)
+        case Count.WEEKS_BEFORE:
+            return calendar.weeks_before(base, amount)
+        case Count.MONTHS_BEFORE:
+            return calendar.months_before(base, amount)
+
+
+def _due(rule: DueRule, ctx: _Context) -> tuple[date, date | None] | None:
+    """The due date and the date it counts from, or None while a date is unknown."""
+    if isinstance(rule, Offset):
+        base = _resolve(rule.base, ctx)
+        return None if base is None else (count(base, rule.amount, rule.count), base)
+    if isinstance(rule, Earliest):
+        found = [due for part in rule.parts if (due := _due(part, ctx)) is not None]
+        return min(found, key=lambda pair: pair[0]) if found else None
+    if isinstance(rule, DayInYear):
+        year = ctx.start_fact.data.get(rule.year_field)
+        if year is None:
+            return None
+        if rule.before:
+            return calendar.day_before(int(year), rule.month, rule.day), None
+        return date(int(year), rule.month, rule.day), None
+    if isinstance(rule, OnDayIfKnownInTime):
+        learned = _resolve(rule.learned, ctx)
+        if learned is None:
+            return None
+        day = _resolve(rule.day, ctx)
+        if day is not None and learned <= calendar.working_days_before(
+            day, rule.working_days
+        ):
+            return day, learned
+        last = calendar.last_of_working_days_beginning_with(learned, rule.working_days)
+        return last, learned
+    inner = _due(rule.inner, ctx)
+    if inner is None:
+        return None
+    term = ctx.council.term_for(inner[0])
+    return None if term is None else (term.starts_on - timedelta(days=1), inner[1])
+
+
+# Endings ------------------------------------------------------------------------------
+
+
+def _matches(match: str | None, fact: Fact, start_fact: Fact) -> bool:
+    if match is None:
+        return True
+    wanted = start_fact.data.get(match)
+    return wanted is not None and fact.data.get(match) == wanted
+
+
+def _ending(
+    rule: ClockRule, later: Sequence[Fact], start_fact: Fact
+) -> Stopped | Cancelled | None:
+    triggers: tuple[Stop | Cancel, ...] = (*rule.stops, *rule.cancels)
+    for fact in later:
+        for trigger in triggers:
+            if trigger.event_type != fact.type or not _holds(trigger.when, fact):
+                continue
+            if not _matches(trigger.match, fact, start_fact):
+                continue
+            if isinstance(trigger, Stop):
+                stopped_on = fact_date(fact, trigger.on)
+                if stopped_on is not None:
+                    return Stopped(stopped_on, fact.type)
+            else:
+                on = None if trigger.on is None else fact_date(fact, trigger.on)
+                return Cancelled(on, fact.type, trigger.voids_breach)
+    return None
+
+
+def _exceptions(
+    rule: ClockRule, clock_id: str, instance: str | None, facts: Sequence[Fact]
+) -> tuple[ExceptionReason, ...]:
+    found: list[ExceptionReason] = []
+    for fact in facts:
+        if fact.type != contract.EXCEPTION_RECORDED:
+            continue
+        if fact.data.get("clock") != rule.name:
+            continue
+        named = fact.data.get("instance")
+        if named is not None and named not in (instance, clock_id):
+            continue
+        reason = rule.exception(str(fact.data.get("reason")))
+        if reason is not None and reason not in found:
+            found.append(reason)
+    return tuple(found)
+
+
+# Deriving -----------------------------------------------------------------------------
+
+
+def _with_council_amount(rule: ClockRule, council: CouncilConfig) -> DueRule | None:
+    amount = council.local_amounts.get(rule.name)
+    if amount is None or not isinstance(rule.due, Offset):
+        return rule.due
+    return replace(rule.due, amount=amount)
+
+
+@dataclass(frozen=True, slots=True)
+class _Candidate:
+    position: int
+    fact: Fact
+    trigger: _Trigger
+
+
+def _setting_day(
+    candidate: _Candidate, facts: Sequence[Fact], config: EngineConfig
+) -> date | None:
+    """The day a clock is set (its starting fact's date), which picks its version."""
+    start = candidate.trigger.start
+    if start.on is not None:
+        day = fact_date(candidate.fact, start.on)
+        if day is not None:
+            return day
+    due_rule = candidate.trigger.rule.due
+    if due_rule is None:
+        return None
+    ctx = _Context(facts, candidate.fact, start, config.council)
+    due = _due(due_rule, ctx)
+    return None if due is None else (due[1] or due[0])
+
+
+def _choose(
+    candidates: dict[str, _Candidate],
+    pinned: str | None,
+    facts: Sequence[Fact],
+    config: EngineConfig,
+) -> _Candidate | None:
+    if pinned is not None:
+        return candidates.get(pinned)
+    for rules in reversed(config.rulesets):
+        candidate = candidates.get(rules.version)
+        if candidate is None:
+            continue
+        day = _setting_day(candidate, facts, config)
+        if day is None or ruleset_for(day, config.rulesets).version == rules.version:
+            return candidate
+    return next(iter(candidates.values()))
+
+
+def derive(
+    facts: Sequence[Fact],
+    config: EngineConfig,
+    pinned: Mapping[str, str] | None = None,
+) -> dict[str, DerivedClock]:
+    """Every clock the facts give, keyed by clock id, in the order they started.
+
+    ``pinned`` maps the ids of clocks already set to the rules version they were set
+    under, which they keep. A clock whose dates are not all known yet is left out until
+    they are.
+    """
+    pinned = pinned or {}
+    ordinals: dict[str, int] = {}
+    found: dict[str, dict[str, _Candidate]] = {}
+    for position, fact in enumerate(facts):
+        ordinals[fact.type] = ordinals.get(fact.type, 0) + 1
+        for trigger in config.triggers(fact.type):
+            if trigger.rule.name in config.council.disabled:
+                continue
+            if not _holds(trigger.start.when, fact):
+                continue
+            clock_id = _clock_id(trigger.rule, trigger.start, fact, ordinals[fact.type])
+            if clock_id is None:
+                continue
+            by_version = found.setdefault(clock_id, {})
+            by_version.setdefault(
+                trigger.rules.version, _Candidate(position, fact, trigger)
+            )
+
+    clocks: dict[str, DerivedClock] = {}
+    for clock_id, by_version in found.items():
+        candidate = _choose(by_version, pinned.get(clock_id), facts, config)
+        if candidate is None:
+            continue
+        clock = _derive_one(clock_id, candidate, facts, config)
+        if clock is not None:
+            clocks[clock_id] = clock
+    return clocks
+
+
+def _derive_one(
+    clock_id: str, candidate: _Candidate, facts: Sequence[Fact], config: EngineConfig
+) -> DerivedClock | None:
+    rule = candidate.trigger.rule
+    start = candidate.trigger.start
+    due_rule = _with_council_amount(rule, config.council)
+    if due_rule is None:
+        return None
+    ctx = _Context(facts, candidate.fact, start, config.council)
+    due = _due(due_rule, ctx)
+    if due is None:
+        return None
+    guidance = None if rule.guidance_due is None else _due(rule.guidance_due, ctx)
+    started_on = None if start.on is None else fact_date(candidate.fact, start.on)
+    instance = instance_value(rule, start, candidate.fact)
+    return DerivedClock(
+        clock_id=clock_id,
+        rule=rule,
+        version=candidate.trigger.rules.version,
+        started_on=started_on,
+        counts_from=due[1],
+        due_on=due[0],
+        guidance_due_on=None if guidance is None else guidance[0],
+        lead_working_days=config.council.leads_for(rule),
+        ending=_ending(rule, facts[candidate.position + 1 :], candidate.fact),
+        exceptions=_exceptions(rule, clock_id, instance, facts),
+    )
+
+
+def _date_fields(spec: EventSpec, names: Sequence[str | None]) -> None:
+    for name in names:
+        if name is not None and spec.field(name).kind not in _DATE_KINDS:
+            raise RulesError(f"{spec.type} field {name!r} is not a date or timestamp")
+
+
+def _ref_fields(ref: DateRef, start: EventSpec) -> None:
+    if isinstance(ref, Field):
+        _date_fields(start, (ref.name,))
+    elif isinstance(ref, FactOf):
+        other = _spec(ref.event_type)
+        _date_fields(other, (ref.field,))
+        if ref.join is not None:
+            # The starting event may lack the join field (an amendment outside a review
+            # has no review_id); that part of an Earliest then simply does not apply.
+            other.field(ref.join)
+    elif isinstance(ref, FirstKnown):
+        for part in ref.refs:
+            _ref_fields(part, start)
+
+
+def _due_fields(due: DueRule, start: EventSpec) -> None:
+    if isinstance(due, Offset):
+        _ref_fields(due.base, start)
+    elif isinstance(due, Earliest):
+        for part in due.parts:
+            _due_fields(part, start)
+    elif isinstance(due, DayInYear):
+        if start.field(due.year_field).kind is not FieldKind.INT:
+            raise RulesError(f"{start.type} field {due.year_field!r} is not a year")
+    elif isinstance(due, OnDayIfKnownInTime):
+        _ref_fields(due.day, start)
+        _ref_fields(due.learned, start)
+    else:
+        _due_fields(due.inner, start)
+
+
+def _check_rule(rule: ClockRule) -> None:
+    """Fail at start-up if a rule reads an event or field the contract does not have."""
+    for start in rule.starts:
+        spec = _spec(start.event_type)
+        _date_fields(spec, (start.on,))
+        if start.key not in (None, EACH_EVENT):
+            spec.field(str(start.key))
+        for condition in start.when:
+            spec.field(condition.field)
+        for due in (rule.due, rule.guidance_due):
+            if due is not None:
+                _due_fields(due, spec)
+    triggers: tuple[Stop | Cancel, ...] = (*rule.stops, *rule.cancels)
+    for trigger in triggers:
+        spec = _spec(trigger.event_type)
+        _date_fields(spec, (trigger.on,))
+        if trigger.match is not None:
+            spec.field(trigger.match)
+        for condition in trigger.when:
+            spec.field(condition.field)
