@@ -44,6 +44,14 @@ from devstack.demo_data import (
     write_staff_csv,
 )
 from devstack.dfe import DemoDataError, LaFigures, load_la_figures
+from intake.entrypoints.api_models import (
+    AssignCoordinatorBody,
+    DecisionBody,
+    ReceiveRequestBody,
+    TimeLimitExceptionBody,
+    WithdrawalBody,
+)
+from send_schemas import intake as contract
 from sendkit.calendar import LONDON, is_working_day
 
 YEAR = 2024
@@ -362,3 +370,27 @@ def test_the_command_line_writes_the_cases_and_the_directory(tmp_path: Path) -> 
     assert first["child_ref"].startswith("C-")
     assert datetime.fromisoformat(first["received_at"]).tzinfo is not None
     assert len(read_staff_csv(tmp_path / "staff.csv")) == len(DEMO_STAFF)
+
+
+# The intake contract the demo posts to
+
+
+def test_the_command_bodies_are_valid_for_the_intake_api() -> None:
+    cases = caseload(1.0, 825)
+
+    for c in cases:
+        received = ReceiveRequestBody.model_validate(c.receive_request_body())
+        assert received.received_at == c.received_at
+        assert received.requester_type in contract.REQUESTER_TYPES
+        assert received.channel in contract.CHANNELS
+        AssignCoordinatorBody.model_validate(c.assign_coordinator_body())
+        outcome = c.outcome_body()
+        if c.outcome == "withdrawn":
+            assert WithdrawalBody.model_validate(outcome).withdrawn_on == c.withdrawn_on
+        else:
+            decision = DecisionBody.model_validate(outcome)
+            assert decision.notified_on == c.decision_notified_on
+        exception = c.time_limit_exception_body()
+        if exception is not None:
+            assert TimeLimitExceptionBody.model_validate(exception).clock == "decision"
+    assert sum(c.time_limit_exception_body() is not None for c in cases) > 0

@@ -23,6 +23,14 @@ is synthetic: child references are ``C-`` and eight digits, children are named
 ``<NATO word> Testcase``, staff are ``<name> Example`` at ``send-demo.example.org``
 (a reserved domain), and schools are "Demo" schools with URNs from 990001.
 
+Each ``PlannedCase`` also gives the JSON bodies of the intake API's commands for it
+(``receive_request_body``, ``assign_coordinator_body``, ``time_limit_exception_body``,
+``outcome_body``); ``write_staff_csv`` writes the staff directory notify reads.
+
+Only the first stage is planned: the request and the decision whether to assess. The
+assessments, plans and reviews that follow (whose published figures ``devstack.dfe``
+also reads) are not generated yet, so the demo exercises only the 6-week clock.
+
 The generator's own due date (``sendkit.calendar.weeks_after`` the London date of
 receipt, 6 weeks) only decides which cases it makes late; the deadlines service remains
 the authority on statutory dates. Working days are the kernel's (``sendkit.calendar``),
@@ -94,6 +102,11 @@ REQUESTER_16_AND_OVER: Mapping[Requester, float] = {
 }
 # Outside the summer holiday, an exception is for (c) or (d).
 EXCEPTION_REASON_OTHERWISE: Mapping[ExceptionReason, float] = {"c": 0.6, "d": 0.4}
+EXCEPTION_EVIDENCE: Mapping[ExceptionReason, str] = {
+    "a": "Synthetic demo: advice was asked of the school during its summer closure.",
+    "c": "Synthetic demo: exceptional personal circumstances of the family.",
+    "d": "Synthetic demo: the family was away from the area for five weeks.",
+}
 SPECIAL_SCHOOL_SHARE = 0.15
 EXCEPTION_SHARE_OF_LATE = 0.12
 LATE_RECORDING_SHARE = 0.02
@@ -280,6 +293,11 @@ class PlannedCase:
     outcome_recorded_at: datetime
     exception_reason: ExceptionReason | None
     exception_noted_on: date | None
+    exception_evidence: str | None
+
+    @property
+    def child_name(self) -> str:
+        return f"{self.child_given_name} {self.child_family_name}"
 
     @property
     def received_on(self) -> date:
@@ -311,6 +329,47 @@ class PlannedCase:
     @property
     def curriculum_year_label(self) -> str:
         return curriculum_year_label(self.curriculum_year)
+
+    # The bodies of intake's HTTP commands for this case (POST /cases, then
+    # /cases/{id}/coordinator, /time-limit-exceptions, /decision or /withdrawal).
+
+    def receive_request_body(self) -> dict[str, Any]:
+        return {
+            "requester_type": self.requester,
+            "child_reference": self.child_ref,
+            "date_of_birth": self.date_of_birth.isoformat(),
+            "school_urn": self.school_urn,
+            "curriculum_year": self.curriculum_year,
+            "channel": self.channel,
+            "received_at": self.received_at.isoformat(),
+            "child_name": self.child_name,
+        }
+
+    def assign_coordinator_body(self) -> dict[str, Any]:
+        return {"coordinator_id": self.coordinator_id}
+
+    def time_limit_exception_body(self) -> dict[str, Any] | None:
+        if self.exception_reason is None:
+            return None
+        return {
+            "clock": "decision",
+            "reason": self.exception_reason,
+            "evidence": self.exception_evidence,
+        }
+
+    def outcome_body(self) -> dict[str, Any]:
+        """The decision body, or for a withdrawn request the withdrawal body."""
+        if self.decision_notified_on is not None:
+            return {
+                "outcome": self.outcome,
+                "notified_on": self.decision_notified_on.isoformat(),
+            }
+        # Without a decision the request was withdrawn, so withdrawn_on is set.
+        withdrawn = self.withdrawn_on or self.received_on
+        return {
+            "withdrawn_on": withdrawn.isoformat(),
+            "reason": "Synthetic demo: the family withdrew the request.",
+        }
 
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -779,6 +838,7 @@ def _complete(
         outcome_recorded_at=recorded_at,
         exception_reason=reason,
         exception_noted_on=noted,
+        exception_evidence=None if reason is None else EXCEPTION_EVIDENCE[reason],
     )
 
 
