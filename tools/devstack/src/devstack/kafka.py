@@ -38,6 +38,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType, TracebackType
@@ -227,6 +228,7 @@ class KafkaBroker:
         ephemeral: bool,
         format_seconds: float,
         ready_seconds: float,
+        log_offset: int = 0,
     ) -> None:
         self.process = process
         self.layout = layout
@@ -236,6 +238,8 @@ class KafkaBroker:
         self.ephemeral = ephemeral
         self.format_seconds = format_seconds
         self.ready_seconds = ready_seconds
+        # Where this JVM's output starts in a console log kept across restarts.
+        self.log_offset = log_offset
         self._stop_lock = threading.Lock()
         self._stopped = False
 
@@ -255,7 +259,8 @@ class KafkaBroker:
         return self.process.poll() is None
 
     def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
-        return _tail_file(self.layout.console_log, lines)
+        """The last lines this JVM wrote to its console log."""
+        return _tail_text(_read_log(self.layout.console_log, self.log_offset), lines)
 
     def stop(self, timeout: float = DEFAULT_STOP_TIMEOUT_S) -> None:
         """End the JVM: SIGTERM (a controlled shutdown), then SIGKILL after ``timeout``.
@@ -364,16 +369,14 @@ class _PortTaken(BrokerStartError):
     pass
 
 
+@dataclass(frozen=True, slots=True)
 class _StartPlan:
     """The identity and ports a start will use, fresh or read back from the run dir."""
 
-    def __init__(
-        self, *, cluster_id: str, port: int, controller_port: int, fresh: bool
-    ):
-        self.cluster_id = cluster_id
-        self.port = port
-        self.controller_port = controller_port
-        self.fresh = fresh
+    cluster_id: str
+    port: int
+    controller_port: int
+    fresh: bool
 
 
 def _plan_start(layout: BrokerLayout, port: int | None) -> _StartPlan:
@@ -431,6 +434,7 @@ def _start_once(
         _write_state(layout, plan)
     formatted = time.monotonic()
 
+    log_offset = layout.console_log.stat().st_size if layout.console_log.exists() else 0
     process = _launch_jvm(layout, java=java, classpath=classpath, ephemeral=ephemeral)
     layout.pid_file.write_text(f"{process.pid}\n")
     broker = KafkaBroker(
@@ -442,6 +446,7 @@ def _start_once(
         ephemeral=ephemeral,
         format_seconds=formatted - started,
         ready_seconds=0.0,
+        log_offset=log_offset,
     )
     _LIVE_BROKERS.add(broker)
     try:
@@ -588,7 +593,7 @@ def _wait_until_ready(broker: KafkaBroker, *, timeout: float) -> None:
 def _start_failure(broker: KafkaBroker, reason: str) -> BrokerStartError:
     # Stop first, so the log holds the JVM's last words and the port is free again.
     _end_process(broker.process, DEFAULT_STOP_TIMEOUT_S)
-    text = _read_log(broker.layout.console_log)
+    text = _read_log(broker.layout.console_log, broker.log_offset)
     kind = _PortTaken if PORT_IN_USE in text else BrokerStartError
     return kind(
         f"Kafka did not start: {reason}. From {broker.layout.console_log}:\n"
@@ -747,13 +752,11 @@ def _tail_text(text: str, lines: int) -> str:
     return "\n".join(text.rstrip().splitlines()[-lines:])
 
 
-def _tail_file(path: Path, lines: int) -> str:
-    return _tail_text(_read_log(path), lines)
-
-
-def _read_log(path: Path) -> str:
+def _read_log(path: Path, offset: int = 0) -> str:
     try:
-        return path.read_text(errors="replace")
+        with path.open("rb") as handle:
+            handle.seek(offset)
+            return handle.read().decode(errors="replace")
     except OSError:
         return f"(no log at {path})"
 
