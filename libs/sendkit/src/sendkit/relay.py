@@ -1,0 +1,396 @@
+"""The outbox relay: publishes a service's appended events to its Kafka topic, in order.
+
+The events table is the outbox. The relay reads the events after its checkpoint (the
+position it last finished publishing, kept in the same store under ``relay:<topic>``),
+sends them with an idempotent producer (``acks=all``, at most five requests in flight,
+which keeps each partition's order through the producer's own retries), waits until
+Kafka has acknowledged every one, and only then moves the checkpoint. Killed at any
+point, it starts again from the last checkpoint: events after it are sent again, with
+the same ``ce_id`` and the same bytes, and consumers drop the repeats. Nothing is
+skipped, because positions grow in commit order and the checkpoint only ever covers
+events Kafka has acknowledged; nothing is reordered within a case, because a case is one
+key and so one partition, and events are sent in position order.
+
+One relay runs per topic and store. Two relays on the same checkpoint would not lose
+events either, but each would publish everything, so a deployment runs one replica.
+
+Known weakness: if Kafka stays unreachable longer than the producer's delivery timeout
+(two minutes by default) part-way through a batch, the producer may give up on one
+record while a later record of the same partition still succeeds; the batch is then
+re-sent whole, so nothing is lost, but a consumer can see that later event before the
+repeat of the earlier one. ``ce_sequence`` (the stream version) lets a consumer notice.
+
+Run it as a process with ``python -m sendkit.relay --store sqlite:///intake.db --topic
+send.intake.events --source /send/intake`` (``--help`` lists the options).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+import weakref
+from collections.abc import Callable, Mapping, Sequence
+from types import FrameType, TracebackType
+from typing import Any
+
+from kafka import KafkaProducer
+from kafka.errors import KafkaError
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
+
+from sendkit.envelope import to_kafka
+from sendkit.logging import configure_logging
+from sendkit.store import EventStore, StoreUnavailable, open_store
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BATCH_SIZE = 500
+DEFAULT_POLL_INTERVAL_S = 0.5
+MAX_BACKOFF_S = 30.0
+
+
+class RelayError(Exception):
+    """Root of the relay's errors."""
+
+
+class PublishFailed(RelayError):
+    """Kafka did not acknowledge a batch; the checkpoint stayed where it was."""
+
+
+class _RelayMetrics:
+    """The relay's series in one registry; made once per registry and shared."""
+
+    _made: weakref.WeakKeyDictionary[CollectorRegistry, _RelayMetrics] = (
+        weakref.WeakKeyDictionary()
+    )
+    _lock = threading.Lock()
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.published = Counter(
+            "sendkit_relay_published_total",
+            "Events the outbox relay has published and Kafka has acknowledged.",
+            ["topic"],
+            registry=registry,
+        )
+        self.failures = Counter(
+            "sendkit_relay_failures_total",
+            "Relay rounds that failed (Kafka or the store) and will be retried.",
+            ["topic"],
+            registry=registry,
+        )
+        self.checkpoint = Gauge(
+            "sendkit_relay_checkpoint_position",
+            "The store position up to which every event has been published.",
+            ["topic"],
+            registry=registry,
+        )
+        self.lag = Gauge(
+            "sendkit_relay_lag_events",
+            "Events committed to the store and not yet published.",
+            ["topic"],
+            registry=registry,
+        )
+
+    @classmethod
+    def of(cls, registry: CollectorRegistry) -> _RelayMetrics:
+        with cls._lock:
+            if registry not in cls._made:
+                cls._made[registry] = cls(registry)
+            return cls._made[registry]
+
+
+class OutboxRelay:
+    """Publishes the events of one store to one topic, resuming from a checkpoint.
+
+    ``bootstrap`` is a comma-separated ``host:port`` list. The producer is made on the
+    first round, so constructing a relay never waits for Kafka. ``producer_config``
+    adds or overrides kafka-python producer settings (for TLS or SASL); settings that
+    would break ordering or durability are refused.
+    """
+
+    def __init__(
+        self,
+        store: EventStore,
+        topic: str,
+        bootstrap: str,
+        *,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        checkpoint_name: str | None = None,
+        flush_timeout_s: float = 60.0,
+        linger_ms: int = 5,
+        producer_config: Mapping[str, Any] | None = None,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size is {batch_size}: it must be at least 1")
+        config = dict(producer_config or {})
+        _refuse_unsafe_producer_settings(config)
+        self.store = store
+        self.topic = topic
+        self.bootstrap = bootstrap
+        self.batch_size = batch_size
+        self.checkpoint_name = checkpoint_name or f"relay:{topic}"
+        self._flush_timeout_s = flush_timeout_s
+        self._producer_config: dict[str, Any] = {
+            "bootstrap_servers": bootstrap.split(","),
+            "client_id": f"relay-{topic}",
+            "enable_idempotence": True,
+            "acks": "all",
+            "max_in_flight_requests_per_connection": 5,
+            "linger_ms": linger_ms,
+            **config,
+        }
+        self._producer: KafkaProducer | None = None
+        self._checkpoint: int | None = None
+        self._metrics = _RelayMetrics.of(registry or REGISTRY)
+
+    @property
+    def checkpoint(self) -> int:
+        """The position up to which everything is published (read from the store)."""
+        if self._checkpoint is None:
+            self._checkpoint = self.store.get_checkpoint(self.checkpoint_name)
+        return self._checkpoint
+
+    def lag(self) -> int:
+        """Events committed and not yet published."""
+        return max(self.store.last_position() - self.checkpoint, 0)
+
+    def run_once(self) -> int:
+        """Publish the next batch after the checkpoint; return how many were published.
+
+        Raises ``PublishFailed`` if Kafka did not acknowledge all of them, and
+        ``StoreUnavailable`` if the store could not be read or the checkpoint written;
+        in both cases the checkpoint has not moved and the next round sends the batch
+        again.
+        """
+        after = self.checkpoint
+        events = self.store.read_all(after=after, limit=self.batch_size)
+        if not events:
+            self._metrics.lag.labels(self.topic).set(0)
+            return 0
+
+        # Send everything, then wait for every acknowledgement.
+        producer = self._connected()
+        try:
+            futures = []
+            for event in events:
+                record = to_kafka(event)
+                futures.append(
+                    producer.send(
+                        self.topic,
+                        key=record.key,
+                        value=record.value,
+                        headers=record.headers,
+                    )
+                )
+            producer.flush(timeout=self._flush_timeout_s)
+        except KafkaError as error:
+            raise PublishFailed(
+                f"Kafka at {self.bootstrap} did not take events after position "
+                f"{after} for {self.topic} ({error!r}); they will be sent again"
+            ) from error
+        failed = [f for f in futures if not f.is_done or f.failed()]
+        if failed:
+            first = failed[0].exception if failed[0].is_done else "no acknowledgement"
+            raise PublishFailed(
+                f"Kafka did not acknowledge {len(failed)} of {len(events)} events for "
+                f"{self.topic} (first error: {first!r}); they will be sent again"
+            )
+
+        # Only acknowledged events are covered by the checkpoint.
+        last = events[-1].position
+        with self.store.transaction() as tx:
+            tx.set_checkpoint(self.checkpoint_name, last)
+        self._checkpoint = last
+        self._metrics.published.labels(self.topic).inc(len(events))
+        self._metrics.checkpoint.labels(self.topic).set(last)
+        self._metrics.lag.labels(self.topic).set(self.lag())
+        log.debug(
+            "relay published %d events up to position %d",
+            len(events),
+            last,
+            extra={"topic": self.topic, "count": len(events), "position": last},
+        )
+        return len(events)
+
+    def run_forever(
+        self,
+        stop_event: threading.Event,
+        poll_interval: float = DEFAULT_POLL_INTERVAL_S,
+    ) -> None:
+        """Publish until ``stop_event`` is set; failures are logged and retried.
+
+        A failed round is retried after a backoff that doubles up to 30 seconds. The
+        producer is made afresh after a Kafka failure, so a stuck connection cannot
+        keep the relay down. The producer is closed on return.
+        """
+        log.info(
+            "relay started for %s at position %d",
+            self.topic,
+            self.checkpoint,
+            extra={"topic": self.topic, "position": self.checkpoint},
+        )
+        failures = 0
+        try:
+            while not stop_event.is_set():
+                try:
+                    published = self.run_once()
+                except (RelayError, StoreUnavailable) as error:
+                    failures += 1
+                    delay = min(MAX_BACKOFF_S, poll_interval * 2**failures)
+                    self._metrics.failures.labels(self.topic).inc()
+                    log.error(
+                        "relay round failed; retrying in %.1f s: %s",
+                        delay,
+                        error,
+                        extra={"topic": self.topic, "error_type": type(error).__name__},
+                    )
+                    if isinstance(error, PublishFailed):
+                        self._disconnect()
+                    stop_event.wait(delay)
+                    continue
+                failures = 0
+                if published < self.batch_size:
+                    stop_event.wait(poll_interval)
+        finally:
+            self.close()
+            log.info(
+                "relay stopped for %s at position %d",
+                self.topic,
+                self.checkpoint,
+                extra={"topic": self.topic, "position": self.checkpoint},
+            )
+
+    def close(self) -> None:
+        """Flush and close the producer (the store belongs to the caller)."""
+        self._disconnect()
+
+    def __enter__(self) -> OutboxRelay:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _connected(self) -> KafkaProducer:
+        if self._producer is None:
+            try:
+                self._producer = KafkaProducer(**self._producer_config)
+            except KafkaError as error:
+                raise PublishFailed(
+                    f"cannot connect a producer to Kafka at {self.bootstrap} "
+                    f"({error!r}): check KAFKA_BOOTSTRAP_SERVERS and that the broker "
+                    "is up"
+                ) from error
+        return self._producer
+
+    def _disconnect(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            try:
+                producer.close(timeout=self._flush_timeout_s)
+            except KafkaError:
+                log.warning(
+                    "relay producer did not close cleanly",
+                    extra={"topic": self.topic},
+                    exc_info=True,
+                )
+
+
+_UNSAFE_SETTINGS: dict[str, Callable[[Any], bool]] = {
+    "enable_idempotence": lambda value: value is not True,
+    "acks": lambda value: value not in ("all", -1),
+    "max_in_flight_requests_per_connection": lambda value: int(value) > 5,
+    "retries": lambda value: value == 0,
+    "key_serializer": lambda value: value is not None,
+    "value_serializer": lambda value: value is not None,
+}
+
+
+def _refuse_unsafe_producer_settings(config: Mapping[str, Any]) -> None:
+    unsafe = sorted(
+        name
+        for name, bad in _UNSAFE_SETTINGS.items()
+        if name in config and bad(config[name])
+    )
+    if unsafe:
+        raise ValueError(
+            f"producer_config sets {', '.join(unsafe)} in a way that could lose or "
+            "reorder events: leave idempotence, acks=all, at most 5 in flight, retries "
+            "and the (absent) serializers as the relay sets them"
+        )
+
+
+def _parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m sendkit.relay",
+        description="Publish a service's stored events to its Kafka topic, in order.",
+    )
+    parser.add_argument(
+        "--store", required=True, help="store URL: sqlite:///path.db or memory://"
+    )
+    parser.add_argument("--topic", required=True, help="topic, e.g. send.intake.events")
+    parser.add_argument(
+        "--source", required=True, help="CloudEvents source, e.g. /send/intake"
+    )
+    parser.add_argument(
+        "--bootstrap",
+        default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
+        help="Kafka host:port list (default: $KAFKA_BOOTSTRAP_SERVERS or "
+        "127.0.0.1:9092)",
+    )
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
+    parser.add_argument(
+        "--poll-interval", type=float, default=DEFAULT_POLL_INTERVAL_S, help="seconds"
+    )
+    parser.add_argument(
+        "--until-caught-up",
+        action="store_true",
+        help="exit once every stored event is published, instead of running on",
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=("json", "text"),
+        default=os.environ.get("LOG_FORMAT", "json"),
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the relay as a process until SIGTERM or SIGINT."""
+    arguments = _parse_arguments(argv)
+    configure_logging("relay", log_format=arguments.log_format)
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        log.info("relay asked to stop by signal %d", signum, extra={"signal": signum})
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+
+    store = open_store(arguments.store, arguments.source)
+    relay = OutboxRelay(
+        store, arguments.topic, arguments.bootstrap, batch_size=arguments.batch_size
+    )
+    try:
+        if arguments.until_caught_up:
+            while not stop.is_set() and relay.run_once():
+                pass
+        else:
+            relay.run_forever(stop, arguments.poll_interval)
+    finally:
+        relay.close()
+        store.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
