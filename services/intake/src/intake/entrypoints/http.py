@@ -38,6 +38,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Query
 from fastapi.responses import JSONResponse
+from prometheus_client import CollectorRegistry
 
 from intake.adapters.relay import start_relay_thread
 from intake.adapters.store import open_intake_store
@@ -104,6 +105,9 @@ StaffId = Annotated[
     ),
 ]
 Keyed = Annotated[Idempotency | None, Depends(idempotency_from_request)]
+
+RelayFactory = Callable[[IntakeSettings, EventStore, CollectorRegistry], Any]
+"""Starts a relay and returns a handle with ``is_alive()`` and ``stop()``."""
 
 
 def _actor(staff_id: str | None) -> str:
@@ -236,7 +240,7 @@ def create_app(
     *,
     store: EventStore | None = None,
     clock: Callable[[], datetime] | None = None,
-    relay_factory: Callable[[IntakeSettings, EventStore], Any] | None = None,
+    relay_factory: RelayFactory | None = None,
 ) -> FastAPI:
     """The intake FastAPI app; with no arguments, configured from the environment.
 
@@ -258,7 +262,7 @@ def create_app(
         service.index.catch_up()
         if settings.relay_enabled:
             start = relay_factory or start_relay_thread
-            relay_holder["relay"] = start(settings, store)
+            relay_holder["relay"] = start(settings, store, app.state.metrics.registry)
         log.info(
             "intake started",
             extra={
