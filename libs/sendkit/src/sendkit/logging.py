@@ -126,6 +126,8 @@ class ContextFilter(logging.Filter):
     """Adds the correlation id and the service name to every record."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        # uvicorn adds an ANSI-coloured copy of its message for terminals.
+        record.__dict__.pop("color_message", None)
         if not hasattr(record, "correlation_id"):
             record.correlation_id = _correlation_id.get()
         if not hasattr(record, "service"):
