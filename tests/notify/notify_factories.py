@@ -115,7 +115,8 @@ def overdue(case_id: str, **kwargs: Any) -> InboundEvent:
 
 def withdrawn(case_id: str, withdrawn_event_id: str, reason: str) -> InboundEvent:
     data = clock_data(case_id)
-    data.pop("alert_on")
+    for name in ("alert_on", "action"):
+        data.pop(name)
     data.update(
         {
             "alert_id": withdrawn_event_id,

@@ -3,7 +3,8 @@
 Reading uses the kernel's envelope (``sendkit.envelope.from_kafka``), so notify accepts
 exactly the binary-mode CloudEvents the platform's producers write. A record it refuses
 is copied to notify's dead-letter topic with its key, value and headers unchanged, plus
-headers saying why and where it came from.
+headers saying why and where it came from: the same ``dlq_*`` headers the kernel's
+subscriber writes (``sendkit.subscriber``), so one tool reads every dead-letter topic.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from sendkit.events import utcnow
 CONSUMER = "notify"
 
 DLQ_REASON = "dlq_reason"
+DLQ_ERROR_TYPE = "dlq_error_type"
 DLQ_CONSUMER = "dlq_consumer"
 DLQ_SOURCE_TOPIC = "dlq_source_topic"
 DLQ_SOURCE_PARTITION = "dlq_source_partition"
@@ -27,6 +29,7 @@ DLQ_TIME = "dlq_time"
 _DLQ_HEADERS = frozenset(
     {
         DLQ_REASON,
+        DLQ_ERROR_TYPE,
         DLQ_CONSUMER,
         DLQ_SOURCE_TOPIC,
         DLQ_SOURCE_PARTITION,
@@ -78,7 +81,9 @@ def read_record(record: RawRecord) -> InboundEvent:
     )
 
 
-def dead_letter_headers(record: RawRecord, reason: str) -> list[tuple[str, bytes]]:
+def dead_letter_headers(
+    record: RawRecord, reason: str, error_type: str
+) -> list[tuple[str, bytes]]:
     """The record's own headers, then why notify refused it and where it was read."""
     kept = [
         (name, value if value is not None else b"")
@@ -87,10 +92,16 @@ def dead_letter_headers(record: RawRecord, reason: str) -> list[tuple[str, bytes
     ]
     return [
         *kept,
-        (DLQ_REASON, reason.encode("utf-8")[:MAX_REASON_BYTES]),
+        (DLQ_REASON, _truncated(reason)),
+        (DLQ_ERROR_TYPE, error_type.encode()),
         (DLQ_CONSUMER, CONSUMER.encode()),
         (DLQ_SOURCE_TOPIC, record.topic.encode()),
         (DLQ_SOURCE_PARTITION, str(record.partition).encode()),
         (DLQ_SOURCE_OFFSET, str(record.offset).encode()),
         (DLQ_TIME, format_time(utcnow()).encode()),
     ]
+
+
+def _truncated(text: str) -> bytes:
+    # Cut on a character boundary, so the header stays valid UTF-8.
+    return text.encode("utf-8")[:MAX_REASON_BYTES].decode("utf-8", "ignore").encode()

@@ -332,14 +332,14 @@ class DeliveryThread(threading.Thread):
         self._poll = poll_interval
         self._now = now
         self._wake = threading.Event()
-        self._stop = threading.Event()
+        self._stop_requested = threading.Event()
 
     def wake(self) -> None:
         self._wake.set()
 
     def stop(self, timeout: float | None = None) -> None:
         """Ask the thread to finish after the send in progress, and wait for it."""
-        self._stop.set()
+        self._stop_requested.set()
         self._wake.set()
         if self.is_alive():
             self.join(timeout)
@@ -350,11 +350,12 @@ class DeliveryThread(threading.Thread):
             self._delivery.release_claims()
         except Exception:
             log.exception("could not release unanswered claims; retrying later")
-        while not self._stop.is_set():
+        while not self._stop_requested.is_set():
             self._wake.clear()
             try:
-                while not self._stop.is_set() and self._delivery.deliver_one():
-                    pass
+                while not self._stop_requested.is_set():
+                    if self._delivery.deliver_one() is None:
+                        break
                 wait = self._seconds_to_next()
             except Exception:
                 log.exception("delivery pass failed; the ledger keeps every alert")

@@ -1,0 +1,279 @@
+"""The notify stream worker (faust): clock and intake events in, ledger entries out.
+
+Two agents read raw bytes (the CloudEvents binary mode: ``ce_*`` headers, JSON value):
+one on ``send.deadlines.events`` records the alerts clock events raise, one on
+``send.intake.events`` keeps the case-to-coordinator read model. Each record is read
+with the kernel's envelope and handled on a dedicated handler thread, so SQLite never
+blocks the event loop; the agent moves on (and faust may commit the offset) only once
+the handler's transaction has committed. The processing guarantee is faust's
+``at_least_once``: a redelivered record finds its id already recorded and changes
+nothing.
+
+A record that cannot be read (not a CloudEvent, data that breaks the contract) is
+copied to notify's own dead-letter topic, ``notify.<source topic>.dlq``, with the reason
+in its headers, and the agent goes on with the next one.
+
+Beside the agents, the worker runs the delivery thread (sends what the ledger holds)
+and the outbox relay (publishes notify's events to ``send.notify.events``); both start
+with the app and stop with it.
+
+Run it with ``python -m notify worker``; SIGTERM or SIGINT stops it cleanly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import faust
+import mode
+
+from notify.adapters.kafka_records import (
+    CONSUMER,
+    RawRecord,
+    dead_letter_headers,
+    header_list,
+    read_record,
+)
+from notify.application.handlers import Handled
+from notify.application.inbound import InboundEvent
+from notify.bootstrap import NotifyRuntime, build_runtime
+from notify.entrypoints.relay import RelayThread
+from notify.errors import UnreadableMessage
+from notify.settings import NotifySettings
+from send_schemas.topics import DEADLINES, INTAKE, NOTIFY, dead_letter_topic
+from sendkit.logging import configure_logging, correlation_scope
+from sendkit.store.base import StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+STORE_RETRIES = 6
+"""Attempts at a handler whose database stays locked, before the record is parked."""
+
+READY_MESSAGE = "notify worker ready"
+
+
+def broker_urls(bootstrap: str) -> list[str]:
+    """``KAFKA_BOOTSTRAP_SERVERS`` as faust broker URLs."""
+    return [f"kafka://{s.strip()}" for s in bootstrap.split(",") if s.strip()]
+
+
+class RecordConsumer:
+    """Reads one record, runs its handler off the loop, and dead-letters refusals."""
+
+    def __init__(
+        self,
+        runtime: NotifyRuntime,
+        executor: ThreadPoolExecutor,
+        dead_letters: dict[str, faust.TopicT],
+        *,
+        store_retry_delay: float = 0.5,
+    ) -> None:
+        self._runtime = runtime
+        self._executor = executor
+        self._dead_letters = dead_letters
+        self._retry_delay = store_retry_delay
+
+    async def consume(
+        self, event: Any, handler: Callable[[InboundEvent], Handled]
+    ) -> Handled | None:
+        message = event.message
+        record = RawRecord(
+            topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
+            key=message.key,
+            value=message.value,
+            headers=header_list(message.headers),
+        )
+        try:
+            inbound = read_record(record)
+        except UnreadableMessage as error:
+            await self._dead_letter(record, str(error), type(error).__name__)
+            return None
+
+        with correlation_scope(inbound.correlation_id):
+            try:
+                handled = await self._run(handler, inbound)
+            except UnreadableMessage as error:
+                await self._dead_letter(record, str(error), type(error).__name__)
+                return None
+            except Exception as error:
+                # An exception escaping a faust agent can make it skip the record on
+                # restart (faust-streaming#315), silently; parked in the dead-letter
+                # topic with its reason, it stays visible and can be replayed.
+                log.exception(
+                    "handler failed; record sent to the dead-letter topic",
+                    extra={"event_id": inbound.id, "event_type": inbound.type},
+                )
+                await self._dead_letter(
+                    record,
+                    f"notify could not handle {inbound.type}: {error!r}",
+                    type(error).__name__,
+                )
+                return None
+
+        if handled.pending:
+            self._runtime.delivery_thread.wake()
+        return handled
+
+    async def _run(
+        self, handler: Callable[[InboundEvent], Handled], event: InboundEvent
+    ) -> Handled:
+        loop = asyncio.get_running_loop()
+        delay = self._retry_delay
+        for attempt in range(1, STORE_RETRIES + 1):
+            try:
+                # Run in a copy of this context, so the handler's logs and events carry
+                # the record's correlation id on the handler thread too.
+                context = contextvars.copy_context()
+                return await loop.run_in_executor(
+                    self._executor, context.run, handler, event
+                )
+            except StoreUnavailable:
+                if attempt == STORE_RETRIES:
+                    raise
+                log.warning(
+                    "notify database busy; retrying the record",
+                    extra={"event_id": event.id, "attempt": attempt},
+                )
+                await asyncio.sleep(delay)
+                delay *= 2
+        raise AssertionError("unreachable: the loop returns or raises")
+
+    async def _dead_letter(
+        self, record: RawRecord, reason: str, error_type: str
+    ) -> None:
+        target = self._dead_letters[record.topic]
+        log.error(
+            "unreadable record sent to the dead-letter topic",
+            extra={
+                "topic": record.topic,
+                "partition": record.partition,
+                "offset": record.offset,
+                "dead_letter_topic": target.get_topic_name(),
+                "reason": reason,
+            },
+        )
+        sent = await target.send(
+            key=record.key,
+            value=record.value if record.value is not None else b"",
+            headers=dead_letter_headers(record, reason, error_type),
+            force=True,
+        )
+        # Wait for the broker's answer: the source offset may be committed once the
+        # agent moves on, and the record must not exist nowhere.
+        await sent
+
+
+def create_app(runtime: NotifyRuntime) -> faust.App:
+    """The faust app with notify's agents and background services."""
+    settings = runtime.settings
+    app = faust.App(
+        settings.app_id,
+        broker=broker_urls(settings.kafka_bootstrap_servers),
+        store="memory://",
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=1,
+        topic_disable_leader=True,
+        table_standby_replicas=0,
+        processing_guarantee="at_least_once",
+        consumer_auto_offset_reset="earliest",
+        stream_wait_empty=False,
+        web_enabled=settings.web_port is not None,
+        web_port=settings.web_port or 6066,
+        web_bind="127.0.0.1",
+        worker_redirect_stdouts=False,
+    )
+
+    def raw_topic(name: str) -> faust.TopicT:
+        return app.topic(
+            name,
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+        )
+
+    deadlines = raw_topic(DEADLINES.name)
+    intake = raw_topic(INTAKE.name)
+    dead_letters = {
+        DEADLINES.name: raw_topic(dead_letter_topic(CONSUMER, DEADLINES.name)),
+        INTAKE.name: raw_topic(dead_letter_topic(CONSUMER, INTAKE.name)),
+    }
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="notify-handler")
+    consumer = RecordConsumer(runtime, executor, dead_letters)
+
+    @app.agent(deadlines, name="notify.raise_clock_alerts")
+    async def raise_clock_alerts(stream: Any) -> None:
+        async for event in stream.events():
+            await consumer.consume(event, runtime.handlers.handle_deadlines_event)
+
+    @app.agent(intake, name="notify.follow_coordinators")
+    async def follow_coordinators(stream: Any) -> None:
+        async for event in stream.events():
+            await consumer.consume(event, runtime.handlers.handle_intake_event)
+
+    relay = (
+        RelayThread(runtime.db.store, NOTIFY.name, settings.kafka_bootstrap_servers)
+        if settings.relay_enabled
+        else None
+    )
+
+    @app.service
+    class Background(mode.Service):
+        """Starts the delivery thread and the relay with the app, stops them after."""
+
+        async def on_start(self) -> None:
+            for topic in dead_letters.values():
+                await topic.maybe_declare()
+            runtime.delivery_thread.start()
+            if relay is not None:
+                relay.start()
+            log.info(
+                READY_MESSAGE,
+                extra={"app_id": settings.app_id, "relay": relay is not None},
+            )
+
+        async def on_stop(self) -> None:
+            loop = asyncio.get_running_loop()
+            timeout = settings.smtp_timeout_seconds * 4
+            await loop.run_in_executor(None, runtime.delivery_thread.stop, timeout)
+            if relay is not None:
+                await loop.run_in_executor(None, relay.stop, timeout)
+            executor.shutdown(wait=True)
+
+    return app
+
+
+class NotifyWorker(faust.Worker):
+    """faust's worker, logging through the platform's JSON or text format."""
+
+    def __init__(self, app: faust.App, settings: NotifySettings, **kwargs: Any) -> None:
+        self._settings = settings
+        super().__init__(app, loglevel=settings.log_level, **kwargs)
+
+    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+        configure_logging(
+            "notify",
+            log_format=self._settings.log_format,
+            level=self._settings.log_level,
+        )
+
+
+def run_worker(settings: NotifySettings | None = None) -> None:
+    """Run the worker until SIGTERM or SIGINT."""
+    settings = settings or NotifySettings()
+    configure_logging(
+        "notify", log_format=settings.log_format, level=settings.log_level
+    )
+    runtime = build_runtime(settings)
+    try:
+        app = create_app(runtime)
+        NotifyWorker(app, settings, redirect_stdouts=False).execute_from_commandline()
+    finally:
+        runtime.close()

@@ -1,0 +1,122 @@
+"""The staff directory CSV and notify's settings."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from notify_factories import COORDINATOR, MANAGER, STAFF, write_directory_csv
+from pydantic import ValidationError
+
+from notify.adapters.directory_csv import load_directory
+from notify.adapters.sqlite_db import sqlite_path
+from notify.errors import ConfigurationError, DirectoryError
+from notify.settings import NotifySettings
+from sendkit.settings import describe
+
+
+def test_the_directory_loads_people_and_their_managers(tmp_path: Path) -> None:
+    directory = load_directory(write_directory_csv(tmp_path / "staff.csv"))
+
+    assert len(directory) == len(STAFF)
+    assert directory.get(COORDINATOR.staff_id) == COORDINATOR
+    assert directory.manager_of(COORDINATOR.staff_id) == MANAGER
+    assert directory.manager_of(MANAGER.staff_id) is None
+
+
+def test_columns_may_come_in_any_order_with_extras(tmp_path: Path) -> None:
+    path = tmp_path / "staff.csv"
+    path.write_text(
+        "\ufeffrole,email,name,staff_id,manager_id,team\n"
+        'ehcco,a.b@council.example,"B, A",ehcco-09,,North\n',
+        encoding="utf-8",
+    )
+
+    [member] = list(load_directory(path))
+
+    assert (member.staff_id, member.name, member.manager_id) == (
+        "ehcco-09",
+        "B, A",
+        None,
+    )
+
+
+def test_every_bad_row_is_reported_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "staff.csv"
+    path.write_text(
+        "staff_id,name,email,role,manager_id\n"
+        "ehcco-01,Alex,not-an-address,ehcco,\n"
+        ",Nobody,n@council.example,ehcco,\n"
+        "has space,Jo,j@council.example,ehcco,\n",
+        encoding="utf-8",
+    )
+
+    with pytest.raises(DirectoryError) as error:
+        load_directory(path)
+
+    message = str(error.value)
+    assert "line 2: 'not-an-address' is not an email address" in message
+    assert "line 3: empty staff_id" in message
+    assert "line 4: staff_id must be" in message
+
+
+def test_a_missing_column_or_file_says_how_to_fix_it(tmp_path: Path) -> None:
+    path = tmp_path / "staff.csv"
+    path.write_text("staff_id,name,email\n", encoding="utf-8")
+
+    with pytest.raises(DirectoryError, match="lacks the column"):
+        load_directory(path)
+    with pytest.raises(DirectoryError, match="NOTIFY_DIRECTORY_CSV"):
+        load_directory(tmp_path / "missing.csv")
+
+
+def test_a_repeated_staff_id_is_refused(tmp_path: Path) -> None:
+    path = write_directory_csv(tmp_path / "staff.csv", [COORDINATOR, COORDINATOR])
+
+    with pytest.raises(DirectoryError, match="appears twice"):
+        load_directory(path)
+
+
+def test_settings_come_from_notify_prefixed_names(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("NOTIFY_DATABASE_URL", "sqlite:////var/lib/notify/notify.db")
+    monkeypatch.setenv("NOTIFY_FROM_ADDRESS", "SEND alerts <alerts@county.example>")
+    monkeypatch.setenv("NOTIFY_RETRY_BASE_SECONDS", "1.5")
+    monkeypatch.setenv("NOTIFY_MAX_ATTEMPTS", "4")
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9999")
+
+    settings = NotifySettings()
+
+    assert sqlite_path(settings.database_url) == "/var/lib/notify/notify.db"
+    assert settings.message_domain == "county.example"
+    assert settings.retry_policy.base_delay == timedelta(seconds=1.5)
+    assert settings.retry_policy.max_attempts == 4
+    assert settings.kafka_bootstrap_servers == "127.0.0.1:9999"
+    names = {row["env"] for row in describe(NotifySettings)}
+    assert {
+        "NOTIFY_DIRECTORY_CSV",
+        "NOTIFY_SMTP_PORT",
+        "KAFKA_BOOTSTRAP_SERVERS",
+    } <= names
+
+
+def test_settings_refuse_what_notify_cannot_run_with(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("NOTIFY_FROM_ADDRESS", "alerts")
+    with pytest.raises(ValidationError, match="not an email address"):
+        NotifySettings()
+    with pytest.raises(ConfigurationError, match="SQLite"):
+        sqlite_path("postgresql://user:secret@db/notify")
+
+
+def test_production_refuses_a_placeholder_smtp_password(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SEND_ENV", "production")
+    monkeypatch.setenv("NOTIFY_SMTP_PASSWORD", "changeme")
+
+    with pytest.raises(ValidationError, match="NOTIFY_SMTP_PASSWORD"):
+        NotifySettings()
