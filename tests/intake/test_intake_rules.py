@@ -718,3 +718,25 @@ def test_the_case_list_catches_up_with_writes_by_another_process(
 
     assert [s.case_id for s in reader.cases()] == [case_id]
     assert reader.index.position == store.last_position()
+
+
+def test_commands_outside_a_request_each_get_their_own_correlation_id(
+    service: IntakeService, store: InMemoryEventStore
+) -> None:
+    first, second = open_case(service), open_case(service)
+
+    ids = {store.read_stream(c)[0].metadata.correlation_id for c in (first, second)}
+    assert len(ids) == 2
+
+
+def test_one_move_of_many_cases_shares_one_correlation_id(
+    service: IntakeService, store: InMemoryEventStore
+) -> None:
+    cases = [open_case(service) for _ in range(3)]
+    for case_id in cases:
+        service.handle(AssignCoordinator(case_id, "leaving-2"))
+
+    service.reassign_all("leaving-2", "joining-2")
+
+    moved = {store.read_stream(c)[-1].metadata.correlation_id for c in cases}
+    assert len(moved) == 1

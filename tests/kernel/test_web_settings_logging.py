@@ -183,10 +183,12 @@ def test_a_correlation_scope_restores_the_outer_id() -> None:
         assert get_correlation_id() == "outer"
 
 
-def test_current_correlation_id_makes_one_and_keeps_it() -> None:
+def test_current_correlation_id_uses_the_scope_or_makes_a_fresh_one() -> None:
     with correlation_scope("seed"):
         assert current_correlation_id() == "seed"
 
+    first, second = current_correlation_id(), current_correlation_id()
+    assert first != second
     assert get_correlation_id() is None
 
 

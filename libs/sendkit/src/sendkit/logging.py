@@ -62,14 +62,11 @@ def get_correlation_id() -> str | None:
 def current_correlation_id() -> str:
     """The correlation id in effect, or a new one when this work has none.
 
-    A new id is also set for the rest of the current context, so every event and log
-    line of one unit of work shares it.
+    A new id is not remembered: code that starts a unit of work outside a request or
+    a consumed record opens ``correlation_scope()`` so every event and log line of
+    that work shares one id, and work that follows gets its own.
     """
-    current = _correlation_id.get()
-    if current is None:
-        current = new_correlation_id()
-        _correlation_id.set(current)
-    return current
+    return _correlation_id.get() or new_correlation_id()
 
 
 @contextmanager

@@ -46,7 +46,11 @@ from sendkit.commands import (
 )
 from sendkit.events import SYSTEM_ACTOR, Metadata, RecordedEvent, utcnow
 from sendkit.idempotency import Idempotency
-from sendkit.logging import current_correlation_id
+from sendkit.logging import (
+    correlation_scope,
+    current_correlation_id,
+    get_correlation_id,
+)
 from sendkit.store.base import EventStore, StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -103,6 +107,12 @@ class IntakeService:
 
         Raises the domain's ``IntakeError`` kinds, or ``CommandConflict``.
         """
+        with correlation_scope(get_correlation_id()):
+            return self._handle(command, actor, idempotency)
+
+    def _handle(
+        self, command: Command, actor: str, idempotency: Idempotency | None
+    ) -> CommandAnswer:
         case_id = command.case_id
         command_id = str(uuid.uuid4())
 
@@ -153,6 +163,18 @@ class IntakeService:
         idempotency: Idempotency | None = None,
     ) -> CommandAnswer:
         """Move every open case of one coordinator to another, each case atomically."""
+        with correlation_scope(get_correlation_id()):
+            return self._reassign_all(
+                from_coordinator_id, to_coordinator_id, actor, idempotency
+            )
+
+    def _reassign_all(
+        self,
+        from_coordinator_id: str,
+        to_coordinator_id: str,
+        actor: str,
+        idempotency: Idempotency | None,
+    ) -> CommandAnswer:
         if from_coordinator_id == to_coordinator_id:
             raise InvalidCommand(
                 [("to_coordinator_id", "must differ from the coordinator leaving")]
