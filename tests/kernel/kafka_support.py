@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer
@@ -58,7 +59,7 @@ def create_dead_letter_topic(bootstrap: str, consumer: str, source: str) -> str:
 def produce(
     bootstrap: str,
     topic: str,
-    records: list[tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]],
+    records: Sequence[tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]],
     *,
     partition: int | None = None,
 ) -> None:
@@ -76,3 +77,15 @@ def produce(
             future.get(timeout=0)
     finally:
         producer.close()
+
+
+def committed(bootstrap: str, group: str, topic: str, partition: int = 0) -> int | None:
+    """The offset ``group`` has committed for one partition (None if it has none)."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
+    )
+    try:
+        offset: int | None = consumer.committed(TopicPartition(topic, partition))
+        return offset
+    finally:
+        consumer.close(autocommit=False)

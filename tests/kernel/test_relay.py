@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
@@ -23,10 +24,11 @@ import pytest
 from kafka import KafkaConsumer
 from prometheus_client import CollectorRegistry
 
-from sendkit.envelope import from_kafka
+from sendkit.envelope import ReceivedEvent, from_kafka
 from sendkit.events import Metadata, NewEvent, RecordedEvent
 from sendkit.relay import OutboxRelay, PublishFailed
-from sendkit.store import SQLiteEventStore
+from sendkit.store import SQLiteEventStore, Transaction
+from sendkit.subscriber import IdempotentSubscriber, PollOutcome
 
 from .kafka_support import READ_DEADLINE_S, read_topic_to_end
 
@@ -180,6 +182,30 @@ def test_kcat_reads_the_same_records(
     assert seen == set(by_id)
 
 
+def test_run_forever_publishes_what_is_appended_while_it_runs(
+    kafka_bootstrap: str, unique_topic: Callable[..., str], store: SQLiteEventStore
+) -> None:
+    topic = unique_topic(partitions=6)
+    first = some_events(store)
+    relay = OutboxRelay(store, topic, kafka_bootstrap)
+    stop = threading.Event()
+    runner = threading.Thread(target=relay.run_forever, args=(stop, 0.05))
+    runner.start()
+    try:
+        wait_until_records_appear(kafka_bootstrap, topic, len(first))
+        later = store.append("case-a1", 2, [NewEvent("send.intake.Noted.v1", {"n": 3})])
+        wait_until_records_appear(kafka_bootstrap, topic, len(first) + 1)
+    finally:
+        stop.set()
+        runner.join(timeout=READ_DEADLINE_S)
+
+    assert not runner.is_alive()
+    assert relay.checkpoint == later[0].position
+    assert store.get_checkpoint(f"relay:{topic}") == later[0].position
+    records = read_topic_to_end(kafka_bootstrap, topic)
+    assert [dict(r.headers)["ce_id"].decode() for r in records].count(later[0].id) == 1
+
+
 # --- failures without a broker --------------------------------------------------------
 
 
@@ -312,6 +338,7 @@ def wait_until_records_appear(bootstrap: str, topic: str, count: int) -> None:
 def test_a_relay_killed_mid_publish_resumes_without_loss_or_reordering(
     kafka_bootstrap: str,
     unique_topic: Callable[..., str],
+    unique_name: Callable[[str], str],
     tmp_path: Path,
     batch_size: int,
 ) -> None:
@@ -376,6 +403,35 @@ def test_a_relay_killed_mid_publish_resumes_without_loss_or_reordering(
     )
     counts = Counter(ids)
     assert max(counts.values()) <= 2
+
+    # The kernel's own subscriber, deduplicating on ce_id, handles each event once.
+    handled: dict[str, list[int]] = defaultdict(list)
+
+    def handle(event: ReceivedEvent, tx: Transaction) -> None:
+        handled[event.subject].append(event.data["n"])
+
+    consumer_store = SQLiteEventStore(tmp_path / "consumer.db", "/send/consumer")
+    subscriber = IdempotentSubscriber(
+        "crashcheck",
+        topic,
+        kafka_bootstrap,
+        unique_name("group"),
+        consumer_store,
+        handle,
+    )
+    outcome = PollOutcome()
+    deadline = time.monotonic() + READ_DEADLINE_S
+    while outcome.records < len(records) and time.monotonic() < deadline:
+        got = subscriber.poll_once()
+        outcome = PollOutcome(
+            outcome.handled + got.handled, outcome.duplicates + got.duplicates
+        )
+    subscriber.close()
+    consumer_store.close()
+    assert outcome == PollOutcome(handled=total, duplicates=repeats)
+    assert sorted(handled) == [f"case-{c}" for c in range(CASES)]
+    for numbers in handled.values():
+        assert numbers == list(range(1, EVENTS_PER_CASE + 1))
     # What the kill left behind explains the repeats: everything after the
     # checkpoint that had reached Kafka was sent again.
     assert repeats == on_wire_at_kill - checkpoint_at_kill
