@@ -11,7 +11,11 @@ nothing.
 
 A record that cannot be read (not a CloudEvent, data that breaks the contract) is
 copied to notify's own dead-letter topic, ``notify.<source topic>.dlq``, with the reason
-in its headers, and the agent goes on with the next one.
+in its headers, and the agent goes on with the next one. So is a record whose handler
+raises an unexpected error: unlike the kernel's subscriber, which stops the process,
+a faust agent that lets an exception escape may skip the record on restart without a
+trace (faust-streaming#315), so parking it is the visible choice. A database that
+stays locked is retried in place first (``StoreUnavailable``, with backoff).
 
 Beside the agents, the worker runs the delivery thread (sends what the ledger holds)
 and the outbox relay (publishes notify's events to ``send.notify.events``); both start
