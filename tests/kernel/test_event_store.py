@@ -560,6 +560,32 @@ def test_sqlite_uses_wal_and_stores_utc_text_and_json(tmp_path: Path) -> None:
     assert private is None
 
 
+def test_sqlite_service_tables_commit_and_roll_back_with_the_events(
+    tmp_path: Path,
+) -> None:
+    store = SQLiteEventStore(tmp_path / "notify.db", SOURCE)
+    with store.transaction() as tx:
+        tx.connection.execute("CREATE TABLE ledger (alert_id TEXT PRIMARY KEY)")
+
+    def append_and_record_then_fail() -> None:
+        with store.transaction() as tx:
+            tx.append("case-1", 0, [requested("A")])
+            tx.connection.execute("INSERT INTO ledger VALUES ('alert-1')")
+            raise Boom
+
+    with pytest.raises(Boom):
+        append_and_record_then_fail()
+    with store.transaction() as tx:
+        tx.append("case-1", 0, [requested("A")])
+        tx.connection.execute("INSERT INTO ledger VALUES ('alert-2')")
+
+    with store.transaction() as tx:
+        rows = tx.connection.execute("SELECT alert_id FROM ledger").fetchall()
+    assert [row[0] for row in rows] == ["alert-2"]
+    assert store.last_position() == 1
+    store.close()
+
+
 def test_sqlite_turns_a_locked_file_into_store_unavailable(tmp_path: Path) -> None:
     store = SQLiteEventStore(tmp_path / "intake.db", SOURCE, busy_timeout_s=0.05)
     blocker = sqlite3.connect(tmp_path / "intake.db", isolation_level=None)

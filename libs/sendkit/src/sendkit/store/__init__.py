@@ -21,7 +21,7 @@ from sendkit.store.base import (
     VersionConflict,
 )
 from sendkit.store.memory import InMemoryEventStore
-from sendkit.store.sqlite import SQLiteEventStore
+from sendkit.store.sqlite import SQLiteEventStore, SQLiteTransaction
 
 SUPPORTED_SCHEMES = ("sqlite:///<path>", "memory://")
 
@@ -54,6 +54,7 @@ __all__ = [
     "InMemoryEventStore",
     "NestedTransaction",
     "SQLiteEventStore",
+    "SQLiteTransaction",
     "StoreError",
     "StoreUnavailable",
     "Transaction",

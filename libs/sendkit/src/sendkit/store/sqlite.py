@@ -125,12 +125,21 @@ def _translated(action: str) -> Iterator[None]:
         ) from error
 
 
-class _SQLiteTransaction(Transaction):
-    """Statements run on the connection that holds the write lock."""
+class SQLiteTransaction(Transaction):
+    """A store transaction on the connection that holds the file's write lock.
+
+    A service that keeps tables of its own in the same file (a delivery ledger, a read
+    model) runs its statements on ``connection``, so they commit or roll back with the
+    events; it must not begin, commit or roll back on it itself.
+    """
 
     def __init__(self, connection: sqlite3.Connection, source: str) -> None:
         self._db = connection
         self._source = source
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        return self._db
 
     def append(
         self, stream_id: str, expected_version: int, events: Sequence[NewEvent]
@@ -352,7 +361,7 @@ class SQLiteEventStore(EventStore):
             db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     @contextmanager
-    def _open(self) -> Iterator[Transaction]:
+    def _open(self) -> Iterator[SQLiteTransaction]:
         if getattr(self._local, "in_transaction", False):
             raise NestedTransaction()
         db = self._connection()
@@ -360,7 +369,7 @@ class SQLiteEventStore(EventStore):
             db.execute("BEGIN IMMEDIATE")
         self._local.in_transaction = True
         try:
-            yield _SQLiteTransaction(db, self.source)
+            yield SQLiteTransaction(db, self.source)
         except BaseException:
             db.execute("ROLLBACK")
             raise
@@ -375,7 +384,7 @@ class SQLiteEventStore(EventStore):
         finally:
             self._local.in_transaction = False
 
-    def transaction(self) -> AbstractContextManager[Transaction]:
+    def transaction(self) -> AbstractContextManager[SQLiteTransaction]:
         return self._open()
 
     def read_all(self, after: int = 0, limit: int | None = None) -> list[RecordedEvent]:
