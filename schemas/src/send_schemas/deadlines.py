@@ -18,9 +18,13 @@ from __future__ import annotations
 
 from datetime import date
 from enum import StrEnum
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
+
+OWNER = "deadlines"
+TOPIC = "send.deadlines.events"
+WINDOW_CLOSED = "window closed"
 
 
 class Authority(StrEnum):
@@ -48,7 +52,7 @@ class ClockEvent(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    TYPE: ClassVar[str] = ""
+    EVENT_TYPE: ClassVar[str] = ""
 
     clock_id: str = Field(description="The clock's id within the case.")
     case_id: str = Field(description="The pseudonymous case id (the event subject).")
@@ -74,7 +78,7 @@ class ClockEvent(BaseModel):
 class ClockSet(ClockEvent):
     """A clock has started: its due date, basis and alert lead times are known."""
 
-    TYPE: ClassVar[str] = "send.deadlines.ClockSet.v1"
+    EVENT_TYPE: ClassVar[str] = "send.deadlines.ClockSet.v1"
 
     kind: ClockKind
     started_on: date | None = Field(description="The date of the fact that started it.")
@@ -95,7 +99,7 @@ class ClockSet(ClockEvent):
 class ClockApproaching(ClockEvent):
     """An alert lead time of an open clock has been reached."""
 
-    TYPE: ClassVar[str] = "send.deadlines.ClockApproaching.v1"
+    EVENT_TYPE: ClassVar[str] = "send.deadlines.ClockApproaching.v1"
 
     lead_working_days: int
     alert_on: date = Field(description="The working day this lead time falls on.")
@@ -105,7 +109,7 @@ class ClockApproaching(ClockEvent):
 class ClockOverdue(ClockEvent):
     """The due date has passed and nothing has stopped the clock (a live state)."""
 
-    TYPE: ClassVar[str] = "send.deadlines.ClockOverdue.v1"
+    EVENT_TYPE: ClassVar[str] = "send.deadlines.ClockOverdue.v1"
 
     overdue_since: date
     action: str
@@ -114,16 +118,18 @@ class ClockOverdue(ClockEvent):
 class ClockMet(ClockEvent):
     """The clock stopped on or before its due date (a window: it closed)."""
 
-    TYPE: ClassVar[str] = "send.deadlines.ClockMet.v1"
+    EVENT_TYPE: ClassVar[str] = "send.deadlines.ClockMet.v1"
 
     stopped_on: date
-    stopped_by: str = Field(description="The event type that stopped it.")
+    stopped_by: str = Field(
+        description="The event type that stopped it, or 'window closed' for a window."
+    )
 
 
 class ClockLate(ClockEvent):
     """The clock stopped after its due date."""
 
-    TYPE: ClassVar[str] = "send.deadlines.ClockLate.v1"
+    EVENT_TYPE: ClassVar[str] = "send.deadlines.ClockLate.v1"
 
     stopped_on: date
     stopped_by: str
@@ -133,7 +139,7 @@ class ClockLate(ClockEvent):
 class ClockCancelled(ClockEvent):
     """The clock no longer applies (a refusal, a withdrawal, a draft plan issued)."""
 
-    TYPE: ClassVar[str] = "send.deadlines.ClockCancelled.v1"
+    EVENT_TYPE: ClassVar[str] = "send.deadlines.ClockCancelled.v1"
 
     cancelled_on: date | None
     cancelled_by: str = Field(description="The event type that cancelled it.")
@@ -145,7 +151,7 @@ class ClockCancelled(ClockEvent):
 class ClockExceptionApplied(ClockEvent):
     """An exception to the time limit applies: the due date stays, reminders go on."""
 
-    TYPE: ClassVar[str] = "send.deadlines.ClockExceptionApplied.v1"
+    EVENT_TYPE: ClassVar[str] = "send.deadlines.ClockExceptionApplied.v1"
 
     reason: str
     reason_text: str
@@ -154,7 +160,7 @@ class ClockExceptionApplied(ClockEvent):
 class ClockDueDateChanged(ClockEvent):
     """A corrected fact moved the due date; alerts about the old date are withdrawn."""
 
-    TYPE: ClassVar[str] = "send.deadlines.ClockDueDateChanged.v1"
+    EVENT_TYPE: ClassVar[str] = "send.deadlines.ClockDueDateChanged.v1"
 
     previous_due_on: date
     counts_from: date | None
@@ -163,7 +169,7 @@ class ClockDueDateChanged(ClockEvent):
 class AlertWithdrawn(ClockEvent):
     """An approaching or overdue alert raised earlier no longer holds."""
 
-    TYPE: ClassVar[str] = "send.deadlines.AlertWithdrawn.v1"
+    EVENT_TYPE: ClassVar[str] = "send.deadlines.AlertWithdrawn.v1"
 
     alert_id: str = Field(description="The id of the withdrawn alert event.")
     alert_kind: AlertKind
@@ -175,7 +181,7 @@ class AlertWithdrawn(ClockEvent):
 
 
 CLOCK_EVENTS: dict[str, type[ClockEvent]] = {
-    model.TYPE: model
+    model.EVENT_TYPE: model
     for model in (
         ClockSet,
         ClockApproaching,
@@ -190,12 +196,27 @@ CLOCK_EVENTS: dict[str, type[ClockEvent]] = {
 }
 
 
+class UnknownClockEvent(KeyError):
+    """A type string that no deadlines model describes."""
+
+
 def clock_event_model(event_type: str) -> type[ClockEvent]:
     """The model of a ``send.deadlines.*`` event type, for a consumer to parse with."""
     try:
         return CLOCK_EVENTS[event_type]
     except KeyError:
-        raise KeyError(
-            f"{event_type!r} is not a deadlines event type; known: "
+        raise UnknownClockEvent(
+            f"{event_type!r} is not a deadlines event type: expected one of "
             + ", ".join(sorted(CLOCK_EVENTS))
         ) from None
+
+
+def parse_clock_event(event_type: str, data: dict[str, Any]) -> ClockEvent:
+    """The model of one published clock event, ignoring fields it does not know.
+
+    Raises ``UnknownClockEvent`` for an unknown type and pydantic's
+    ``ValidationError`` for data that breaks the contract.
+    """
+    model = clock_event_model(event_type)
+    known = {key: value for key, value in data.items() if key in model.model_fields}
+    return model.model_validate(known)

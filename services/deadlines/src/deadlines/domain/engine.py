@@ -23,10 +23,9 @@ only the nearest is raised: the others would arrive in the same moment and say l
 
 from __future__ import annotations
 
-import copy
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
 
@@ -42,6 +41,7 @@ from deadlines.domain.evaluate import (
 )
 from deadlines.domain.model import ClockRule, EventSpec, FieldKind
 from send_schemas.deadlines import (
+    WINDOW_CLOSED,
     AlertKind,
     AlertWithdrawn,
     Authority,
@@ -75,7 +75,6 @@ __all__ = [
 DEFAULT_CONFIG = EngineConfig()
 
 _NAMESPACE = uuid.UUID("6b1f8f52-3f0e-5d7a-9c1e-2f4b7d0a5e31")
-WINDOW_CLOSED = "window closed"
 
 
 def output_id(case_id: str, clock_id: str, transition: str, *parts: object) -> str:
@@ -166,13 +165,15 @@ class CaseState:
     facts: list[Fact] = field(default_factory=list)
     seen: list[str] = field(default_factory=list)
     clocks: dict[str, _Clock] = field(default_factory=dict)
-    now: datetime | None = None
+    ticked_on: date | None = None
+    wake_on: date | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The state as plain JSON types, for a faust table."""
         return {
             "case_id": self.case_id,
-            "now": None if self.now is None else self.now.isoformat(),
+            "ticked_on": _iso(self.ticked_on),
+            "wake_on": _iso(self.wake_on),
             "seen": list(self.seen),
             "facts": [
                 {"id": fact.id, "type": fact.type, "data": dict(fact.data)}
@@ -241,14 +242,35 @@ class CaseState:
                     for alert_id, alert in raw["alerts"].items()
                 },
             )
-        now = data.get("now")
         return cls(
             case_id=data["case_id"],
             facts=[Fact(f["id"], f["type"], dict(f["data"])) for f in data["facts"]],
             seen=list(data["seen"]),
             clocks=clocks,
-            now=None if now is None else datetime.fromisoformat(now),
+            ticked_on=_day(data.get("ticked_on")),
+            wake_on=_day(data.get("wake_on")),
         )
+
+    def copy(self) -> CaseState:
+        """A copy whose clocks can be changed without touching this state."""
+        return CaseState(
+            case_id=self.case_id,
+            facts=list(self.facts),
+            seen=list(self.seen),
+            clocks={key: _clone(clock) for key, clock in self.clocks.items()},
+            ticked_on=self.ticked_on,
+            wake_on=self.wake_on,
+        )
+
+
+def _clone(clock: _Clock) -> _Clock:
+    # Alerts are never changed once made, so the copy may share them.
+    return replace(
+        clock,
+        exception_codes=list(clock.exception_codes),
+        leads_done=list(clock.leads_done),
+        alerts=dict(clock.alerts),
+    )
 
 
 # Reading an input event ---------------------------------------------------------------
@@ -375,13 +397,18 @@ def _correct(facts: list[Fact], event: CaseEvent) -> None:
 
 
 def apply(
-    state: CaseState | None, event: CaseEvent, config: EngineConfig = DEFAULT_CONFIG
+    state: CaseState | None,
+    event: CaseEvent,
+    config: EngineConfig = DEFAULT_CONFIG,
+    now: datetime | None = None,
 ) -> tuple[CaseState, list[Emitted]]:
     """Record ``event`` and return the new state and the clock events it causes.
 
-    An event of a type no rule reads changes nothing. A repeated event id changes
-    nothing. Raises ``UnusableEvent`` (leaving ``state`` as it was) for an event the
-    rules cannot read.
+    Alerts are raised at once against the later of ``now`` (the caller's latest tick,
+    if it passes one) and the last day the case was ticked, so a clock set after its
+    lead times or its due date is alerted without waiting for the next tick. An event
+    of a type no rule reads, or a repeated event id, changes nothing. Raises
+    ``UnusableEvent`` (leaving ``state`` as it was) for an event the rules cannot read.
     """
     if state is None:
         state = CaseState(case_id=event.case_id)
@@ -404,33 +431,39 @@ def apply(
     else:
         _correct(facts, event)
 
-    new = CaseState(
-        case_id=state.case_id,
-        facts=facts,
-        seen=[*state.seen, event.id],
-        clocks=copy.deepcopy(state.clocks),
-        now=state.now,
-    )
+    new = state.copy()
+    new.facts = facts
+    new.seen.append(event.id)
     outputs = _reconcile(new, config)
-    if new.now is not None:
-        outputs.extend(_alerts(new, calendar.london_date(new.now), config))
+    today = new.ticked_on
+    if now is not None:
+        current = calendar.london_date(now)
+        today = current if today is None or current > today else today
+    if today is not None:
+        new.ticked_on = today
+        outputs.extend(_alerts(new, today, config))
+    new.wake_on = _wake_on(new, config)
     return new, outputs
 
 
 def tick(
     state: CaseState, now: datetime, config: EngineConfig = DEFAULT_CONFIG
 ) -> tuple[CaseState, list[Emitted]]:
-    """Raise the alerts that the London date of ``now`` brings to the case's clocks."""
+    """Raise the alerts that the London date of ``now`` brings to the case's clocks.
+
+    When the date brings nothing (the usual case) the very same ``state`` object is
+    returned, so a caller can skip writing it back.
+    """
     today = calendar.london_date(now)
-    latest = now if state.now is None or now > state.now else state.now
-    new = CaseState(
-        case_id=state.case_id,
-        facts=list(state.facts),
-        seen=list(state.seen),
-        clocks=copy.deepcopy(state.clocks),
-        now=latest,
-    )
-    return new, _alerts(new, today, config)
+    if state.wake_on is None or today < state.wake_on:
+        return state, []
+    if state.ticked_on is not None and today <= state.ticked_on:
+        return state, []
+    new = state.copy()
+    new.ticked_on = today
+    outputs = _alerts(new, today, config)
+    new.wake_on = _wake_on(new, config)
+    return new, outputs
 
 
 def run(
@@ -488,7 +521,9 @@ class _Out:
         self, clock: _Clock, event: ClockEvent, transition: str, *parts: object
     ) -> str:
         event_id = output_id(self.state.case_id, clock.clock_id, transition, *parts)
-        self.items.append(Emitted(event_id, event.TYPE, self.state.case_id, event))
+        self.items.append(
+            Emitted(event_id, event.EVENT_TYPE, self.state.case_id, event)
+        )
         return event_id
 
     def withdraw(self, clock: _Clock, reason: str, kinds: Sequence[AlertKind]) -> None:
@@ -668,6 +703,23 @@ def alert_day(due_on: date, lead: int) -> date:
     return calendar.working_days_before(due_on, lead)
 
 
+def _wake_on(state: CaseState, config: EngineConfig) -> date | None:
+    """The first day a tick could raise anything for the case, None if never."""
+    days: list[date] = []
+    for clock in state.clocks.values():
+        if clock.status != OPEN:
+            continue
+        kind = config.version(clock.version).rule(clock.clock).kind
+        days.extend(
+            alert_day(clock.due_on, lead)
+            for lead in clock.lead_working_days
+            if lead not in clock.leads_done
+        )
+        if kind is ClockKind.WINDOW or not clock.overdue_done:
+            days.append(calendar.days_after(clock.due_on, 1))
+    return min(days, default=None)
+
+
 def _alerts(state: CaseState, today: date, config: EngineConfig) -> list[Emitted]:
     out = _Out(state, config)
     for clock in state.clocks.values():
@@ -680,6 +732,8 @@ def _alerts(state: CaseState, today: date, config: EngineConfig) -> list[Emitted
                 clock.status = CLOSED
             elif not clock.overdue_done:
                 clock.overdue_done = True
+                # Lead times not yet reached are moot once the clock is overdue.
+                clock.leads_done = list(clock.lead_working_days)
                 event = ClockOverdue(
                     **out.base(clock),
                     overdue_since=calendar.days_after(clock.due_on, 1),
