@@ -522,3 +522,31 @@ def test_ceasing_sets_no_clock() -> None:
 
     assert [o for o in outputs if o.event.clock == "cease_plan"] == []
     assert one(outputs, "review_decision[review_id=R1]", "ClockMet")
+
+
+def test_a_row_added_by_a_new_version_does_not_reach_back() -> None:
+    extra = replace(
+        rules.CURRENT.rule("local_area_surgery"),
+        name="new_local_target",
+        title="A target added in 2026",
+    )
+    v2 = RuleSet("2026.1", d("2026-01-01"), (*rules.CURRENT.rules, extra))
+    config = EngineConfig(rulesets=(rules.CURRENT, v2))
+
+    _, before = run(Case().events([received(d("2025-12-15"))]), config=config)
+    _, after = run(Case().events([received(d("2026-01-05"))]), config=config)
+
+    assert of(before, "new_local_target") == []
+    assert one(after, "new_local_target", "ClockSet").event.rules_version == "2026.1"
+
+
+def test_apply_alerts_against_the_now_it_is_given() -> None:
+    case = Case()
+    request = case.event(*received(d("2025-01-06")))
+
+    state, outputs = apply(None, request, now=at(d("2025-02-18")))
+
+    assert one(outputs, "decision", "ClockOverdue")
+    assert state.ticked_on == d("2025-02-18")
+    same, nothing = tick(state, at(d("2025-02-18"), 17))
+    assert (same is state, nothing) == (True, [])

@@ -9,8 +9,10 @@ overdue alert that no longer holds; a cancellation is ``ClockCancelled``; a new
 exception is ``ClockExceptionApplied``. ``tick(state, now)`` raises the alerts that time
 brings: ``ClockApproaching`` when a lead time is reached, ``ClockOverdue`` once the
 London date is past the due date, and ``ClockMet`` when a window closes. ``apply`` also
-raises them against the last "now" the case was ticked with, so a clock set late is
-alerted at once.
+raises them against the last day the case was ticked (or a ``now`` the caller passes),
+so a clock set late is alerted at once. The state records the first day a tick could
+bring anything, so a tick on any other day is one comparison and returns the state
+object unchanged.
 
 The state is a ``CaseState``; ``to_dict``/``from_dict`` turn it into plain JSON for a
 faust table. Every output's id is a UUID 5 of the case, the clock, the transition and

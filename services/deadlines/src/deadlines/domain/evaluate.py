@@ -316,6 +316,11 @@ def _ending(
 def _exceptions(
     rule: ClockRule, clock_id: str, instance: str | None, facts: Sequence[Fact]
 ) -> tuple[ExceptionReason, ...]:
+    """The reasons recorded for this clock, wherever they stand among the facts.
+
+    An exception that names no ``instance`` applies to every clock of the rule; one
+    that does applies to the clock with that key value (an ``advice_id``) or clock id.
+    """
     found: list[ExceptionReason] = []
     for fact in facts:
         if fact.type != contract.EXCEPTION_RECORDED:
@@ -373,14 +378,18 @@ def _choose(
 ) -> _Candidate | None:
     if pinned is not None:
         return candidates.get(pinned)
+    # The version in effect on the day the clock is set decides; a clock that version
+    # does not have (a row added later, or one since removed) is not set at all.
     for rules in reversed(config.rulesets):
         candidate = candidates.get(rules.version)
         if candidate is None:
             continue
         day = _setting_day(candidate, facts, config)
-        if day is None or ruleset_for(day, config.rulesets).version == rules.version:
+        if day is None:
             return candidate
-    return next(iter(candidates.values()))
+        in_effect = ruleset_for(day, config.rulesets).version
+        return candidate if in_effect == rules.version else candidates.get(in_effect)
+    return None
 
 
 def derive(
