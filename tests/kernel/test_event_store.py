@@ -172,8 +172,13 @@ def test_reads_return_copies_the_caller_may_change(store: EventStore) -> None:
     assert store.read_stream("case-1")[0].data == {"items": [1]}
 
 
-def test_data_that_is_not_json_is_refused(store: EventStore) -> None:
-    bad = NewEvent(type="send.test.A.v1", data={"when": datetime.now(UTC)})
+@pytest.mark.parametrize(
+    "value",
+    [datetime.now(UTC), float("nan"), float("inf"), {1, 2}],
+    ids=["datetime", "nan", "infinity", "set"],
+)
+def test_data_that_is_not_json_is_refused(store: EventStore, value: object) -> None:
+    bad = NewEvent(type="send.test.A.v1", data={"value": value})
 
     with pytest.raises(StoreError, match="JSON"):
         store.append("case-1", 0, [bad])

@@ -32,7 +32,8 @@ from sendkit.store.base import (
 def _json_copy(value: dict[str, Any], what: str) -> dict[str, Any]:
     """A deep copy of ``value`` made through JSON, as a database would store it."""
     try:
-        copied: dict[str, Any] = json.loads(json.dumps(value))
+        # NaN and infinities are not JSON; other systems' parsers would refuse them.
+        copied: dict[str, Any] = json.loads(json.dumps(value, allow_nan=False))
     except (TypeError, ValueError) as error:
         raise StoreError(
             f"event {what} cannot be stored as JSON ({error}): pass plain JSON values, "

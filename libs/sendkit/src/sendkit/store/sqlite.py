@@ -85,7 +85,10 @@ _EVENT_COLUMNS = (
 
 def _dumps(value: dict[str, Any], what: str) -> str:
     try:
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        # NaN and infinities are not JSON; other systems' parsers would refuse them.
+        return json.dumps(
+            value, ensure_ascii=False, separators=(",", ":"), allow_nan=False
+        )
     except (TypeError, ValueError) as error:
         raise StoreError(
             f"event {what} cannot be stored as JSON ({error}): pass plain JSON values, "
