@@ -206,6 +206,31 @@ def test_run_forever_publishes_what_is_appended_while_it_runs(
     assert [dict(r.headers)["ce_id"].decode() for r in records].count(later[0].id) == 1
 
 
+def test_the_relay_process_stops_cleanly_on_sigterm(
+    kafka_bootstrap: str, unique_topic: Callable[..., str], tmp_path: Path
+) -> None:
+    topic = unique_topic(partitions=6)
+    path = tmp_path / "intake.db"
+    store = SQLiteEventStore(path, SOURCE)
+    appended = some_events(store)
+    store.close()
+
+    relay = start_relay(path, topic, kafka_bootstrap, 500)
+    try:
+        wait_until_records_appear(kafka_bootstrap, topic, len(appended))
+    finally:
+        relay.send_signal(signal.SIGTERM)
+        relay.wait(timeout=READ_DEADLINE_S)
+
+    relay_log = (tmp_path / "relay.log").read_text()
+    assert relay.returncode == 0, relay_log[-2000:]
+    assert "relay asked to stop by signal" in relay_log
+    assert "relay stopped" in relay_log
+    store = SQLiteEventStore(path, SOURCE)
+    assert store.get_checkpoint(f"relay:{topic}") == appended[-1].position
+    store.close()
+
+
 # --- failures without a broker --------------------------------------------------------
 
 
