@@ -116,10 +116,12 @@ class Scenario:
 
 
 def _exception(clock: str, reason: str, instance: str | None = None) -> Spec:
+    # Intake records exceptions to the assessment clocks; plans to the others.
     data: dict[str, Any] = {"clock": clock, "reason": reason}
     if instance is not None:
         data["instance"] = instance
-    return ev.EXCEPTION_RECORDED, data
+    intake = clock in ("decision", "no_plan_notice", "final_plan")
+    return (ev.EXCEPTION_RECORDED if intake else ev.PLAN_EXCEPTION_RECORDED), data
 
 
 def _plan_corrected(name: str, old: str, new: str) -> Spec:

@@ -6,13 +6,21 @@ through each life a clock can have and check the outputs of that clock alone.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from deadlines_support import SCENARIOS, Case, Scenario, at, of, one, short
 
 from deadlines.domain import rules
-from deadlines.domain.engine import CaseState, Emitted, alert_day, apply, run, tick
+from deadlines.domain.engine import (
+    CaseEvent,
+    CaseState,
+    Emitted,
+    alert_day,
+    apply,
+    run,
+    tick,
+)
 from deadlines.domain.errors import UnusableEvent
 from send_schemas.deadlines import ClockKind
 from sendkit import calendar
@@ -236,7 +244,7 @@ def test_a_correction_moves_the_due_date_and_withdraws_the_alert(
 def test_each_life_replays_identically(scenario: Scenario) -> None:
     def life() -> list[dict[str, object]]:
         case = Case()
-        inputs: list[object] = list(case.events(scenario.setup))
+        inputs: list[CaseEvent | datetime] = list(case.events(scenario.setup))
         inputs += [at(scenario.due - timedelta(days=n)) for n in (20, 10, 5, 0)]
         inputs += [at(scenario.due + timedelta(days=2))]
         if scenario.exception is not None:
@@ -245,7 +253,7 @@ def test_each_life_replays_identically(scenario: Scenario) -> None:
         if scenario.stop is not None:
             inputs.append(case.event(*scenario.stop(scenario.due)))
         inputs.append(at(scenario.due + timedelta(days=40)))
-        _, outputs = run(inputs, config=scenario.config)  # type: ignore[arg-type]
+        _, outputs = run(inputs, config=scenario.config)
         return [output.to_dict() for output in outputs]
 
     first, second = life(), life()

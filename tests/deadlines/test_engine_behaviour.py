@@ -391,7 +391,10 @@ def test_an_exception_for_one_advice_leaves_the_other_alone() -> None:
     events = [
         (ev.ADVICE_REQUESTED, {"advice_id": "A1", "received_by_body_on": "2025-02-17"}),
         (ev.ADVICE_REQUESTED, {"advice_id": "A2", "received_by_body_on": "2025-02-17"}),
-        (ev.EXCEPTION_RECORDED, {"clock": "advice", "reason": "c", "instance": "A2"}),
+        (
+            ev.PLAN_EXCEPTION_RECORDED,
+            {"clock": "advice", "reason": "c", "instance": "A2"},
+        ),
     ]
     _, outputs = run(case.events(events))
 

@@ -2,14 +2,17 @@
 
 This is the deadlines service's reading of the published contract of the intake, plans,
 reviews and placement services. Only the fields a rule uses are listed; the engine keeps
-only those, so a case's state holds dates and keys, never personal details. Five items
-are this service's additions to the contract, published here for the owning services to
-adopt: the optional ``instance`` field of ``TimeLimitExceptionRecorded`` (which advice
-an exception concerns), the optional ``arranged_on`` of ``ReviewArranged``, and three
-events for the local targets (``RequestPresentedAtSurgery``, ``AgencyReferralsMade``,
-``ReviewListSentToSenco``), plus ``PlanCorrected``, the plans service's counterpart of
-``RequestCorrected``. Until the owners publish them, the clocks that need them simply
-never stop early (local targets) or cannot be corrected (plan dates).
+only those, so a case's state holds dates and keys, never personal details.
+
+Some items are this service's additions to the contract, published here for the owning
+services to adopt: the optional ``instance`` field of ``TimeLimitExceptionRecorded``
+(which advice an exception concerns); the plans service's own
+``TimeLimitExceptionRecorded`` for the advice and re-assessment clocks; the optional
+``arranged_on`` of ``ReviewArranged``; three events for the local targets
+(``RequestPresentedAtSurgery``, ``AgencyReferralsMade``, ``ReviewListSentToSenco``, the
+last published once per case on the list); and ``PlanCorrected``, the plans service's
+counterpart of ``RequestCorrected``. Until the owners publish them, the clocks that need
+them cannot take an exception, never stop (local targets) or cannot be corrected.
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ NEW_COUNCIL_NOTICE_SENT = "send.plans.NewCouncilNoticeSent.v1"
 REASSESSMENT_REQUESTED = "send.plans.ReassessmentRequested.v1"
 REASSESSMENT_DECIDED = "send.plans.ReassessmentDecided.v1"
 PLAN_CORRECTED = "send.plans.PlanCorrected.v1"
+PLAN_EXCEPTION_RECORDED = "send.plans.TimeLimitExceptionRecorded.v1"
 # reviews
 REVIEW_ARRANGED = "send.reviews.ReviewArranged.v1"
 REVIEW_PAPERS_SENT = "send.reviews.ReviewPapersSent.v1"
@@ -72,9 +76,16 @@ EVENT_SPECS: tuple[EventSpec, ...] = (
     EventSpec(REQUEST_RECEIVED, (_f("received_at", TIMESTAMP),), identity=()),
     EventSpec(ASSESSMENT_AGREED, (_f("notified_on", DATE),), identity=()),
     EventSpec(ASSESSMENT_REFUSED, (_f("notified_on", DATE),), identity=()),
-    EventSpec(
-        EXCEPTION_RECORDED,
-        (_f("clock", TEXT), _f("reason", TEXT), _f("instance", TEXT, required=False)),
+    *(
+        EventSpec(
+            kind,
+            (
+                _f("clock", TEXT),
+                _f("reason", TEXT),
+                _f("instance", TEXT, required=False),
+            ),
+        )
+        for kind in (EXCEPTION_RECORDED, PLAN_EXCEPTION_RECORDED)
     ),
     EventSpec(REQUEST_WITHDRAWN, (_f("withdrawn_on", DATE),)),
     EventSpec(REQUEST_PRESENTED, (_f("presented_on", DATE),)),
@@ -187,6 +198,10 @@ CORRECTIONS: tuple[Correction, ...] = (
         },
     ),
 )
+
+EXCEPTION_TYPES: tuple[str, ...] = (EXCEPTION_RECORDED, PLAN_EXCEPTION_RECORDED)
+"""Events that record an exception to a named clock: intake's for the assessment clocks,
+plans' for advice and the plan after a re-assessment."""
 
 EVENTS_BY_TYPE: Mapping[str, EventSpec] = {spec.type: spec for spec in EVENT_SPECS}
 CORRECTIONS_BY_TYPE: Mapping[str, Correction] = {c.type: c for c in CORRECTIONS}

@@ -427,7 +427,7 @@ def apply(
     facts = list(state.facts)
     if spec is not None:
         data = _normalise(spec, event)
-        if event.type == contract.EXCEPTION_RECORDED:
+        if event.type in contract.EXCEPTION_TYPES:
             _check_exception(event, data, config)
         _record(facts, spec, Fact(event.id, event.type, data))
     else:

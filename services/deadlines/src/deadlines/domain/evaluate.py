@@ -323,7 +323,7 @@ def _exceptions(
     """
     found: list[ExceptionReason] = []
     for fact in facts:
-        if fact.type != contract.EXCEPTION_RECORDED:
+        if fact.type not in contract.EXCEPTION_TYPES:
             continue
         if fact.data.get("clock") != rule.name:
             continue
