@@ -462,3 +462,17 @@ def test_an_unexpected_handler_error_stops_without_committing(setup: Setup) -> N
     assert outcome == PollOutcome(handled=1)
     assert fixed.calls == 1
     assert json.loads(bug[1]) == {"fail": "bug"}
+
+
+def test_run_forever_reports_an_unexpected_error_by_type_and_raises_it(
+    setup: Setup, caplog: pytest.LogCaptureFixture
+) -> None:
+    produce(setup.bootstrap, setup.topic, [envelope("case-1", 1, {"fail": "bug"})])
+    subscriber = setup.subscriber(Recorder())
+
+    with caplog.at_level(logging.ERROR), pytest.raises(RuntimeError):
+        subscriber.run_forever(threading.Event())
+
+    (error,) = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert error.__dict__["error_type"] == "RuntimeError"
+    assert "a bug in the handler" not in everything_logged(caplog)

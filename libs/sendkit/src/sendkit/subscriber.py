@@ -284,6 +284,20 @@ class IdempotentSubscriber:
         try:
             while not stop_event.is_set():
                 self.poll_once()
+        except Exception as error:
+            # Only the type: the message of an unexpected error may quote the event.
+            log.error(
+                "subscriber %s stopped by an unexpected %s; the record will be "
+                "redelivered when it restarts",
+                self.consumer_name,
+                type(error).__name__,
+                extra={
+                    "consumer": self.consumer_name,
+                    "topic": self.topic,
+                    "error_type": type(error).__name__,
+                },
+            )
+            raise
         finally:
             self.close()
             log.info(
