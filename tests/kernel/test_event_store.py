@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from postgres_fixture import database_for
 from sendkit.events import Metadata, NewEvent
 from sendkit.store import (
     EventStore,
@@ -24,6 +25,7 @@ from sendkit.store import (
     IdempotencyRecord,
     InMemoryEventStore,
     NestedTransaction,
+    PostgresEventStore,
     SQLiteEventStore,
     StoreError,
     StoreUnavailable,
@@ -46,6 +48,7 @@ ADAPTERS = [
     Adapter(
         "sqlite", lambda place: SQLiteEventStore(place / "events.db", SOURCE), True
     ),
+    Adapter("postgresql", lambda p: PostgresEventStore(database_for(p), SOURCE), True),
 ]
 PERSISTENT = [adapter for adapter in ADAPTERS if adapter.persistent]
 

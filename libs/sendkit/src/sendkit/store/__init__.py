@@ -4,10 +4,9 @@
 
 - ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db`` (as SQLAlchemy
   writes them: what follows the third slash is the path) opens a ``SQLiteEventStore``;
+- ``postgresql://user:password@host:port/database`` (or ``postgres://``; libpq's URL
+  form, query parameters included) opens a ``PostgresEventStore``;
 - ``memory://`` opens an empty ``InMemoryEventStore``.
-
-PostgreSQL is not supported yet; a ``postgresql://`` URL is refused with a message that
-lists the schemes that work.
 """
 
 from sendkit.store.base import (
@@ -21,9 +20,10 @@ from sendkit.store.base import (
     VersionConflict,
 )
 from sendkit.store.memory import InMemoryEventStore
+from sendkit.store.postgres import PostgresEventStore, PostgresTransaction
 from sendkit.store.sqlite import SQLiteEventStore, SQLiteTransaction
 
-SUPPORTED_SCHEMES = ("sqlite:///<path>", "memory://")
+SUPPORTED_SCHEMES = ("sqlite:///<path>", "postgresql://<host>/<database>", "memory://")
 
 
 def open_store(url: str, source: str) -> EventStore:
@@ -36,13 +36,15 @@ def open_store(url: str, source: str) -> EventStore:
                 f"store URL {url!r} names no file: write sqlite:///data/intake.db"
             )
         return SQLiteEventStore(path, source)
+    if url.startswith(("postgresql://", "postgres://")):
+        return PostgresEventStore(url, source)
     if url == "memory://":
         return InMemoryEventStore(source)
     # Only the scheme goes into the message: a database URL may carry a password.
     scheme = url.partition(":")[0]
     raise StoreError(
         f"store URL scheme {scheme!r} is not supported: use one of "
-        f"{', '.join(SUPPORTED_SCHEMES)}; PostgreSQL support comes in a later release"
+        f"{', '.join(SUPPORTED_SCHEMES)}"
     )
 
 
@@ -53,6 +55,8 @@ __all__ = [
     "IdempotencyRecord",
     "InMemoryEventStore",
     "NestedTransaction",
+    "PostgresEventStore",
+    "PostgresTransaction",
     "SQLiteEventStore",
     "SQLiteTransaction",
     "StoreError",
