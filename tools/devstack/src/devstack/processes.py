@@ -42,6 +42,10 @@ class ProcessSpec:
     env: Mapping[str, str] = field(default_factory=dict)
     ready_url: str | None = None
     ready_log_line: str | None = None
+    cwd: Path | None = None
+    # A process that shuts something down in turn (the Kafka launcher stops its JVM,
+    # waiting up to 30 s) needs longer than the default before SIGKILL.
+    stop_timeout: float = DEFAULT_STOP_TIMEOUT_S
 
 
 def python_module(module: str, *args: str) -> list[str]:
@@ -61,6 +65,7 @@ class ManagedProcess:
             stdout=self._log_file,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
+            cwd=spec.cwd,
             start_new_session=True,
         )
 
@@ -105,7 +110,8 @@ class ManagedProcess:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, sig)
 
-    def stop(self, timeout: float = DEFAULT_STOP_TIMEOUT_S) -> None:
+    def stop(self, timeout: float | None = None) -> None:
+        timeout = self.spec.stop_timeout if timeout is None else timeout
         if self.running:
             self.signal(signal.SIGTERM)
             try:
@@ -151,8 +157,20 @@ class Stack:
 
     def stop(self) -> None:
         for managed in reversed(self.processes):
-            managed.stop()
+            try:
+                managed.stop()
+            except OSError as error:
+                # One process that cannot be stopped must not keep the rest running.
+                log.error(
+                    "could not stop a process: %s",
+                    error,
+                    extra={"component": managed.spec.name},
+                )
         self.processes.clear()
+
+    def pids(self) -> dict[str, int]:
+        """The process id of each process started, by name."""
+        return {managed.spec.name: managed.process.pid for managed in self.processes}
 
     def __enter__(self) -> Stack:
         return self

@@ -1,0 +1,1123 @@
+"""The demo year: a planned caseload posted through intake's API while time moves on.
+
+``DemoDriver.run()`` walks the simulated calendar one day at a time, from 1 January of
+the caseload's year until a margin after its last recorded outcome. Each day it first
+sends a clock tick for 08:00 London (the deadlines ticker's ``Ticker.send``), then posts
+that day's commands to the intake HTTP API in the order they happened: each request as
+it arrived (and its coordinator straight after), the time-limit exceptions, and each
+decision or withdrawal at the moment the coordinator recorded it. Commands of different
+cases go out a few at a time (``concurrency``); one case's commands always in order.
+
+Before the next day's tick the driver waits until the day's facts are on
+``send.intake.events``: a tick's barrier is the end of that topic when it is sent, so
+the deadlines processor applies every event posted before the tick ahead of it, and the
+days replay in the order they happened (a decision recorded on its due day is met, never
+first overdue). Once a simulated month it also waits until the processor has answered
+each fact of the month on ``send.deadlines.events`` (a request with the decision
+clock's ``ClockSet``, a decision with ``ClockMet`` or ``ClockLate``, a withdrawal with
+``ClockCancelled``, an exception with ``ClockExceptionApplied``), so a processor that
+has stopped ends the demo with a message naming the case rather than a wrong summary.
+
+``TopicWatcher`` reads the intake, deadlines and notify topics from where they ended
+when it started, so everything it counts happened during this run; counts are
+de-duplicated on ``ce_id`` and restricted to the cases the demo posted, so the stale
+events of an existing Kafka (``KAFKA_BOOTSTRAP_SERVERS``) are left out. At the end,
+``DemoSummary`` tallies every clock (set = met + late + cancelled + still overdue +
+open), checks the decision clock against the plan (which knows each case's due date and
+outcome independently of the deadlines service), and counts the emails both in the
+mail catcher and as ``NotificationSent`` events.
+
+Ticks are not waited for, as nothing says how many clock events a tick brings, so one
+day's alerts may still be on their way to notify while the next day's commands are
+posted; the alerts are the same either way, as the processor derives them from the
+dates of the facts, but the order of the files in the mail folder can differ between
+runs. The settle step at the end waits for notify's ledger to hold no pending alert
+and for the counts to stop moving.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import os
+import statistics
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as clock_time
+from pathlib import Path
+from typing import Any, Literal, TextIO
+
+import httpx
+from kafka import KafkaConsumer, TopicPartition
+
+from devstack.demo_data import PlannedCase
+from devstack.dfe import DemoDataError
+from send_schemas.topics import DEADLINES, INTAKE, NOTIFY
+from sendkit.calendar import LONDON, london_date
+from sendkit.envelope import InvalidEnvelope, from_kafka
+
+log = logging.getLogger(__name__)
+
+DECISION_CLOCK = "decision"
+TICK_TIME = clock_time(8, 0)
+DEFAULT_MARGIN_DAYS = 28
+DEFAULT_CONCURRENCY = 4
+OUTPUT_TIMEOUT_S = 120.0
+SETTLE_TIMEOUT_S = 600.0
+SETTLE_QUIET_S = 3.0
+HTTP_TIMEOUT_S = 30.0
+HTTP_ATTEMPTS = 4
+
+CLOCK_SET = "ClockSet"
+CLOCK_APPROACHING = "ClockApproaching"
+CLOCK_OVERDUE = "ClockOverdue"
+CLOCK_MET = "ClockMet"
+CLOCK_LATE = "ClockLate"
+CLOCK_CANCELLED = "ClockCancelled"
+CLOCK_EXCEPTION = "ClockExceptionApplied"
+ALERT_WITHDRAWN = "AlertWithdrawn"
+NOTIFICATION_SENT = "NotificationSent"
+NOTIFICATION_FAILED = "NotificationFailed"
+REQUEST_RECEIVED = "RequestReceived"
+
+ActionKind = Literal["receive", "exception", "outcome"]
+Ticker = Callable[[datetime], None]
+"""Sends one clock tick for the given moment to every partition of the tick topic."""
+
+
+class DemoError(DemoDataError):
+    """The demo could not go on: a command was refused or a service did not answer."""
+
+
+# -- what happens when -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """One thing that happens to a planned case at a moment of the simulated year."""
+
+    at: datetime
+    kind: ActionKind
+    case: PlannedCase
+
+    @property
+    def day(self) -> date:
+        return london_date(self.at)
+
+
+_KIND_ORDER: Mapping[ActionKind, int] = {"receive": 0, "exception": 1, "outcome": 2}
+
+
+def plan_actions(cases: Iterable[PlannedCase]) -> list[Action]:
+    """Every command of ``cases`` in the order it happened.
+
+    An exception is recorded at 10:00 London on the day the coordinator noted it. A
+    case's own commands keep their order even when two share a moment.
+    """
+    actions: list[Action] = []
+    for case in cases:
+        actions.append(Action(case.received_at, "receive", case))
+        if case.exception_noted_on is not None:
+            noted = datetime.combine(
+                case.exception_noted_on, clock_time(10, 0), LONDON
+            ).astimezone(UTC)
+            actions.append(Action(max(noted, case.received_at), "exception", case))
+        outcome_at = max(case.outcome_recorded_at, case.received_at)
+        actions.append(Action(outcome_at, "outcome", case))
+    actions.sort(key=lambda a: (a.at, a.case.sequence, _KIND_ORDER[a.kind]))
+    return actions
+
+
+def demo_days(actions: Sequence[Action], year: int, margin_days: int) -> list[date]:
+    """Every day from 1 January of ``year`` to ``margin_days`` after the last action."""
+    first = date(year, 1, 1)
+    if actions:
+        first = min(first, actions[0].day)
+    last = max((a.day for a in actions), default=date(year, 12, 31))
+    last += timedelta(days=margin_days)
+    return [first + timedelta(days=n) for n in range((last - first).days + 1)]
+
+
+def tick_moment(day: date) -> datetime:
+    """08:00 London time on ``day``, in UTC."""
+    return datetime.combine(day, TICK_TIME, LONDON).astimezone(UTC)
+
+
+# -- what the topics say ---------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class ClockTrack:
+    """What the deadlines topic has said about one clock of one case."""
+
+    case_id: str
+    clock_id: str
+    clock: str
+    set_at_ms: int | None = None
+    due_on: str | None = None
+    final: str | None = None
+    approaching: int = 0
+    overdue_ids: set[str] = field(default_factory=set)
+    withdrawn_ids: set[str] = field(default_factory=set)
+    exception: bool = False
+    transitions: list[str] = field(default_factory=list)
+
+    @property
+    def still_overdue(self) -> bool:
+        return self.final is None and bool(self.overdue_ids - self.withdrawn_ids)
+
+    @property
+    def state(self) -> str:
+        """met, late, cancelled, overdue or open (set, and nothing final yet)."""
+        if self.final is not None:
+            return self.final
+        return "overdue" if self.still_overdue else "open"
+
+
+_FINAL_STATES = {CLOCK_MET: "met", CLOCK_LATE: "late", CLOCK_CANCELLED: "cancelled"}
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    """One ``NotificationSent`` or ``NotificationFailed`` event of notify."""
+
+    name: str
+    case_id: str
+    alert_kind: str
+    recipient_role: str
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeRecord:
+    """Where one intake event was read: its type, key, partition, offset and time."""
+
+    ce_type: str
+    key: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+
+
+class TopicWatcher:
+    """Reads the intake, deadlines and notify topics on a thread, from their ends.
+
+    Every event is kept once (by ``ce_id``). ``wait_until`` blocks until a condition
+    on what was read holds, which is how the driver knows a service has answered.
+    """
+
+    def __init__(self, bootstrap: str) -> None:
+        self._bootstrap = bootstrap
+        self._lock = threading.Condition()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._consumer: Any = None
+        self._failure: BaseException | None = None
+        self.seen_ids: set[str] = set()
+        self.intake_ids: set[str] = set()
+        self.intake_records: dict[str, list[IntakeRecord]] = {}
+        self.received_ms: dict[str, int] = {}
+        self.clocks: dict[tuple[str, str], ClockTrack] = {}
+        self.decision_tracks: dict[str, ClockTrack] = {}
+        self.clock_events: Counter[str] = Counter()
+        self.notifications: dict[str, Notification] = {}
+        self.unreadable = 0
+
+    def start(self) -> TopicWatcher:
+        """Take the topics' current ends as the start, then read on a thread."""
+        consumer = KafkaConsumer(
+            bootstrap_servers=self._bootstrap.split(","),
+            client_id="devstack-demo-watcher",
+            enable_auto_commit=False,
+            consumer_timeout_ms=-1,
+        )
+        partitions = [
+            TopicPartition(topic, partition)
+            for topic in (INTAKE.name, DEADLINES.name, NOTIFY.name)
+            for partition in sorted(_partitions_of(consumer, topic))
+        ]
+        consumer.assign(partitions)
+        consumer.seek_to_end(*partitions)
+        # Asking the position makes the consumer look the end offsets up now, so a
+        # record published after start() returns is never skipped.
+        for partition in partitions:
+            consumer.position(partition)
+        self._consumer = consumer
+        self._thread = threading.Thread(
+            target=self._read, name="demo-topic-watcher", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+        if self._consumer is not None:
+            self._consumer.close()
+
+    def __enter__(self) -> TopicWatcher:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _read(self) -> None:
+        try:
+            while not self._stop.is_set():
+                batches = self._consumer.poll(timeout_ms=200)
+                if not batches:
+                    continue
+                with self._lock:
+                    for records in batches.values():
+                        for record in records:
+                            self._take(record)
+                    self._lock.notify_all()
+        except Exception as error:
+            # The driver waits on this thread; a dead watcher must end the demo with
+            # its reason rather than leave it waiting for its timeout.
+            log.exception("topic watcher stopped")
+            with self._lock:
+                self._failure = error
+                self._lock.notify_all()
+
+    def _take(self, record: Any) -> None:
+        try:
+            event = from_kafka(record)
+        except InvalidEnvelope as error:
+            self.unreadable += 1
+            log.warning("unreadable record on %s: %s", record.topic, error)
+            return
+        if event.id in self.seen_ids:
+            return
+        self.seen_ids.add(event.id)
+        timestamp = int(record.timestamp)
+        if record.topic == INTAKE.name:
+            self.intake_ids.add(event.id)
+            self.intake_records.setdefault(event.subject, []).append(
+                IntakeRecord(
+                    event.type,
+                    event.key or "",
+                    record.partition,
+                    record.offset,
+                    timestamp,
+                )
+            )
+            if event.name == REQUEST_RECEIVED:
+                self.received_ms.setdefault(event.subject, timestamp)
+        elif record.topic == DEADLINES.name:
+            self._take_clock_event(
+                event.id, event.name, event.subject, event.data, timestamp
+            )
+        elif record.topic == NOTIFY.name and event.name in (
+            NOTIFICATION_SENT,
+            NOTIFICATION_FAILED,
+        ):
+            self.notifications[event.id] = Notification(
+                event.name,
+                event.subject,
+                str(event.data.get("alert_kind", "")),
+                str(event.data.get("recipient_role", "")),
+            )
+
+    def _take_clock_event(
+        self,
+        event_id: str,
+        name: str,
+        case_id: str,
+        data: Mapping[str, Any],
+        timestamp: int,
+    ) -> None:
+        clock_id = str(data.get("clock_id", ""))
+        key = (case_id, clock_id)
+        track = self.clocks.get(key)
+        if track is None:
+            track = ClockTrack(case_id, clock_id, str(data.get("clock", clock_id)))
+            self.clocks[key] = track
+            if track.clock == DECISION_CLOCK:
+                self.decision_tracks.setdefault(case_id, track)
+        self.clock_events[name] += 1
+        track.transitions.append(name)
+        if name == CLOCK_SET:
+            track.set_at_ms = timestamp if track.set_at_ms is None else track.set_at_ms
+            track.due_on = str(data.get("due_on"))
+        elif name in _FINAL_STATES:
+            track.final = _FINAL_STATES[name]
+        elif name == CLOCK_APPROACHING:
+            track.approaching += 1
+        elif name == CLOCK_OVERDUE:
+            track.overdue_ids.add(event_id)
+        elif name == ALERT_WITHDRAWN:
+            track.withdrawn_ids.add(str(data.get("alert_id", "")))
+        elif name == CLOCK_EXCEPTION:
+            track.exception = True
+        if data.get("exception_reason"):
+            track.exception = True
+
+    def wait_until(
+        self, condition: Callable[[], bool], timeout: float, what: str
+    ) -> None:
+        """Return once ``condition()`` holds (called under the watcher's lock)."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while not condition():
+                if self._failure is not None:
+                    raise DemoError(
+                        f"the demo stopped reading Kafka: {self._failure!r}"
+                    ) from self._failure
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise DemoError(f"waited {timeout:.0f} s for {what} in vain")
+                self._lock.wait(min(remaining, 1.0))
+
+    @contextlib.contextmanager
+    def locked(self) -> Any:
+        with self._lock:
+            yield self
+
+    def has_decision_event(self, case_id: str, names: frozenset[str]) -> bool:
+        """Whether the case's decision clock has made one of the moves ``names``."""
+        track = self.decision_tracks.get(case_id)
+        return track is not None and any(n in names for n in track.transitions)
+
+
+def _partitions_of(consumer: Any, topic: str, timeout: float = 30.0) -> set[int]:
+    deadline = time.monotonic() + timeout
+    while True:
+        found = consumer.partitions_for_topic(topic)
+        if found:
+            return set(found)
+        if time.monotonic() > deadline:
+            raise DemoError(
+                f"topic {topic} has no partitions on this broker; create the "
+                "project's topics first (python -m devstack.kafka run does)"
+            )
+        consumer.topics()
+        time.sleep(0.2)
+
+
+# -- posting to intake -----------------------------------------------------------------
+
+
+class IntakeClient:
+    """Posts commands to intake's HTTP API, retrying lost answers with the same key.
+
+    Every command carries an ``Idempotency-Key`` made of the run id and the case's
+    sequence number, so a retry after a dropped connection cannot record a fact twice.
+    """
+
+    def __init__(self, base_url: str, run_id: str, concurrency: int) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._run_id = run_id
+        limits = httpx.Limits(max_connections=concurrency + 1)
+        self._http = httpx.Client(
+            base_url=self.base_url, timeout=HTTP_TIMEOUT_S, limits=limits
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def post(
+        self, path: str, body: Mapping[str, Any], *, key: str, staff_id: str
+    ) -> dict[str, Any]:
+        headers = {
+            "Idempotency-Key": f"demo-{self._run_id}-{key}",
+            "X-Staff-Id": staff_id,
+        }
+        answer: httpx.Response | None = None
+        for attempt in range(1, HTTP_ATTEMPTS + 1):
+            try:
+                answer = self._http.post(path, json=dict(body), headers=headers)
+            except httpx.TransportError as error:
+                if attempt == HTTP_ATTEMPTS:
+                    raise DemoError(
+                        f"intake at {self.base_url} did not answer POST {path}: "
+                        f"{error!r}; see its log under .run/logs/"
+                    ) from error
+                time.sleep(0.5 * attempt)
+                continue
+            if answer.status_code < 500 or attempt == HTTP_ATTEMPTS:
+                break
+            time.sleep(0.5 * attempt)
+        assert answer is not None
+        if answer.status_code >= 300:
+            raise DemoError(
+                f"intake refused POST {path} with {answer.status_code}: "
+                f"{_problem_detail(answer)}"
+            )
+        result: dict[str, Any] = answer.json()
+        return result
+
+
+def _problem_detail(answer: httpx.Response) -> str:
+    try:
+        body = answer.json()
+    except ValueError:
+        return answer.text[:500]
+    if isinstance(body, dict):
+        detail = str(body.get("detail", ""))
+        errors = body.get("errors") or []
+        named = "; ".join(
+            f"{e.get('field')}: {e.get('message')}"
+            for e in errors
+            if isinstance(e, dict)
+        )
+        return f"{detail} {named}".strip() or str(body)[:500]
+    return str(body)[:500]
+
+
+# -- the summary -----------------------------------------------------------------------
+
+
+STATE_MEANINGS = (
+    ("set", "clocks started (a ClockSet was published)"),
+    ("met", "stopped on or before the due date"),
+    ("late", "stopped after the due date"),
+    ("cancelled", "no longer applies (the request was withdrawn, or refused)"),
+    ("overdue", "past the due date with nothing to stop it yet (live, not final)"),
+    ("open", "running, not yet due (an approaching alert may have gone out)"),
+    (
+        "exception",
+        "an exception to the time limit applies (a flag; these clocks "
+        "are also counted in one of the states)",
+    ),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ClockCounts:
+    """One clock rule's clocks over the demo's cases, by the state each ended in."""
+
+    clock: str
+    set: int
+    met: int
+    late: int
+    cancelled: int
+    overdue: int
+    open: int
+    exception: int
+    approaching_alerts: int
+    overdue_alerts: int
+
+    @property
+    def adds_up(self) -> bool:
+        return self.set == (
+            self.met + self.late + self.cancelled + self.overdue + self.open
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Latency:
+    """How long after a request's event its decision clock's ClockSet was published."""
+
+    count: int
+    median_ms: float
+    p95_ms: float
+    max_ms: float
+
+
+@dataclass(slots=True)
+class DemoSummary:
+    """The demo's figures: what was posted, what the clocks did, what was emailed."""
+
+    scale: float
+    year: int
+    first_day: str
+    last_day: str
+    seconds: float
+    requests: int
+    assignments: int
+    agreed: int
+    refused: int
+    withdrawn: int
+    exceptions: int
+    clocks: list[ClockCounts]
+    planned_decision: dict[str, int]
+    emails_in_catcher: int
+    notifications_sent: int
+    notifications_failed: int
+    sent_by_kind: dict[str, int]
+    sent_by_role: dict[str, int]
+    latency: Latency | None
+    deadlines_summary: Any
+    mail_dir: str
+    mail_url: str
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def reconciles(self) -> bool:
+        return not self.problems
+
+    def clock(self, name: str) -> ClockCounts | None:
+        return next((c for c in self.clocks if c.clock == name), None)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["reconciles"] = self.reconciles
+        for counts, row in zip(self.clocks, data["clocks"], strict=True):
+            row["adds_up"] = counts.adds_up
+        return data
+
+    def render(self) -> str:
+        lines = [
+            f"Demo summary: {self.requests:,} requests of {self.year} (scale "
+            f"{self.scale:g}), simulated {self.first_day} to {self.last_day}, "
+            f"in {_duration(self.seconds)}.",
+            f"  Posted to intake: {self.requests:,} requests, {self.assignments:,} "
+            f"coordinator assignments, {self.agreed + self.refused:,} decisions "
+            f"({self.agreed:,} agreed, {self.refused:,} refused), {self.withdrawn:,} "
+            f"withdrawals, {self.exceptions:,} time-limit exceptions.",
+            "  Clocks (send.deadlines.events, de-duplicated on ce_id, this demo's "
+            "cases only):",
+            _table_row(("clock", *_COLUMNS)),
+        ]
+        for c in self.clocks:
+            values = (c.set, c.met, c.late, c.cancelled, c.overdue, c.open, c.exception)
+            row = _table_row((c.clock, *(f"{v:,}" for v in values)))
+            lines.append(row if c.adds_up else row + "  DOES NOT ADD UP")
+        lines.append(
+            "  Each row adds up: set = met + late + cancelled + overdue + open."
+        )
+        lines += [f"    {name}: {meaning}." for name, meaning in STATE_MEANINGS]
+        planned = self.planned_decision
+        lines.append(
+            "  The decision clock against the plan (which computes each due date "
+            f"itself): met {planned['met']:,}, late {planned['late']:,}, cancelled "
+            f"{planned['cancelled']:,}, exception {planned['exception']:,}."
+        )
+        kinds = ", ".join(f"{k} {n:,}" for k, n in sorted(self.sent_by_kind.items()))
+        roles = ", ".join(f"{k} {n:,}" for k, n in sorted(self.sent_by_role.items()))
+        lines += [
+            f"  Emails: {self.emails_in_catcher:,} in the mail catcher, "
+            f"{self.notifications_sent:,} NotificationSent on send.notify.events "
+            f"({kinds or 'none'}; to {roles or 'nobody'}), "
+            f"{self.notifications_failed:,} NotificationFailed.",
+            f"  Read them as files in {self.mail_dir} or on {self.mail_url}",
+        ]
+        if self.latency is not None:
+            lines.append(
+                "  A request's event to its ClockSet on the topic: median "
+                f"{self.latency.median_ms:.0f} ms, 95th percentile "
+                f"{self.latency.p95_ms:.0f} ms, max {self.latency.max_ms:.0f} ms "
+                f"({self.latency.count:,} requests)."
+            )
+        if self.reconciles:
+            lines.append("  The numbers reconcile.")
+        else:
+            lines.append("  The numbers DO NOT reconcile:")
+            lines += [f"    - {problem}" for problem in self.problems]
+        return "\n".join(lines)
+
+
+_COLUMNS = ("set", "met", "late", "cancelled", "overdue", "open", "exception")
+_WIDTHS = (22, 7, 7, 7, 10, 9, 7, 11)
+
+
+def _table_row(cells: Sequence[str]) -> str:
+    first, *rest = cells
+    return (
+        "    "
+        + first.ljust(_WIDTHS[0])
+        + "".join(
+            cell.rjust(width) for cell, width in zip(rest, _WIDTHS[1:], strict=True)
+        )
+    )
+
+
+def _duration(seconds: float) -> str:
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes}m{rest:02d}s" if minutes else f"{rest}s"
+
+
+def count_clocks(watcher: TopicWatcher, case_ids: set[str]) -> list[ClockCounts]:
+    """Every clock rule's counts over ``case_ids``, decision clock first."""
+    rows: dict[str, Counter[str]] = {}
+    with watcher.locked():
+        tracks = [t for t in watcher.clocks.values() if t.case_id in case_ids]
+        for track in tracks:
+            row = rows.setdefault(track.clock, Counter())
+            if track.set_at_ms is not None:
+                row["set"] += 1
+                row[track.state] += 1
+            row["exception"] += track.exception
+            row["approaching_alerts"] += track.approaching
+            row["overdue_alerts"] += len(track.overdue_ids)
+    order = sorted(rows, key=lambda name: (name != DECISION_CLOCK, name))
+    return [
+        ClockCounts(
+            clock=name,
+            set=rows[name]["set"],
+            met=rows[name]["met"],
+            late=rows[name]["late"],
+            cancelled=rows[name]["cancelled"],
+            overdue=rows[name]["overdue"],
+            open=rows[name]["open"],
+            exception=rows[name]["exception"],
+            approaching_alerts=rows[name]["approaching_alerts"],
+            overdue_alerts=rows[name]["overdue_alerts"],
+        )
+        for name in order
+    ]
+
+
+def planned_decision_counts(cases: Sequence[PlannedCase]) -> dict[str, int]:
+    """What the plan says the decision clock must end as, case by case."""
+    return {
+        "set": len(cases),
+        "met": sum(c.within_time is True for c in cases),
+        "late": sum(c.within_time is False for c in cases),
+        "cancelled": sum(c.outcome == "withdrawn" for c in cases),
+        "overdue": 0,
+        "open": 0,
+        "exception": sum(c.exception_reason is not None for c in cases),
+    }
+
+
+def measure_latency(watcher: TopicWatcher, case_ids: Iterable[str]) -> Latency | None:
+    """RequestReceived's record time to its decision ClockSet's, over ``case_ids``."""
+    gaps: list[float] = []
+    with watcher.locked():
+        for case_id in case_ids:
+            received = watcher.received_ms.get(case_id)
+            track = watcher.decision_tracks.get(case_id)
+            if received is None or track is None or track.set_at_ms is None:
+                continue
+            gaps.append(float(track.set_at_ms - received))
+    if not gaps:
+        return None
+    gaps.sort()
+    p95 = gaps[min(len(gaps) - 1, round(0.95 * (len(gaps) - 1)))]
+    return Latency(len(gaps), statistics.median(gaps), p95, gaps[-1])
+
+
+# -- the driver ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DemoSettings:
+    """How the demo year is played."""
+
+    year: int = 2024
+    scale: float = 1.0
+    concurrency: int = DEFAULT_CONCURRENCY
+    margin_days: int = DEFAULT_MARGIN_DAYS
+    output_timeout: float = OUTPUT_TIMEOUT_S
+    settle_timeout: float = SETTLE_TIMEOUT_S
+
+
+@dataclass(frozen=True, slots=True)
+class DemoServices:
+    """Where the running platform is, and how to move its clock and read its ledger."""
+
+    intake_url: str
+    mail_url: str
+    mail_dir: Path
+    ticker: Ticker
+    deadlines_url: str | None = None
+    ledger_status: Callable[[], Mapping[str, int] | None] = lambda: None
+
+
+@dataclass(slots=True)
+class _DayWork:
+    """What one day's commands must lead to before the next day's tick."""
+
+    event_ids: set[str] = field(default_factory=set)
+    expected: list[tuple[str, frozenset[str], str]] = field(default_factory=list)
+
+
+_ANSWER_TO: Mapping[str, frozenset[str]] = {
+    "receive": frozenset({CLOCK_SET}),
+    "exception": frozenset({CLOCK_EXCEPTION}),
+    "decided": frozenset({CLOCK_MET, CLOCK_LATE}),
+    "withdrawn": frozenset({CLOCK_CANCELLED}),
+}
+
+
+class DemoDriver:
+    """Plays a planned caseload through the running platform; see the module doc."""
+
+    def __init__(
+        self,
+        cases: Sequence[PlannedCase],
+        services: DemoServices,
+        watcher: TopicWatcher,
+        settings: DemoSettings,
+        out: TextIO,
+    ) -> None:
+        if not cases:
+            raise DemoError("the caseload is empty; give a larger --scale")
+        self.cases = list(cases)
+        self.services = services
+        self.watcher = watcher
+        self.settings = settings
+        self._out = out
+        self._run_id = uuid.uuid4().hex[:12]
+        self._intake = IntakeClient(
+            services.intake_url, self._run_id, settings.concurrency
+        )
+        self.case_ids: dict[int, str] = {}
+        self._lock = threading.Lock()
+        self._posted: Counter[str] = Counter()
+        self._mail_at_start = _count_eml(services.mail_dir)
+
+    def close(self) -> None:
+        self._intake.close()
+
+    # Step 2 of make run: one request, seen arriving on the topic.
+
+    def show_request_on_topic(self) -> IntakeRecord:
+        """Post the first planned request and read it back from the intake topic."""
+        case = self.cases[0]
+        started = time.monotonic()
+        work = _DayWork()
+        self._receive(case, work, assign=False)
+        case_id = self.case_ids[case.sequence]
+        self.watcher.wait_until(
+            lambda: case_id in self.watcher.intake_records,
+            self.settings.output_timeout,
+            f"request {case_id} to reach {INTAKE.name} (is the intake relay up?)",
+        )
+        seconds = time.monotonic() - started
+        with self.watcher.locked():
+            record = self.watcher.intake_records[case_id][0]
+        self._print(
+            f"POST {self.services.intake_url}/cases answered 201 for case {case_id}; "
+            f"read back from {INTAKE.name} (partition {record.partition}, offset "
+            f"{record.offset}) {seconds:.2f} s later: ce_type={record.ce_type} "
+            f"key={record.key}"
+        )
+        return record
+
+    # Step 3: the year.
+
+    def run(self) -> DemoSummary:
+        started = time.monotonic()
+        actions = plan_actions(self.cases)
+        days = demo_days(actions, self.settings.year, self.settings.margin_days)
+        by_day: dict[date, list[Action]] = {}
+        for action in actions:
+            by_day.setdefault(action.day, []).append(action)
+        self._print(
+            f"Demo: {len(self.cases):,} requests of {self.settings.year} (scale "
+            f"{self.settings.scale:g}), {len(actions):,} commands, "
+            f"{len(days)} simulated days from {days[0]} to {days[-1]}; a tick at "
+            f"08:00 London each day."
+        )
+
+        with ThreadPoolExecutor(
+            max_workers=self.settings.concurrency, thread_name_prefix="demo-post"
+        ) as pool:
+            unanswered: list[tuple[str, frozenset[str], str]] = []
+            for index, day in enumerate(days):
+                self.services.ticker(tick_moment(day))
+                todays = by_day.get(day, [])
+                if todays:
+                    work = self._post_day(pool, todays)
+                    self._await_published(work, day)
+                    unanswered += work.expected
+                last_of_month = (
+                    index + 1 == len(days) or days[index + 1].month != day.month
+                )
+                if last_of_month:
+                    # Checked once a month rather than daily: the ticks' barriers
+                    # already keep the order, and waiting each day would only slow
+                    # the year down.
+                    self._await_answers(unanswered)
+                    self._progress(day, started)
+
+        self._print("Waiting for the last alerts to be sent...")
+        self._settle()
+        return self.summary(days, time.monotonic() - started)
+
+    def _post_day(self, pool: ThreadPoolExecutor, todays: list[Action]) -> _DayWork:
+        chains: dict[int, list[Action]] = {}
+        for action in todays:
+            chains.setdefault(action.case.sequence, []).append(action)
+        works = list(pool.map(self._post_chain, chains.values()))
+        merged = _DayWork()
+        for work in works:
+            merged.event_ids |= work.event_ids
+            merged.expected += work.expected
+        return merged
+
+    def _post_chain(self, chain: list[Action]) -> _DayWork:
+        work = _DayWork()
+        for action in chain:
+            if action.kind == "receive":
+                self._receive(action.case, work, assign=True)
+            elif action.kind == "exception":
+                self._exception(action.case, work)
+            else:
+                self._outcome(action.case, work)
+        return work
+
+    def _receive(self, case: PlannedCase, work: _DayWork, *, assign: bool) -> None:
+        case_id = self.case_ids.get(case.sequence)
+        if case_id is None:
+            answer = self._intake.post(
+                "/cases",
+                case.receive_request_body(),
+                key=f"{case.sequence}-receive",
+                staff_id=case.manager_id,
+            )
+            case_id = str(answer["case_id"])
+            with self._lock:
+                self.case_ids[case.sequence] = case_id
+                self._posted["requests"] += 1
+            self._expect(work, answer, case_id, "receive", "its ClockSet")
+        if assign:
+            answer = self._intake.post(
+                f"/cases/{case_id}/coordinator",
+                case.assign_coordinator_body(),
+                key=f"{case.sequence}-assign",
+                staff_id=case.manager_id,
+            )
+            with self._lock:
+                self._posted["assignments"] += 1
+            work.event_ids |= _event_ids(answer)
+
+    def _exception(self, case: PlannedCase, work: _DayWork) -> None:
+        body = case.time_limit_exception_body()
+        if body is None:
+            return
+        case_id = self._case_id(case)
+        answer = self._intake.post(
+            f"/cases/{case_id}/time-limit-exceptions",
+            body,
+            key=f"{case.sequence}-exception",
+            staff_id=case.coordinator_id,
+        )
+        with self._lock:
+            self._posted["exceptions"] += 1
+        self._expect(work, answer, case_id, "exception", "ClockExceptionApplied")
+
+    def _outcome(self, case: PlannedCase, work: _DayWork) -> None:
+        case_id = self._case_id(case)
+        if case.outcome == "withdrawn":
+            path, kind = f"/cases/{case_id}/withdrawal", "withdrawn"
+        else:
+            path, kind = f"/cases/{case_id}/decision", "decided"
+        answer = self._intake.post(
+            path,
+            case.outcome_body(),
+            key=f"{case.sequence}-outcome",
+            staff_id=case.coordinator_id,
+        )
+        with self._lock:
+            self._posted[case.outcome] += 1
+        self._expect(work, answer, case_id, kind, "the decision clock's stop")
+
+    def _case_id(self, case: PlannedCase) -> str:
+        try:
+            return self.case_ids[case.sequence]
+        except KeyError:
+            raise DemoError(
+                f"planned case {case.sequence} has a command before its request was "
+                "received; the plan is out of order"
+            ) from None
+
+    @staticmethod
+    def _expect(
+        work: _DayWork,
+        answer: Mapping[str, Any],
+        case_id: str,
+        kind: str,
+        what: str,
+    ) -> None:
+        work.event_ids |= _event_ids(answer)
+        work.expected.append((case_id, _ANSWER_TO[kind], what))
+
+    def _await_published(self, work: _DayWork, day: date) -> None:
+        """Wait until the relay has put the day's events on the intake topic.
+
+        The next tick's barrier is the topic's end when it is sent, so an event still
+        in intake's outbox then would be applied after that tick instead of before.
+        """
+        watcher = self.watcher
+        watcher.wait_until(
+            lambda: work.event_ids <= watcher.intake_ids,
+            self.settings.output_timeout,
+            f"the intake events of {day} to reach {INTAKE.name} (is the intake "
+            "relay up? see .run/logs/intake-relay.log)",
+        )
+
+    def _await_answers(self, expected: list[tuple[str, frozenset[str], str]]) -> None:
+        """Wait until the deadlines processor has answered each of ``expected``."""
+        watcher = self.watcher
+        for case_id, names, what in expected:
+            watcher.wait_until(
+                functools.partial(watcher.has_decision_event, case_id, names),
+                self.settings.output_timeout,
+                f"{what} of case {case_id} on {DEADLINES.name} (is the deadlines "
+                "worker up? see .run/logs/deadlines-worker.log)",
+            )
+        expected.clear()
+
+    def _progress(self, day: date, started: float) -> None:
+        case_ids = set(self.case_ids.values())
+        with self.watcher.locked():
+            tracks = [t for t in self.watcher.clocks.values() if t.case_id in case_ids]
+            states = Counter(t.state for t in tracks if t.set_at_ms is not None)
+            approaching = sum(t.approaching for t in tracks)
+            sent = sum(
+                n.name == NOTIFICATION_SENT for n in self.watcher.notifications.values()
+            )
+        with self._lock:
+            posted = Counter(self._posted)
+        self._print(
+            f"{day:%Y-%m}  requests {posted['requests']:>5,}  decisions "
+            f"{posted['agreed'] + posted['refused']:>5,}  withdrawn "
+            f"{posted['withdrawn']:>3,}  | clocks set {len(tracks):>5,}: open "
+            f"{states['open']:,}, overdue {states['overdue']:,}, met {states['met']:,}"
+            f", late {states['late']:,}, cancelled {states['cancelled']:,}; "
+            f"approaching alerts {approaching:,}  | emails {sent:,}  "
+            f"[{_duration(time.monotonic() - started)}]"
+        )
+
+    def _settle(self) -> None:
+        """Wait until notify has sent every alert and nothing new has arrived."""
+        watcher = self.watcher
+        deadline = time.monotonic() + self.settings.settle_timeout
+        last: tuple[Any, ...] | None = None
+        quiet_since = time.monotonic()
+        while True:
+            status = dict(self.services.ledger_status() or {})
+            with watcher.locked():
+                seen = len(watcher.seen_ids)
+                published = len(watcher.notifications)
+            mail = _count_eml(self.services.mail_dir) - self._mail_at_start
+            snapshot = (seen, published, mail, tuple(sorted(status.items())))
+            busy = status.get("pending", 0) + status.get("sending", 0)
+            finished = status.get("sent", 0) + status.get("failed", 0)
+            drained = busy == 0 and (not status or finished <= published)
+            if snapshot != last:
+                last, quiet_since = snapshot, time.monotonic()
+            elif drained and time.monotonic() - quiet_since >= SETTLE_QUIET_S:
+                return
+            if time.monotonic() > deadline:
+                raise DemoError(
+                    f"notify had not finished after {self.settings.settle_timeout:.0f}"
+                    f" s: ledger {status}, {published} notify events seen, {mail} "
+                    "emails; see .run/logs/notify-worker.log"
+                )
+            time.sleep(1.0)
+
+    # Step 4: the figures.
+
+    def summary(self, days: Sequence[date], seconds: float) -> DemoSummary:
+        case_ids = set(self.case_ids.values())
+        clocks = count_clocks(self.watcher, case_ids)
+        planned = planned_decision_counts(self.cases)
+        with self.watcher.locked():
+            ours = [
+                n for n in self.watcher.notifications.values() if n.case_id in case_ids
+            ]
+        sent = [n for n in ours if n.name == NOTIFICATION_SENT]
+        with self._lock:
+            posted = Counter(self._posted)
+        summary = DemoSummary(
+            scale=self.settings.scale,
+            year=self.settings.year,
+            first_day=days[0].isoformat(),
+            last_day=days[-1].isoformat(),
+            seconds=round(seconds, 1),
+            requests=posted["requests"],
+            assignments=posted["assignments"],
+            agreed=posted["agreed"],
+            refused=posted["refused"],
+            withdrawn=posted["withdrawn"],
+            exceptions=posted["exceptions"],
+            clocks=clocks,
+            planned_decision=planned,
+            emails_in_catcher=self._mail_api_count() - self._mail_at_start,
+            notifications_sent=len(sent),
+            notifications_failed=len(ours) - len(sent),
+            sent_by_kind=dict(Counter(n.alert_kind for n in sent)),
+            sent_by_role=dict(Counter(n.recipient_role for n in sent)),
+            latency=measure_latency(self.watcher, case_ids),
+            deadlines_summary=self._deadlines_summary(),
+            mail_dir=str(self.services.mail_dir),
+            mail_url=self.services.mail_url,
+        )
+        summary.problems = reconcile(summary, len(self.cases))
+        return summary
+
+    def _mail_api_count(self) -> int:
+        url = self.services.mail_url.rstrip("/") + "/api/messages"
+        try:
+            answer = httpx.get(url, timeout=HTTP_TIMEOUT_S)
+            answer.raise_for_status()
+            return int(answer.json()["count"])
+        except (httpx.HTTPError, KeyError, ValueError) as error:
+            raise DemoError(
+                f"the mail catcher did not list its messages at {url}: {error!r}"
+            ) from error
+
+    def _deadlines_summary(self) -> Any:
+        if self.services.deadlines_url is None:
+            return None
+        url = self.services.deadlines_url.rstrip("/") + "/summary"
+        try:
+            answer = httpx.get(url, timeout=HTTP_TIMEOUT_S)
+        except httpx.HTTPError:
+            return None
+        return answer.json() if answer.status_code == 200 else None
+
+    def _print(self, line: str) -> None:
+        print(line, file=self._out, flush=True)
+
+
+def reconcile(summary: DemoSummary, planned_requests: int) -> list[str]:
+    """Every way the summary's numbers fail to agree with each other or the plan."""
+    problems: list[str] = []
+    if summary.requests != planned_requests:
+        problems.append(
+            f"{summary.requests} requests posted, but {planned_requests} planned"
+        )
+    for counts in summary.clocks:
+        if not counts.adds_up:
+            problems.append(
+                f"{counts.clock}: set {counts.set} is not met {counts.met} + late "
+                f"{counts.late} + cancelled {counts.cancelled} + overdue "
+                f"{counts.overdue} + open {counts.open}"
+            )
+    decision = summary.clock(DECISION_CLOCK)
+    if decision is None:
+        problems.append("no decision clock was set at all")
+    else:
+        for name, expected in summary.planned_decision.items():
+            actual = getattr(decision, name)
+            if actual != expected:
+                problems.append(
+                    f"decision clock: {name} is {actual}, the plan says {expected}"
+                )
+    decided = summary.agreed + summary.refused
+    if decision is not None and decision.met + decision.late != decided:
+        problems.append(
+            f"decision clock: met + late = {decision.met + decision.late}, but "
+            f"{decided} decisions were posted"
+        )
+    if summary.emails_in_catcher != summary.notifications_sent:
+        problems.append(
+            f"{summary.emails_in_catcher} emails in the mail catcher, but "
+            f"{summary.notifications_sent} NotificationSent events"
+        )
+    return problems
+
+
+def _event_ids(answer: Mapping[str, Any]) -> set[str]:
+    return {str(e["id"]) for e in answer.get("events", ()) if isinstance(e, dict)}
+
+
+def _count_eml(folder: Path) -> int:
+    try:
+        with os.scandir(folder) as entries:
+            return sum(1 for e in entries if e.name.endswith(".eml"))
+    except FileNotFoundError:
+        return 0

@@ -1,0 +1,691 @@
+"""``python -m devstack.run`` (``make run``): the whole platform, then a demo year.
+
+It starts, in this order, each as a process of its own with its output in
+``.run/logs/<name>.log``, and waits for each to be ready before the next:
+
+1. Apache Kafka (``python -m devstack.kafka run``, topics created), unless
+   ``KAFKA_BOOTSTRAP_SERVERS`` names one already running (then only the topics are
+   created there);
+2. the mail catcher (SMTP 1025, page 8025), keeping every email in ``.run/mail/``;
+3. the intake API (8001) and its outbox relay;
+4. the deadlines worker and its read API (8003);
+5. the notify worker, with the demo's staff directory written to ``.run/staff.csv``.
+
+A port that is taken is replaced by a free one, and every address is printed;
+``--free-ports`` takes free ports throughout (for tests). A process that exits or is
+not ready in time stops everything, and its log's last lines are printed.
+
+Then it posts one request over HTTP and shows it arriving on ``send.intake.events``,
+and plays the demo year (``devstack.demo``): Buckinghamshire's 2024 requests
+(``--scale 1.0``: 1,782 of them; ``--short``: 5%) posted through intake while ticks move
+the clock through the year. The summary is printed and written to
+``.run/summary.json``; the processes keep running, with each API's docs URL printed,
+until Ctrl-C (or SIGTERM) stops them all, the Kafka JVM included.
+``--exit-after-demo`` stops them straight after the summary instead, and the exit
+status says whether the numbers reconciled (0) or not (3).
+
+Each start begins from empty stores (``.run/intake.db``, ``.run/deadlines.db``,
+``.run/notify.db``, ``.run/mail/``, ``.run/kafka/``), so the demo's figures are its own;
+``--keep-data`` keeps them, for looking at the last demo again with ``--no-demo``. With
+an existing Kafka the topics keep what earlier runs published: the services then
+process that too, but the demo counts only the cases it posted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, fields
+from datetime import datetime
+from pathlib import Path
+from types import FrameType
+from typing import Any, TextIO
+
+from devstack.demo import (
+    DemoDriver,
+    DemoError,
+    DemoServices,
+    DemoSettings,
+    DemoSummary,
+    TopicWatcher,
+)
+from devstack.demo_data import generate_caseload, write_staff_csv
+from devstack.dfe import BUCKINGHAMSHIRE, DemoDataError, load_la_figures
+from devstack.kafka import repo_root
+from devstack.kafka_config import LOOPBACK, BrokerLayout, free_port
+from devstack.kafka_errors import KafkaLauncherError
+from devstack.kafka_topics import create_project_topics
+from devstack.processes import ProcessSpec, ProcessStartError, Stack, python_module
+
+log = logging.getLogger(__name__)
+
+SHORT_SCALE = 0.05
+KAFKA_READY_TIMEOUT_S = 240.0
+SERVICE_READY_TIMEOUT_S = 120.0
+KAFKA_STOP_TIMEOUT_S = 45.0
+WORKER_STOP_TIMEOUT_S = 40.0
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_NOT_RECONCILED = 3
+
+KAFKA_READY_LINE = "kafka topics ensured on"
+RELAY_READY_LINE = "relay started for send.intake.events"
+NOTIFY_READY_LINE = "notify worker ready"
+DEADLINES_READY_LINE = "deadlines worker ready"
+
+
+class RunError(DemoDataError):
+    """``make run`` cannot start: the message says what is in the way."""
+
+
+# -- ports and files -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Ports:
+    """The loopback ports of the platform's listeners."""
+
+    kafka: int = 9092
+    smtp: int = 1025
+    mail_page: int = 8025
+    intake: int = 8001
+    deadlines: int = 8003
+
+
+def port_is_free(port: int) -> bool:
+    """Whether nothing listens on ``port`` of the loopback address now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((LOOPBACK, port))
+        except OSError:
+            return False
+    return True
+
+
+def choose_ports(
+    wanted: Ports = Ports(), *, free_only: bool = False
+) -> tuple[Ports, list[str]]:
+    """``wanted``, with each taken port (or every port, ``free_only``) replaced.
+
+    Returns the ports and a note for each one replaced because it was taken.
+    """
+    chosen: dict[str, int] = {}
+    notes: list[str] = []
+    for item in fields(Ports):
+        port = int(getattr(wanted, item.name))
+        taken = set(chosen.values())
+        if free_only or port in taken or not port_is_free(port):
+            replacement = free_port(exclude=taken)
+            if not free_only:
+                notes.append(f"port {port} ({item.name}) is taken; using {replacement}")
+            port = replacement
+        chosen[item.name] = port
+    return Ports(**chosen), notes
+
+
+@dataclass(frozen=True, slots=True)
+class RunLayout:
+    """Where one ``make run`` keeps its files: all under its run directory."""
+
+    root: Path
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def mail(self) -> Path:
+        return self.root / "mail"
+
+    @property
+    def kafka(self) -> Path:
+        return self.root / "kafka"
+
+    @property
+    def work(self) -> Path:
+        """The stream workers' working directory, where faust keeps its data dirs."""
+        return self.root / "work"
+
+    @property
+    def intake_db(self) -> Path:
+        return self.root / "intake.db"
+
+    @property
+    def deadlines_db(self) -> Path:
+        return self.root / "deadlines.db"
+
+    @property
+    def notify_db(self) -> Path:
+        return self.root / "notify.db"
+
+    @property
+    def staff_csv(self) -> Path:
+        return self.root / "staff.csv"
+
+    @property
+    def summary(self) -> Path:
+        return self.root / "summary.json"
+
+    def data_paths(self) -> list[Path]:
+        """Everything a fresh start removes (databases with their WAL files)."""
+        paths = [self.logs, self.mail, self.kafka, self.work, self.staff_csv]
+        paths.append(self.summary)
+        for db in (self.intake_db, self.deadlines_db, self.notify_db):
+            paths += [
+                db,
+                db.with_name(db.name + "-wal"),
+                db.with_name(db.name + "-shm"),
+            ]
+        return paths
+
+    def reset(self) -> None:
+        """Remove the last run's data, refusing while its broker still runs."""
+        pid_file = BrokerLayout(self.kafka).pid_file
+        with contextlib.suppress(OSError, ValueError):
+            pid = int(pid_file.read_text().strip())
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            if str(self.kafka.resolve()).encode() in cmdline:
+                raise RunError(
+                    f"a Kafka broker (pid {pid}) still runs in {self.kafka}; stop the "
+                    "make run that started it (Ctrl-C) or kill that pid, then retry"
+                )
+        for path in self.data_paths():
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
+
+    def prepare(self) -> None:
+        for folder in (self.root, self.logs, self.mail, self.work):
+            folder.mkdir(parents=True, exist_ok=True)
+
+
+# -- the platform ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Platform:
+    """The running platform's addresses."""
+
+    layout: RunLayout
+    ports: Ports
+    bootstrap: str
+    kafka_launched: bool
+    deadlines_api: bool = True
+
+    @property
+    def intake_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.ports.intake}"
+
+    @property
+    def deadlines_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.ports.deadlines}"
+
+    @property
+    def mail_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.ports.mail_page}/"
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite:///{path.resolve()}"
+
+
+def service_env(platform: Platform) -> dict[str, str]:
+    """The settings of every service process of this run, as environment variables."""
+    layout, ports = platform.layout, platform.ports
+    return {
+        "KAFKA_BOOTSTRAP_SERVERS": platform.bootstrap,
+        "SEND_ENV": "development",
+        "LOG_FORMAT": "text",
+        "PYTHONUNBUFFERED": "1",
+        "INTAKE_DATABASE_URL": sqlite_url(layout.intake_db),
+        "INTAKE_HOST": LOOPBACK,
+        "INTAKE_PORT": str(ports.intake),
+        "INTAKE_RELAY_ENABLED": "false",
+        "DEADLINES_DATABASE_URL": sqlite_url(layout.deadlines_db),
+        "DEADLINES_HOST": LOOPBACK,
+        "DEADLINES_PORT": str(ports.deadlines),
+        "NOTIFY_DATABASE_URL": sqlite_url(layout.notify_db),
+        "NOTIFY_DIRECTORY_CSV": str(layout.staff_csv.resolve()),
+        "NOTIFY_SMTP_HOST": LOOPBACK,
+        "NOTIFY_SMTP_PORT": str(ports.smtp),
+    }
+
+
+def deadlines_api_exists() -> bool:
+    """Whether this checkout has the deadlines read API, ``python -m deadlines api``."""
+    try:
+        return importlib.util.find_spec("deadlines.entrypoints.api") is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def kafka_spec(layout: RunLayout, port: int) -> ProcessSpec:
+    return ProcessSpec(
+        name="kafka",
+        argv=python_module("devstack.kafka", "run"),
+        env={
+            "KAFKA_RUN_DIR": str(layout.kafka.resolve()),
+            "KAFKA_PORT": str(port),
+            "PYTHONUNBUFFERED": "1",
+        },
+        ready_log_line=KAFKA_READY_LINE,
+        stop_timeout=KAFKA_STOP_TIMEOUT_S,
+    )
+
+
+def service_specs(platform: Platform) -> list[ProcessSpec]:
+    """Every process after Kafka, in the order they start."""
+    env = service_env(platform)
+    layout, ports = platform.layout, platform.ports
+    work = layout.work.resolve()
+    return [
+        ProcessSpec(
+            name="mail",
+            argv=python_module(
+                "devstack.smtp",
+                "--port",
+                str(ports.smtp),
+                "--dir",
+                str(layout.mail.resolve()),
+                "--http-port",
+                str(ports.mail_page),
+            ),
+            env=env,
+            ready_url=f"{platform.mail_url}healthz",
+        ),
+        ProcessSpec(
+            name="intake-api",
+            argv=python_module("intake"),
+            env=env,
+            ready_url=f"{platform.intake_url}/readyz",
+        ),
+        ProcessSpec(
+            name="intake-relay",
+            argv=python_module("intake.entrypoints.relay"),
+            env=env,
+            ready_log_line=RELAY_READY_LINE,
+        ),
+        ProcessSpec(
+            name="deadlines-worker",
+            argv=python_module("deadlines", "worker"),
+            env=env,
+            ready_log_line=DEADLINES_READY_LINE,
+            cwd=work,
+            stop_timeout=WORKER_STOP_TIMEOUT_S,
+        ),
+        *(
+            [
+                ProcessSpec(
+                    name="deadlines-api",
+                    argv=python_module("deadlines", "api"),
+                    env=env,
+                    ready_url=f"{platform.deadlines_url}/readyz",
+                )
+            ]
+            if platform.deadlines_api
+            else []
+        ),
+        ProcessSpec(
+            name="notify-worker",
+            argv=python_module("notify", "worker"),
+            env=env,
+            ready_log_line=NOTIFY_READY_LINE,
+            cwd=work,
+            stop_timeout=WORKER_STOP_TIMEOUT_S,
+        ),
+    ]
+
+
+def start_platform(
+    stack: Stack,
+    layout: RunLayout,
+    ports: Ports,
+    *,
+    existing_kafka: str | None,
+    out: TextIO,
+) -> Platform:
+    """Start every process in order; raise ``ProcessStartError`` if one fails."""
+    if existing_kafka:
+        print(
+            f"Kafka: using the one at {existing_kafka} (KAFKA_BOOTSTRAP_SERVERS)",
+            file=out,
+            flush=True,
+        )
+        create_project_topics(existing_kafka)
+        platform = Platform(
+            layout, ports, existing_kafka, False, deadlines_api_exists()
+        )
+    else:
+        print(f"Kafka: starting on {LOOPBACK}:{ports.kafka} ...", file=out, flush=True)
+        _start(stack, kafka_spec(layout, ports.kafka), KAFKA_READY_TIMEOUT_S, out)
+        bootstrap = f"{LOOPBACK}:{ports.kafka}"
+        platform = Platform(layout, ports, bootstrap, True, deadlines_api_exists())
+
+    write_staff_csv(layout.staff_csv)
+    for spec in service_specs(platform):
+        _start(stack, spec, SERVICE_READY_TIMEOUT_S, out)
+    return platform
+
+
+def _start(stack: Stack, spec: ProcessSpec, timeout: float, out: TextIO) -> None:
+    started = time.monotonic()
+    managed = stack.start(spec, timeout)
+    print(
+        f"  {spec.name:<17} ready in {time.monotonic() - started:4.1f} s  "
+        f"(pid {managed.process.pid}, log {managed.log_path})",
+        file=out,
+        flush=True,
+    )
+
+
+def broker_pid(layout: RunLayout) -> int | None:
+    """The pid of the Kafka JVM this run's launcher started, while it runs."""
+    try:
+        return int(BrokerLayout(layout.kafka).pid_file.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+# -- the demo's connections to the platform --------------------------------------------
+
+
+def kafka_ticker(
+    bootstrap: str,
+) -> tuple[Callable[[datetime], None], Callable[[], None]]:
+    """A function sending one round of ticks for a moment, and one closing it."""
+    from deadlines.ticker import Ticker
+
+    ticker = Ticker(bootstrap)
+
+    def send(now: datetime) -> None:
+        ticker.send(now)
+
+    return send, ticker.close
+
+
+@contextlib.contextmanager
+def notify_ledger(path: Path) -> Iterator[Callable[[], Mapping[str, int] | None]]:
+    """Reads notify's alert counts by status (None until the ledger exists)."""
+    from notify.adapters.sqlite_db import NotifySQLiteDatabase
+
+    opened: list[Any] = []
+
+    def status() -> Mapping[str, int] | None:
+        if not opened:
+            if not path.exists():
+                return None
+            opened.append(NotifySQLiteDatabase(path))
+        with opened[0].transaction() as tx:
+            counts = tx.count_by_status()
+        return {state.value: count for state, count in counts.items()}
+
+    try:
+        yield status
+    finally:
+        for db in opened:
+            db.close()
+
+
+# -- the command -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    """What ``python -m devstack.run`` was asked to do."""
+
+    run_dir: Path
+    scale: float = 1.0
+    year: int = 2024
+    seed: int = 825
+    demo: bool = True
+    keep_running: bool = True
+    keep_data: bool = False
+    free_ports: bool = False
+    concurrency: int = 4
+    existing_kafka: str | None = None
+
+
+def parse_options(argv: Sequence[str] | None) -> RunOptions:
+    parser = argparse.ArgumentParser(
+        prog="python -m devstack.run",
+        description="Start Kafka, intake, deadlines, notify and a mail catcher, then "
+        "play a demo year of requests. Ctrl-C stops everything.",
+        epilog="Environment: KAFKA_BOOTSTRAP_SERVERS uses an existing Kafka instead "
+        "of launching one.",
+    )
+    parser.add_argument(
+        "--scale",
+        type=float,
+        default=None,
+        help="share of Buckinghamshire's 2024 year of 1,782 requests (default 1.0)",
+    )
+    parser.add_argument(
+        "--short",
+        action="store_true",
+        help=f"a small caseload for CI: scale {SHORT_SCALE} unless --scale is given",
+    )
+    parser.add_argument("--seed", type=int, default=825, help="caseload seed")
+    parser.add_argument(
+        "--no-demo", action="store_true", help="start everything; post no caseload"
+    )
+    ending = parser.add_mutually_exclusive_group()
+    ending.add_argument(
+        "--keep-running",
+        dest="keep_running",
+        action="store_true",
+        default=True,
+        help="after the demo, run until Ctrl-C (the default)",
+    )
+    ending.add_argument(
+        "--exit-after-demo",
+        dest="keep_running",
+        action="store_false",
+        help="stop everything after the summary; exit 3 if it does not reconcile",
+    )
+    parser.add_argument(
+        "--keep-data",
+        action="store_true",
+        help="keep the last run's stores, mail and Kafka data (default: start empty)",
+    )
+    parser.add_argument(
+        "--free-ports",
+        action="store_true",
+        help="take free ports for every listener instead of the usual ones",
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=4,
+        help="commands posted at once (default 4; the machine has 2 cores)",
+    )
+    parser.add_argument(
+        "--run-dir",
+        type=Path,
+        default=None,
+        help="where logs, stores and mail go (default .run/ in the checkout)",
+    )
+    args = parser.parse_args(argv)
+    scale = (
+        args.scale if args.scale is not None else (SHORT_SCALE if args.short else 1.0)
+    )
+    if scale <= 0 or args.concurrency < 1:
+        parser.error("--scale must be above 0 and --concurrency at least 1")
+    run_dir = args.run_dir if args.run_dir is not None else repo_root() / ".run"
+    return RunOptions(
+        run_dir=run_dir.resolve(),
+        scale=scale,
+        seed=args.seed,
+        demo=not args.no_demo,
+        keep_running=args.keep_running,
+        keep_data=args.keep_data,
+        free_ports=args.free_ports,
+        concurrency=args.concurrency,
+        existing_kafka=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "").strip() or None,
+    )
+
+
+class _Interrupted(Exception):
+    """SIGTERM arrived; handled like Ctrl-C."""
+
+
+def _raise_interrupted(signum: int, frame: FrameType | None) -> None:
+    raise _Interrupted(signum)
+
+
+def run(options: RunOptions, out: TextIO = sys.stdout) -> int:
+    """Start the platform, play the demo, and stop everything; the exit status."""
+    layout = RunLayout(options.run_dir)
+    if not options.keep_data:
+        layout.reset()
+    layout.prepare()
+    ports, notes = choose_ports(free_only=options.free_ports)
+    for note in notes:
+        print(note, file=out, flush=True)
+
+    status = EXIT_OK
+    stack = Stack(layout.logs)
+    started = time.monotonic()
+    try:
+        platform = start_platform(
+            stack, layout, ports, existing_kafka=options.existing_kafka, out=out
+        )
+        print(
+            f"All {len(stack.processes)} processes ready in "
+            f"{time.monotonic() - started:.1f} s. Mail: SMTP {LOOPBACK}:{ports.smtp}, "
+            f"page {platform.mail_url}; Kafka JVM pid {broker_pid(layout) or '-'}.",
+            file=out,
+            flush=True,
+        )
+        summary = _show_and_play(options, platform, out)
+        if summary is not None:
+            layout.summary.write_text(json.dumps(summary.to_json(), indent=2) + "\n")
+            print(summary.render(), file=out, flush=True)
+            print(f"  (also written to {layout.summary})", file=out, flush=True)
+            if not summary.reconciles:
+                status = EXIT_NOT_RECONCILED
+        _print_addresses(platform, out)
+        if options.keep_running:
+            print(
+                "Everything keeps running; press Ctrl-C to stop it.",
+                file=out,
+                flush=True,
+            )
+            while True:
+                stack.check_alive()
+                time.sleep(1.0)
+    except ProcessStartError as error:
+        print(f"make run failed: {error}", file=out, flush=True)
+        status = EXIT_FAILED
+    except (DemoError, RunError, KafkaLauncherError) as error:
+        print(f"make run failed: {error}", file=out, flush=True)
+        status = EXIT_FAILED
+    except (KeyboardInterrupt, _Interrupted):
+        print("\nStopping...", file=out, flush=True)
+    finally:
+        _stop_everything(stack, out)
+    return status
+
+
+def _show_and_play(
+    options: RunOptions, platform: Platform, out: TextIO
+) -> DemoSummary | None:
+    figures = load_la_figures(BUCKINGHAMSHIRE, options.year)
+    cases = generate_caseload(figures, options.year, options.scale, options.seed)
+    settings = DemoSettings(
+        year=options.year, scale=options.scale, concurrency=options.concurrency
+    )
+    send_tick, close_ticker = kafka_ticker(platform.bootstrap)
+    try:
+        with (
+            TopicWatcher(platform.bootstrap) as watcher,
+            notify_ledger(platform.layout.notify_db) as ledger,
+        ):
+            services = DemoServices(
+                intake_url=platform.intake_url,
+                mail_url=platform.mail_url,
+                mail_dir=platform.layout.mail,
+                ticker=send_tick,
+                deadlines_url=(
+                    platform.deadlines_url if platform.deadlines_api else None
+                ),
+                ledger_status=ledger,
+            )
+            driver = DemoDriver(cases, services, watcher, settings, out)
+            try:
+                driver.show_request_on_topic()
+                if not options.demo:
+                    return None
+                return driver.run()
+            finally:
+                driver.close()
+    finally:
+        close_ticker()
+
+
+def _print_addresses(platform: Platform, out: TextIO) -> None:
+    layout = platform.layout
+    lines = [
+        "Addresses:",
+        f"  intake API docs      {platform.intake_url}/docs",
+        f"  deadlines API docs   {platform.deadlines_url}/docs"
+        + ("" if platform.deadlines_api else " (not in this checkout yet)"),
+        f"  mail page            {platform.mail_url}  (files: {layout.mail}/*.eml)",
+        f"  Kafka                {platform.bootstrap}"
+        + ("" if platform.kafka_launched else " (not started by make run)"),
+        f"  logs                 {layout.logs}/",
+    ]
+    print("\n".join(lines), file=out, flush=True)
+
+
+def _stop_everything(stack: Stack, out: TextIO) -> None:
+    # A second Ctrl-C while stopping would leave processes behind; each one is still
+    # killed after its stop timeout, so ignoring the signal cannot hang for long.
+    previous = {
+        sig: signal.signal(sig, signal.SIG_IGN)
+        for sig in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        if stack.processes:
+            started = time.monotonic()
+            names = [p.spec.name for p in reversed(stack.processes)]
+            stack.stop()
+            print(
+                f"Stopped {', '.join(names)} in {time.monotonic() - started:.1f} s.",
+                file=out,
+                flush=True,
+            )
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    options = parse_options(argv)
+    logging.basicConfig(
+        level=logging.WARNING,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    logging.getLogger("kafka").setLevel(logging.ERROR)
+    signal.signal(signal.SIGTERM, _raise_interrupted)
+    try:
+        return run(options)
+    except RunError as error:
+        print(f"make run cannot start: {error}", flush=True)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())
