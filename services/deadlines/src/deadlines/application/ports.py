@@ -1,0 +1,101 @@
+"""What the processor needs from the outside world, as small interfaces.
+
+The faust worker provides them over a faust table and the app's consumer and producer
+(``deadlines.adapters.faust_ports``); the tests provide them over a dict and lists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from deadlines.application.sequencer import Progress
+from deadlines.domain.engine import CaseState
+from sendkit.envelope import OutgoingRecord
+
+STATE_FORMAT = 1
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCase:
+    """A case's engine state and how many clock events have been published for it.
+
+    ``published`` numbers the case's output events (their ``ce_sequence``), so each
+    output carries a position in its case's clock history, as every stream event does.
+    """
+
+    state: CaseState
+    published: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": STATE_FORMAT,
+            "engine": self.state.to_dict(),
+            "published": self.published,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> StoredCase:
+        if data.get("format") != STATE_FORMAT:
+            raise ValueError(
+                f"stored case state has format {data.get('format')!r}, not "
+                f"{STATE_FORMAT}: it was written by another version of the processor; "
+                "start it with a new DEADLINES_APP_ID to rebuild the table"
+            )
+        return cls(
+            state=CaseState.from_dict(data["engine"]), published=int(data["published"])
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class InputRecord:
+    """A consumed record, as the processor reads it (``sendkit.envelope`` can too)."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: float
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes | None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Publication:
+    """A record to publish: a clock event or a dead letter."""
+
+    topic: str
+    record: OutgoingRecord
+
+
+class CaseStates(Protocol):
+    """The cases' states and each partition's progress.
+
+    ``save`` and ``save_progress`` are seen by ``load`` at once but become durable
+    only at ``flush``, which the pipeline calls after the outputs they imply are
+    acknowledged by Kafka.
+    """
+
+    def load(self, case_id: str) -> StoredCase | None: ...
+    def save(self, case_id: str, case: StoredCase) -> None: ...
+    def case_ids(self, partition: int) -> Iterable[str]: ...
+    def load_progress(self, partition: int) -> Progress | None: ...
+    def save_progress(self, progress: Progress) -> None: ...
+    def flush(self) -> None: ...
+    def forget(self) -> None: ...
+
+
+class Offsets(Protocol):
+    """Offsets read from the broker."""
+
+    async def end_offset(self, topic: str, partition: int) -> int: ...
+    async def start_offsets(
+        self, topics: Iterable[str], partition: int
+    ) -> dict[str, int]: ...
+
+
+class Publisher(Protocol):
+    """Hands a record to the producer; the awaitable resolves once Kafka has it."""
+
+    async def publish(self, publication: Publication) -> Awaitable[Any]: ...

@@ -1,0 +1,1 @@
+"""Entry points of the deadlines service: the faust worker and the read API."""

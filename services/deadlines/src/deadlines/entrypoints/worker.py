@@ -1,0 +1,200 @@
+"""The deadlines stream processor as a faust worker: ``python -m deadlines worker``.
+
+One agent, ``clocks``, reads the four domain topics and the tick topic as raw bytes, so
+the CloudEvents headers reach the kernel's envelope parser untouched. It hands each
+record to the ``Pipeline`` (``deadlines.application.pipeline``), which orders a
+partition's inputs so a replay repeats the first run, applies them to the engine, and
+publishes the clock events before it writes the case states. Records are acknowledged
+by hand (``stream.noack()``) once that is done, so faust commits an offset only past
+inputs whose effects are on Kafka: processing is at least once, and a repeat re-emits
+the same event ids.
+
+Each case's state lives in the faust table ``case-clocks`` (in memory, rebuilt from
+its changelog topic ``<app id>-case-clocks-changelog`` at start), keyed by case id. It
+uses the producer's partitioner for its changelog, which is the murmur2 partitioner
+every producer of the domain topics uses, so a case's state is on the changelog
+partition of the same number as its events and the worker that owns partition ``p`` of
+the inputs owns those states. A timer nudges the pipeline every second so that an input
+held back for its turn is let go after ``DEADLINES_MAX_WAIT_SECONDS`` even if nothing
+else arrives.
+
+Known limits: faust's own consumer-stall bugs (see the project's Kafka notes) are not
+guarded by a liveness probe here; the worker logs ``deadlines worker ready`` once the
+table is recovered, and a deployment should watch its consumer lag.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import faust
+
+from deadlines.adapters.faust_ports import BrokerOffsets, FaustPublisher
+from deadlines.adapters.table_states import TableStates
+from deadlines.application.pipeline import Pipeline
+from deadlines.application.ports import InputRecord
+from deadlines.application.processor import ClockProcessor
+from deadlines.domain.council import CouncilConfig
+from deadlines.domain.engine import EngineConfig
+from deadlines.settings import DeadlinesSettings
+from send_schemas.topics import (
+    CLOCK_TICKS,
+    INTAKE,
+    PARTITIONS,
+    PLACEMENT,
+    PLANS,
+    REVIEWS,
+)
+from sendkit.logging import configure_logging
+
+log = logging.getLogger(__name__)
+
+DOMAIN_TOPICS: tuple[str, ...] = (INTAKE.name, PLANS.name, REVIEWS.name, PLACEMENT.name)
+TICKS_TOPIC = CLOCK_TICKS.name
+TABLE_NAME = "case-clocks"
+READY_MESSAGE = "deadlines worker ready"
+NUDGE_INTERVAL_S = 1.0
+
+
+def engine_config(settings: DeadlinesSettings) -> EngineConfig:
+    """The engine's configuration from the settings (lead times, for now)."""
+    return EngineConfig(
+        council=CouncilConfig(default_lead_working_days=settings.lead_working_days)
+    )
+
+
+class ClocksWorker:
+    """The faust app, its table and agent, and the pipeline the agent drives."""
+
+    def __init__(
+        self, settings: DeadlinesSettings, *, config: EngineConfig | None = None
+    ) -> None:
+        self.settings = settings
+        self.config = config or engine_config(settings)
+        web = settings.worker_web_port
+        self.app = faust.App(
+            settings.app_id,
+            broker=[f"kafka://{server}" for server in settings.bootstrap_servers],
+            store="memory://",
+            topic_partitions=PARTITIONS,
+            topic_replication_factor=settings.replication_factor,
+            table_standby_replicas=0,
+            processing_guarantee="at_least_once",
+            stream_wait_empty=False,
+            consumer_auto_offset_reset="earliest",
+            broker_commit_interval=1.0,
+            web_enabled=web is not None,
+            web_port=web or 6066,
+            web_bind="127.0.0.1",
+            worker_redirect_stdouts=False,
+            autodiscover=False,
+        )
+        self.inputs = self.app.topic(
+            *DOMAIN_TOPICS, TICKS_TOPIC, key_type=bytes, value_type=bytes
+        )
+        self.table = self.app.Table(
+            TABLE_NAME,
+            key_type=bytes,
+            partitions=PARTITIONS,
+            use_partitioner=True,
+            help="Each case's clock engine state, and each partition's progress.",
+        )
+        self.pipeline: Pipeline | None = None
+        self.offsets = BrokerOffsets(settings.bootstrap_servers)
+        self.app.agent(self.inputs, name="clocks")(self._clocks)
+        self.app.timer(interval=NUDGE_INTERVAL_S, name="nudge")(self._nudge)
+        self.app.on_partitions_revoked.connect(self._on_revoked)
+
+    def _new_pipeline(self, stream: Any) -> Pipeline:
+        states = TableStates(self.table, partitions=PARTITIONS)
+
+        async def ack(event: Any) -> object:
+            return await stream.ack(event)
+
+        return Pipeline(
+            states=states,
+            processor=ClockProcessor(states, config=self.config, partitions=PARTITIONS),
+            offsets=self.offsets,
+            publisher=FaustPublisher(self.app),
+            ack=ack,
+            domain_topics=DOMAIN_TOPICS,
+            ticks_topic=TICKS_TOPIC,
+            max_wait_s=self.settings.max_wait_seconds,
+        )
+
+    async def _clocks(self, stream: Any) -> None:
+        manual = stream.noack()
+        pipeline = self.pipeline = self._new_pipeline(manual)
+        async for event in manual.events():
+            message = event.message
+            record = InputRecord(
+                topic=message.topic,
+                partition=message.partition,
+                offset=message.offset,
+                timestamp=float(message.timestamp or 0.0),
+                key=message.key,
+                value=message.value,
+                headers=list(message.headers or ()),
+            )
+            await pipeline.offer(record, event)
+            # Drain once the agent has taken everything already fetched, so a burst
+            # (a replay) is applied and acknowledged in batches.
+            if manual.channel.empty():
+                await pipeline.drain()
+
+    async def _nudge(self) -> None:
+        if self.pipeline is not None and self.pipeline.waiting():
+            await self.pipeline.drain()
+
+    async def _on_revoked(
+        self, sender: Any, /, *args: Any, signal: Any = None, **kwargs: Any
+    ) -> None:
+        if self.pipeline is not None:
+            log.info(
+                "partitions revoked: held inputs dropped, to be delivered again",
+                extra={"held": self.pipeline.waiting()},
+            )
+            await self.pipeline.forget()
+
+
+class _Worker(faust.Worker):
+    """faust's worker, announcing readiness in the service's own log format."""
+
+    def __init__(self, clocks: ClocksWorker, **options: Any) -> None:
+        super().__init__(clocks.app, **options)
+        self.clocks = clocks
+
+    async def on_startup_finished(self) -> None:
+        await super().on_startup_finished()
+        log.info(READY_MESSAGE, extra={"app_id": self.app.conf.id})
+
+    def on_worker_shutdown(self) -> None:
+        self.clocks.offsets.close()
+        log.info("deadlines worker stopped", extra={"app_id": self.app.conf.id})
+
+
+def run_worker(settings: DeadlinesSettings | None = None) -> None:
+    """Run the worker until SIGTERM or SIGINT (faust's worker handles both)."""
+    settings = settings or DeadlinesSettings()
+    configure_logging(
+        "deadlines", log_format=settings.log_format, level=settings.log_level
+    )
+    quiet = logging.DEBUG if settings.log_level == "DEBUG" else logging.WARNING
+    for name in ("faust", "mode", "aiokafka", "kafka"):
+        logging.getLogger(name).setLevel(quiet)
+    worker = ClocksWorker(settings)
+    log.info(
+        "deadlines worker starting",
+        extra={
+            "app_id": settings.app_id,
+            "bootstrap": settings.kafka_bootstrap_servers,
+        },
+    )
+    _Worker(
+        worker,
+        loglevel=settings.log_level,
+        override_logging=False,
+        redirect_stdouts=False,
+        quiet=True,
+    ).execute_from_commandline()

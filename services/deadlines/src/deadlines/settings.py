@@ -1,0 +1,99 @@
+"""The deadlines service's settings, read from the environment.
+
+Besides the shared names of ``sendkit.settings.ServiceSettings``
+(``KAFKA_BOOTSTRAP_SERVERS``, ``SEND_ENV``, ``LOG_FORMAT``, ``LOG_LEVEL``):
+
+==============================  ===========================  =======================
+Environment name                Default                      Meaning
+==============================  ===========================  =======================
+DEADLINES_APP_ID                send-deadlines               faust app id: group id
+                                                             and changelog prefix
+DEADLINES_WORKER_WEB_PORT       (unset: no web server)       faust's web server port
+DEADLINES_REPLICATION_FACTOR    1                            of topics faust creates
+DEADLINES_MAX_WAIT_SECONDS      30                           longest wait for an
+                                                             input's turn
+DEADLINES_LEAD_WORKING_DAYS     (unset: each rule's own)     alert leads, e.g. 10,5,0
+DEADLINES_HOST                  127.0.0.1                    the read API's address
+DEADLINES_PORT                  8003                         the read API's port
+DEADLINES_DATABASE_URL          sqlite:///.run/deadlines.db  read model, or memory://
+DEADLINES_PROJECTOR_ENABLED     true                         build the read model in
+                                                             the API process
+DEADLINES_TICK_EVERY_SECONDS    60                           the ticker's interval
+==============================  ===========================  =======================
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
+
+from sendkit.settings import ServiceSettings
+
+
+class DeadlinesSettings(ServiceSettings):
+    """Settings of the deadlines worker, ticker and read API."""
+
+    model_config = SettingsConfigDict(env_prefix="DEADLINES_")
+
+    app_id: str = Field(
+        default="send-deadlines",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$",
+        description="The faust app id: the consumer group and the prefix of the "
+        "table's changelog topic. A new id replays every input from offset 0.",
+    )
+    worker_web_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Port of faust's web server in the worker; unset disables it.",
+    )
+    replication_factor: int = Field(
+        default=1, ge=1, description="Replication factor of the topics faust creates."
+    )
+    max_wait_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="The longest an input waits for its replay-safe turn before it is "
+        "applied anyway (with a warning).",
+    )
+    lead_working_days: Annotated[tuple[int, ...] | None, NoDecode] = Field(
+        default=None,
+        description="Working days before a due date to alert at, for every clock: "
+        "comma-separated, such as 10,5,0. Unset keeps each rule's own.",
+    )
+    host: str = Field(default="127.0.0.1", description="Address the read API binds.")
+    port: int = Field(default=8003, ge=1, le=65535, description="The read API's port.")
+    database_url: str = Field(
+        default="sqlite:///.run/deadlines.db",
+        description="The read model: sqlite:///<path> or memory://.",
+    )
+    projector_enabled: bool = Field(
+        default=True,
+        description="Follow send.deadlines.events and send.intake.events into the read "
+        "model from a thread of the API process.",
+    )
+    tick_every_seconds: float = Field(
+        default=60.0, gt=0, description="How often the ticker sends a round of ticks."
+    )
+
+    @field_validator("lead_working_days", mode="before")
+    @classmethod
+    def _leads_from_text(cls, value: object) -> object:
+        if isinstance(value, str):
+            parts = [part.strip() for part in value.split(",") if part.strip()]
+            try:
+                leads = tuple(int(part) for part in parts)
+            except ValueError:
+                raise ValueError(
+                    "DEADLINES_LEAD_WORKING_DAYS must be whole numbers separated by "
+                    "commas, such as 10,5,0"
+                ) from None
+            if not leads or any(lead < 0 for lead in leads):
+                raise ValueError(
+                    "DEADLINES_LEAD_WORKING_DAYS needs at least one lead time, none "
+                    "negative, such as 10,5,0"
+                )
+            return leads
+        return value
