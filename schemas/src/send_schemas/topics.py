@@ -67,7 +67,15 @@ CLOCK_TICKS = Topic(
     description="The time, as ticks: one per partition, sent by the ticker or a test.",
 )
 
-TOPICS: tuple[Topic, ...] = (INTAKE, PLANS, REVIEWS, PLACEMENT, DEADLINES, NOTIFY, CLOCK_TICKS)
+TOPICS: tuple[Topic, ...] = (
+    INTAKE,
+    PLANS,
+    REVIEWS,
+    PLACEMENT,
+    DEADLINES,
+    NOTIFY,
+    CLOCK_TICKS,
+)
 
 
 def dead_letter_topic(consumer: str, source: str) -> str:
