@@ -25,9 +25,9 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import Depends, Request
 
 from sendkit.store.base import IdempotencyRecord, Transaction
 
@@ -140,3 +140,7 @@ async def idempotency_from_request(request: Request) -> Idempotency | None:
         fingerprint=fingerprint(request.method, request.url.path, body),
         status_code=int(status_code),
     )
+
+
+IdempotencyKey = Annotated[Idempotency | None, Depends(idempotency_from_request)]
+"""A route parameter: the command's ``Idempotency-Key``, or ``None`` without one."""

@@ -18,6 +18,12 @@
 
 The kernel's own errors are mapped by default: a reused idempotency key 422, a command
 that kept conflicting 409, a store that is locked or unreachable 503.
+
+Command routes share three pieces: ``StaffIdHeader``, the ``X-Staff-Id`` header naming
+who acts (``actor_of`` turns its absence into ``system``); ``IdempotencyKey`` from
+``sendkit.idempotency``; and ``command_response``, which answers a ``CommandAnswer``
+with the route's status, or with the recorded status and ``Idempotent-Replayed: true``
+when it replays an earlier answer.
 """
 
 from __future__ import annotations
@@ -25,16 +31,17 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from sendkit.commands import CommandConflict
-from sendkit.idempotency import IdempotencyError
+from sendkit.commands import CommandAnswer, CommandConflict
+from sendkit.events import SYSTEM_ACTOR
+from sendkit.idempotency import REPLAYED_HEADER, IdempotencyError
 from sendkit.logging import (
     CORRELATION_HEADER,
     acceptable_correlation_id,
@@ -59,6 +66,35 @@ ReadinessCheck = Callable[[], object]
 """Raises, or returns ``False``, when what it checks is not usable."""
 
 PROBE_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
+STAFF_ID_HEADER = "X-Staff-Id"
+
+StaffIdHeader = Annotated[
+    str | None,
+    Header(
+        alias=STAFF_ID_HEADER,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
+        description="The pseudonymous id of the member of staff acting.",
+    ),
+]
+"""A route parameter: who acts, as the ``X-Staff-Id`` header names them."""
+
+
+def actor_of(staff_id: str | None) -> str:
+    """The actor to record: the staff id given, or ``system`` when none was."""
+    return staff_id or SYSTEM_ACTOR
+
+
+def command_response(
+    result: CommandAnswer, status_code: int, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    """The answer to a command: its body with the route's status, or on a replay the
+    recorded status and ``Idempotent-Replayed: true``."""
+    answer_headers = dict(headers or {})
+    if result.replayed:
+        answer_headers[REPLAYED_HEADER] = "true"
+        status_code = result.status_code or status_code
+    return JSONResponse(result.body, status_code=status_code, headers=answer_headers)
 
 
 def default_error_map() -> ErrorMap:
