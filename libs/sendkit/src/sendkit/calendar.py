@@ -34,6 +34,8 @@ import holidays as _holidays
 __all__ = [
     "LONDON",
     "CalendarError",
+    "academic_year",
+    "academic_year_start",
     "act_by",
     "bank_holiday_file_years",
     "bank_holidays",
@@ -190,6 +192,26 @@ def day_before(year: int, month: int, day: int) -> date:
         return date(year, month, day) - _ONE_DAY
     except ValueError as error:
         raise CalendarError(f"{year}-{month:02}-{day:02} is not a date") from error
+
+
+# School years -------------------------------------------------------------------------
+
+ACADEMIC_YEAR_MONTH = 9
+"""National curriculum year groups move up on 1 September (age on 31 August)."""
+
+
+def academic_year(day: date) -> int:
+    """The calendar year in which the school year holding ``day`` began.
+
+    A school year runs from 1 September to 31 August, so 31 August 2026 is in the
+    year 2025 and 1 September 2026 in the year 2026.
+    """
+    return day.year if day.month >= ACADEMIC_YEAR_MONTH else day.year - 1
+
+
+def academic_year_start(year: int) -> date:
+    """The first day of the school year that begins in ``year`` (1 September)."""
+    return date(year, ACADEMIC_YEAR_MONTH, 1)
 
 
 # Bank holidays ------------------------------------------------------------------------

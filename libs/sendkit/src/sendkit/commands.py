@@ -8,18 +8,26 @@ records it under the key. If another writer moved the stream on in between (a
 is repeated on the fresh stream, up to ``attempts`` times, and then ``CommandConflict``
 is raised, which HTTP answers with 409. A domain error raised by ``decide`` rolls the
 transaction back, so nothing is written.
+
+``run_streams_command`` is the same loop for a command that writes to several streams
+at once (one panel listing several cases), all or nothing; its ``decide`` also gets
+the transaction, to read the service's documents in the same snapshot it decides on.
+``run_command`` is the one-stream case of it.
+
+``decide_in`` is the load, decide and append step on its own, for code that already
+holds a transaction (a subscriber's handler).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from sendkit.events import NewEvent, RecordedEvent
 from sendkit.idempotency import Idempotency
-from sendkit.store.base import EventStore, VersionConflict
+from sendkit.store.base import EventStore, Transaction, VersionConflict
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +61,13 @@ class CommandAnswer:
 Decide = Callable[[Sequence[RecordedEvent]], Sequence[NewEvent]]
 Answer = Callable[[Sequence[RecordedEvent], Sequence[RecordedEvent]], dict[str, Any]]
 
+Histories = Mapping[str, Sequence[RecordedEvent]]
+"""Each stream's events as read in the command's transaction, by stream id."""
+DecideStreams = Callable[[Transaction, Histories], Mapping[str, Sequence[NewEvent]]]
+AnswerStreams = Callable[
+    [Histories, Mapping[str, Sequence[RecordedEvent]]], dict[str, Any]
+]
+
 
 def run_command(
     store: EventStore,
@@ -69,6 +84,45 @@ def run_command(
     error; ``answer(history, recorded)`` builds the JSON answer from what was there and
     what was appended.
     """
+
+    def decide_streams(tx: Transaction, histories: Histories) -> dict[str, Any]:
+        return {stream_id: decide(histories[stream_id])}
+
+    def answer_streams(
+        histories: Histories, recorded: Mapping[str, Sequence[RecordedEvent]]
+    ) -> dict[str, Any]:
+        return answer(histories[stream_id], recorded.get(stream_id, []))
+
+    return run_streams_command(
+        store,
+        [stream_id],
+        decide_streams,
+        answer_streams,
+        idempotency=idempotency,
+        attempts=attempts,
+    )
+
+
+def run_streams_command(
+    store: EventStore,
+    stream_ids: Iterable[str],
+    decide: DecideStreams,
+    answer: AnswerStreams,
+    *,
+    idempotency: Idempotency | None = None,
+    attempts: int = DEFAULT_ATTEMPTS,
+) -> CommandAnswer:
+    """Decide on several streams together and append to each, in one transaction.
+
+    A command that concerns several cases at once (listing cases for one panel) is
+    recorded on every case or on none. ``decide(tx, histories)`` gets the
+    transaction too, so that it can read the service's documents (its read model of
+    other services' facts) as they stand at the moment it decides; it returns the new
+    events by stream id, and may leave streams out. Events are appended in the order
+    of ``stream_ids``; a stream id given twice is read once.
+    """
+    ids = list(dict.fromkeys(stream_ids))
+    conflicted = ids[0] if ids else ""
     for attempt in range(1, attempts + 1):
         try:
             with store.transaction() as tx:
@@ -81,26 +135,41 @@ def run_command(
                             status_code=earlier.status_code,
                         )
 
-                history = tx.read_stream(stream_id)
-                new_events = decide(history)
+                histories = {stream_id: tx.read_stream(stream_id) for stream_id in ids}
+                decided = decide(tx, histories)
+                strays = sorted(set(decided) - set(ids))
+                if strays:
+                    raise ValueError(
+                        f"decide returned events for streams it was not given "
+                        f"({', '.join(strays)}): list every stream a command writes "
+                        "in stream_ids"
+                    )
 
-                version = history[-1].version if history else 0
-                recorded = (
-                    tx.append(stream_id, version, new_events) if new_events else []
-                )
+                recorded: dict[str, list[RecordedEvent]] = {}
+                for stream_id in ids:
+                    new_events = decided.get(stream_id) or ()
+                    if not new_events:
+                        continue
+                    history = histories[stream_id]
+                    version = history[-1].version if history else 0
+                    recorded[stream_id] = tx.append(stream_id, version, new_events)
 
-                body = answer(history, recorded)
+                body = answer(histories, recorded)
                 if idempotency is not None:
                     idempotency.record(tx, body)
-                return CommandAnswer(body=body, recorded=recorded)
+                every = [
+                    event for stream_id in ids for event in recorded.get(stream_id, [])
+                ]
+                return CommandAnswer(body=body, recorded=every)
         except VersionConflict as conflict:
+            conflicted = conflict.stream_id
             log.info(
                 "stream moved on while deciding; retrying",
                 extra={
-                    "stream_id": stream_id,
+                    "stream_id": conflict.stream_id,
                     "attempt": attempt,
                     "expected": conflict.expected,
                     "actual": conflict.actual,
                 },
             )
-    raise CommandConflict(stream_id, attempts)
+    raise CommandConflict(conflicted, attempts)

@@ -7,7 +7,10 @@ seen every event committed before it; the outbox relay depends on that.
 
 A ``Transaction`` groups appends with the bookkeeping that must commit with them: the
 ids of messages a subscriber has processed, checkpoints (how far a relay has
-published), and idempotency records of HTTP commands.
+published), idempotency records of HTTP commands, and documents: the JSON rows of a
+service's read model of other services' facts (the plans placement knows of), kept in
+the service's own store so that a subscriber updates them in the transaction that marks
+the message processed, and a command reads them in the transaction that decides.
 """
 
 from __future__ import annotations
@@ -134,6 +137,42 @@ class Transaction(ABC):
 
         Raises ``IdempotencyKeyReused`` if ``scope`` already holds ``record.key``.
         """
+
+    # Documents are not abstract so that an adapter written before them keeps working
+    # for every service that does not use them; using them there fails loudly.
+
+    def get_document(self, collection: str, key: str) -> dict[str, Any] | None:
+        """The document stored under ``key`` in ``collection``, or None."""
+        raise _no_documents(self)
+
+    def put_document(self, collection: str, key: str, document: dict[str, Any]) -> None:
+        """Store ``document`` (plain JSON values) under ``key``, replacing any other."""
+        raise _no_documents(self)
+
+    def delete_document(self, collection: str, key: str) -> None:
+        """Remove the document under ``key``, if there is one."""
+        raise _no_documents(self)
+
+    def list_documents(self, collection: str) -> list[tuple[str, dict[str, Any]]]:
+        """Every ``(key, document)`` of ``collection``, in key order."""
+        raise _no_documents(self)
+
+
+def _no_documents(tx: Transaction) -> StoreError:
+    return StoreError(
+        f"{type(tx).__name__} keeps no documents: implement get_document, "
+        "put_document, delete_document and list_documents in its adapter, or use the "
+        "SQLite or in-memory store"
+    )
+
+
+def check_document(collection: str, key: str) -> None:
+    """Refuse document names no adapter can accept, with the same message in all."""
+    if not collection or not key:
+        raise StoreError(
+            f"document collection {collection!r} and key {key!r} must both be "
+            "non-empty: name the read model and the case (or other id) it describes"
+        )
 
 
 class EventStore(ABC):

@@ -26,6 +26,7 @@ from sendkit.store.base import (
     Transaction,
     VersionConflict,
     check_append,
+    check_document,
 )
 
 
@@ -49,6 +50,7 @@ class _State:
     processed: set[tuple[str, str]] = field(default_factory=set)
     checkpoints: dict[str, int] = field(default_factory=dict)
     idempotency: dict[tuple[str, str], IdempotencyRecord] = field(default_factory=dict)
+    documents: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
 
 
 class _MemoryTransaction(Transaction):
@@ -61,6 +63,8 @@ class _MemoryTransaction(Transaction):
         self._processed: set[tuple[str, str]] = set()
         self._checkpoints: dict[str, int] = {}
         self._idempotency: dict[tuple[str, str], IdempotencyRecord] = {}
+        # None marks a document deleted in this transaction.
+        self._documents: dict[tuple[str, str], dict[str, Any] | None] = {}
 
     def append(
         self, stream_id: str, expected_version: int, events: Sequence[NewEvent]
@@ -125,6 +129,39 @@ class _MemoryTransaction(Transaction):
         body = _json_copy(record.body, "idempotency body")
         self._idempotency[(scope, record.key)] = replace(record, body=body)
 
+    def get_document(self, collection: str, key: str) -> dict[str, Any] | None:
+        check_document(collection, key)
+        name = (collection, key)
+        found = (
+            self._documents[name]
+            if name in self._documents
+            else self._state.documents.get(name)
+        )
+        return None if found is None else _json_copy(found, "document")
+
+    def put_document(self, collection: str, key: str, document: dict[str, Any]) -> None:
+        check_document(collection, key)
+        self._documents[(collection, key)] = _json_copy(document, "document")
+
+    def delete_document(self, collection: str, key: str) -> None:
+        check_document(collection, key)
+        self._documents[(collection, key)] = None
+
+    def list_documents(self, collection: str) -> list[tuple[str, dict[str, Any]]]:
+        merged = {
+            key: body
+            for (kept_in, key), body in self._state.documents.items()
+            if kept_in == collection
+        }
+        for (kept_in, key), pending in self._documents.items():
+            if kept_in != collection:
+                continue
+            if pending is None:
+                merged.pop(key, None)
+            else:
+                merged[key] = pending
+        return [(key, _json_copy(merged[key], "document")) for key in sorted(merged)]
+
     def commit(self) -> None:
         state = self._state
         for event in self._events:
@@ -133,6 +170,11 @@ class _MemoryTransaction(Transaction):
         state.processed |= self._processed
         state.checkpoints.update(self._checkpoints)
         state.idempotency.update(self._idempotency)
+        for name, body in self._documents.items():
+            if body is None:
+                state.documents.pop(name, None)
+            else:
+                state.documents[name] = body
 
 
 class InMemoryEventStore(EventStore):

@@ -13,7 +13,9 @@ publishes what is committed, and an event already on Kafka must never vanish fro
 store after a power cut, or its position would be given to a different event.
 
 The schema is created on first open and its version kept in ``PRAGMA user_version``; a
-file written by a newer schema is refused rather than guessed at.
+file written by a newer schema is refused rather than guessed at. A table added that
+older code simply never reads (``documents``) is created with ``IF NOT EXISTS`` on
+every open and does not move the version, so older and newer code share a file.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from sendkit.store.base import (
     Transaction,
     VersionConflict,
     check_append,
+    check_document,
 )
 
 SCHEMA_VERSION = 1
@@ -75,6 +78,13 @@ CREATE TABLE IF NOT EXISTS idempotency_records (
     body TEXT NOT NULL,
     created_at TEXT NOT NULL,
     PRIMARY KEY (scope, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS documents (
+    collection TEXT NOT NULL,
+    key TEXT NOT NULL,
+    body TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (collection, key)
 ) WITHOUT ROWID;
 """
 
@@ -284,6 +294,42 @@ class SQLiteTransaction(Transaction):
                 )
             except sqlite3.IntegrityError as error:
                 raise IdempotencyKeyReused(scope, record.key) from error
+
+    def get_document(self, collection: str, key: str) -> dict[str, Any] | None:
+        check_document(collection, key)
+        with _translated("read a document"):
+            row = self._db.execute(
+                "SELECT body FROM documents WHERE collection = ? AND key = ?",
+                (collection, key),
+            ).fetchone()
+        return None if row is None else dict(json.loads(row["body"]))
+
+    def put_document(self, collection: str, key: str, document: dict[str, Any]) -> None:
+        check_document(collection, key)
+        body = _dumps(document, "document")
+        with _translated("write a document"):
+            self._db.execute(
+                "INSERT INTO documents (collection, key, body, updated_at) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (collection, key) DO UPDATE SET "
+                "body = excluded.body, updated_at = excluded.updated_at",
+                (collection, key, body, utcnow().isoformat()),
+            )
+
+    def delete_document(self, collection: str, key: str) -> None:
+        check_document(collection, key)
+        with _translated("delete a document"):
+            self._db.execute(
+                "DELETE FROM documents WHERE collection = ? AND key = ?",
+                (collection, key),
+            )
+
+    def list_documents(self, collection: str) -> list[tuple[str, dict[str, Any]]]:
+        with _translated("list documents"):
+            rows = self._db.execute(
+                "SELECT key, body FROM documents WHERE collection = ? ORDER BY key",
+                (collection,),
+            ).fetchall()
+        return [(row["key"], dict(json.loads(row["body"]))) for row in rows]
 
 
 class SQLiteEventStore(EventStore):
