@@ -69,6 +69,24 @@ AnswerStreams = Callable[
 ]
 
 
+def decide_in(
+    tx: Transaction, stream_id: str, decide: Decide
+) -> tuple[list[RecordedEvent], list[RecordedEvent]]:
+    """Read ``stream_id`` in ``tx``, decide on it, append what was decided.
+
+    Returns the history read and the events appended (none if ``decide`` returned
+    none). It is the step ``run_command`` takes, for callers that already hold a
+    transaction: a subscriber's handler deciding on a consumed event appends in the
+    transaction that marks the event processed. A ``VersionConflict`` propagates, for
+    the caller to retry on the fresh stream.
+    """
+    history = tx.read_stream(stream_id)
+    new_events = decide(history)
+    version = history[-1].version if history else 0
+    recorded = tx.append(stream_id, version, new_events) if new_events else []
+    return history, recorded
+
+
 def run_command(
     store: EventStore,
     stream_id: str,
