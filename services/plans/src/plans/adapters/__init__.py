@@ -1,0 +1,1 @@
+"""Plans' adapters: its event store, the relay to its topic, the intake subscriber."""

@@ -1,0 +1,1 @@
+"""Plans' application layer: command handlers, queries, and reactions to intake."""

@@ -1,0 +1,1 @@
+"""Plans' entry points: the FastAPI app, the outbox relay and the intake subscriber."""
