@@ -521,7 +521,8 @@ def _amend(plan: Plan, command: AmendPlan, context: Context) -> list[NewEvent]:
     if command.setting_urn is not None and command.setting_type is None:
         problems.add("setting_type", "is required with setting_urn: name its type")
     _check_setting(problems, command.setting_urn, command.setting_type)
-    if command.setting_type is not None and contract.PLACEMENT_SECTION not in changes:
+    names_setting = command.setting_type is not None or command.setting_urn is not None
+    if names_setting and contract.PLACEMENT_SECTION not in changes:
         problems.add(
             "changes", "must include section I, the placement, when a setting is named"
         )
