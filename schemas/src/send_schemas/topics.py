@@ -26,7 +26,7 @@ class Topic:
 INTAKE = Topic(
     "send.intake.events",
     owner="intake",
-    consumers=("deadlines", "notify", "plans"),
+    consumers=("deadlines", "notify", "plans", "reviews"),
     description="Requests for an EHC needs assessment and the decision whether to assess.",
 )
 PLANS = Topic(
@@ -50,7 +50,7 @@ PLACEMENT = Topic(
 DEADLINES = Topic(
     "send.deadlines.events",
     owner="deadlines",
-    consumers=("notify",),
+    consumers=("notify", "deadlines"),
     description="Statutory and local clocks: set, approaching, overdue, met, late, cancelled.",
 )
 NOTIFY = Topic(

@@ -1,0 +1,1 @@
+"""Reviews' application layer: command handlers, reactions and the review lists."""

@@ -1,0 +1,1 @@
+"""Reviews' entry points: the FastAPI app, the outbox relay and the subscribers."""

@@ -1,0 +1,402 @@
+"""The reviews HTTP API: the annual review cycle's commands and the review lists.
+
+Run it with ``python -m reviews``, or with
+``uvicorn --factory reviews.entrypoints.http:create_app``.
+
+=======  ====================================================  =======================
+Method   Path                                                  Does
+=======  ====================================================  =======================
+POST     /cases/{case_id}/reviews                              arrange a review (201)
+POST     /cases/{case_id}/reviews/{review_id}/rearrangement    move its meeting
+POST     /cases/{case_id}/reviews/{review_id}/papers           invitations and advice
+POST     /cases/{case_id}/reviews/{review_id}/meeting          the meeting held
+POST     /cases/{case_id}/reviews/{review_id}/report           the report received
+POST     /cases/{case_id}/reviews/{review_id}/decision         maintain, amend, cease
+POST     /cases/{case_id}/reviews/{review_id}/referrals        referrals to agencies
+POST     /cases/{case_id}/interim-review-requests              request an interim one
+POST     /schools/{urn}/review-lists                           the SENCO's list sent
+GET      /cases/{case_id}                                      the cycle and history
+GET      /schools/{urn}/upcoming-reviews?term_start=&term_end= a SENCO's termly list
+GET      /coordinators/{id}/upcoming-reviews?from=&to=         a coordinator's list
+=======  ====================================================  =======================
+
+Every command accepts ``Idempotency-Key`` (see ``sendkit.idempotency``). Errors are
+RFC 9457 problem details: 422 for invalid values (each bad field named), 404 for an
+unknown case or review, 409 for a command the case's state rules out (no issued plan,
+a ceased plan, a second decision, a decision before the meeting), and nothing is
+written in any of those cases.
+
+A case appears here when the plans service issues its final plan (or intake assigns
+its coordinator): the subscribers record those events, so reviews can be arranged only
+once ``PlanIssued`` has been consumed.
+
+Who acts is read from the ``X-Staff-Id`` header, a pseudonymous staff id, and is
+``system`` when the header is absent. Access control is not part of this service yet:
+any caller can act as any staff id and read any case's recommendations and proposed
+amendments, so the API must only be reachable from inside the council's network until
+authentication lands.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from datetime import date, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, FastAPI, Path, Query
+from fastapi.responses import JSONResponse
+from prometheus_client import CollectorRegistry
+
+from reviews.adapters.relay import start_relay_thread
+from reviews.adapters.store import open_reviews_store
+from reviews.adapters.subscribers import start_subscriber_threads
+from reviews.application.read_model import UpcomingReview
+from reviews.application.service import ReviewsService, new_review_id
+from reviews.domain import (
+    ArrangeReview,
+    CaseNotFound,
+    DecideReview,
+    ImpossibleTransition,
+    InvalidCommand,
+    InvalidQuery,
+    RearrangeReview,
+    RecordPapersSent,
+    RecordReferralsMade,
+    RecordReportReceived,
+    RecordReviewHeld,
+    RequestInterimReview,
+    ReviewNotFound,
+    ReviewsError,
+)
+from reviews.entrypoints.api_models import (
+    ArrangeReviewBody,
+    CaseOut,
+    CommandOut,
+    InterimReviewRequestBody,
+    PapersSentBody,
+    RearrangeReviewBody,
+    ReferralsMadeBody,
+    ReportReceivedBody,
+    ReviewDecisionBody,
+    ReviewHeldBody,
+    ReviewListSentBody,
+    UpcomingReviewOut,
+    UpcomingReviewsOut,
+)
+from reviews.settings import ReviewsSettings
+from send_schemas.intake import URN_MAX, URN_MIN
+from sendkit.commands import CommandAnswer
+from sendkit.idempotency import Idempotency, IdempotencyKey
+from sendkit.problems import ErrorMap
+from sendkit.store import EventStore
+from sendkit.web import StaffIdHeader, actor_of, command_response
+from sendkit.web import create_app as create_service_app
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = "reviews"
+
+ERRORS = (
+    ErrorMap()
+    .register(ReviewsError, 400, slug="reviews-error", title="Request not accepted")
+    .register(InvalidCommand, 422, slug="validation-error", title="Invalid request")
+    .register(InvalidQuery, 422, slug="validation-error", title="Invalid request")
+    .register(CaseNotFound, 404, slug="case-not-found", title="Case not found")
+    .register(ReviewNotFound, 404, slug="review-not-found", title="Review not found")
+    .register(
+        ImpossibleTransition,
+        409,
+        slug="impossible-transition",
+        title="Not possible in the case's current state",
+    )
+)
+"""Which reviews error answers which status: the one place it is said."""
+
+_PSEUDONYM = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+
+RelayFactory = Callable[[ReviewsSettings, EventStore, CollectorRegistry], Any]
+"""Starts a relay and returns a handle with ``is_alive()`` and ``stop()``."""
+
+SubscribersFactory = Callable[
+    [ReviewsSettings, EventStore, ReviewsService, CollectorRegistry], Sequence[Any]
+]
+"""Starts the subscribers and returns handles with ``is_alive()`` and ``stop()``."""
+
+
+def _listed(first: date, last: date, rows: list[UpcomingReview]) -> UpcomingReviewsOut:
+    return UpcomingReviewsOut(
+        first_day=first,
+        last_day=last,
+        total=len(rows),
+        reviews=[UpcomingReviewOut.of(row) for row in rows],
+    )
+
+
+def _routes(service: ReviewsService) -> APIRouter:
+    router = APIRouter()
+
+    def run(
+        command: Any, staff_id: str | None, idempotency: Idempotency | None
+    ) -> CommandAnswer:
+        return service.handle(
+            command, actor=actor_of(staff_id), idempotency=idempotency
+        )
+
+    @router.post("/cases/{case_id}/reviews", status_code=201, response_model=CommandOut)
+    def arrange_review(
+        case_id: str,
+        body: ArrangeReviewBody,
+        idempotency: IdempotencyKey,
+        staff_id: StaffIdHeader = None,
+    ) -> JSONResponse:
+        fields = body.model_dump()
+        command = ArrangeReview(
+            case_id=case_id,
+            review_id=new_review_id(),
+            **{**fields, "invitee_roles": tuple(fields["invitee_roles"])},
+        )
+        result = run(command, staff_id, idempotency)
+        location = f"/cases/{case_id}/reviews/{result.body['review_id']}"
+        return command_response(result, 201, {"Location": location})
+
+    @router.post(
+        "/cases/{case_id}/reviews/{review_id}/rearrangement", response_model=CommandOut
+    )
+    def rearrange_review(
+        case_id: str,
+        review_id: str,
+        body: RearrangeReviewBody,
+        idempotency: IdempotencyKey,
+        staff_id: StaffIdHeader = None,
+    ) -> JSONResponse:
+        command = RearrangeReview(case_id, review_id, **body.model_dump())
+        return command_response(run(command, staff_id, idempotency), 200)
+
+    @router.post(
+        "/cases/{case_id}/reviews/{review_id}/papers", response_model=CommandOut
+    )
+    def record_papers_sent(
+        case_id: str,
+        review_id: str,
+        body: PapersSentBody,
+        idempotency: IdempotencyKey,
+        staff_id: StaffIdHeader = None,
+    ) -> JSONResponse:
+        command = RecordPapersSent(case_id, review_id, body.sent_on)
+        return command_response(run(command, staff_id, idempotency), 200)
+
+    @router.post(
+        "/cases/{case_id}/reviews/{review_id}/meeting", response_model=CommandOut
+    )
+    def record_review_held(
+        case_id: str,
+        review_id: str,
+        body: ReviewHeldBody,
+        idempotency: IdempotencyKey,
+        staff_id: StaffIdHeader = None,
+    ) -> JSONResponse:
+        command = RecordReviewHeld(
+            case_id,
+            review_id,
+            held_on=body.held_on,
+            attendee_roles=tuple(body.attendee_roles),
+            child_views_gathered=body.child_views_gathered,
+            recommendations=body.recommendations,
+        )
+        return command_response(run(command, staff_id, idempotency), 200)
+
+    @router.post(
+        "/cases/{case_id}/reviews/{review_id}/report", response_model=CommandOut
+    )
+    def record_report_received(
+        case_id: str,
+        review_id: str,
+        body: ReportReceivedBody,
+        idempotency: IdempotencyKey,
+        staff_id: StaffIdHeader = None,
+    ) -> JSONResponse:
+        command = RecordReportReceived(case_id, review_id, body.received_on)
+        return command_response(run(command, staff_id, idempotency), 200)
+
+    @router.post(
+        "/cases/{case_id}/reviews/{review_id}/decision", response_model=CommandOut
+    )
+    def decide_review(
+        case_id: str,
+        review_id: str,
+        body: ReviewDecisionBody,
+        idempotency: IdempotencyKey,
+        staff_id: StaffIdHeader = None,
+    ) -> JSONResponse:
+        command = DecideReview(case_id, review_id, **body.model_dump())
+        return command_response(run(command, staff_id, idempotency), 200)
+
+    @router.post(
+        "/cases/{case_id}/reviews/{review_id}/referrals", response_model=CommandOut
+    )
+    def record_referrals_made(
+        case_id: str,
+        review_id: str,
+        body: ReferralsMadeBody,
+        idempotency: IdempotencyKey,
+        staff_id: StaffIdHeader = None,
+    ) -> JSONResponse:
+        command = RecordReferralsMade(case_id, review_id, body.made_on)
+        return command_response(run(command, staff_id, idempotency), 200)
+
+    @router.post("/schools/{urn}/review-lists")
+    def record_review_list_sent(
+        urn: Annotated[int, Path(ge=URN_MIN, le=URN_MAX)],
+        body: ReviewListSentBody,
+        idempotency: IdempotencyKey,
+        staff_id: StaffIdHeader = None,
+    ) -> JSONResponse:
+        result = service.send_review_list(
+            urn,
+            body.term_start,
+            body.term_end,
+            body.sent_on,
+            include_overdue=body.include_overdue,
+            actor=actor_of(staff_id),
+            idempotency=idempotency,
+        )
+        return command_response(result, 200)
+
+    @router.post(
+        "/cases/{case_id}/interim-review-requests",
+        status_code=201,
+        response_model=CommandOut,
+    )
+    def request_interim_review(
+        case_id: str,
+        body: InterimReviewRequestBody,
+        idempotency: IdempotencyKey,
+        staff_id: StaffIdHeader = None,
+    ) -> JSONResponse:
+        command = RequestInterimReview(case_id, **body.model_dump())
+        return command_response(run(command, staff_id, idempotency), 201)
+
+    @router.get("/cases/{case_id}", response_model=CaseOut)
+    def read_case(case_id: str) -> CaseOut:
+        return CaseOut.of(service.case(case_id))
+
+    @router.get("/schools/{urn}/upcoming-reviews", response_model=UpcomingReviewsOut)
+    def school_upcoming_reviews(
+        urn: Annotated[int, Path(ge=URN_MIN, le=URN_MAX)],
+        term_start: date,
+        term_end: date,
+        include_overdue: bool = False,
+    ) -> UpcomingReviewsOut:
+        rows = service.upcoming_reviews(
+            term_start,
+            term_end,
+            setting_urn=urn,
+            include_overdue=include_overdue,
+            fields=("query.term_start", "query.term_end"),
+        )
+        return _listed(term_start, term_end, rows)
+
+    @router.get(
+        "/coordinators/{coordinator_id}/upcoming-reviews",
+        response_model=UpcomingReviewsOut,
+    )
+    def coordinator_upcoming_reviews(
+        coordinator_id: Annotated[str, Path(pattern=_PSEUDONYM)],
+        first: Annotated[date, Query(alias="from")],
+        last: Annotated[date, Query(alias="to")],
+        include_overdue: bool = False,
+    ) -> UpcomingReviewsOut:
+        rows = service.upcoming_reviews(
+            first,
+            last,
+            coordinator_id=coordinator_id,
+            include_overdue=include_overdue,
+            fields=("query.from", "query.to"),
+        )
+        return _listed(first, last, rows)
+
+    return router
+
+
+def create_app(
+    settings: ReviewsSettings | None = None,
+    *,
+    store: EventStore | None = None,
+    clock: Callable[[], datetime] | None = None,
+    relay_factory: RelayFactory | None = None,
+    subscribers_factory: SubscribersFactory | None = None,
+) -> FastAPI:
+    """The reviews FastAPI app; with no arguments, configured from the environment.
+
+    A ``store`` passed in is the caller's to close; one opened from the settings is
+    closed when the app shuts down. With ``REVIEWS_RELAY_ENABLED`` the outbox relay,
+    and with ``REVIEWS_SUBSCRIBERS_ENABLED`` the plans and intake subscribers, run as
+    threads from start-up to shutdown (the factories replace them in tests).
+    """
+    settings = settings or ReviewsSettings()
+    owns_store = store is None
+    store = store if store is not None else open_reviews_store(settings)
+    service = (
+        ReviewsService(store, clock=clock)
+        if clock is not None
+        else ReviewsService(store)
+    )
+
+    loops: dict[str, list[Any]] = {"relay": [], "subscribers": []}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        service.index.catch_up()
+        registry = app.state.metrics.registry
+        if settings.relay_enabled:
+            start_relay = relay_factory or start_relay_thread
+            loops["relay"].append(start_relay(settings, store, registry))
+        if settings.subscribers_enabled:
+            start_subscribers = subscribers_factory or start_subscriber_threads
+            loops["subscribers"].extend(
+                start_subscribers(settings, store, service, registry)
+            )
+        log.info(
+            "reviews started",
+            extra={
+                "relay_enabled": settings.relay_enabled,
+                "subscribers_enabled": settings.subscribers_enabled,
+                "position": service.index.position,
+            },
+        )
+        try:
+            yield
+        finally:
+            for handle in [*loops["subscribers"], *loops["relay"]]:
+                handle.stop()
+            loops["subscribers"].clear()
+            loops["relay"].clear()
+            if owns_store:
+                store.close()
+            log.info("reviews stopped")
+
+    def store_answers() -> None:
+        store.last_position()
+
+    def alive(kind: str) -> Callable[[], bool]:
+        return lambda: all(handle.is_alive() for handle in loops[kind])
+
+    checks: dict[str, Callable[[], object]] = {"event_store": store_answers}
+    if settings.relay_enabled:
+        checks["outbox_relay"] = alive("relay")
+    if settings.subscribers_enabled:
+        checks["subscribers"] = alive("subscribers")
+
+    app = create_service_app(
+        SERVICE_NAME,
+        readiness_checks=checks,
+        error_map=ERRORS,
+        lifespan=lifespan,
+        description="The annual review cycle of EHC plans, and interim reviews.",
+    )
+    app.state.reviews = service
+    app.state.store = store
+    app.include_router(_routes(service))
+    return app
