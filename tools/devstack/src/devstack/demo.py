@@ -277,7 +277,7 @@ class TopicWatcher:
                 with self._lock:
                     for records in batches.values():
                         for record in records:
-                            self._take(record)
+                            self.take(record)
                     self._lock.notify_all()
         except Exception as error:
             # The driver waits on this thread; a dead watcher must end the demo with
@@ -287,7 +287,8 @@ class TopicWatcher:
                 self._failure = error
                 self._lock.notify_all()
 
-    def _take(self, record: Any) -> None:
+    def take(self, record: Any) -> None:
+        """Count one consumed record; a repeat of an id already seen is ignored."""
         try:
             event = from_kafka(record)
         except InvalidEnvelope as error:
@@ -551,6 +552,13 @@ class DemoSummary:
     problems: list[str] = field(default_factory=list)
 
     @property
+    def alerts_raised(self) -> dict[str, int]:
+        return {
+            "approaching": sum(c.approaching_alerts for c in self.clocks),
+            "overdue": sum(c.overdue_alerts for c in self.clocks),
+        }
+
+    @property
     def reconciles(self) -> bool:
         return not self.problems
 
@@ -560,6 +568,7 @@ class DemoSummary:
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["reconciles"] = self.reconciles
+        data["alerts_raised"] = self.alerts_raised
         for counts, row in zip(self.clocks, data["clocks"], strict=True):
             row["adds_up"] = counts.adds_up
         return data
@@ -590,6 +599,13 @@ class DemoSummary:
             "  The decision clock against the plan (which computes each due date "
             f"itself): met {planned['met']:,}, late {planned['late']:,}, cancelled "
             f"{planned['cancelled']:,}, exception {planned['exception']:,}."
+        )
+        raised = self.alerts_raised
+        lines.append(
+            f"  Alerts raised: {raised['approaching']:,} ClockApproaching (each emails "
+            f"the coordinator) and {raised['overdue']:,} ClockOverdue (each emails the "
+            "coordinator, and the manager too when the limit is statutory and no "
+            "exception applies)."
         )
         kinds = ", ".join(f"{k} {n:,}" for k, n in sorted(self.sent_by_kind.items()))
         roles = ", ".join(f"{k} {n:,}" for k, n in sorted(self.sent_by_role.items()))
@@ -1102,6 +1118,20 @@ def reconcile(summary: DemoSummary, planned_requests: int) -> list[str]:
         problems.append(
             f"decision clock: met + late = {decision.met + decision.late}, but "
             f"{decided} decisions were posted"
+        )
+    # An alert is sent at most once, so no kind of email outnumbers its alerts.
+    raised = summary.alerts_raised
+    approaching = summary.sent_by_kind.get("approaching", 0)
+    overdue = summary.sent_by_kind.get("overdue", 0)
+    if approaching > raised["approaching"]:
+        problems.append(
+            f"{approaching} approaching emails for {raised['approaching']} "
+            "ClockApproaching events: some alert went out twice"
+        )
+    if overdue > 2 * raised["overdue"]:
+        problems.append(
+            f"{overdue} overdue emails for {raised['overdue']} ClockOverdue events, "
+            "more than one each to a coordinator and a manager"
         )
     if summary.emails_in_catcher != summary.notifications_sent:
         problems.append(

@@ -1,0 +1,254 @@
+"""``make run`` end to end, in its short form: the real command, broker, services, SMTP.
+
+``python -m devstack.run --short --exit-after-demo`` runs as a subprocess with free
+ports and its own run directory, launching its own Kafka from the jars (the shared
+test broker is not used: the demo's clock starts in January 2024, and ticks a shared
+broker already holds from other tests would have moved the processor's time past it).
+The test then reads what it left: the summary it wrote, the emails in its mail folder,
+and ``/proc``, which must hold no process of the run any more.
+
+A second test starts the platform without the demo, sees a request posted over HTTP
+arrive on the topic, and stops everything with SIGINT, as Ctrl-C in a terminal does.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devstack.demo_data import CHILD_FAMILY_NAME, DEMO_STAFF, generate_caseload
+from devstack.dfe import load_la_figures
+from devstack.run import SHORT_SCALE
+
+pytestmark = pytest.mark.kafka
+
+DEMO_TIMEOUT_S = 1200
+START_TIMEOUT_S = 300
+STOP_TIMEOUT_S = 120
+DECISION_BASIS = "SEND Regulations 2014 reg 5(1)-(2)"
+LONG_DATE = re.compile(
+    r"(Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday) \d{1,2} "
+    r"(January|February|March|April|May|June|July|August|September|October|"
+    r"November|December) 20\d\d"
+)
+SHOWN_ON_TOPIC = re.compile(
+    r"answered 201 for case (?P<case>[0-9a-f-]{36}); read back from "
+    r"send\.intake\.events .*ce_type=send\.intake\.RequestReceived\.v1 "
+    r"key=(?P<key>[0-9a-f-]{36})"
+)
+JVM_PID = re.compile(r"Kafka JVM pid (\d+)")
+
+
+def run_env() -> dict[str, str]:
+    env = dict(os.environ)
+    # The run must launch its own broker; see the module docstring.
+    env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
+    env.pop("KAFKA_PORT", None)
+    env.pop("KAFKA_RUN_DIR", None)
+    return env
+
+
+def make_run(run_dir: Path, *options: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "devstack.run",
+        "--free-ports",
+        "--run-dir",
+        str(run_dir),
+        *options,
+    ]
+
+
+def processes_of(run_dir: Path) -> list[str]:
+    """Every live process whose command line or environment names ``run_dir``."""
+    marker = str(run_dir).encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if marker in cmdline or marker in environ:
+            shown = cmdline.replace(b"\0", b" ")[:200].decode(errors="replace")
+            found.append(f"{entry.name}: {shown}")
+    return found
+
+
+def is_alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def read_mail(folder: Path) -> list[EmailMessage]:
+    messages = []
+    for path in sorted(folder.glob("*.eml")):
+        parsed = email.message_from_bytes(
+            path.read_bytes(), policy=email.policy.default
+        )
+        assert isinstance(parsed, EmailMessage)
+        messages.append(parsed)
+    return messages
+
+
+def body_of(message: EmailMessage) -> str:
+    part = message.get_body(preferencelist=("plain",))
+    assert part is not None, f"no text part in {message['Subject']}"
+    return str(part.get_content())
+
+
+def check_numbers_add_up(summary: dict[str, Any]) -> None:
+    """The summary's arithmetic, redone here rather than trusting its own flags."""
+    for row in summary["clocks"]:
+        parts = row["met"] + row["late"] + row["cancelled"] + row["overdue"]
+        assert row["set"] == parts + row["open"], row
+        assert row["exception"] <= row["set"], row
+
+
+@pytest.fixture(scope="module")
+def short_demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, int]:
+    """The run directory, output and exit status of one short ``make run``."""
+    run_dir = tmp_path_factory.mktemp("make-run")
+    try:
+        result = subprocess.run(
+            make_run(run_dir, "--short", "--exit-after-demo"),
+            env=run_env(),
+            capture_output=True,
+            text=True,
+            timeout=DEMO_TIMEOUT_S,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as expired:
+        output = expired.stdout or b""
+        text = output.decode(errors="replace") if isinstance(output, bytes) else output
+        pytest.fail(f"make run --short did not finish in {DEMO_TIMEOUT_S} s:\n{text}")
+    return run_dir, result.stdout + result.stderr, result.returncode
+
+
+@pytest.mark.timeout(DEMO_TIMEOUT_S + 120)
+def test_the_short_demo_reconciles(short_demo: tuple[Path, str, int]) -> None:
+    run_dir, output, status = short_demo
+    assert status == 0, output
+    summary = json.loads((run_dir / "summary.json").read_text())
+    planned = generate_caseload(load_la_figures(), 2024, SHORT_SCALE)
+
+    # Every planned request went in, and its decision clock ended as the plan says.
+    assert summary["reconciles"] is True, summary["problems"]
+    assert summary["requests"] == len(planned)
+    assert summary["assignments"] == len(planned)
+    decided = summary["agreed"] + summary["refused"]
+    assert decided + summary["withdrawn"] == len(planned)
+    check_numbers_add_up(summary)
+    decision = next(row for row in summary["clocks"] if row["clock"] == "decision")
+    assert decision["set"] == len(planned)
+    assert decision["met"] == sum(case.within_time is True for case in planned)
+    assert decision["late"] == sum(case.within_time is False for case in planned)
+    assert decision["cancelled"] == summary["withdrawn"]
+    assert decision["overdue"] == decision["open"] == 0
+    assert decision["late"] > 0, "the short caseload should hold late decisions"
+
+    # Every email is accounted for by a NotificationSent event, and the other way.
+    mail = read_mail(run_dir / "mail")
+    assert len(mail) == summary["emails_in_catcher"] == summary["notifications_sent"]
+    assert summary["notifications_failed"] == 0
+    assert "The numbers reconcile." in output
+
+
+@pytest.mark.timeout(DEMO_TIMEOUT_S + 120)
+def test_the_short_demo_emails_say_what_is_due_when_and_why(
+    short_demo: tuple[Path, str, int],
+) -> None:
+    run_dir, output, status = short_demo
+    assert status == 0, output
+    mail = read_mail(run_dir / "mail")
+    decision_mail = [m for m in mail if "Decision whether to assess" in m["Subject"]]
+    approaching = [m for m in decision_mail if m["Subject"].startswith("[SEND] Due ")]
+    overdue = [m for m in decision_mail if "Overdue" in m["Subject"]]
+    assert approaching, "no approaching email for the decision clock"
+    assert overdue, "no overdue email for the decision clock"
+
+    for message in (approaching[0], overdue[0]):
+        body = body_of(message)
+        assert LONG_DATE.search(body), body
+        assert f"Legal basis: {DECISION_BASIS}" in body, body
+        assert "Case reference: " in body, body
+
+    # An overdue decision that no exception covers reaches the coordinator's manager.
+    managers = {s.email for s in DEMO_STAFF if s.role == "manager"}
+    assert any(str(m["To"]) in managers for m in overdue)
+
+    # No email names a child: every demo child's family name is the same word.
+    assert not [m["Subject"] for m in mail if CHILD_FAMILY_NAME in body_of(m)]
+
+
+@pytest.mark.timeout(DEMO_TIMEOUT_S + 120)
+def test_the_short_demo_leaves_no_process_running(
+    short_demo: tuple[Path, str, int],
+) -> None:
+    run_dir, output, _ = short_demo
+    jvm = JVM_PID.search(output)
+    assert jvm is not None, output
+    assert not is_alive(int(jvm.group(1))), "the Kafka JVM outlived make run"
+    assert processes_of(run_dir) == []
+
+
+@pytest.mark.timeout(START_TIMEOUT_S + STOP_TIMEOUT_S + 60)
+def test_ctrl_c_stops_everything_after_a_request_reaches_the_topic(
+    tmp_path: Path,
+) -> None:
+    run_dir = tmp_path / "run"
+    log_path = tmp_path / "make-run.out"
+    with log_path.open("w") as log_file:
+        process = subprocess.Popen(
+            make_run(run_dir, "--no-demo"),
+            env=run_env(),
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        # Wait for the platform to be up and the request seen on the topic.
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while "press Ctrl-C" not in log_path.read_text():
+            assert process.poll() is None, log_path.read_text()
+            assert time.monotonic() < deadline, log_path.read_text()
+            time.sleep(0.5)
+        output = log_path.read_text()
+        shown = SHOWN_ON_TOPIC.search(output)
+        assert shown is not None, output
+        assert shown["key"] == shown["case"]
+        assert len(processes_of(run_dir)) >= 7, "expected Kafka, its JVM and services"
+
+        # Ctrl-C: SIGINT to make run alone; its children run in sessions of their own.
+        process.send_signal(signal.SIGINT)
+        status = process.wait(STOP_TIMEOUT_S)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+    output = log_path.read_text()
+    assert status == 0, output
+    assert "Stopped notify-worker" in output
+    jvm = JVM_PID.search(output)
+    assert jvm is not None, output
+    assert not is_alive(int(jvm.group(1)))
+    assert processes_of(run_dir) == []

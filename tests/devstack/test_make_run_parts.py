@@ -1,0 +1,337 @@
+"""The pieces of ``make run`` that need no broker: the timeline, ports, files, tallies.
+
+The clock tally is fed records built with the kernel's own envelope (``to_kafka``), as
+the deadlines and notify services publish them, so what is counted here is what the
+end-to-end test counts from the real topics.
+"""
+
+from __future__ import annotations
+
+import itertools
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devstack.demo import (
+    DemoSummary,
+    TopicWatcher,
+    count_clocks,
+    demo_days,
+    plan_actions,
+    planned_decision_counts,
+    reconcile,
+    tick_moment,
+)
+from devstack.demo_data import PlannedCase, generate_caseload
+from devstack.dfe import load_la_figures
+from devstack.kafka_config import LOOPBACK, BrokerLayout, free_port
+from devstack.run import Ports, RunError, RunLayout, choose_ports
+from send_schemas.topics import DEADLINES, INTAKE, NOTIFY
+from sendkit.envelope import to_kafka
+from sendkit.events import Metadata, RecordedEvent
+
+
+@pytest.fixture(scope="module")
+def caseload() -> list[PlannedCase]:
+    return generate_caseload(load_la_figures(), 2024, 0.05)
+
+
+# The timeline -----------------------------------------------------------------------
+
+
+def test_each_case_is_received_before_its_exception_and_its_outcome(
+    caseload: list[PlannedCase],
+) -> None:
+    actions = plan_actions(caseload)
+
+    exceptions = sum(case.exception_reason is not None for case in caseload)
+    assert len(actions) == 2 * len(caseload) + exceptions
+    assert [a.at for a in actions] == sorted(a.at for a in actions)
+    order: dict[int, list[str]] = {}
+    for action in actions:
+        order.setdefault(action.case.sequence, []).append(action.kind)
+    for case in caseload:
+        expected = ["receive", "outcome"]
+        if case.exception_reason is not None:
+            expected.insert(1, "exception")
+        assert order[case.sequence] == expected
+
+
+def test_the_demo_ticks_every_day_from_new_year_to_past_the_last_outcome(
+    caseload: list[PlannedCase],
+) -> None:
+    actions = plan_actions(caseload)
+
+    days = demo_days(actions, 2024, margin_days=10)
+
+    assert days[0] == date(2024, 1, 1)
+    assert days[-1] == actions[-1].day + timedelta(days=10)
+    assert all(b - a == timedelta(days=1) for a, b in itertools.pairwise(days))
+
+
+def test_a_tick_is_eight_in_the_morning_london_time_in_winter_and_summer() -> None:
+    assert tick_moment(date(2024, 1, 15)) == datetime(2024, 1, 15, 8, tzinfo=UTC)
+    assert tick_moment(date(2024, 7, 1)) == datetime(2024, 7, 1, 7, tzinfo=UTC)
+
+
+# Ports and files --------------------------------------------------------------------
+
+
+def test_a_taken_port_is_replaced_by_a_free_one_and_said_so() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind((LOOPBACK, 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        # The usual ports may be in use by a make run on this machine; free ones
+        # stand in for them, so only the one taken here needs replacing.
+        others: list[int] = []
+        for _ in range(4):
+            others.append(free_port(exclude={busy, *others}))
+        wanted = Ports(busy, *others)
+
+        ports, notes = choose_ports(wanted)
+
+    assert ports.kafka != busy
+    assert notes == [f"port {busy} (kafka) is taken; using {ports.kafka}"]
+
+
+def test_free_ports_mode_picks_distinct_ports_for_every_listener() -> None:
+    ports, notes = choose_ports(free_only=True)
+
+    values = [ports.kafka, ports.smtp, ports.mail_page, ports.intake, ports.deadlines]
+    assert len(set(values)) == len(values)
+    assert notes == []
+
+
+def test_a_fresh_start_removes_the_last_runs_data_and_nothing_else(
+    tmp_path: Path,
+) -> None:
+    layout = RunLayout(tmp_path)
+    for folder in (layout.logs, layout.mail, layout.kafka / "data", layout.work):
+        folder.mkdir(parents=True)
+    for path in (layout.intake_db, layout.notify_db, layout.staff_csv):
+        path.write_text("old")
+    (tmp_path / "intake.db-wal").write_text("old")
+    (tmp_path / "kafka-ephemeral").mkdir()
+
+    layout.reset()
+
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kafka-ephemeral"]
+
+
+def test_a_fresh_start_refuses_while_the_last_runs_broker_still_runs(
+    tmp_path: Path,
+) -> None:
+    layout = RunLayout(tmp_path)
+    layout.kafka.mkdir()
+    # A stand-in for the JVM: a live process whose command line names the directory.
+    stand_in = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(60)", str(layout.kafka)]
+    )
+    try:
+        # Its command line reads empty for a moment while it is being exec'd.
+        cmdline = Path(f"/proc/{stand_in.pid}/cmdline")
+        for _ in range(100):
+            if str(layout.kafka).encode() in cmdline.read_bytes():
+                break
+            time.sleep(0.05)
+        BrokerLayout(layout.kafka).pid_file.write_text(f"{stand_in.pid}\n")
+        with pytest.raises(RunError, match=f"pid {stand_in.pid}"):
+            layout.reset()
+        assert layout.kafka.exists()
+    finally:
+        stand_in.kill()
+        stand_in.wait()
+
+
+# The tally --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Record:
+    """The fields of a kafka-python ConsumerRecord that the watcher reads."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes | None]]
+
+
+class Feed:
+    """Builds records as the services' relays publish them, offsets counting up."""
+
+    def __init__(self, watcher: TopicWatcher) -> None:
+        self.watcher = watcher
+        self.offset = 0
+
+    def publish(
+        self, topic: str, name: str, case_id: str, data: dict[str, Any]
+    ) -> RecordedEvent:
+        owner = topic.split(".")[1]
+        event = RecordedEvent(
+            id=str(uuid.uuid4()),
+            stream_id=case_id,
+            version=1,
+            position=1,
+            type=f"send.{owner}.{name}.v1",
+            source=f"/send/{owner}",
+            time=datetime(2024, 3, 1, tzinfo=UTC),
+            data=data,
+            metadata=Metadata(),
+        )
+        self.take(topic, event)
+        return event
+
+    def take(self, topic: str, event: RecordedEvent) -> None:
+        record = to_kafka(event)
+        self.offset += 1
+        headers: list[tuple[str, bytes | None]] = list(record.headers)
+        at = 1_000 * self.offset
+        self.watcher.take(
+            Record(topic, 0, self.offset, at, record.key, record.value, headers)
+        )
+
+    def clock(
+        self, name: str, case_id: str, clock: str = "decision", **data: Any
+    ) -> RecordedEvent:
+        fields = {"case_id": case_id, "clock_id": clock, "clock": clock, **data}
+        return self.publish(DEADLINES.name, name, case_id, fields)
+
+
+def test_each_clock_is_counted_once_in_the_state_it_ended_in() -> None:
+    watcher = TopicWatcher("unused:9092")
+    feed = Feed(watcher)
+    met, late, overdue, withdrawn, cancelled, fresh = (
+        str(uuid.uuid4()) for _ in range(6)
+    )
+    for case in (met, late, overdue, withdrawn, cancelled, fresh):
+        feed.publish(INTAKE.name, "RequestReceived", case, {"case_id": case})
+        feed.clock("ClockSet", case, due_on="2024-03-01")
+
+    # Met after an overdue alert; late; overdue for good; an overdue alert withdrawn.
+    feed.clock("ClockOverdue", met)
+    feed.clock("ClockMet", met)
+    feed.clock("ClockLate", late, exception_reason="c")
+    feed.clock("ClockOverdue", overdue)
+    alert = feed.clock("ClockOverdue", withdrawn)
+    feed.clock("AlertWithdrawn", withdrawn, alert_id=alert.id)
+    feed.clock("ClockCancelled", cancelled)
+    approaching = feed.clock("ClockApproaching", fresh)
+    # A redelivered record (the same ce_id at a later offset) changes nothing.
+    feed.take(DEADLINES.name, approaching)
+    # A clock of a case the demo did not post is left out.
+    feed.clock("ClockSet", str(uuid.uuid4()))
+
+    ours = {met, late, overdue, withdrawn, cancelled, fresh}
+    [decision] = count_clocks(watcher, ours)
+
+    assert (decision.set, decision.met, decision.late) == (6, 1, 1)
+    assert (decision.cancelled, decision.overdue, decision.open) == (1, 1, 2)
+    assert decision.exception == 1
+    assert decision.approaching_alerts == 1
+    assert decision.adds_up
+    assert watcher.has_decision_event(late, frozenset({"ClockMet", "ClockLate"}))
+    assert not watcher.has_decision_event(fresh, frozenset({"ClockMet"}))
+
+
+def test_notify_events_are_kept_with_their_kind_and_recipient() -> None:
+    watcher = TopicWatcher("unused:9092")
+    feed = Feed(watcher)
+    case = str(uuid.uuid4())
+    feed.publish(
+        NOTIFY.name,
+        "NotificationSent",
+        case,
+        {"alert_kind": "overdue", "recipient_role": "manager", "case_id": case},
+    )
+
+    [sent] = watcher.notifications.values()
+    assert (sent.name, sent.alert_kind, sent.recipient_role) == (
+        "NotificationSent",
+        "overdue",
+        "manager",
+    )
+
+
+# Reconciling ------------------------------------------------------------------------
+
+
+def summary_of(caseload: list[PlannedCase]) -> DemoSummary:
+    """The summary a perfect run of ``caseload`` would give, before it is checked."""
+    watcher = TopicWatcher("unused:9092")
+    feed = Feed(watcher)
+    ids = set()
+    for number, case in enumerate(caseload):
+        case_id = str(uuid.uuid4())
+        ids.add(case_id)
+        feed.clock("ClockSet", case_id)
+        if number < 12:
+            feed.clock("ClockApproaching", case_id)
+        if case.outcome == "withdrawn":
+            feed.clock("ClockCancelled", case_id)
+        else:
+            feed.clock("ClockMet" if case.within_time else "ClockLate", case_id)
+        if case.exception_reason is not None:
+            feed.clock("ClockExceptionApplied", case_id)
+    decided = [c for c in caseload if c.outcome != "withdrawn"]
+    return DemoSummary(
+        scale=0.05,
+        year=2024,
+        first_day="2024-01-01",
+        last_day="2025-03-17",
+        seconds=1.0,
+        requests=len(caseload),
+        assignments=len(caseload),
+        agreed=sum(c.outcome == "agreed" for c in decided),
+        refused=sum(c.outcome == "refused" for c in decided),
+        withdrawn=len(caseload) - len(decided),
+        exceptions=sum(c.exception_reason is not None for c in caseload),
+        clocks=count_clocks(watcher, ids),
+        planned_decision=planned_decision_counts(caseload),
+        emails_in_catcher=12,
+        notifications_sent=12,
+        notifications_failed=0,
+        sent_by_kind={"approaching": 12},
+        sent_by_role={"coordinator": 12},
+        latency=None,
+        deadlines_summary=None,
+        mail_dir="/tmp/mail",
+        mail_url="http://127.0.0.1:8025/",
+    )
+
+
+def test_a_run_that_matches_its_plan_reconciles(caseload: list[PlannedCase]) -> None:
+    summary = summary_of(caseload)
+
+    assert reconcile(summary, len(caseload)) == []
+    assert "The numbers reconcile." in summary.render()
+
+
+def test_a_lost_email_or_a_clock_gone_astray_is_reported(
+    caseload: list[PlannedCase],
+) -> None:
+    good = summary_of(caseload)
+    decision = good.clocks[0]
+    astray = replace(decision, met=decision.met - 1, late=decision.late + 1)
+
+    lost_email = reconcile(replace(good, emails_in_catcher=11), len(caseload))
+    wrong_clock = reconcile(replace(good, clocks=[astray]), len(caseload))
+
+    assert lost_email == [
+        "11 emails in the mail catcher, but 12 NotificationSent events"
+    ]
+    assert wrong_clock == [
+        f"decision clock: met is {astray.met}, the plan says {decision.met}",
+        f"decision clock: late is {astray.late}, the plan says {decision.late}",
+    ]
