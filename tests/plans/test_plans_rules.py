@@ -41,6 +41,7 @@ from plans.domain import (
     ProposeAmendment,
     RecordAdviceReceived,
     RecordDraftComments,
+    RecordTimeLimitException,
     RequestAdvice,
     RequestReassessment,
     SendNewCouncilNotice,
@@ -909,6 +910,97 @@ def test_a_reassessment_request_is_dated_while_the_plan_runs(
     ]
 
 
+# Time-limit exceptions ---------------------------------------------------------------
+
+
+def test_an_exception_to_one_advice_clock_names_it_and_keeps_the_evidence(
+    assessing: Case, store: InMemoryEventStore
+) -> None:
+    advice_id = assessing.request_advice()
+
+    events = assessing.do(
+        RecordTimeLimitException(
+            assessing.id, "advice", "c", "missed the appointment of 3 Nov", advice_id
+        )
+    )
+
+    assert events == ["TimeLimitExceptionRecorded"]
+    event = store.read_stream(assessing.id)[-1]
+    assert event.data == {
+        "case_id": assessing.id,
+        "clock": "advice",
+        "reason": "c",
+        "instance": advice_id,
+    }
+    assert event.private == {"evidence": "missed the appointment of 3 Nov"}
+
+
+def test_an_exception_to_every_outstanding_advice_clock_names_none(
+    assessing: Case,
+) -> None:
+    assessing.request_advice()
+    assessing.request_advice(body="health")
+
+    assessing.do(RecordTimeLimitException(assessing.id, "advice", "b", "abroad"))
+
+    assert assessing.plan.exceptions[0].advice_id is None
+
+
+@pytest.mark.parametrize(
+    ("clock_name", "reason", "evidence", "fields"),
+    [
+        ("final_plan", "a", "evidence", ["clock"]),
+        ("advice", "d", "evidence", ["reason"]),
+        ("advice", "a", " ", ["evidence"]),
+    ],
+)
+def test_an_exception_with_bad_values_names_each_field(
+    assessing: Case, clock_name: str, reason: str, evidence: str, fields: list[str]
+) -> None:
+    assessing.request_advice()
+
+    command = RecordTimeLimitException(assessing.id, clock_name, reason, evidence)
+
+    assert assessing.bad_fields(command) == fields
+
+
+def test_an_exception_needs_its_clock_running_and_is_recorded_once(
+    assessing: Case,
+) -> None:
+    no_advice = RecordTimeLimitException(assessing.id, "advice", "a", "illness")
+    assessing.refused(no_advice, ImpossibleTransition, "no advice outstanding")
+    assessing.refused(
+        replace(no_advice, advice_id=new_id()), AdviceNotFound, "no request for advice"
+    )
+
+    advice_id = assessing.request_advice()
+    assessing.do(replace(no_advice, advice_id=advice_id))
+    assessing.refused(
+        replace(no_advice, advice_id=advice_id),
+        ImpossibleTransition,
+        "already recorded",
+    )
+
+    assessing.do(RecordAdviceReceived(assessing.id, advice_id, date(2025, 11, 10)))
+    assessing.refused(
+        replace(no_advice, advice_id=advice_id, reason="b"),
+        ImpossibleTransition,
+        "no longer runs",
+    )
+
+
+def test_an_exception_to_the_plan_after_a_reassessment_needs_one_under_way(
+    issued: Case,
+) -> None:
+    command = RecordTimeLimitException(issued.id, "reassessment_plan", "d", "abroad")
+    issued.refused(command, ImpossibleTransition, "no re-assessment under way")
+
+    issued.do(RequestReassessment(issued.id, date(2026, 4, 1)))
+    issued.do(DecideReassessment(issued.id, date(2026, 4, 10), agreed=True))
+
+    assert issued.do(command) == ["TimeLimitExceptionRecorded"]
+
+
 # Every command ------------------------------------------------------------------------
 
 
@@ -930,6 +1022,7 @@ def test_every_command_on_an_unknown_case_is_not_found(service: PlansService) ->
         SendNewCouncilNotice(case_id, day),
         RequestReassessment(case_id, day),
         DecideReassessment(case_id, day, agreed=True),
+        RecordTimeLimitException(case_id, "advice", "a", "evidence"),
     ]
 
     for command in commands:

@@ -130,6 +130,16 @@ PLAN_SECTIONS: tuple[str, ...] = (
 )
 PLACEMENT_SECTION = "I"
 
+ExceptionClock = Literal["advice", "reassessment_plan"]
+EXCEPTION_CLOCKS: tuple[str, ...] = ("advice", "reassessment_plan")
+ExceptionReason = Literal["a", "b", "c", "d"]
+EXCEPTION_REASONS: dict[str, tuple[str, ...]] = {
+    "advice": ("a", "b", "c"),
+    "reassessment_plan": ("a", "b", "c", "d"),
+}
+"""The reasons each clock may take: Reg 8(2) lists three for advice, Reg 27(3) four
+for the plan after a re-assessment."""
+
 Respondent = Literal["parent", "young_person"]
 RESPONDENTS: tuple[str, ...] = ("parent", "young_person")
 
@@ -341,6 +351,34 @@ class ReassessmentDecided(PlansEvent):
     agreed: bool
 
 
+class TimeLimitExceptionRecorded(PlansEvent):
+    """A statutory exception (reason ``a`` to ``d``) applies to one of plans' clocks.
+
+    ``advice`` (Reg 8(2), reasons a to c) concerns the request for advice named by
+    ``instance`` (its ``advice_id``), or every outstanding one when ``instance`` is
+    null; ``reassessment_plan`` (Reg 27(3), reasons a to d) the plan after the
+    re-assessment under way. The evidence stays in the plans store.
+    """
+
+    EVENT_TYPE: ClassVar[str] = "send.plans.TimeLimitExceptionRecorded.v1"
+
+    clock: ExceptionClock
+    reason: ExceptionReason
+    instance: AdviceId | None = None
+
+    @model_validator(mode="after")
+    def _reason_of_the_clock(self) -> TimeLimitExceptionRecorded:
+        allowed = EXCEPTION_REASONS[self.clock]
+        if self.reason not in allowed:
+            raise ValueError(
+                f"reason {self.reason!r} does not apply to the {self.clock} clock: "
+                "use " + ", ".join(allowed)
+            )
+        if self.instance is not None and self.clock != "advice":
+            raise ValueError("only an advice exception names an instance (advice_id)")
+        return self
+
+
 EVENT_MODELS: tuple[type[PlansEvent], ...] = (
     AssessmentOpened,
     AdviceRequested,
@@ -358,6 +396,7 @@ EVENT_MODELS: tuple[type[PlansEvent], ...] = (
     NewCouncilNoticeSent,
     ReassessmentRequested,
     ReassessmentDecided,
+    TimeLimitExceptionRecorded,
 )
 EVENTS_BY_TYPE: dict[str, type[PlansEvent]] = {m.EVENT_TYPE: m for m in EVENT_MODELS}
 

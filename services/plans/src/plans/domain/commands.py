@@ -191,6 +191,21 @@ class DecideReassessment:
     reasons: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class RecordTimeLimitException:
+    """Record that a statutory exception applies to the advice or re-assessment clock.
+
+    For ``advice``, ``advice_id`` names the one request it concerns; without it the
+    exception applies to every request still outstanding.
+    """
+
+    case_id: str
+    clock: str
+    reason: str
+    evidence: str
+    advice_id: str | None = None
+
+
 Command = (
     OpenAssessment
     | RequestAdvice
@@ -208,4 +223,5 @@ Command = (
     | SendNewCouncilNotice
     | RequestReassessment
     | DecideReassessment
+    | RecordTimeLimitException
 )

@@ -26,7 +26,10 @@ none may come before the fact it follows:
 - a transfer out is notified before it is made; the new council's notice follows a
   plan transferred in, once;
 - a re-assessment is requested of a maintained plan, one at a time, and decided once,
-  no earlier than it was requested; an agreed re-assessment ends with an amended plan.
+  no earlier than it was requested; an agreed re-assessment ends with an amended plan;
+- an exception applies to advice still outstanding (one request, or all of them) with
+  a reason of Reg 8(2), or to the plan of a re-assessment under way with a reason of
+  Reg 27(3); it says what shows it applies, and is not recorded twice.
 
 Values that break a rule raise ``InvalidCommand`` naming each field (answered 422); a
 command the case's state rules out raises ``ImpossibleTransition`` (409), and a final
@@ -54,6 +57,7 @@ from plans.domain.commands import (
     ProposeAmendment,
     RecordAdviceReceived,
     RecordDraftComments,
+    RecordTimeLimitException,
     RequestAdvice,
     RequestReassessment,
     SendNewCouncilNotice,
@@ -755,6 +759,66 @@ def _decide_reassessment(
     return [_event(decided, context, {"reasons": command.reasons})]
 
 
+def _record_exception(
+    plan: Plan, command: RecordTimeLimitException, context: Context
+) -> list[NewEvent]:
+    _require_case(plan)
+
+    problems = _Problems(context)
+    problems.one_of(command.clock, contract.EXCEPTION_CLOCKS, "clock")
+    allowed = contract.EXCEPTION_REASONS.get(command.clock)
+    if allowed is not None:
+        problems.one_of(command.reason, allowed, "reason")
+    problems.text(
+        command.evidence,
+        "evidence",
+        required=True,
+        says="what shows the exception applies",
+    )
+    if command.advice_id is not None and command.clock != "advice":
+        problems.add("advice_id", "names a request for advice: only for clock advice")
+    problems.raise_if_any()
+
+    case = f"case {plan.case_id}"
+    if command.clock == "advice":
+        outstanding = [a for a in plan.advice if a.received_on is None]
+        if command.advice_id is not None:
+            advice = plan.advice_by_id(command.advice_id)
+            if advice is None:
+                raise AdviceNotFound(plan.case_id, command.advice_id)
+            if advice.received_on is not None:
+                raise ImpossibleTransition(
+                    f"{case}: the advice {advice.advice_id} was received on "
+                    f"{advice.received_on}, so its clock no longer runs"
+                )
+        elif not outstanding:
+            raise ImpossibleTransition(
+                f"{case} has no advice outstanding, so no advice clock runs"
+            )
+    elif plan.reassessing_since is None:
+        raise ImpossibleTransition(
+            f"{case} has no re-assessment under way, so the clock of the plan after a "
+            "re-assessment does not run"
+        )
+    if any(
+        (e.clock, e.reason, e.advice_id)
+        == (command.clock, command.reason, command.advice_id)
+        for e in plan.exceptions
+    ):
+        raise ImpossibleTransition(
+            f"{case}: exception ({command.reason}) is already recorded on the "
+            f"{command.clock} clock"
+        )
+
+    recorded = contract.TimeLimitExceptionRecorded(
+        case_id=plan.case_id,
+        clock=command.clock,
+        reason=command.reason,
+        instance=command.advice_id,
+    )
+    return [_event(recorded, context, {"evidence": command.evidence})]
+
+
 _HANDLERS: dict[type[Any], Callable[[Plan, Any, Context], list[NewEvent]]] = {
     OpenAssessment: _open,
     RequestAdvice: _request_advice,
@@ -772,6 +836,7 @@ _HANDLERS: dict[type[Any], Callable[[Plan, Any, Context], list[NewEvent]]] = {
     SendNewCouncilNotice: _new_council_notice,
     RequestReassessment: _request_reassessment,
     DecideReassessment: _decide_reassessment,
+    RecordTimeLimitException: _record_exception,
 }
 
 

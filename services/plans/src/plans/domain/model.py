@@ -96,6 +96,16 @@ class Reassessment:
 
 
 @dataclass(frozen=True, slots=True)
+class TimeLimitException:
+    """An exception to one of plans' clocks; ``advice_id`` None means every request."""
+
+    clock: str
+    reason: str
+    advice_id: str | None
+    evidence: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Plan:
     """Everything the plans service knows about one case, public and private."""
 
@@ -130,6 +140,7 @@ class Plan:
     new_council_notified_on: date | None = None
     new_council_note: str | None = None
     reassessments: tuple[Reassessment, ...] = ()
+    exceptions: tuple[TimeLimitException, ...] = ()
 
     @property
     def exists(self) -> bool:
@@ -359,6 +370,14 @@ def evolve(plan: Plan, event: RecordedEvent) -> Plan:
                     reasons=private.get("reasons"),
                 ),
             )
+        case contract.TimeLimitExceptionRecorded():
+            exception = TimeLimitException(
+                clock=fact.clock,
+                reason=fact.reason,
+                advice_id=fact.instance,
+                evidence=private.get("evidence"),
+            )
+            return replace(plan, exceptions=(*plan.exceptions, exception))
     return plan
 
 

@@ -14,7 +14,14 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from plans.application.service import CaseHistory
-from plans.domain.model import Advice, Amendment, Comments, NeedType, Reassessment
+from plans.domain.model import (
+    Advice,
+    Amendment,
+    Comments,
+    NeedType,
+    Reassessment,
+    TimeLimitException,
+)
 from send_schemas import plans as contract
 from send_schemas.intake import SchoolUrn
 from sendkit.events import RecordedEvent
@@ -166,6 +173,20 @@ class ReassessmentDecisionBody(_Body):
     notified_on: date
     agreed: StrictBool
     reasons: Text | None = None
+
+
+class TimeLimitExceptionBody(_Body):
+    """A statutory exception to the advice clock (of one request, or of every one
+    outstanding) or to the clock of the plan after a re-assessment."""
+
+    clock: contract.ExceptionClock
+    reason: contract.ExceptionReason = Field(
+        description="advice: a to c (Reg 8(2)); reassessment_plan: a to d (Reg 27(3))."
+    )
+    evidence: Text = Field(description="What shows the exception applies (private).")
+    advice_id: str | None = Field(
+        default=None, description="The request for advice it concerns, if only one."
+    )
 
 
 class EventOut(BaseModel):
@@ -325,6 +346,22 @@ class ReassessmentOut(BaseModel):
         )
 
 
+class TimeLimitExceptionOut(BaseModel):
+    clock: str
+    reason: str
+    advice_id: str | None
+    evidence: str | None
+
+    @classmethod
+    def of(cls, exception: TimeLimitException) -> TimeLimitExceptionOut:
+        return cls(
+            clock=exception.clock,
+            reason=exception.reason,
+            advice_id=exception.advice_id,
+            evidence=exception.evidence,
+        )
+
+
 class CaseOut(BaseModel):
     """One case's plan state, with its personal details and its whole history."""
 
@@ -344,6 +381,7 @@ class CaseOut(BaseModel):
     transfer_out: TransferOutOut | None
     transfer_in: TransferInOut | None
     reassessments: list[ReassessmentOut]
+    time_limit_exceptions: list[TimeLimitExceptionOut]
     history: list[EventOut]
 
     @classmethod
@@ -418,6 +456,9 @@ class CaseOut(BaseModel):
             transfer_out=transfer_out,
             transfer_in=transfer_in,
             reassessments=[ReassessmentOut.of(r) for r in plan.reassessments],
+            time_limit_exceptions=[
+                TimeLimitExceptionOut.of(exception) for exception in plan.exceptions
+            ],
             history=[EventOut.of(event) for event in found.events],
         )
 

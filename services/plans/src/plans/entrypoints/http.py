@@ -19,6 +19,7 @@ POST  /transfers-in                                         take a plan in (201)
 POST  /cases/{case_id}/new-council-notice                   the notice after a transfer
 POST  /cases/{case_id}/reassessment-requests                request a re-assessment
 POST  /cases/{case_id}/reassessment-decision                decide on the re-assessment
+POST  /cases/{case_id}/time-limit-exceptions                record an exception
 GET   /cases/{case_id}                                      the plan state and history
 ====  ====================================================  ==========================
 
@@ -71,6 +72,7 @@ from plans.domain import (
     ProposeAmendment,
     RecordAdviceReceived,
     RecordDraftComments,
+    RecordTimeLimitException,
     RequestAdvice,
     RequestReassessment,
     SendNewCouncilNotice,
@@ -92,6 +94,7 @@ from plans.entrypoints.api_models import (
     NoPlanBody,
     ReassessmentDecisionBody,
     ReassessmentRequestBody,
+    TimeLimitExceptionBody,
     TransferInBody,
     TransferOutBody,
     TransferOutNoticeBody,
@@ -320,6 +323,16 @@ def _routes(service: PlansService) -> APIRouter:
         staff_id: StaffIdHeader = None,
     ) -> JSONResponse:
         command = DecideReassessment(case_id=case_id, **body.model_dump())
+        return run(command, idempotency, staff_id)
+
+    @router.post("/cases/{case_id}/time-limit-exceptions", response_model=CommandOut)
+    def record_time_limit_exception(
+        case_id: CaseId,
+        body: TimeLimitExceptionBody,
+        idempotency: IdempotencyKey,
+        staff_id: StaffIdHeader = None,
+    ) -> JSONResponse:
+        command = RecordTimeLimitException(case_id=case_id, **body.model_dump())
         return run(command, idempotency, staff_id)
 
     @router.get("/cases/{case_id}", response_model=CaseOut)
