@@ -3,9 +3,10 @@
 ``IntakeReactions`` is the handler of ``sendkit.subscriber.IdempotentSubscriber`` on
 ``send.intake.events`` (consumer ``plans``). For ``AssessmentAgreed`` it decides
 ``OpenAssessment`` on the case's plans stream and appends ``AssessmentOpened`` through
-the subscriber's transaction, the one that marks the intake event processed, so the
-case is opened exactly once however often the event is delivered. Every other intake
-event is of no concern to plans and is passed over (still marked processed).
+``sendkit.commands.decide_in`` in the subscriber's transaction, the one that marks the
+intake event processed, so the case is opened exactly once however often the event is
+delivered. Every other intake event is of no concern to plans and is passed over (still
+marked processed).
 
 The opened event's metadata names the system as actor, carries the intake event's
 correlation id, and has the intake event's id as causation id.
@@ -23,6 +24,7 @@ from collections.abc import Sequence
 from plans.application.service import Clock
 from plans.domain import Context, OpenAssessment, decide, fold
 from send_schemas import intake as intake_contract
+from sendkit.commands import decide_in
 from sendkit.envelope import ReceivedEvent
 from sendkit.events import SYSTEM_ACTOR, Metadata, NewEvent, RecordedEvent, utcnow
 from sendkit.store.base import Transaction
@@ -40,8 +42,15 @@ class IntakeReactions:
     def __call__(self, event: ReceivedEvent, tx: Transaction) -> None:
         if event.type != intake_contract.AssessmentAgreed.EVENT_TYPE:
             return
-        agreed = intake_contract.parse_intake_event(event.type, event.data)
-        assert isinstance(agreed, intake_contract.AssessmentAgreed)
+        model = intake_contract.AssessmentAgreed
+        # Read tolerantly: a later intake version may add fields plans does not know.
+        agreed = model.model_validate(
+            {
+                key: value
+                for key, value in event.data.items()
+                if key in model.model_fields
+            }
+        )
         if agreed.case_id != event.subject:
             raise Unprocessable(
                 f"event {event.id} names case {agreed.case_id} in its data but "
@@ -62,10 +71,7 @@ class IntakeReactions:
         def decide_on(history: Sequence[RecordedEvent]) -> list[NewEvent]:
             return decide(fold(case_id, history), command, context)
 
-        history = tx.read_stream(case_id)
-        opened = decide_on(history)
-        if opened:
-            tx.append(case_id, history[-1].version if history else 0, opened)
+        _, opened = decide_in(tx, case_id, decide_on)
         log.info(
             "assessment of case %s %s",
             case_id,
