@@ -33,8 +33,8 @@ from deadlines.application.pipeline import Offered, Pipeline
 from deadlines.application.ports import InputRecord, Publication
 from deadlines.application.processor import SOURCE, ClockProcessor
 from deadlines.application.ticks import TICK_KEY, Tick, encode_tick
-from deadlines.entrypoints.worker import DOMAIN_TOPICS, ClocksWorker
-from deadlines.settings import DeadlinesSettings
+from deadlines.entrypoints.worker import ClocksWorker
+from deadlines.settings import DOMAIN_TOPICS, DeadlinesSettings
 from send_schemas.topics import CLOCK_TICKS, DEADLINES, PARTITIONS
 from sendkit.calendar import LONDON
 from sendkit.envelope import ReceivedEvent, from_kafka, to_kafka

@@ -19,6 +19,8 @@ DEADLINES_DATABASE_URL          sqlite:///.run/deadlines.db  read model, or memo
 DEADLINES_PROJECTOR_ENABLED     true                         build the read model in
                                                              the API process
 DEADLINES_TICK_EVERY_SECONDS    60                           the ticker's interval
+DEADLINES_TOPIC_PREFIX          (empty)                      put before every topic
+                                                             name read or written
 ==============================  ===========================  =======================
 """
 
@@ -29,7 +31,18 @@ from typing import Annotated
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
+from send_schemas.topics import (
+    CLOCK_TICKS,
+    DEADLINES,
+    INTAKE,
+    PLACEMENT,
+    PLANS,
+    REVIEWS,
+)
 from sendkit.settings import ServiceSettings
+
+DOMAIN_TOPICS: tuple[str, ...] = (INTAKE.name, PLANS.name, REVIEWS.name, PLACEMENT.name)
+"""The topics whose events the clock rules read, in the registry's spelling."""
 
 
 class DeadlinesSettings(ServiceSettings):
@@ -77,6 +90,33 @@ class DeadlinesSettings(ServiceSettings):
     tick_every_seconds: float = Field(
         default=60.0, gt=0, description="How often the ticker sends a round of ticks."
     )
+    topic_prefix: str = Field(
+        default="",
+        pattern=r"^[A-Za-z0-9._-]{0,100}$",
+        description="Put before the name of every topic the service reads or writes "
+        "(the registry's names stay as they are): a shared cluster's namespace, or an "
+        "isolated test's.",
+    )
+
+    def topic(self, name: str) -> str:
+        """The name a registry topic has in this deployment."""
+        return f"{self.topic_prefix}{name}"
+
+    @property
+    def domain_topics(self) -> tuple[str, ...]:
+        return tuple(self.topic(name) for name in DOMAIN_TOPICS)
+
+    @property
+    def ticks_topic(self) -> str:
+        return self.topic(CLOCK_TICKS.name)
+
+    @property
+    def clocks_topic(self) -> str:
+        return self.topic(DEADLINES.name)
+
+    @property
+    def intake_topic(self) -> str:
+        return self.topic(INTAKE.name)
 
     @field_validator("lead_working_days", mode="before")
     @classmethod

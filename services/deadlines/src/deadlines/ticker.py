@@ -28,19 +28,14 @@ from typing import Any
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from deadlines.application.ticks import TICK_KEY, Tick, encode_tick
-from deadlines.settings import DeadlinesSettings
-from send_schemas.topics import CLOCK_TICKS, INTAKE, PLACEMENT, PLANS, REVIEWS
+from deadlines.settings import DOMAIN_TOPICS, DeadlinesSettings
+from send_schemas.topics import CLOCK_TICKS
 from sendkit.events import utcnow
 from sendkit.logging import KAFKA_CORRELATION_HEADER, configure_logging
 
 log = logging.getLogger(__name__)
 
-BARRIER_TOPICS: tuple[str, ...] = (
-    INTAKE.name,
-    PLANS.name,
-    REVIEWS.name,
-    PLACEMENT.name,
-)
+BARRIER_TOPICS: tuple[str, ...] = DOMAIN_TOPICS
 DEFAULT_TIMEOUT_S = 30.0
 
 
@@ -189,7 +184,11 @@ def run_ticker(
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    with Ticker(settings.bootstrap_servers) as ticker:
+    with Ticker(
+        settings.bootstrap_servers,
+        topic=settings.ticks_topic,
+        barrier_topics=settings.domain_topics,
+    ) as ticker:
         log.info("ticker started", extra={"every_s": every_s, "topic": ticker.topic})
         while not stop.is_set():
             sent = ticker.send(utcnow())

@@ -80,23 +80,23 @@ def instance_id(store: EventStore) -> str:
         return str(found["instance"])
 
 
-FOLLOWED: tuple[tuple[str, Handler], ...] = (
-    (DEADLINES.name, fold_clock_event),
-    (INTAKE.name, fold_intake_event),
-)
-
-
 def projector_loops(
     store: EventStore,
     *,
     bootstrap: str,
     app_id: str,
+    clocks_topic: str = DEADLINES.name,
+    intake_topic: str = INTAKE.name,
     registry: CollectorRegistry | None = None,
 ) -> list[BackgroundLoop]:
     """One subscriber loop per followed topic, not yet started."""
     instance = instance_id(store)
+    followed: tuple[tuple[str, Handler], ...] = (
+        (clocks_topic, fold_clock_event),
+        (intake_topic, fold_intake_event),
+    )
     loops = []
-    for topic, handler in FOLLOWED:
+    for topic, handler in followed:
         group = f"{app_id}.readmodel.{instance}.{topic}"
 
         def run(

@@ -71,9 +71,11 @@ class ClockProcessor:
         *,
         config: EngineConfig = engine.DEFAULT_CONFIG,
         partitions: int = DEADLINES.partitions,
+        output_topic: str = DEADLINES.name,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.states = states
+        self.output_topic = output_topic
         self.config = config
         self.partitions = partitions
         self.clock = clock
@@ -201,7 +203,7 @@ class ClockProcessor:
     ) -> list[Publication]:
         return [
             Publication(
-                DEADLINES.name,
+                self.output_topic,
                 clock_record(output, sequence=published + number, cause=cause),
             )
             for number, output in enumerate(outputs, start=1)

@@ -71,6 +71,8 @@ def create_app(
                     store,
                     bootstrap=settings.kafka_bootstrap_servers,
                     app_id=settings.app_id,
+                    clocks_topic=settings.clocks_topic,
+                    intake_topic=settings.intake_topic,
                     registry=app.state.metrics.registry,
                 )
             )

@@ -38,20 +38,11 @@ from deadlines.application.processor import ClockProcessor
 from deadlines.domain.council import CouncilConfig
 from deadlines.domain.engine import EngineConfig
 from deadlines.settings import DeadlinesSettings
-from send_schemas.topics import (
-    CLOCK_TICKS,
-    INTAKE,
-    PARTITIONS,
-    PLACEMENT,
-    PLANS,
-    REVIEWS,
-)
+from send_schemas.topics import PARTITIONS
 from sendkit.logging import configure_logging
 
 log = logging.getLogger(__name__)
 
-DOMAIN_TOPICS: tuple[str, ...] = (INTAKE.name, PLANS.name, REVIEWS.name, PLACEMENT.name)
-TICKS_TOPIC = CLOCK_TICKS.name
 TABLE_NAME = "case-clocks"
 READY_MESSAGE = "deadlines worker ready"
 NUDGE_INTERVAL_S = 1.0
@@ -91,7 +82,10 @@ class ClocksWorker:
             autodiscover=False,
         )
         self.inputs = self.app.topic(
-            *DOMAIN_TOPICS, TICKS_TOPIC, key_type=bytes, value_type=bytes
+            *settings.domain_topics,
+            settings.ticks_topic,
+            key_type=bytes,
+            value_type=bytes,
         )
         self.table = self.app.Table(
             TABLE_NAME,
@@ -114,12 +108,17 @@ class ClocksWorker:
 
         return Pipeline(
             states=states,
-            processor=ClockProcessor(states, config=self.config, partitions=PARTITIONS),
+            processor=ClockProcessor(
+                states,
+                config=self.config,
+                partitions=PARTITIONS,
+                output_topic=self.settings.clocks_topic,
+            ),
             offsets=self.offsets,
             publisher=FaustPublisher(self.app),
             ack=ack,
-            domain_topics=DOMAIN_TOPICS,
-            ticks_topic=TICKS_TOPIC,
+            domain_topics=self.settings.domain_topics,
+            ticks_topic=self.settings.ticks_topic,
             max_wait_s=self.settings.max_wait_seconds,
         )
 
