@@ -314,6 +314,12 @@ def _sample_value(
         return True
     if kind == "array":
         return [_sample_value(name, node.get("items", {}), root, owner)]
+    if kind == "object" and "properties" in node:
+        # A nested model (an option of a panel submission): every field filled.
+        return {
+            field: _sample_value(field, child, root, owner)
+            for field, child in node["properties"].items()
+        }
     if kind == "null":
         return None
     raise GenerateError(
