@@ -1,0 +1,22 @@
+"""``python -m placement``: serve placement's HTTP API with uvicorn, as settings say."""
+
+from __future__ import annotations
+
+import uvicorn
+
+from placement.entrypoints.http import SERVICE_NAME, create_app
+from placement.settings import PlacementSettings
+from sendkit.logging import configure_logging
+
+
+def main() -> None:
+    settings = PlacementSettings()
+    configure_logging(
+        SERVICE_NAME, log_format=settings.log_format, level=settings.log_level
+    )
+    app = create_app(settings)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None)
+
+
+if __name__ == "__main__":
+    main()

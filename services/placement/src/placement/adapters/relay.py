@@ -1,0 +1,48 @@
+"""The outbox relay that publishes placement's events to ``send.placement.events``.
+
+``start_relay_thread`` runs ``sendkit.relay.OutboxRelay`` as a
+``sendkit.background.BackgroundLoop`` beside the HTTP app
+(``PLACEMENT_RELAY_ENABLED=true``); ``python -m placement.entrypoints.relay`` runs the
+same relay as a process of its own. Run one or the other for a store, never both: two
+relays on one checkpoint lose nothing but publish every event twice.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry
+
+from placement.settings import PlacementSettings
+from send_schemas.placement import TOPIC
+from sendkit.background import BackgroundLoop
+from sendkit.relay import OutboxRelay
+from sendkit.store import EventStore
+
+
+def build_relay(
+    settings: PlacementSettings,
+    store: EventStore,
+    *,
+    topic: str = TOPIC,
+    registry: CollectorRegistry | None = None,
+) -> OutboxRelay:
+    """The relay from ``store`` to placement's topic on the configured brokers."""
+    return OutboxRelay(
+        store, topic, settings.kafka_bootstrap_servers, registry=registry
+    )
+
+
+def relay_loop(relay: OutboxRelay, settings: PlacementSettings) -> BackgroundLoop:
+    """``relay`` publishing until stopped, not yet started."""
+    return BackgroundLoop(
+        f"relay-{relay.topic}",
+        lambda stop: relay.run_forever(stop, settings.relay_poll_seconds),
+    )
+
+
+def start_relay_thread(
+    settings: PlacementSettings,
+    store: EventStore,
+    registry: CollectorRegistry | None = None,
+) -> BackgroundLoop:
+    """Start publishing placement's events from ``store`` on a background thread."""
+    return relay_loop(build_relay(settings, store, registry=registry), settings).start()

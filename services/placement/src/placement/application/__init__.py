@@ -1,0 +1,1 @@
+"""Placement's application layer: command handlers, the facts read model, the index."""
