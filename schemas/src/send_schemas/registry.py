@@ -50,9 +50,6 @@ SCHEMA_BASE_URI = "https://send-casework.example/schemas/json/"
 
 PENDING_TOPICS: Mapping[str, str] = {
     "send.reviews.events": "the reviews service and its models are not written yet",
-    "send.placement.events": (
-        "the placement service and its models are not written yet"
-    ),
     "send.clock.ticks": (
         "ticks carry only the time for the deadlines processor, not case events; "
         "their format and the ticker that writes them are not written yet"

@@ -26,7 +26,7 @@ class Topic:
 INTAKE = Topic(
     "send.intake.events",
     owner="intake",
-    consumers=("deadlines", "notify", "plans", "reviews"),
+    consumers=("deadlines", "notify", "plans", "reviews", "placement"),
     description="Requests for an EHC needs assessment and the decision whether to assess.",
 )
 PLANS = Topic(
