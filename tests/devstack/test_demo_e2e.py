@@ -165,6 +165,14 @@ def test_the_short_demo_reconciles(short_demo: tuple[Path, str, int]) -> None:
     assert decision["overdue"] == decision["open"] == 0
     assert decision["late"] > 0, "the short caseload should hold late decisions"
 
+    # Each decision clock went overdue exactly when the plan says it should have.
+    timeline = summary["timeline"]
+    assert timeline["in_time_overdue"] == timeline["late_never_overdue"] == 0
+    assert timeline["late_overdue_first"] == decision["late"]
+
+    # The deadlines read API's own counts agree with the topic's.
+    assert "agrees" in summary["read_model"], summary["read_model"]
+
     # Every email is accounted for by a NotificationSent event, and the other way.
     mail = read_mail(run_dir / "mail")
     assert len(mail) == summary["emails_in_catcher"] == summary["notifications_sent"]

@@ -23,6 +23,8 @@ import pytest
 from devstack.demo import (
     DemoSummary,
     TopicWatcher,
+    check_timeline,
+    compare_read_model,
     count_clocks,
     demo_days,
     plan_actions,
@@ -35,6 +37,7 @@ from devstack.dfe import load_la_figures
 from devstack.kafka_config import LOOPBACK, BrokerLayout, free_port
 from devstack.run import Ports, RunError, RunLayout, choose_ports
 from send_schemas.topics import DEADLINES, INTAKE, NOTIFY
+from sendkit.calendar import london_date
 from sendkit.envelope import to_kafka
 from sendkit.events import Metadata, RecordedEvent
 
@@ -305,7 +308,14 @@ def summary_of(caseload: list[PlannedCase]) -> DemoSummary:
         sent_by_kind={"approaching": 12},
         sent_by_role={"coordinator": 12},
         latency=None,
+        timeline={
+            "in_time_never_overdue": len(caseload),
+            "in_time_overdue": 0,
+            "late_overdue_first": 0,
+            "late_never_overdue": 0,
+        },
         deadlines_summary=None,
+        read_model="no deadlines read API to compare with",
         mail_dir="/tmp/mail",
         mail_url="http://127.0.0.1:8025/",
     )
@@ -334,4 +344,64 @@ def test_a_lost_email_or_a_clock_gone_astray_is_reported(
     assert wrong_clock == [
         f"decision clock: met is {astray.met}, the plan says {decision.met}",
         f"decision clock: late is {astray.late}, the plan says {decision.late}",
+    ]
+
+
+def test_a_clock_overdue_too_early_or_never_is_caught(
+    caseload: list[PlannedCase],
+) -> None:
+    watcher = TopicWatcher("unused:9092")
+    feed = Feed(watcher)
+    in_time = next(
+        c
+        for c in caseload
+        if c.within_time and london_date(c.outcome_recorded_at) <= c.decision_due_on
+    )
+    late, late_too = [c for c in caseload if c.within_time is False][:2]
+    ids = {case.sequence: str(uuid.uuid4()) for case in (in_time, late, late_too)}
+    for case_id in ids.values():
+        feed.clock("ClockSet", case_id)
+    # In time, yet overdue first (as against a clock running ahead); one late case
+    # overdue first as it should be; the other never.
+    feed.clock("ClockOverdue", ids[in_time.sequence])
+    feed.clock("ClockMet", ids[in_time.sequence])
+    feed.clock("ClockOverdue", ids[late.sequence])
+    feed.clock("ClockLate", ids[late.sequence])
+    feed.clock("ClockLate", ids[late_too.sequence])
+
+    timeline = check_timeline([in_time, late, late_too], ids, watcher)
+
+    assert timeline == {
+        "in_time_never_overdue": 0,
+        "in_time_overdue": 1,
+        "late_overdue_first": 1,
+        "late_never_overdue": 1,
+    }
+
+
+def test_the_read_models_summary_is_compared_clock_by_clock(
+    caseload: list[PlannedCase],
+) -> None:
+    decision = summary_of(caseload).clocks[0]
+    # The read model tells running clocks with an approaching alert apart.
+    row = {
+        "set": decision.set,
+        "open": 0,
+        "approaching": decision.open,
+        "overdue": decision.overdue,
+        "met": decision.met,
+        "late": decision.late,
+        "cancelled": decision.cancelled,
+        "with_exception": decision.exception,
+    }
+    clocks: dict[str, dict[str, int]] = {"decision": row}
+    remote = {"cases": decision.set, "clocks": clocks}
+    assert compare_read_model([decision], remote) == []
+
+    row["late"] += 1
+    clocks["final_plan"] = {"set": 1}
+    assert compare_read_model([decision], remote) == [
+        f"decision: late is {decision.late} on the topic, {decision.late + 1} in "
+        "/summary",
+        "/summary has a final_plan clock the topic never showed",
     ]

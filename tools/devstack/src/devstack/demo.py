@@ -72,6 +72,7 @@ DEFAULT_CONCURRENCY = 4
 OUTPUT_TIMEOUT_S = 120.0
 SETTLE_TIMEOUT_S = 600.0
 SETTLE_QUIET_S = 3.0
+READ_MODEL_WAIT_S = 30.0
 HTTP_TIMEOUT_S = 30.0
 HTTP_ATTEMPTS = 4
 
@@ -546,7 +547,9 @@ class DemoSummary:
     sent_by_kind: dict[str, int]
     sent_by_role: dict[str, int]
     latency: Latency | None
+    timeline: dict[str, int]
     deadlines_summary: Any
+    read_model: str
     mail_dir: str
     mail_url: str
     problems: list[str] = field(default_factory=list)
@@ -607,6 +610,14 @@ class DemoSummary:
             "coordinator, and the manager too when the limit is statutory and no "
             "exception applies)."
         )
+        timeline = self.timeline
+        lines.append(
+            f"  Alerts at the right time: {timeline['in_time_never_overdue']:,} "
+            f"cases decided or withdrawn in time were never overdue ("
+            f"{timeline['in_time_overdue']:,} were), {timeline['late_overdue_first']:,}"
+            f" late ones were overdue first ({timeline['late_never_overdue']:,} "
+            "were not)."
+        )
         kinds = ", ".join(f"{k} {n:,}" for k, n in sorted(self.sent_by_kind.items()))
         roles = ", ".join(f"{k} {n:,}" for k, n in sorted(self.sent_by_role.items()))
         lines += [
@@ -616,6 +627,7 @@ class DemoSummary:
             f"{self.notifications_failed:,} NotificationFailed.",
             f"  Read them as files in {self.mail_dir} or on {self.mail_url}",
         ]
+        lines.append(f"  The deadlines read model: {self.read_model}.")
         if self.latency is not None:
             lines.append(
                 "  A request's event to its ClockSet on the topic: median "
@@ -693,6 +705,43 @@ def planned_decision_counts(cases: Sequence[PlannedCase]) -> dict[str, int]:
         "open": 0,
         "exception": sum(c.exception_reason is not None for c in cases),
     }
+
+
+def check_timeline(
+    cases: Sequence[PlannedCase], case_ids: Mapping[int, str], watcher: TopicWatcher
+) -> dict[str, int]:
+    """Whether each decision clock was overdue exactly when the plan says it was.
+
+    A case closed by its due date, and recorded by then, must never have been overdue;
+    a late decision must have been overdue first (a tick comes every day). Final
+    states alone cannot show this: a clock judged against the wrong "now" still ends
+    met or late by the facts' dates, but alerts the wrong people meanwhile.
+    """
+    counts = Counter[str]()
+    with watcher.locked():
+        for case in cases:
+            track = watcher.decision_tracks.get(case_ids.get(case.sequence, ""))
+            if track is None:
+                continue
+            was_overdue = bool(track.overdue_ids)
+            closed_on = case.decision_notified_on or case.withdrawn_on
+            recorded_on = london_date(case.outcome_recorded_at)
+            due = case.decision_due_on
+            if closed_on is not None and closed_on <= due and recorded_on <= due:
+                counts[
+                    "in_time_overdue" if was_overdue else "in_time_never_overdue"
+                ] += 1
+            elif case.within_time is False:
+                counts[
+                    "late_overdue_first" if was_overdue else "late_never_overdue"
+                ] += 1
+    names = (
+        "in_time_never_overdue",
+        "in_time_overdue",
+        "late_overdue_first",
+        "late_never_overdue",
+    )
+    return {name: counts[name] for name in names}
 
 
 def measure_latency(watcher: TopicWatcher, case_ids: Iterable[str]) -> Latency | None:
@@ -979,20 +1028,25 @@ class DemoDriver:
         case_ids = set(self.case_ids.values())
         with self.watcher.locked():
             tracks = [t for t in self.watcher.clocks.values() if t.case_id in case_ids]
-            states = Counter(t.state for t in tracks if t.set_at_ms is not None)
-            approaching = sum(t.approaching for t in tracks)
+            events = sum(len(t.transitions) for t in tracks)
+            decision = Counter(
+                t.state
+                for t in tracks
+                if t.clock == DECISION_CLOCK and t.set_at_ms is not None
+            )
             sent = sum(
-                n.name == NOTIFICATION_SENT for n in self.watcher.notifications.values()
+                n.name == NOTIFICATION_SENT and n.case_id in case_ids
+                for n in self.watcher.notifications.values()
             )
         with self._lock:
             posted = Counter(self._posted)
         self._print(
-            f"{day:%Y-%m}  requests {posted['requests']:>5,}  decisions "
-            f"{posted['agreed'] + posted['refused']:>5,}  withdrawn "
-            f"{posted['withdrawn']:>3,}  | clocks set {len(tracks):>5,}: open "
-            f"{states['open']:,}, overdue {states['overdue']:,}, met {states['met']:,}"
-            f", late {states['late']:,}, cancelled {states['cancelled']:,}; "
-            f"approaching alerts {approaching:,}  | emails {sent:,}  "
+            f"{day:%Y-%m}  posted {posted['requests']:>5,} requests, "
+            f"{posted['agreed'] + posted['refused']:>5,} decisions, "
+            f"{posted['withdrawn']:>3,} withdrawals | {events:>6,} clock events; "
+            f"decision clocks {decision['open']:,} open, {decision['overdue']:,} "
+            f"overdue, {decision['met']:,} met, {decision['late']:,} late, "
+            f"{decision['cancelled']:,} cancelled | {sent:>6,} emails "
             f"[{_duration(time.monotonic() - started)}]"
         )
 
@@ -1037,6 +1091,7 @@ class DemoDriver:
         sent = [n for n in ours if n.name == NOTIFICATION_SENT]
         with self._lock:
             posted = Counter(self._posted)
+        remote, read_model, differences = self._read_model_check(clocks, case_ids)
         summary = DemoSummary(
             scale=self.settings.scale,
             year=self.settings.year,
@@ -1057,11 +1112,13 @@ class DemoDriver:
             sent_by_kind=dict(Counter(n.alert_kind for n in sent)),
             sent_by_role=dict(Counter(n.recipient_role for n in sent)),
             latency=measure_latency(self.watcher, case_ids),
-            deadlines_summary=self._deadlines_summary(),
+            deadlines_summary=remote,
+            read_model=read_model,
             mail_dir=str(self.services.mail_dir),
             mail_url=self.services.mail_url,
+            timeline=check_timeline(self.cases, self.case_ids, self.watcher),
         )
-        summary.problems = reconcile(summary, len(self.cases))
+        summary.problems = reconcile(summary, len(self.cases)) + differences
         return summary
 
     def _mail_api_count(self) -> int:
@@ -1075,15 +1132,45 @@ class DemoDriver:
                 f"the mail catcher did not list its messages at {url}: {error!r}"
             ) from error
 
-    def _deadlines_summary(self) -> Any:
+    def _read_model_check(
+        self, clocks: Sequence[ClockCounts], case_ids: set[str]
+    ) -> tuple[Any, str, list[str]]:
+        """The read API's ``/summary``, what comparing it said, and any differences.
+
+        The read model is built from the topics by the API's own threads, so it may
+        trail the topics by a moment: it is asked again for a while until it agrees.
+        """
         if self.services.deadlines_url is None:
-            return None
+            return None, "no deadlines read API to compare with", []
         url = self.services.deadlines_url.rstrip("/") + "/summary"
-        try:
-            answer = httpx.get(url, timeout=HTTP_TIMEOUT_S)
-        except httpx.HTTPError:
-            return None
-        return answer.json() if answer.status_code == 200 else None
+        ours = len(case_ids)
+        deadline = time.monotonic() + READ_MODEL_WAIT_S
+        while True:
+            try:
+                answer = httpx.get(url, timeout=HTTP_TIMEOUT_S)
+                remote = answer.json() if answer.status_code == 200 else None
+            except (httpx.HTTPError, ValueError):
+                remote = None
+            if not isinstance(remote, dict):
+                return None, f"no /summary at {url}", []
+            cases = remote.get("cases")
+            differences: list[str] = []
+            if cases == ours:
+                differences = compare_read_model(clocks, remote)
+                if not differences:
+                    return remote, f"{url} agrees, clock by clock", []
+            elif isinstance(cases, int) and cases > ours:
+                note = (
+                    f"{url} counts {cases} cases, {cases - ours} more than this demo "
+                    "posted (an existing Kafka's earlier ones), so it is not compared"
+                )
+                return remote, note, []
+            if time.monotonic() > deadline:
+                if cases == ours:
+                    return remote, f"{url} differs", differences
+                problem = f"the deadlines read model holds {cases} of {ours} cases"
+                return remote, f"{url} is behind", [problem]
+            time.sleep(1.0)
 
     def _print(self, line: str) -> None:
         print(line, file=self._out, flush=True)
@@ -1113,6 +1200,18 @@ def reconcile(summary: DemoSummary, planned_requests: int) -> list[str]:
                 problems.append(
                     f"decision clock: {name} is {actual}, the plan says {expected}"
                 )
+    timeline = summary.timeline
+    if timeline["in_time_overdue"]:
+        problems.append(
+            f"{timeline['in_time_overdue']} decision clocks closed and recorded in "
+            "time were reported overdue first: the processor's time was ahead of "
+            "the demo's"
+        )
+    if timeline["late_never_overdue"]:
+        problems.append(
+            f"{timeline['late_never_overdue']} late decisions were never reported "
+            "overdue before they were made"
+        )
     decided = summary.agreed + summary.refused
     if decision is not None and decision.met + decision.late != decided:
         problems.append(
@@ -1139,6 +1238,42 @@ def reconcile(summary: DemoSummary, planned_requests: int) -> list[str]:
             f"{summary.notifications_sent} NotificationSent events"
         )
     return problems
+
+
+def compare_read_model(
+    clocks: Sequence[ClockCounts], remote: Mapping[str, Any]
+) -> list[str]:
+    """Where the read API's ``/summary`` and the topic's tally disagree.
+
+    The read model splits running clocks into ``open`` and ``approaching`` (an
+    approaching alert raised); the tally counts both as open.
+    """
+    differences: list[str] = []
+    theirs = remote.get("clocks") or {}
+    for counts in clocks:
+        row = theirs.get(counts.clock)
+        if row is None:
+            differences.append(f"/summary has no {counts.clock} clock")
+            continue
+        pairs = {
+            "set": (counts.set, row.get("set")),
+            "met": (counts.met, row.get("met")),
+            "late": (counts.late, row.get("late")),
+            "cancelled": (counts.cancelled, row.get("cancelled")),
+            "overdue": (counts.overdue, row.get("overdue")),
+            "open": (counts.open, row.get("open", 0) + row.get("approaching", 0)),
+            "exception": (counts.exception, row.get("with_exception")),
+        }
+        differences += [
+            f"{counts.clock}: {name} is {ours} on the topic, {remote_value} in /summary"
+            for name, (ours, remote_value) in pairs.items()
+            if ours != remote_value
+        ]
+    extra = sorted(set(theirs) - {c.clock for c in clocks})
+    differences += [
+        f"/summary has a {name} clock the topic never showed" for name in extra
+    ]
+    return differences
 
 
 def _event_ids(answer: Mapping[str, Any]) -> set[str]:

@@ -51,6 +51,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
+from kafka import KafkaConsumer, TopicPartition
+
 from devstack.demo import (
     DemoDriver,
     DemoError,
@@ -66,6 +68,7 @@ from devstack.kafka_config import LOOPBACK, BrokerLayout, free_port
 from devstack.kafka_errors import KafkaLauncherError
 from devstack.kafka_topics import create_project_topics
 from devstack.processes import ProcessSpec, ProcessStartError, Stack, python_module
+from send_schemas.topics import CLOCK_TICKS
 
 log = logging.getLogger(__name__)
 
@@ -364,6 +367,18 @@ def start_platform(
             flush=True,
         )
         create_project_topics(existing_kafka)
+        held = ticks_held(existing_kafka)
+        if held:
+            print(
+                f"  Warning: {CLOCK_TICKS.name} there already holds {held:,} ticks "
+                "(an earlier demo, a ticker or tests). The deadlines processor's "
+                "time never goes back, so ticks later than this demo's start make "
+                "its clocks overdue at once (the alerts are then wrong and the "
+                "summary says so); unset KAFKA_BOOTSTRAP_SERVERS for a broker of "
+                "its own.",
+                file=out,
+                flush=True,
+            )
         platform = Platform(
             layout, ports, existing_kafka, False, deadlines_api_exists()
         )
@@ -388,6 +403,23 @@ def _start(stack: Stack, spec: ProcessSpec, timeout: float, out: TextIO) -> None
         file=out,
         flush=True,
     )
+
+
+def ticks_held(bootstrap: str) -> int:
+    """How many records the tick topic holds on the broker at ``bootstrap``."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap.split(","), client_id="devstack-run-check"
+    )
+    try:
+        numbers = consumer.partitions_for_topic(CLOCK_TICKS.name) or set()
+        partitions = [TopicPartition(CLOCK_TICKS.name, n) for n in sorted(numbers)]
+        if not partitions:
+            return 0
+        first = consumer.beginning_offsets(partitions)
+        last = consumer.end_offsets(partitions)
+        return sum(int(last[tp]) - int(first[tp]) for tp in partitions)
+    finally:
+        consumer.close()
 
 
 def broker_pid(layout: RunLayout) -> int | None:
