@@ -83,7 +83,7 @@ def test_producing_refuses_a_field_the_contract_does_not_have() -> None:
             case_id=CASE_ID,
             review_id=REVIEW_ID,
             decision="amend",
-            notified_on="2026-03-18",  # type: ignore[arg-type]
+            notified_on="2026-03-18",
             proposed_amendments="Synthetic",  # type: ignore[call-arg]
         )
 
@@ -92,7 +92,7 @@ def test_roles_are_published_once_each_in_a_fixed_order() -> None:
     held = contract.ReviewHeld(
         case_id=CASE_ID,
         review_id=REVIEW_ID,
-        held_on="2026-03-04",  # type: ignore[arg-type]
+        held_on="2026-03-04",
         child_views_gathered=True,
         attendee_roles=["senco", "parent", "child"],
     )

@@ -189,16 +189,18 @@ def _within_plan(case: Case, day: date, field: str) -> None:
 
 
 def _meeting_problems(
-    problems: _Problems, case: Case, meeting_on: date, today: date, not_before: date
+    problems: _Problems, case: Case, meeting_on: date, today: date, arranged_on: date
 ) -> None:
     latest = months_after(today, MEETING_MONTHS_AHEAD)
+    # An arrangement date in the future is its own error; it bounds nothing.
+    arranged = arranged_on if arranged_on <= today else None
     problems.day(
         "meeting_on",
         meeting_on,
         today=None,
         after=[
             (case.plan_issued_on, "the plan was issued"),
-            (not_before, "the day it was arranged"),
+            (arranged, "the day it was arranged"),
         ],
         before=[(latest, f"{MEETING_MONTHS_AHEAD} months from today")],
     )
