@@ -545,7 +545,9 @@ def _record_transfer(
         phase=command.phase,
         leaving_year=command.leaving_year,
     )
-    return [_event(due, context)]
+    # The day it was identified is placement's own record, not part of the contract.
+    identified_on = london_date(context.now).isoformat()
+    return [_event(due, context, {"identified_on": identified_on})]
 
 
 def _propose_move(

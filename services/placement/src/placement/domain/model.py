@@ -195,6 +195,10 @@ def _setting(data: dict[str, Any]) -> Setting:
     return Setting(int(data["setting_id"]), str(data["setting_id_kind"]))
 
 
+def _date_or(value: object, default: date) -> date:
+    return date.fromisoformat(value) if isinstance(value, str) else default
+
+
 def _replace_in(items: tuple[Any, ...], old: Any, new: Any) -> tuple[Any, ...]:
     return tuple(new if item is old else item for item in items)
 
@@ -285,7 +289,9 @@ def evolve(case: Case, event: RecordedEvent) -> Case:
             transfer_year=data["transfer_year"],
             phase=data["phase"],
             leaving_year=data["leaving_year"],
-            identified_on=london_date(event.time),
+            identified_on=_date_or(
+                private.get("identified_on"), london_date(event.time)
+            ),
         )
         return replace(case, transfers=(*case.transfers, record))
     if kind == contract.Post16MoveProposed.EVENT_TYPE:
