@@ -1,0 +1,293 @@
+"""Invariants of every rendered Deployment: probes, resources, security, budgets.
+
+Each check reads the objects kustomize rendered for an overlay, not the generator's
+tables, so a hand-written patch in an overlay is held to the same rules.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from deploy_support import (
+    OVERLAYS,
+    by_name,
+    of_kind,
+    pod_labels,
+    pod_spec,
+    render,
+    selects,
+)
+
+from sendkit.settings import ServiceSettings
+
+HTTP_PATHS = {"livenessProbe": "/healthz", "readinessProbe": "/readyz"}
+
+
+def _deployments(overlay: str) -> list[dict[str, Any]]:
+    return of_kind(render(f"overlays/{overlay}"), "Deployment")
+
+
+def _ids(overlay: str) -> list[str]:
+    return [d["metadata"]["name"] for d in _deployments(overlay)]
+
+
+CASES = [
+    pytest.param(overlay, name, id=f"{overlay}-{name}")
+    for overlay in OVERLAYS
+    for name in _ids(overlay)
+]
+
+
+def _deployment(overlay: str, name: str) -> dict[str, Any]:
+    return by_name(render(f"overlays/{overlay}"), "Deployment")[name]
+
+
+def _container(deployment: dict[str, Any]) -> dict[str, Any]:
+    containers = pod_spec(deployment)["containers"]
+    assert len(containers) == 1, "one process per pod: its probes are the pod's"
+    container: dict[str, Any] = containers[0]
+    return container
+
+
+@pytest.mark.parametrize(("overlay", "name"), CASES)
+def test_probes(overlay: str, name: str) -> None:
+    container = _container(_deployment(overlay, name))
+    serves = bool(container.get("ports"))
+
+    assert "startupProbe" in container
+    assert "livenessProbe" in container
+    if serves:
+        assert "readinessProbe" in container
+    for probe_name, path in HTTP_PATHS.items():
+        probe = container.get(probe_name, {})
+        if "httpGet" in probe:
+            assert probe["httpGet"]["path"] == path
+    startup = container["startupProbe"]
+    budget = startup["periodSeconds"] * startup["failureThreshold"]
+    liveness = container["livenessProbe"]
+    assert budget >= liveness["periodSeconds"] * liveness.get("failureThreshold", 3)
+
+
+def test_faust_workers_get_half_an_hour_to_recover_their_tables() -> None:
+    for overlay in OVERLAYS:
+        startup = _container(_deployment(overlay, "deadlines-worker"))["startupProbe"]
+
+        assert startup["periodSeconds"] * startup["failureThreshold"] >= 1800
+
+
+@pytest.mark.parametrize(("overlay", "name"), CASES)
+def test_processes_without_http_are_judged_by_a_heartbeat_file(
+    overlay: str, name: str
+) -> None:
+    container = _container(_deployment(overlay, name))
+    if container.get("ports") and "httpGet" in container["livenessProbe"]:
+        return
+    if "tcpSocket" in container["livenessProbe"]:
+        assert name == "mail-catcher"  # the dev catcher is judged by its SMTP port
+        return
+    env = {e["name"]: e.get("value") for e in container.get("env", ())}
+
+    command = container["livenessProbe"]["exec"]["command"]
+
+    assert command[:2] == ["python", "-c"]
+    assert command[3] == env["SEND_HEARTBEAT_FILE"]
+    assert command[3].startswith("/tmp/")  # on the writable emptyDir
+    assert container["startupProbe"]["exec"]["command"] == command
+
+
+@pytest.mark.parametrize(("overlay", "name"), CASES)
+def test_requests_and_a_memory_limit_but_no_cpu_limit(overlay: str, name: str) -> None:
+    resources = _container(_deployment(overlay, name))["resources"]
+
+    assert set(resources["requests"]) == {"cpu", "memory"}
+    assert set(resources["limits"]) == {"memory"}
+
+
+@pytest.mark.parametrize(("overlay", "name"), CASES)
+def test_security_context_meets_the_restricted_standard(
+    overlay: str, name: str
+) -> None:
+    deployment = _deployment(overlay, name)
+    pod = pod_spec(deployment)
+    container = _container(deployment)
+    context = container["securityContext"]
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] > 0
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert pod["automountServiceAccountToken"] is False
+    assert not pod.get("hostNetwork")
+    assert not pod.get("hostPID")
+    assert context["allowPrivilegeEscalation"] is False
+    assert context["readOnlyRootFilesystem"] is True
+    assert context["runAsNonRoot"] is True
+    assert context["capabilities"] == {"drop": ["ALL"]}
+    assert "privileged" not in context
+    assert "emptyDir" in volumes[mounts["/tmp"]]
+
+
+@pytest.mark.parametrize(("overlay", "name"), CASES)
+def test_its_service_account_exists_and_mounts_no_token(
+    overlay: str, name: str
+) -> None:
+    docs = render(f"overlays/{overlay}")
+    account = pod_spec(_deployment(overlay, name))["serviceAccountName"]
+
+    assert by_name(docs, "ServiceAccount")[account]["automountServiceAccountToken"] is (
+        False
+    )
+
+
+@pytest.mark.parametrize(("overlay", "name"), CASES)
+def test_exactly_one_disruption_budget_of_one_covers_it(
+    overlay: str, name: str
+) -> None:
+    docs = render(f"overlays/{overlay}")
+    labels = pod_labels(_deployment(overlay, name))
+
+    budgets = [
+        pdb
+        for pdb in of_kind(docs, "PodDisruptionBudget")
+        if selects(pdb["spec"]["selector"], labels)
+    ]
+
+    assert len(budgets) == 1
+    assert budgets[0]["spec"] == {
+        "maxUnavailable": 1,
+        "selector": budgets[0]["spec"]["selector"],
+    }
+
+
+@pytest.mark.parametrize(("overlay", "name"), CASES)
+def test_its_selector_picks_its_own_pods_only(overlay: str, name: str) -> None:
+    deployments = _deployments(overlay)
+    deployment = _deployment(overlay, name)
+    selector = deployment["spec"]["selector"]
+
+    matching = [
+        d["metadata"]["name"] for d in deployments if selects(selector, pod_labels(d))
+    ]
+
+    assert matching == [name]
+
+
+@pytest.mark.parametrize(("overlay", "name"), CASES)
+def test_config_and_secret_references_are_as_documented(
+    overlay: str, name: str
+) -> None:
+    docs = render(f"overlays/{overlay}")
+    config_maps = by_name(docs, "ConfigMap")
+    container = _container(_deployment(overlay, name))
+
+    for source in container.get("envFrom", ()):
+        assert source["configMapRef"]["name"] in config_maps
+    for env in container.get("env", ()):
+        ref = env.get("valueFrom", {}).get("secretKeyRef")
+        if ref is None:
+            continue
+        # Every Secret is made by an operator or by the council, never by these files.
+        assert (
+            ref["name"].endswith("-db-app")  # CloudNativePG
+            or ref["name"].startswith("send-")  # Strimzi KafkaUser
+            or ref["name"].startswith("notify-")  # the council's SMTP / Notify keys
+        ), ref
+
+
+@pytest.mark.parametrize(("overlay", "name"), CASES)
+def test_http_apis_listen_where_their_settings_and_service_say(
+    overlay: str, name: str
+) -> None:
+    docs = render(f"overlays/{overlay}")
+    deployment = _deployment(overlay, name)
+    container = _container(deployment)
+    if name == "mail-catcher" or not container.get("ports"):
+        return
+    config = {}
+    for source in container["envFrom"]:
+        config.update(
+            by_name(docs, "ConfigMap")[source["configMapRef"]["name"]]["data"]
+        )
+    service = container["args"][0].upper()
+    port = container["ports"][0]
+
+    services = [
+        s
+        for s in of_kind(docs, "Service")
+        if selects({"matchLabels": s["spec"]["selector"]}, pod_labels(deployment))
+    ]
+
+    assert config[f"{service}_HOST"] == "0.0.0.0"  # noqa: S104 - in its own pod
+    assert int(config[f"{service}_PORT"]) == port["containerPort"]
+    assert port["name"] == "http"
+    assert len(services) == 1
+    assert services[0]["spec"]["ports"][0]["targetPort"] == "http"
+    assert services[0]["spec"]["ports"][0]["port"] == port["containerPort"]
+    assert container["lifecycle"]["preStop"]["exec"]["command"] == ["sleep", "5"]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_shared_settings_names_are_the_kernels(overlay: str) -> None:
+    docs = render(f"overlays/{overlay}")
+    common = next(
+        cm["data"]
+        for cm in of_kind(docs, "ConfigMap")
+        if cm["metadata"]["name"].startswith("send-common")
+    )
+    kernel_names = {
+        alias.choices[0]
+        for field in ServiceSettings.model_fields.values()
+        if (alias := field.validation_alias) is not None
+    }
+
+    # The Kafka security names are the ones the kernel is yet to read (see
+    # docs/operations.md); every other shared name must be one it reads today.
+    unknown = {k for k in common if not k.startswith("KAFKA_")} - kernel_names
+
+    assert unknown == set()
+    assert "KAFKA_BOOTSTRAP_SERVERS" in common
+    assert common["SEND_ENV"] == {"dev": "development", "prod": "production"}[overlay]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_images_are_named_with_a_registry_and_a_tag(overlay: str) -> None:
+    images = {_container(d)["image"] for d in _deployments(overlay)}
+
+    for image in images:
+        name, _, tag = image.rpartition(":")
+        assert "/" in name, image
+        assert tag, image
+        assert tag != "latest", image
+
+
+def test_single_writer_workloads_never_overlap_in_a_rollout() -> None:
+    # The relays publish one at a time; notify's SQLite ledger and the deadlines read
+    # model sit on ReadWriteOnce volumes; two tickers would double every tick.
+    for overlay in OVERLAYS:
+        for deployment in _deployments(overlay):
+            name = deployment["metadata"]["name"]
+            volumes = pod_spec(deployment)["volumes"]
+            single = name.endswith(("-relay", "-ticker")) or any(
+                "persistentVolumeClaim" in v for v in volumes
+            )
+            if single:
+                assert deployment["spec"]["strategy"] == {"type": "Recreate"}, name
+                assert deployment["spec"]["replicas"] == 1, name
+
+
+def test_prod_runs_two_of_each_http_api_and_of_the_clocks_processor() -> None:
+    replicas = {
+        d["metadata"]["name"]: d["spec"]["replicas"] for d in _deployments("prod")
+    }
+
+    for name in ("intake-api", "plans-api", "reviews-api", "placement-api"):
+        assert replicas[name] == 2
+    assert replicas["deadlines-worker"] == 2
+    assert all(
+        count == 1
+        for count in {
+            d["metadata"]["name"]: d["spec"]["replicas"] for d in _deployments("dev")
+        }.values()
+    )
