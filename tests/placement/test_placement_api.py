@@ -255,10 +255,10 @@ def test_identifying_and_listing_a_years_cohort(
     assert rows[year6]["identified_on"] == "2025-10-06"
     assert rows[year11]["due_on"] == "2026-03-30"
     assert rows[year11]["phase"] == "secondary_to_post16"
-    only_post16 = client.get(
+    identified_only = client.get(
         "/phase-transfers/2026", params={"status": ["identified"]}
     ).json()
-    assert only_post16["total"] == 2
+    assert identified_only["total"] == 2
     none_named = client.get("/phase-transfers/2026", params={"status": "named"}).json()
     assert none_named["children"] == []
 
