@@ -49,7 +49,6 @@ SCHEMA_BASE_URI = "https://send-casework.example/schemas/json/"
 """The base of every schema's ``$id``: an identifier, not an address to fetch from."""
 
 PENDING_TOPICS: Mapping[str, str] = {
-    "send.reviews.events": "the reviews service and its models are not written yet",
     "send.clock.ticks": (
         "ticks carry only the time for the deadlines processor, not case events; "
         "their format and the ticker that writes them are not written yet"
