@@ -244,7 +244,7 @@ class Workload:
     """One Deployment: a process kind of a service."""
 
     name: str
-    component: str  # api, relay, worker, ticker
+    component: str  # api, relay, subscriber, worker, ticker
     args: tuple[str, ...]
     cpu: str
     memory: str
@@ -341,16 +341,42 @@ def _relay(service: str) -> Workload:
     )
 
 
-def _event_sourced(name: str, port: int) -> Service:
+def _subscriber(service: str, module: str) -> Workload:
+    return Workload(
+        name=f"{service}-subscriber",
+        component="subscriber",
+        args=(module,),
+        cpu="50m",
+        memory="128Mi",
+        memory_limit="256Mi",
+        grace_s=45,
+        description=f"{service}'s idempotent subscriber to the topics it follows.",
+    )
+
+
+def _event_sourced(
+    name: str, port: int, subscriber: tuple[str, str] | None = None
+) -> Service:
+    """An HTTP API over an event store, its relay and, if it follows topics, its
+    subscriber process (``subscriber`` is the module and the setting that would run
+    it inside the app instead)."""
     prefix = name.upper()
+    config = {
+        f"{prefix}_HOST": "0.0.0.0",  # noqa: S104 - inside the pod, behind policies
+        f"{prefix}_PORT": str(port),
+        f"{prefix}_RELAY_ENABLED": "false",
+    }
+    workloads = [_api(name, port), _relay(name)]
+    if subscriber is not None:
+        module, in_app_setting = subscriber
+        config[in_app_setting] = "false"
+        # The ACLs grant the groups under send-<service>.
+        config[f"{prefix}_CONSUMER_GROUP"] = f"send-{name}"
+        workloads.append(_subscriber(name, module))
     return Service(
         name=name,
-        config={
-            f"{prefix}_HOST": "0.0.0.0",  # noqa: S104 - inside the pod, behind policies
-            f"{prefix}_PORT": str(port),
-            f"{prefix}_RELAY_ENABLED": "false",
-        },
-        workloads=(_api(name, port), _relay(name)),
+        config=config,
+        workloads=tuple(workloads),
         secret_env=(SecretEnv(f"{prefix}_DATABASE_URL", f"{name}-db-app", "uri"),),
         postgres=True,
         description=f"The {name} service: its HTTP API, event store and outbox relay.",
@@ -359,9 +385,19 @@ def _event_sourced(name: str, port: int) -> Service:
 
 SERVICES: tuple[Service, ...] = (
     _event_sourced("intake", 8001),
-    _event_sourced("plans", 8002),
-    _event_sourced("reviews", 8004),
-    _event_sourced("placement", 8005),
+    _event_sourced(
+        "plans", 8002, ("plans.entrypoints.subscriber", "PLANS_SUBSCRIBER_ENABLED")
+    ),
+    _event_sourced(
+        "reviews",
+        8004,
+        ("reviews.entrypoints.subscribers", "REVIEWS_SUBSCRIBERS_ENABLED"),
+    ),
+    _event_sourced(
+        "placement",
+        8005,
+        ("placement.entrypoints.subscriber", "PLACEMENT_SUBSCRIBERS_ENABLED"),
+    ),
     Service(
         name="deadlines",
         config={

@@ -6,6 +6,7 @@ tables, so a hand-written patch in an overlay is held to the same rules.
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import pytest
@@ -19,7 +20,7 @@ from deploy_support import (
     selects,
 )
 
-from sendkit.settings import ServiceSettings
+from sendkit.settings import ServiceSettings, env_name
 
 HTTP_PATHS = {"livenessProbe": "/healthz", "readinessProbe": "/readyz"}
 
@@ -291,3 +292,51 @@ def test_prod_runs_two_of_each_http_api_and_of_the_clocks_processor() -> None:
             d["metadata"]["name"]: d["spec"]["replicas"] for d in _deployments("dev")
         }.values()
     )
+
+
+def _settings_env_names(service: str) -> set[str]:
+    module = importlib.import_module(f"{service}.settings")
+    classes = [
+        value
+        for value in vars(module).values()
+        if isinstance(value, type)
+        and issubclass(value, ServiceSettings)
+        and value is not ServiceSettings
+    ]
+    assert classes, f"{service}.settings defines no ServiceSettings subclass"
+    return {env_name(cls, name) for cls in classes for name in cls.model_fields}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_configured_name_is_one_its_service_reads(overlay: str) -> None:
+    # A misspelt name (NOTIFY_SMTP_STARTLS) would be ignored silently by the service.
+    docs = render(f"overlays/{overlay}")
+    faust_names = {"FAUST_DATADIR"}  # faust's own, read at import
+
+    for config_map in of_kind(docs, "ConfigMap"):
+        name = config_map["metadata"]["name"]
+        if name.startswith("send-common"):
+            continue
+        service = name.split("-config")[0]
+        unknown = set(config_map["data"]) - _settings_env_names(service) - faust_names
+
+        assert unknown == set(), name
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_in_app_relays_and_subscribers_are_off_where_a_process_of_their_own_runs(
+    overlay: str,
+) -> None:
+    docs = render(f"overlays/{overlay}")
+    names = {d["metadata"]["name"] for d in of_kind(docs, "Deployment")}
+    data: dict[str, str] = {}
+    for config_map in of_kind(docs, "ConfigMap"):
+        data.update(config_map["data"])
+
+    for key, value in data.items():
+        service = key.split("_")[0].lower()
+        if key.endswith("_RELAY_ENABLED") and f"{service}-relay" in names:
+            assert value == "false", key
+        if key.endswith(("_SUBSCRIBER_ENABLED", "_SUBSCRIBERS_ENABLED")):
+            assert f"{service}-subscriber" in names, key
+            assert value == "false", key
