@@ -263,6 +263,19 @@ def test_a_schools_termly_list_has_the_reviews_due_in_the_term_soonest_first(
     assert (second["due_on"], second["act_by"]) == ("2026-05-09", "2026-05-08")
     assert (second["based_on"], second["base_on"]) == ("plan_issued", "2025-05-10")
     assert "recommendations" not in second
+    held = post(
+        client,
+        f"/cases/{early_in_term}/reviews/{arranged}/meeting",
+        {**HELD_BODY, "held_on": "2026-03-20"},
+    )
+    assert held.status_code == 200, held.text
+    after_meeting = client.get(
+        f"/schools/{SETTING}/upcoming-reviews",
+        params={"term_start": "2027-03-01", "term_end": "2027-03-31"},
+    ).json()["reviews"]
+    assert [(row["case_id"], row["meeting"]) for row in after_meeting] == [
+        (early_in_term, None)
+    ]
     assert [row["case_id"] for row in with_overdue["reviews"]] == [
         overdue,
         early_in_term,

@@ -39,7 +39,7 @@ class UpcomingReview:
     setting_urn: int | None
     coordinator_id: str | None
     review: Review | None
-    """The review in progress (arranged, not yet decided), if there is one."""
+    """The review arranged for this due date (not yet held), if there is one."""
     listed_on: date | None
     """When this review was last on a list sent to the setting's SENCO."""
 
@@ -59,11 +59,17 @@ class UpcomingReview:
             base_on=base_on,
             setting_urn=case.setting_urn,
             coordinator_id=case.coordinator_id,
-            review=case.review_in_progress,
+            review=_arranged_not_held(case),
             listed_on=case.list_sent.sent_on
             if case.list_sent is not None and case.list_sent.review_due_on == due_on
             else None,
         )
+
+
+def _arranged_not_held(case: Case) -> Review | None:
+    # A review held but not yet decided belongs to the 12 months it ended.
+    review = case.review_in_progress
+    return review if review is not None and review.held_on is None else None
 
 
 class ReviewIndex:
