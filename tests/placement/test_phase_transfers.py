@@ -354,3 +354,19 @@ def test_a_ceased_plan_is_not_identified(
 
     assert answer.body["cohort"] == 0
     assert store.read_all() == []
+
+
+def test_an_amendment_before_the_transfer_was_identified_does_not_name_it(
+    store: InMemoryEventStore, service: PlacementService, clock: FixedClock
+) -> None:
+    # Amended on 20 September 2025, in the window; identified on 6 October. The
+    # deadlines clock starts at identification, so only a later amendment stops it.
+    case_id = known_case(store, curriculum_year=6, received_at=THIS_YEAR)
+    feed(store, plan_amended(case_id, "2025-09-20"))
+    assert cohort_by_case(service, 2026)[case_id].status is TransferStatus.NAMED
+
+    service.identify_transfers(2026)
+
+    assert cohort_by_case(service, 2026)[case_id].status is TransferStatus.IDENTIFIED
+    feed(store, plan_amended(case_id, "2025-10-06"))
+    assert cohort_by_case(service, 2026)[case_id].named_on == days("2025-10-06")

@@ -534,7 +534,7 @@ class PlacementService:
         identified_on: date | None,
         today: date,
     ) -> CohortEntry:
-        naming = naming_for(facts, transfer_year)
+        naming = naming_for(facts, transfer_year, since=identified_on)
         return CohortEntry(
             case_id=facts.case_id,
             phase=phase,
@@ -549,7 +549,7 @@ class PlacementService:
                 facts,
                 transfer,
                 transfer_year,
-                identified=identified_on is not None,
+                identified_on=identified_on,
                 today=today,
             ),
             identified_on=identified_on,

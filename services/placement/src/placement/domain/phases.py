@@ -14,8 +14,10 @@ service keeps those clocks from the ``PhaseTransferDue`` events placement publis
 the dates here are for the cohort list, from the same calendar functions.
 
 A child's transfer is counted as done (``named``) once an amended plan naming a
-setting is issued on or after 1 September of the school year before the move, which
-is what stops the deadlines clock; ``named_late`` when that was after the due date.
+setting is issued on or after 1 September of the school year before the move and, once
+the transfer is identified, on or after the day it was identified: that is what stops
+the deadlines clock, which starts at identification. ``named_late`` when that was
+after the due date.
 """
 
 from __future__ import annotations
@@ -193,9 +195,18 @@ class TransferStatus(StrEnum):
     """The plan ceased or was transferred to another council; no clock runs."""
 
 
-def naming_for(facts: CaseFacts, transfer_year: int) -> Naming | None:
-    """The first amendment naming a setting in the 12 months before the move."""
+def naming_for(
+    facts: CaseFacts, transfer_year: int, *, since: date | None = None
+) -> Naming | None:
+    """The first amendment naming a setting in the 12 months before the move.
+
+    With ``since`` (the day the transfer was identified), only an amendment issued
+    from that day counts: the deadlines clock starts when the transfer is identified
+    and is stopped only by an amendment that comes after it.
+    """
     opens = window_opens_on(transfer_year)
+    if since is not None and since > opens:
+        opens = since
     for naming in facts.namings:
         if naming.by == "amended" and naming.issued_on >= opens:
             return naming
@@ -207,14 +218,14 @@ def transfer_status(
     transfer: str,
     transfer_year: int,
     *,
-    identified: bool,
+    identified_on: date | None,
     today: date,
 ) -> TransferStatus:
     """The status of a child's move, from the plan's facts and today's date."""
     if facts.plan_ended:
         return TransferStatus.PLAN_ENDED
     due = due_on(transfer, transfer_year)
-    naming = naming_for(facts, transfer_year)
+    naming = naming_for(facts, transfer_year, since=identified_on)
     if naming is not None:
         return (
             TransferStatus.NAMED
@@ -223,7 +234,9 @@ def transfer_status(
         )
     if today > due:
         return TransferStatus.OVERDUE
-    return TransferStatus.IDENTIFIED if identified else TransferStatus.DUE
+    return (
+        TransferStatus.IDENTIFIED if identified_on is not None else TransferStatus.DUE
+    )
 
 
 def act_by_for(transfer: str, transfer_year: int) -> date | None:
