@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.util
 import json
 import logging
 import os
@@ -52,6 +51,7 @@ from types import FrameType
 from typing import Any, TextIO
 
 from kafka import KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError
 
 from devstack.demo import (
     DemoDriver,
@@ -225,7 +225,6 @@ class Platform:
     ports: Ports
     bootstrap: str
     kafka_launched: bool
-    deadlines_api: bool = True
 
     @property
     def intake_url(self) -> str:
@@ -264,14 +263,6 @@ def service_env(platform: Platform) -> dict[str, str]:
         "NOTIFY_SMTP_HOST": LOOPBACK,
         "NOTIFY_SMTP_PORT": str(ports.smtp),
     }
-
-
-def deadlines_api_exists() -> bool:
-    """Whether this checkout has the deadlines read API, ``python -m deadlines api``."""
-    try:
-        return importlib.util.find_spec("deadlines.entrypoints.api") is not None
-    except ModuleNotFoundError:
-        return False
 
 
 def kafka_spec(layout: RunLayout, port: int) -> ProcessSpec:
@@ -328,17 +319,11 @@ def service_specs(platform: Platform) -> list[ProcessSpec]:
             cwd=work,
             stop_timeout=WORKER_STOP_TIMEOUT_S,
         ),
-        *(
-            [
-                ProcessSpec(
-                    name="deadlines-api",
-                    argv=python_module("deadlines", "api"),
-                    env=env,
-                    ready_url=f"{platform.deadlines_url}/readyz",
-                )
-            ]
-            if platform.deadlines_api
-            else []
+        ProcessSpec(
+            name="deadlines-api",
+            argv=python_module("deadlines", "api"),
+            env=env,
+            ready_url=f"{platform.deadlines_url}/readyz",
         ),
         ProcessSpec(
             name="notify-worker",
@@ -379,14 +364,12 @@ def start_platform(
                 file=out,
                 flush=True,
             )
-        platform = Platform(
-            layout, ports, existing_kafka, False, deadlines_api_exists()
-        )
+        platform = Platform(layout, ports, existing_kafka, kafka_launched=False)
     else:
         print(f"Kafka: starting on {LOOPBACK}:{ports.kafka} ...", file=out, flush=True)
         _start(stack, kafka_spec(layout, ports.kafka), KAFKA_READY_TIMEOUT_S, out)
         bootstrap = f"{LOOPBACK}:{ports.kafka}"
-        platform = Platform(layout, ports, bootstrap, True, deadlines_api_exists())
+        platform = Platform(layout, ports, bootstrap, kafka_launched=True)
 
     write_staff_csv(layout.staff_csv)
     for spec in service_specs(platform):
@@ -437,12 +420,16 @@ def kafka_ticker(
     bootstrap: str,
 ) -> tuple[Callable[[datetime], None], Callable[[], None]]:
     """A function sending one round of ticks for a moment, and one closing it."""
-    from deadlines.ticker import Ticker
+    from deadlines.ticker import Ticker, TickerError
 
     ticker = Ticker(bootstrap)
 
     def send(now: datetime) -> None:
-        ticker.send(now)
+        try:
+            ticker.send(now)
+        except TickerError as error:
+            message = f"the demo could not move the clock to {now}: {error}"
+            raise DemoError(message) from error
 
     return send, ticker.close
 
@@ -620,8 +607,17 @@ def run(options: RunOptions, out: TextIO = sys.stdout) -> int:
     except ProcessStartError as error:
         print(f"make run failed: {error}", file=out, flush=True)
         status = EXIT_FAILED
-    except (DemoError, RunError, KafkaLauncherError) as error:
+    except (DemoDataError, KafkaLauncherError) as error:
         print(f"make run failed: {error}", file=out, flush=True)
+        status = EXIT_FAILED
+    except KafkaError as error:
+        where = options.existing_kafka or "the launched broker"
+        print(
+            f"make run failed: Kafka ({where}) did not answer: {error!r}; see "
+            f"{layout.logs}/kafka.log",
+            file=out,
+            flush=True,
+        )
         status = EXIT_FAILED
     except (KeyboardInterrupt, _Interrupted):
         print("\nStopping...", file=out, flush=True)
@@ -649,9 +645,7 @@ def _show_and_play(
                 mail_url=platform.mail_url,
                 mail_dir=platform.layout.mail,
                 ticker=send_tick,
-                deadlines_url=(
-                    platform.deadlines_url if platform.deadlines_api else None
-                ),
+                deadlines_url=platform.deadlines_url,
                 ledger_status=ledger,
             )
             driver = DemoDriver(cases, services, watcher, settings, out)
@@ -671,8 +665,7 @@ def _print_addresses(platform: Platform, out: TextIO) -> None:
     lines = [
         "Addresses:",
         f"  intake API docs      {platform.intake_url}/docs",
-        f"  deadlines API docs   {platform.deadlines_url}/docs"
-        + ("" if platform.deadlines_api else " (not in this checkout yet)"),
+        f"  deadlines API docs   {platform.deadlines_url}/docs",
         f"  mail page            {platform.mail_url}  (files: {layout.mail}/*.eml)",
         f"  Kafka                {platform.bootstrap}"
         + ("" if platform.kafka_launched else " (not started by make run)"),
