@@ -1,26 +1,37 @@
 """Documents: a service's read model rows, committed or rolled back with its events.
 
-Run against every adapter that keeps documents (in-memory and SQLite); a subscriber
-writes them in the transaction that marks a message processed, so they must vanish
-with a rolled-back transaction and survive a reopened file.
+Run against every adapter (in-memory, SQLite, PostgreSQL); a subscriber writes them
+in the transaction that marks a message processed, so they must vanish with a
+rolled-back transaction and survive a reopened store, and two writers of one document
+must take turns.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from postgres_fixture import database_for
 from sendkit.events import NewEvent
-from sendkit.store import EventStore, InMemoryEventStore, SQLiteEventStore, StoreError
+from sendkit.store import (
+    EventStore,
+    InMemoryEventStore,
+    PostgresEventStore,
+    SQLiteEventStore,
+    StoreError,
+)
 
 SOURCE = "/send/test"
 
 OPENERS: dict[str, Callable[[Path], EventStore]] = {
     "memory": lambda place: InMemoryEventStore(SOURCE),
     "sqlite": lambda place: SQLiteEventStore(place / "events.db", SOURCE),
+    "postgresql": lambda place: PostgresEventStore(database_for(place), SOURCE),
 }
+PERSISTENT = ("sqlite", "postgresql")
 
 
 @pytest.fixture(params=sorted(OPENERS))
@@ -126,15 +137,48 @@ def test_a_document_that_is_not_json_is_refused(store: EventStore) -> None:
         tx.put_document("facts", "k", {"when": object()})
 
 
-def test_documents_survive_reopening_the_sqlite_file(tmp_path: Path) -> None:
-    first = SQLiteEventStore(tmp_path / "events.db", SOURCE)
+@pytest.mark.parametrize("adapter", PERSISTENT)
+def test_documents_survive_reopening_the_store(adapter: str, tmp_path: Path) -> None:
+    first = OPENERS[adapter](tmp_path)
     with first.transaction() as tx:
         tx.put_document("facts", "k", {"year": 6})
     first.close()
 
-    second = SQLiteEventStore(tmp_path / "events.db", SOURCE)
+    second = OPENERS[adapter](tmp_path)
     try:
         with second.transaction() as tx:
             assert tx.get_document("facts", "k") == {"year": 6}
     finally:
         second.close()
+
+
+@pytest.mark.parametrize("adapter", PERSISTENT)
+def test_two_writers_of_one_document_take_turns(adapter: str, tmp_path: Path) -> None:
+    # Each writer reads the count, adds one and writes it back; had they interleaved
+    # (both reading 0), one increment would be lost.
+    stores = [OPENERS[adapter](tmp_path) for _ in range(2)]
+    with stores[0].transaction() as tx:
+        tx.put_document("facts", "k", {"count": 0})
+    errors: list[BaseException] = []
+
+    def add_one(store: EventStore) -> None:
+        try:
+            for _ in range(20):
+                with store.transaction() as tx:
+                    found = tx.get_document("facts", "k") or {"count": 0}
+                    tx.put_document("facts", "k", {"count": found["count"] + 1})
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=add_one, args=(store,)) for store in stores]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    try:
+        assert errors == []
+        with stores[0].transaction() as tx:
+            assert tx.get_document("facts", "k") == {"count": 40}
+    finally:
+        for store in stores:
+            store.close()

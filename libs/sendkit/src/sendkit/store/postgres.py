@@ -38,6 +38,13 @@ Subscribers on several replicas
     ``ON CONFLICT DO NOTHING`` rather than a failed statement, so the transaction stays
     usable after ``IdempotencyKeyReused``.
 
+Documents
+    A service's read model rows (``get_document`` and the rest) are kept in the
+    ``documents`` table as ``json``. Reading, writing or deleting a document first takes
+    a transaction-scoped advisory lock on it, so two replicas that read, change and
+    write back one document at once (a case's facts from two topics) take turns
+    instead of one overwriting the other's change; listing takes no locks.
+
 Tables and connections
     The tables are made on first open in the first schema of the connection's
     ``search_path`` (``public`` unless the DSN says otherwise, for example with
@@ -87,6 +94,7 @@ from sendkit.store.base import (
     Transaction,
     VersionConflict,
     check_append,
+    check_document,
 )
 
 SCHEMA_VERSION = 1
@@ -146,6 +154,15 @@ _SCHEMA = (
         body json NOT NULL,
         created_at timestamptz NOT NULL,
         PRIMARY KEY (scope, key)
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS documents (
+        collection text NOT NULL,
+        key text NOT NULL,
+        body json NOT NULL,
+        updated_at timestamptz NOT NULL,
+        PRIMARY KEY (collection, key)
     )
     """,
 )
@@ -253,6 +270,7 @@ class PostgresTransaction(Transaction):
         self._keys = store._keys
         self._holds_append_lock = False
         self._marked: set[tuple[str, str]] = set()
+        self._documents_locked: set[tuple[str, str]] = set()
 
     @property
     def connection(self) -> psycopg.Connection[dict[str, Any]]:
@@ -432,6 +450,60 @@ class PostgresTransaction(Transaction):
             ).fetchone()
         if inserted is None:
             raise IdempotencyKeyReused(scope, record.key)
+
+    def _lock_document(self, collection: str, key: str) -> None:
+        # A subscriber reads, changes and writes a document back; two replicas doing
+        # so for one case at once (from two topics) would lose one change, so each
+        # document is read under a transaction-scoped lock of its own.
+        if (collection, key) in self._documents_locked:
+            return
+        self._db.execute(
+            "SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.documents'),"
+            " hashtext(%s))",
+            (f"{collection}/{key}",),
+        )
+        self._documents_locked.add((collection, key))
+
+    def get_document(self, collection: str, key: str) -> dict[str, Any] | None:
+        check_document(collection, key)
+        with _translated("read a document"):
+            self._lock_document(collection, key)
+            row = self._db.execute(
+                "SELECT body::text AS body FROM documents"
+                " WHERE collection = %s AND key = %s",
+                (collection, key),
+            ).fetchone()
+        return None if row is None else dict(json.loads(row["body"]))
+
+    def put_document(self, collection: str, key: str, document: dict[str, Any]) -> None:
+        check_document(collection, key)
+        body = _dumps(document, "document")
+        with _translated("write a document"):
+            self._lock_document(collection, key)
+            self._db.execute(
+                "INSERT INTO documents (collection, key, body, updated_at)"
+                " VALUES (%s, %s, %s::json, %s) ON CONFLICT (collection, key)"
+                " DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at",
+                (collection, key, body, utcnow()),
+            )
+
+    def delete_document(self, collection: str, key: str) -> None:
+        check_document(collection, key)
+        with _translated("delete a document"):
+            self._lock_document(collection, key)
+            self._db.execute(
+                "DELETE FROM documents WHERE collection = %s AND key = %s",
+                (collection, key),
+            )
+
+    def list_documents(self, collection: str) -> list[tuple[str, dict[str, Any]]]:
+        with _translated("list documents"):
+            rows = self._db.execute(
+                "SELECT key, body::text AS body FROM documents"
+                ' WHERE collection = %s ORDER BY key COLLATE "C"',
+                (collection,),
+            ).fetchall()
+        return [(row["key"], dict(json.loads(row["body"]))) for row in rows]
 
 
 Connection = psycopg.Connection[dict[str, Any]]
