@@ -12,7 +12,7 @@ from placement_support import COLLEGE_UKPRN, SECONDARY, FixedClock, known_case
 
 from placement.entrypoints.http import create_app
 from placement.settings import SOURCE, PlacementSettings
-from sendkit.store import InMemoryEventStore, SQLiteEventStore
+from sendkit.store import InMemoryEventStore, SQLiteEventStore, open_store
 
 PROBLEM = "application/problem+json"
 SPECIAL = 145678
@@ -499,3 +499,23 @@ def test_relay_and_subscribers_start_with_the_app_and_stop_with_it(
 
     assert started == ["relay", "intake", "plans"]
     assert stopped == ["intake", "plans", "relay"]
+
+
+def test_the_app_runs_on_postgresql(postgres_database: str) -> None:
+    store = open_store(postgres_database, SOURCE)
+    try:
+        case_id = known_case(store, curriculum_year=5)
+        app = create_app(
+            PlacementSettings(database_url="sqlite:///unused.db"),
+            store=store,
+            clock=FixedClock(),
+        )
+        with TestClient(app) as client:
+            consult(client, case_id)
+            identified = post(client, "/phase-transfers/2026/identify", {})
+            assert identified["identified"] == [case_id]
+            case = client.get(f"/cases/{case_id}").json()
+            assert case["facts"]["curriculum_year_now"] == 6
+            assert [t["phase"] for t in case["transfers"]] == ["primary_to_secondary"]
+    finally:
+        store.close()

@@ -5,8 +5,9 @@ Besides the shared names of ``sendkit.settings.ServiceSettings``:
 ===============================  ===========================  ==========================
 Environment name                 Default                      Meaning
 ===============================  ===========================  ==========================
-PLACEMENT_DATABASE_URL           sqlite:///.run/placement.db  the event store, or
-                                                              memory://
+PLACEMENT_DATABASE_URL           sqlite:///.run/placement.db  the event store
+                                                              (sqlite, postgresql,
+                                                              memory)
 PLACEMENT_HOST                   127.0.0.1                    the address the server
                                                               binds
 PLACEMENT_PORT                   8005                         the HTTP port
@@ -91,7 +92,7 @@ class PlacementSettings(ServiceSettings):
 
     database_url: str = Field(
         default="sqlite:///.run/placement.db",
-        description="The event store: sqlite:///<path> or memory://.",
+        description="The event store: sqlite:///<path>, postgresql://... or memory://.",
     )
     host: str = Field(default="127.0.0.1", description="Address the HTTP server binds.")
     port: int = Field(default=8005, ge=1, le=65535, description="The HTTP port.")
