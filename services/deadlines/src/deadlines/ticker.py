@@ -23,7 +23,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import FrameType, TracebackType
-from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
@@ -156,20 +155,27 @@ class Ticker:
 
 
 def send_ticks(
-    target: Ticker | KafkaProducer | str, now: datetime, **options: Any
+    target: Ticker | KafkaProducer | str,
+    now: datetime,
+    *,
+    tick_id: str | None = None,
+    topic: str = CLOCK_TICKS.name,
+    barrier_topics: Sequence[str] = BARRIER_TOPICS,
 ) -> TickRound:
     """Send one round of ticks with ``now`` through a ticker, a producer or a bootstrap.
 
-    With a producer or a bootstrap address a ticker is made for the call and closed
-    after it (the producer passed in is left open); keep a ``Ticker`` to send many.
+    With a producer or a bootstrap address a ticker is made for the call, on ``topic``
+    with barriers from ``barrier_topics``, and closed after it (a producer passed in is
+    left open); a ``Ticker`` keeps its own topics. Keep a ``Ticker`` to send many.
     """
     if isinstance(target, Ticker):
-        return target.send(now, **options)
+        return target.send(now, tick_id=tick_id)
     if isinstance(target, KafkaProducer):
-        with Ticker(producer=target) as ticker:
-            return ticker.send(now, **options)
-    with Ticker(target) as ticker:
-        return ticker.send(now, **options)
+        made = Ticker(producer=target, topic=topic, barrier_topics=barrier_topics)
+    else:
+        made = Ticker(target, topic=topic, barrier_topics=barrier_topics)
+    with made as ticker:
+        return ticker.send(now, tick_id=tick_id)
 
 
 def run_ticker(

@@ -82,7 +82,13 @@ class FaustPublisher:
     async def publish(self, publication: Publication) -> Awaitable[Any]:
         topic = self._topics.get(publication.topic)
         if topic is None:
-            topic = self.app.topic(publication.topic, key_type=bytes, value_type=bytes)
+            topic = self.app.topic(
+                publication.topic,
+                key_type=bytes,
+                value_type=bytes,
+                key_serializer="raw",
+                value_serializer="raw",
+            )
             self._topics[publication.topic] = topic
         record = publication.record
         future: Awaitable[Any] = await topic.send(

@@ -86,6 +86,10 @@ class ClocksWorker:
             settings.ticks_topic,
             key_type=bytes,
             value_type=bytes,
+            # Raw bytes both ways: faust's default JSON codec would crash the agent on
+            # a record that is not JSON, which must be dead-lettered instead.
+            key_serializer="raw",
+            value_serializer="raw",
         )
         self.table = self.app.Table(
             TABLE_NAME,
