@@ -398,14 +398,14 @@ def test_the_subscribers_keep_each_cases_facts_once_and_set_aside_bad_records(
         )
 
         loops = follow(unique_name("placement"))
-        wait_for(
-            lambda: (
-                (facts() or {}).get("namings", [None])[-1] is not None
-                and len((facts() or {})["namings"]) == 2
-                and (facts() or {}).get("curriculum_year") == 5
-            ),
-            "the facts of intake's and plans' events",
-        )
+
+        def all_followed() -> bool:
+            found = facts() or {}
+            return (
+                len(found.get("namings", ())) == 2 and found.get("curriculum_year") == 5
+            )
+
+        wait_for(all_followed, "the facts of intake's and plans' events")
         for loop in loops:
             loop.stop()
         first = facts()
