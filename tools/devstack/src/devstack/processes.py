@@ -4,12 +4,16 @@ Each process runs in its own process group with its output in a log file under t
 directory, so a person can read what each one said. A process counts as up when its
 readiness probe answers (an HTTP URL returning 200, or a line in its log); if it exits
 first, the start fails at once with the tail of its log. Stopping sends SIGTERM to the
-group, waits, then sends SIGKILL, so nothing is left behind.
+group, waits, then sends SIGKILL, so nothing is left behind. Should the supervisor
+itself be killed outright, Linux sends each child SIGTERM (``PR_SET_PDEATHSIG``), so
+they stop as they would at Ctrl-C; that guard is tied to the thread that started the
+child, so start processes from the main thread.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import os
 import signal
@@ -18,7 +22,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +31,7 @@ log = logging.getLogger(__name__)
 DEFAULT_START_TIMEOUT_S = 90.0
 DEFAULT_STOP_TIMEOUT_S = 20.0
 LOG_TAIL_LINES = 30
+PR_SET_PDEATHSIG = 1
 
 
 class ProcessStartError(RuntimeError):
@@ -52,6 +57,23 @@ def python_module(module: str, *args: str) -> list[str]:
     return [sys.executable, "-m", module, *args]
 
 
+def _terminated_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` asking Linux for SIGTERM when this thread dies, if it can."""
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def in_child() -> None:
+        prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+        # The parent may have died between fork and prctl; then nobody would tell us.
+        if os.getppid() != parent:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return in_child
+
+
 class ManagedProcess:
     """One running process of a ``Stack``."""
 
@@ -67,6 +89,7 @@ class ManagedProcess:
             stdin=subprocess.DEVNULL,
             cwd=spec.cwd,
             start_new_session=True,
+            preexec_fn=_terminated_with_parent(),
         )
 
     @property

@@ -556,7 +556,7 @@ def parse_options(argv: Sequence[str] | None) -> RunOptions:
 
 
 class _Interrupted(Exception):
-    """SIGTERM arrived; handled like Ctrl-C."""
+    """SIGTERM or SIGHUP arrived; handled like Ctrl-C."""
 
 
 def _raise_interrupted(signum: int, frame: FrameType | None) -> None:
@@ -679,7 +679,7 @@ def _stop_everything(stack: Stack, out: TextIO) -> None:
     # killed after its stop timeout, so ignoring the signal cannot hang for long.
     previous = {
         sig: signal.signal(sig, signal.SIG_IGN)
-        for sig in (signal.SIGINT, signal.SIGTERM)
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
     }
     try:
         if stack.processes:
@@ -704,7 +704,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
     logging.getLogger("kafka").setLevel(logging.ERROR)
+    # A closed terminal (SIGHUP) or a supervisor's SIGTERM stops everything as Ctrl-C.
     signal.signal(signal.SIGTERM, _raise_interrupted)
+    signal.signal(signal.SIGHUP, _raise_interrupted)
     try:
         return run(options)
     except RunError as error:
