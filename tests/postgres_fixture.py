@@ -22,17 +22,35 @@ import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote, urlencode
 
 import psycopg
 import pytest
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.conninfo import conninfo_to_dict
 
 from devstack.postgres import PostgresCluster, PostgresLauncherError, start_cluster
 
 log = logging.getLogger("tests.postgres_fixture")
 
 _SLUG_UNSAFE = re.compile(r"[^a-z0-9]+")
+
+
+def url_with_database(dsn: str, database: str) -> str:
+    """``dsn`` (a URL or libpq's ``key=value`` form) as a ``postgresql://`` URL naming
+    ``database``: the form ``open_store`` and the services' settings take."""
+    parts = {k: str(v) for k, v in conninfo_to_dict(dsn).items() if v is not None}
+    parts.pop("dbname", None)
+    user, password = parts.pop("user", ""), parts.pop("password", "")
+    host, port = parts.pop("host", ""), parts.pop("port", "")
+    if host.startswith("/"):  # a socket directory cannot be written in the netloc
+        parts["host"], host = host, ""
+    auth = quote(user, safe="")
+    if password:
+        auth += ":" + quote(password, safe="")
+    netloc = (auth + "@" if auth else "") + host + (":" + port if port else "")
+    query = "?" + urlencode(parts) if parts else ""
+    return f"postgresql://{netloc}/{quote(database, safe='')}{query}"
 
 
 class PostgresUnavailable(Exception):
@@ -96,23 +114,26 @@ class _Server:
             db.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         with self._lock:
             self._databases[name] = admin
-        return make_conninfo(admin, dbname=name)
+        return url_with_database(admin, name)
 
     def drop_database(self, dsn: str) -> None:
-        name = conninfo_to_dict(dsn)["dbname"]
+        self._drop(str(conninfo_to_dict(dsn)["dbname"]))
+
+    def _drop(self, name: str) -> None:
         with self._lock:
-            admin = self._databases.pop(str(name), None)
+            admin = self._databases.pop(name, None)
         if admin is None:
             return
         with psycopg.connect(admin, autocommit=True) as db:
             # FORCE ends sessions a failed test left open (PostgreSQL 13 and later).
             db.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                    sql.Identifier(str(name))
+                    sql.Identifier(name)
                 )
             )
 
     def finish(self) -> None:
+        _BY_PLACE.clear()
         with self._lock:
             leftovers = list(self._databases)
             cluster, self._cluster = self._cluster, None
@@ -123,9 +144,7 @@ class _Server:
             cluster.stop()
             return
         for name in leftovers:
-            admin = self._databases.get(name)
-            if admin is not None:
-                self.drop_database(make_conninfo(admin, dbname=name))
+            self._drop(name)
 
 
 SERVER = _Server()

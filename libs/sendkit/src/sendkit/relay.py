@@ -11,8 +11,11 @@ skipped, because positions grow in commit order and the checkpoint only ever cov
 events Kafka has acknowledged; nothing is reordered within a case, because a case is one
 key and so one partition, and events are sent in position order.
 
-One relay runs per topic and store. Two relays on the same checkpoint would not lose
-events either, but each would publish everything, so a deployment runs one replica.
+One relay publishes per topic and store at a time. The process entry point below takes
+the relay lock of ``sendkit.relay_lock`` (a PostgreSQL advisory lock, or a file lock
+beside a SQLite file) and stands by while another replica holds it, so a deployment
+may run several replicas; a relay run by other code should go through
+``sendkit.relay_lock.run_exclusively`` for the same guarantee.
 
 Known weakness: if Kafka stays unreachable longer than the producer's delivery timeout
 (two minutes by default) part-way through a batch, the producer may give up on one
@@ -43,6 +46,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
 
 from sendkit.envelope import to_kafka
 from sendkit.logging import configure_logging
+from sendkit.relay_lock import relay_lock_for, run_exclusively
 from sendkit.store import EventStore, StoreUnavailable, open_store
 
 log = logging.getLogger(__name__)
@@ -334,7 +338,9 @@ def _parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
         description="Publish a service's stored events to its Kafka topic, in order.",
     )
     parser.add_argument(
-        "--store", required=True, help="store URL: sqlite:///path.db or memory://"
+        "--store",
+        required=True,
+        help="store URL: sqlite:///path.db, postgresql://host/db or memory://",
     )
     parser.add_argument("--topic", required=True, help="topic, e.g. send.intake.events")
     parser.add_argument(
@@ -377,17 +383,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGINT, request_stop)
 
     store = open_store(arguments.store, arguments.source)
-    relay = OutboxRelay(
-        store, arguments.topic, arguments.bootstrap, batch_size=arguments.batch_size
-    )
+
+    def make_relay() -> OutboxRelay:
+        return OutboxRelay(
+            store, arguments.topic, arguments.bootstrap, batch_size=arguments.batch_size
+        )
+
+    relay = make_relay()
+    # One publisher at a time, whichever replica it is (see sendkit.relay_lock).
+    lock = relay_lock_for(store, relay.checkpoint_name)
     try:
         if arguments.until_caught_up:
+            while not stop.is_set() and not lock.try_acquire():
+                stop.wait(arguments.poll_interval)
             while not stop.is_set() and relay.run_once():
                 pass
         else:
-            relay.run_forever(stop, arguments.poll_interval)
+            run_exclusively(
+                make_relay, lock, stop, poll_interval=arguments.poll_interval
+            )
     finally:
         relay.close()
+        lock.release()
         store.close()
     return 0
 

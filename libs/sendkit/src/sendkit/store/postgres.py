@@ -299,8 +299,9 @@ class PostgresTransaction(Transaction):
             if events:
                 self._lock_appends()
             row = self._db.execute(
-                "SELECT COALESCE(MAX(version), 0) AS version FROM events "
-                "WHERE stream_id = %s",
+                "SELECT (SELECT COALESCE(MAX(version), 0) FROM events"
+                " WHERE stream_id = %s) AS version,"
+                " (SELECT COALESCE(MAX(position), 0) FROM events) AS position",
                 (stream_id,),
             ).fetchone()
             actual = 0 if row is None else int(row["version"])
@@ -309,9 +310,6 @@ class PostgresTransaction(Transaction):
             if not events:
                 return []
 
-            row = self._db.execute(
-                "SELECT COALESCE(MAX(position), 0) AS position FROM events"
-            ).fetchone()
             last = 0 if row is None else int(row["position"])
             recorded = []
             rows = []
