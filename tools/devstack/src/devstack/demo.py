@@ -33,6 +33,13 @@ posted; the alerts are the same either way, as the processor derives them from t
 dates of the facts, but the order of the files in the mail folder can differ between
 runs. The settle step at the end waits for notify's ledger to hold no pending alert
 and for the counts to stop moving.
+
+Known limits: at full scale notify is the slowest part (about 16,600 emails, sent one
+at a time over SMTP), so the summary comes a few minutes after the simulated year
+ends. Only the first stage of each case is played (request, coordinator, exception,
+decision or withdrawal), as ``devstack.demo_data`` plans nothing later. The latency
+reported is between two producers' record timestamps on the same machine, measured
+while the demo is posting, so it is a figure under load rather than an idle one.
 """
 
 from __future__ import annotations

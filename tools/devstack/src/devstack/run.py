@@ -20,15 +20,23 @@ and plays the demo year (``devstack.demo``): Buckinghamshire's 2024 requests
 (``--scale 1.0``: 1,782 of them; ``--short``: 5%) posted through intake while ticks move
 the clock through the year. The summary is printed and written to
 ``.run/summary.json``; the processes keep running, with each API's docs URL printed,
-until Ctrl-C (or SIGTERM) stops them all, the Kafka JVM included.
+until Ctrl-C (or SIGTERM, or SIGHUP) stops them all, the Kafka JVM included.
 ``--exit-after-demo`` stops them straight after the summary instead, and the exit
-status says whether the numbers reconciled (0) or not (3).
+status says whether the numbers reconciled (0) or not (3); 1 means a process or the
+demo failed. ``--no-demo`` plays no caseload after that one request.
 
 Each start begins from empty stores (``.run/intake.db``, ``.run/deadlines.db``,
 ``.run/notify.db``, ``.run/mail/``, ``.run/kafka/``), so the demo's figures are its own;
 ``--keep-data`` keeps them, for looking at the last demo again with ``--no-demo``. With
 an existing Kafka the topics keep what earlier runs published: the services then
 process that too, but the demo counts only the cases it posted.
+
+Known limits: the deadlines processor's time never goes back, so on an existing Kafka
+whose tick topic already holds later ticks (an earlier demo, a ticker) every new clock
+is overdue at once; the start prints a warning and the summary's timing check fails,
+but the run goes on. The plans, reviews and placement services are not started, so
+the 16- and 20-week clocks of agreed requests run out as overdue: that is what the
+platform should report while nobody records the plans.
 """
 
 from __future__ import annotations
