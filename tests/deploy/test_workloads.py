@@ -340,3 +340,10 @@ def test_in_app_relays_and_subscribers_are_off_where_a_process_of_their_own_runs
         if key.endswith(("_SUBSCRIBER_ENABLED", "_SUBSCRIBERS_ENABLED")):
             assert f"{service}-subscriber" in names, key
             assert value == "false", key
+
+
+@pytest.mark.parametrize(("overlay", "name"), CASES)
+def test_service_links_are_off(overlay: str, name: str) -> None:
+    # A Service named intake would otherwise put INTAKE_PORT=tcp://<ip>:8001 into
+    # every pod's environment, which IntakeSettings would read as its port.
+    assert pod_spec(_deployment(overlay, name))["enableServiceLinks"] is False
