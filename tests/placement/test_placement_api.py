@@ -118,7 +118,7 @@ def test_consulting_answering_and_reading_the_case(
     )
     assert response.status_code == 201
     consultation_id = response.json()["consultation_id"]
-    assert consultation_id in response.headers["location"]
+    assert response.headers["location"] == f"/cases/{case_id}"
 
     post(
         client,

@@ -56,12 +56,19 @@ class FactsFollower:
 
         facts = load_facts(tx, event.subject) or CaseFacts(event.subject)
         changed = observe(facts, event.type, event.data)
-        if changed != facts:
-            tx.put_document(COLLECTION, event.subject, changed.to_document())
+        if changed == facts:
+            log.debug(
+                "case %s facts unchanged by %s",
+                event.subject,
+                event.name,
+                extra={"case_id": event.subject, "event_id": event.id},
+            )
+            return
+
+        tx.put_document(COLLECTION, event.subject, changed.to_document())
         log.info(
-            "case %s facts %s from %s",
+            "case %s facts updated from %s",
             event.subject,
-            "updated" if changed != facts else "unchanged",
             event.name,
             extra={
                 "case_id": event.subject,

@@ -278,9 +278,8 @@ class PlacementService:
             if existing is None:
                 raise PanelNotFound(panel_id)
             panel_on = existing.panel_on
-        if problems:
+        if problems or panel_on is None:  # a missing date is among the problems
             raise InvalidCommand(problems)
-        assert panel_on is not None
 
         command_id = new_id()
         now = self.clock()

@@ -40,6 +40,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import date, datetime
 from typing import Annotated, Any
 
@@ -200,8 +201,7 @@ def _case_routes(service: PlacementService) -> APIRouter:
             idempotency=idempotency,
             answer_with={"consultation_id": consultation_id},
         )
-        location = f"/cases/{case_id}#consultation-{result.body['consultation_id']}"
-        return _answer(result, 201, {"Location": location})
+        return _answer(result, 201, {"Location": f"/cases/{case_id}"})
 
     @router.post(
         "/cases/{case_id}/consultations/{consultation_id}/answer",
@@ -398,7 +398,8 @@ def _transfer_routes(service: PlacementService) -> APIRouter:
         view = service.cohort(year)
         if status is not None:
             wanted = set(status)
-            view.entries[:] = [e for e in view.entries if e.status in wanted]
+            kept = [entry for entry in view.entries if entry.status in wanted]
+            view = replace(view, entries=kept)
         return CohortOut.of(view)
 
     return router
