@@ -20,7 +20,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -115,7 +115,9 @@ def _replay(stage: Stage, root: Path, env: dict[str, str], rules: IgnoreRules) -
 
 
 @pytest.fixture(scope="session")
-def image_python(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+def image_python(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Callable[[str], Path]]:
     """The Python of a service image's virtual environment, built once per run."""
     built: dict[str, Path] = {}
     rules = IgnoreRules.read(REPO / ".dockerignore")
@@ -133,7 +135,10 @@ def image_python(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Pa
             built[service] = root / "app/.venv/bin/python"
         return built[service]
 
-    return python_of
+    yield python_of
+    # Each environment is a few hundred megabytes of copied packages.
+    for python in built.values():
+        shutil.rmtree(python.parents[3], ignore_errors=True)
 
 
 def _processes() -> list[Any]:
