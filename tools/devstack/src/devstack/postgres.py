@@ -24,6 +24,10 @@ user). By default the cluster is not durable (``fsync``, ``synchronous_commit`` 
 ``full_page_writes`` off), which is right for a directory deleted after the run and
 several times faster on a small machine; ``durable=True`` keeps PostgreSQL's defaults,
 for measurements that should resemble production.
+
+Known limit: a launcher killed outright stops its server (see above) but leaves the
+server's ``sendkit-pg-*`` directory in the temporary folder; nothing removes it until
+the system cleans that folder.
 """
 
 from __future__ import annotations
@@ -90,10 +94,16 @@ class ClusterStartError(PostgresLauncherError):
 def find_bin_dir() -> Path:
     """The folder holding ``postgres`` and ``initdb``; ``PostgresNotInstalled`` if
     there is none."""
-    candidates: list[Path] = []
     configured = os.environ.get("POSTGRES_BIN_DIR", "").strip()
     if configured:
-        candidates.append(Path(configured))
+        # A folder named on purpose is the only one looked at.
+        if _is_bin_dir(Path(configured)):
+            return Path(configured)
+        raise PostgresNotInstalled(
+            f"POSTGRES_BIN_DIR={configured} holds no executable `postgres` and "
+            f"`initdb`: {INSTALL_HINT}"
+        )
+    candidates: list[Path] = []
     if _DEBIAN_ROOT.is_dir():
         versions = [p for p in _DEBIAN_ROOT.iterdir() if p.name.isdigit()]
         candidates += [
@@ -113,11 +123,6 @@ def find_bin_dir() -> Path:
     for folder in candidates:
         if _is_bin_dir(folder):
             return folder
-    if configured:
-        raise PostgresNotInstalled(
-            f"POSTGRES_BIN_DIR={configured} holds no executable `postgres` and "
-            f"`initdb`: {INSTALL_HINT}"
-        )
     raise PostgresNotInstalled(
         f"no PostgreSQL server found on this machine: {INSTALL_HINT}"
     )
