@@ -45,6 +45,7 @@ from kafka.errors import KafkaError
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
 
 from sendkit.envelope import to_kafka
+from sendkit.kafka_security import kafka_python_config
 from sendkit.logging import configure_logging
 from sendkit.relay_lock import relay_lock_for, run_exclusively
 from sendkit.store import EventStore, StoreUnavailable, open_store
@@ -145,6 +146,8 @@ class OutboxRelay:
             "acks": "all",
             "max_in_flight_requests_per_connection": 5,
             "linger_ms": linger_ms,
+            # TLS and SASL as KAFKA_SECURITY_PROTOCOL and the rest say; config wins.
+            **kafka_python_config(),
             **config,
         }
         self._producer: KafkaProducer | None = None

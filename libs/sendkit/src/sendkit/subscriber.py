@@ -60,6 +60,7 @@ from pydantic import ValidationError
 
 from send_schemas.topics import dead_letter_topic
 from sendkit.envelope import ConsumedRecord, InvalidEnvelope, ReceivedEvent, from_kafka
+from sendkit.kafka_security import kafka_python_config
 from sendkit.logging import kafka_correlation_scope
 from sendkit.store import EventStore, StoreUnavailable, Transaction, VersionConflict
 
@@ -223,7 +224,9 @@ class IdempotentSubscriber:
         self._stop = threading.Event()
         self.bootstrap = bootstrap
         self._bootstrap = bootstrap.split(",")
-        self._producer_config = dict(producer_config or {})
+        # TLS and SASL as KAFKA_SECURITY_PROTOCOL and the rest say; the configs win.
+        security = kafka_python_config()
+        self._producer_config = {**security, **dict(producer_config or {})}
         self._producer: KafkaProducer | None = None
         self._metrics = _SubscriberMetrics.of(registry or REGISTRY)
         self._consumer = KafkaConsumer(
@@ -233,7 +236,7 @@ class IdempotentSubscriber:
             client_id=f"{consumer_name}-{topic}",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
-            **dict(consumer_config or {}),
+            **{**security, **dict(consumer_config or {})},
         )
 
     # --- the loop ---------------------------------------------------------------------
