@@ -1,8 +1,8 @@
 """Every Kafka topic of the platform, its one writer and its readers, declared once.
 
 The launcher and the deployment manifests create topics from this table; a test checks
-that every topic has a producer and at least one consumer, and that each consumer has its
-dead-letter topic.
+that every topic has a producer and at least one consumer, and that each consumer has
+its dead-letter topic.
 """
 
 from __future__ import annotations
@@ -27,31 +27,41 @@ INTAKE = Topic(
     "send.intake.events",
     owner="intake",
     consumers=("deadlines", "notify", "plans", "reviews", "placement"),
-    description="Requests for an EHC needs assessment and the decision whether to assess.",
+    description=(
+        "Requests for an EHC needs assessment and the decision whether to assess."
+    ),
 )
 PLANS = Topic(
     "send.plans.events",
     owner="plans",
     consumers=("deadlines", "reviews", "placement"),
-    description="Assessments, advice, draft and final EHC plans, amendments and ceasing.",
+    description=(
+        "Assessments, advice, draft and final EHC plans, amendments and ceasing."
+    ),
 )
 REVIEWS = Topic(
     "send.reviews.events",
     owner="reviews",
     consumers=("deadlines", "notify"),
-    description="Annual and interim reviews of EHC plans and the decisions after them.",
+    description=(
+        "Annual and interim reviews of EHC plans and the decisions after them."
+    ),
 )
 PLACEMENT = Topic(
     "send.placement.events",
     owner="placement",
     consumers=("deadlines",),
-    description="School consultations, placement panels, phase transfers and transport.",
+    description=(
+        "School consultations, placement panels, phase transfers and transport."
+    ),
 )
 DEADLINES = Topic(
     "send.deadlines.events",
     owner="deadlines",
     consumers=("notify", "deadlines"),
-    description="Statutory and local clocks: set, approaching, overdue, met, late, cancelled.",
+    description=(
+        "Statutory and local clocks: set, approaching, overdue, met, late, cancelled."
+    ),
 )
 NOTIFY = Topic(
     "send.notify.events",
@@ -64,7 +74,9 @@ CLOCK_TICKS = Topic(
     owner="ticker",
     consumers=("deadlines",),
     retention_ms=7 * 24 * 3600 * 1000,
-    description="The time, as ticks: one per partition, sent by the ticker or a test.",
+    description=(
+        "The time, as ticks: one per partition, sent by the ticker or a test."
+    ),
 )
 
 TOPICS: tuple[Topic, ...] = (
@@ -79,7 +91,7 @@ TOPICS: tuple[Topic, ...] = (
 
 
 def dead_letter_topic(consumer: str, source: str) -> str:
-    """The dead-letter topic a consumer owns for messages of ``source`` it cannot handle."""
+    """The dead-letter topic where a consumer puts ``source`` messages it cannot use."""
     return f"{consumer}.{source}.dlq"
 
 
