@@ -26,8 +26,9 @@ from devstack.kafka import start_broker
 from devstack.kafka_config import free_port, new_cluster_id
 from devstack.kafka_topics import create_project_topics, create_unique_topic
 
-# postgres_dsn and postgres_database: a real PostgreSQL, see tests/postgres_fixture.py.
-pytest_plugins = ["postgres_fixture"]
+# postgres_dsn and postgres_database: a real PostgreSQL, see tests/postgres_fixture.py;
+# local_issuer, auth_env, mint: OIDC tokens, see tests/auth_fixtures.py.
+pytest_plugins = ["postgres_fixture", "auth_fixtures"]
 
 log = logging.getLogger("tests.kafka_fixture")
 

@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from httpx import Response
 from intake_support import request_body
 
+from auth_fixtures import Mint
 from intake.entrypoints.http import create_app
 from intake.settings import SOURCE, IntakeSettings
 from sendkit.store import InMemoryEventStore, SQLiteEventStore
@@ -36,11 +37,9 @@ def problem_fields(response: Response, status: int) -> list[str]:
 
 
 def test_receiving_a_request_answers_201_with_the_new_case(
-    client: TestClient, store: InMemoryEventStore
+    client: TestClient, store: InMemoryEventStore, mint: Mint
 ) -> None:
-    response = client.post(
-        "/cases", json=request_body(), headers={"X-Staff-Id": "st-9"}
-    )
+    response = client.post("/cases", json=request_body(), headers=mint("st-9"))
 
     assert response.status_code == 201
     body = response.json()
@@ -351,10 +350,13 @@ def test_invalid_commands_name_the_field(
     assert store.last_position() == before
 
 
-def test_a_bad_staff_id_header_is_422(client: TestClient) -> None:
-    response = client.post(
-        "/cases", json=request_body(), headers={"X-Staff-Id": "Jane Smith"}
-    )
+def test_a_bad_staff_id_header_is_422() -> None:
+    # The header names who acts only where verification is off (development).
+    settings = IntakeSettings(database_url="memory://", auth_mode="off")
+    with TestClient(create_app(settings)) as client:
+        response = client.post(
+            "/cases", json=request_body(), headers={"X-Staff-Id": "Jane Smith"}
+        )
 
     assert problem_fields(response, 422) == ["header.X-Staff-Id"]
 
@@ -505,16 +507,19 @@ def test_probes_answer(client: TestClient) -> None:
 
 
 def test_the_app_opens_the_sqlite_store_its_settings_name(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    auth_env: dict[str, str],
+    manager_headers: dict[str, str],
 ) -> None:
     database = tmp_path / "intake.db"
     monkeypatch.setenv("INTAKE_DATABASE_URL", f"sqlite:///{database}")
 
-    with TestClient(create_app()) as client:
+    with TestClient(create_app(), headers=manager_headers) as client:
         case_id = receive(client, received_at="2025-01-06T09:30:00Z")
 
     assert database.exists()
-    with TestClient(create_app()) as reopened:
+    with TestClient(create_app(), headers=manager_headers) as reopened:
         assert reopened.get(f"/cases/{case_id}").status_code == 200
         assert reopened.get("/cases").json()["total"] == 1
 
@@ -527,7 +532,9 @@ def test_settings_defaults() -> None:
     assert settings.relay_enabled is False
 
 
-def test_an_unreadable_store_makes_the_app_unready(tmp_path: Path) -> None:
+def test_an_unreadable_store_makes_the_app_unready(
+    tmp_path: Path, auth_env: dict[str, str]
+) -> None:
     store = SQLiteEventStore(tmp_path / "intake.db", SOURCE)
     app = create_app(IntakeSettings(database_url="memory://"), store=store)
 

@@ -23,13 +23,16 @@ ROUNDS = 10
 
 @pytest.fixture
 def replicas(
-    tmp_path: Path,
+    tmp_path: Path, auth_env: dict[str, str], manager_headers: dict[str, str]
 ) -> Iterator[tuple[TestClient, TestClient, SQLiteEventStore]]:
     """Two intake apps, each with its own store object and connections, on one file."""
     path = tmp_path / "intake.db"
     stores = [SQLiteEventStore(path, SOURCE) for _ in range(2)]
     settings = IntakeSettings(database_url=f"sqlite:///{path}")
-    clients = [TestClient(create_app(settings, store=store)) for store in stores]
+    clients = [
+        TestClient(create_app(settings, store=store), headers=manager_headers)
+        for store in stores
+    ]
     for client in clients:
         client.__enter__()
     yield clients[0], clients[1], stores[0]

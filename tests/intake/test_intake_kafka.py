@@ -19,6 +19,7 @@ from kafka import KafkaConsumer
 from kafka.structs import TopicPartition
 from prometheus_client import CollectorRegistry
 
+from auth_fixtures import Mint
 from intake.adapters.relay import RelayThread, build_relay
 from intake.entrypoints.http import create_app
 from intake.settings import SOURCE, IntakeSettings
@@ -70,7 +71,11 @@ def read_to_end(bootstrap: str, topic: str) -> list[Any]:
 
 @pytest.fixture
 def published(
-    kafka_bootstrap: str, unique_topic: Callable[..., str], tmp_path: Path
+    kafka_bootstrap: str,
+    unique_topic: Callable[..., str],
+    tmp_path: Path,
+    auth_env: dict[str, str],
+    mint: Mint,
 ) -> Iterator[tuple[TestClient, EventStore, str, list[RelayThread]]]:
     topic = unique_topic(partitions=6)
     store = SQLiteEventStore(tmp_path / "intake.db", SOURCE)
@@ -91,7 +96,8 @@ def published(
         return thread
 
     app = create_app(settings, store=store, relay_factory=relay_on_test_topic)
-    with TestClient(app) as client:
+    # ehcco-77's token: the actor every event must name.
+    with TestClient(app, headers=mint("ehcco-77")) as client:
         yield client, store, topic, started
     store.close()
 
@@ -107,7 +113,7 @@ def wait_until_published(thread: RelayThread, store: EventStore) -> None:
 
 def make_every_event(client: TestClient) -> dict[str, str]:
     """Cause each intake event type at least once; return each case's purpose."""
-    staff = {"X-Staff-Id": "ehcco-77", "X-Correlation-ID": "kafka-corr-1"}
+    staff = {"X-Correlation-ID": "kafka-corr-1"}
 
     def post(path: str, body: dict[str, Any]) -> dict[str, Any]:
         response = client.post(path, json=body, headers=staff)
@@ -220,7 +226,11 @@ def test_one_cases_events_arrive_in_order_on_one_partition(
 
 
 def test_the_relay_runs_from_start_up_to_shutdown(
-    kafka_bootstrap: str, unique_topic: Callable[..., str], tmp_path: Path
+    kafka_bootstrap: str,
+    unique_topic: Callable[..., str],
+    tmp_path: Path,
+    auth_env: dict[str, str],
+    manager_headers: dict[str, str],
 ) -> None:
     topic = unique_topic(partitions=6)
     settings = IntakeSettings(
@@ -237,7 +247,8 @@ def test_the_relay_runs_from_start_up_to_shutdown(
         started.append(RelayThread(relay, poll_interval=0.05).start())
         return started[-1]
 
-    with TestClient(create_app(settings, relay_factory=relay_on_test_topic)) as client:
+    app = create_app(settings, relay_factory=relay_on_test_topic)
+    with TestClient(app, headers=manager_headers) as client:
         assert client.get("/readyz").json()["checks"]["outbox_relay"] == "ok"
         client.post("/cases", json=request_body())
         store = client.app.state.store  # type: ignore[attr-defined]

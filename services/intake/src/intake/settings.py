@@ -11,6 +11,9 @@ INTAKE_PORT                8001                      the HTTP port
 INTAKE_RELAY_ENABLED       false                     run the outbox relay in the app
 INTAKE_RELAY_POLL_SECONDS  0.2                       idle wait between relay polls
 =========================  ========================  ================================
+
+and the access-control names of ``sendkit.auth.settings.AuthSettings`` (AUTH_ISSUER,
+AUTH_AUDIENCE, AUTH_MODE, ...).
 """
 
 from __future__ import annotations
@@ -18,13 +21,14 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from sendkit.auth import AuthSettings
 from sendkit.settings import ServiceSettings
 
 SOURCE = "/send/intake"
 """The CloudEvents ``source`` of every intake event."""
 
 
-class IntakeSettings(ServiceSettings):
+class IntakeSettings(ServiceSettings, AuthSettings):
     """Settings of the intake service's HTTP app and relay."""
 
     model_config = SettingsConfigDict(env_prefix="INTAKE_")

@@ -17,9 +17,10 @@ The pieces, each in its own module:
   own read model has no coordinator or school.
 
 A service adopts it with its settings class inheriting ``AuthSettings``, a ``Policy``,
-one ``ServiceAuth.from_settings(...).install(app)``, an ``Annotated[Principal,
-auth.require("...")]`` parameter on each route (its ``.actor`` is the actor of the
-events), and ``auth.record_read`` where personal details are answered.
+one ``ServiceAuth.from_settings(...).install(app)``, a ``staff: Principal = may_x``
+parameter on each route (with ``may_x = auth.require("...")`` made beside the routes;
+``staff.actor`` is the actor of the events), and ``auth.record_read`` where personal
+details are answered.
 """
 
 from sendkit.auth.access_log import AccessEntry, AccessLog

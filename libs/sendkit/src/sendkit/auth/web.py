@@ -7,11 +7,17 @@ A service builds one ``ServiceAuth`` from its settings, its ``Policy`` and a sco
     auth = ServiceAuth.from_settings(settings, POLICY, store=store, case_scope=scope)
     auth.install(app)
 
+    may_decide = auth.require("cases.decide")
+
     @router.post("/cases/{case_id}/decision")
     def record_decision(
-        case_id: str, staff: Annotated[Principal, auth.require("cases.decide")]
+        case_id: str, body: DecisionBody, staff: Principal = may_decide
     ) -> ...:
         service.handle(command, actor=staff.actor)
+
+(A default value rather than ``Annotated[...]``: a module with ``from __future__ import
+annotations`` keeps annotations as strings, which FastAPI evaluates in the module's
+globals, where a ``ServiceAuth`` made inside a factory is not.)
 
 ``require(action)`` checks, before the route runs, that the request carries a valid
 bearer token (else 401, with ``WWW-Authenticate``) and that one of the token's roles
@@ -320,7 +326,7 @@ class ServiceAuth:
             summary="Who read which case's personal details (auditors)",
         )
         def read_access_log(
-            staff: Annotated[Principal, log_reader],
+            staff: Principal = log_reader,
             case_id: Annotated[str | None, Query(max_length=64)] = None,
             staff_id: Annotated[str | None, Query(max_length=64)] = None,
             since: AwareDatetime | None = None,

@@ -22,10 +22,16 @@ RFC 9457 problem details: 422 for invalid values (each bad field named), 404 for
 unknown case, 409 for a command the case's state rules out, and nothing is written in
 any of those cases.
 
-Who acts is read from the ``X-Staff-Id`` header, a pseudonymous staff id, and is
-``system`` when the header is absent. Access control is not part of this service yet:
-any caller can act as any staff id and read any case's personal details, so the API
-must only be reachable from inside the council's network until authentication lands.
+Every route but the probes needs an OpenID Connect bearer token (``sendkit.auth``):
+401 without a valid one, 403 when the token's roles do not reach the case (``POLICY``
+below says who may do what). The token's pseudonymous staff id is the actor of every
+event. Reading a case (``GET /cases/{case_id}``) is recorded in the access log before
+it is answered; auditors read that log at ``GET /access-log``. The list of cases shows
+each caller only the cases they may read. With ``AUTH_MODE=off`` (development only) the
+``X-Staff-Id`` header names who acts instead, as before.
+
+A case's scope for those checks is its coordinator and school as intake's own events
+record them; its team is its coordinator's (see ``sendkit.auth.policy``).
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Header, Query
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
 
@@ -56,6 +62,7 @@ from intake.domain import (
     RecordTimeLimitException,
     Status,
     WithdrawRequest,
+    fold,
 )
 from intake.entrypoints.api_models import (
     AssignCoordinatorBody,
@@ -71,8 +78,18 @@ from intake.entrypoints.api_models import (
     WithdrawalBody,
 )
 from intake.settings import IntakeSettings
+from sendkit.auth import (
+    ACT_ON_CASE,
+    MANAGE_CASELOAD,
+    OPEN_CASE,
+    READ_CASE,
+    RECORD_PANEL_DECISION,
+    CaseScope,
+    Policy,
+    Principal,
+    ServiceAuth,
+)
 from sendkit.commands import CommandAnswer
-from sendkit.events import SYSTEM_ACTOR
 from sendkit.idempotency import REPLAYED_HEADER, Idempotency, idempotency_from_request
 from sendkit.problems import ErrorMap
 from sendkit.store import EventStore
@@ -96,22 +113,44 @@ ERRORS = (
 )
 """Which intake error answers which status: the one place it is said."""
 
-StaffId = Annotated[
-    str | None,
-    Header(
-        alias="X-Staff-Id",
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
-        description="The pseudonymous id of the member of staff acting.",
-    ),
-]
+POLICY = Policy(
+    SERVICE_NAME,
+    {
+        "cases.create": OPEN_CASE,
+        "cases.read": READ_CASE,
+        "cases.assign": MANAGE_CASELOAD,
+        "cases.decide": RECORD_PANEL_DECISION,
+        "cases.write": ACT_ON_CASE,
+        "coordinators.reassign": MANAGE_CASELOAD,
+    },
+)
+"""Who may do what: the shared grants of ``sendkit.auth.policy``, one per action."""
+
+PERSONAL_FIELDS = (
+    "child_reference",
+    "child_name",
+    "date_of_birth",
+    "requester_name",
+    "history.private",
+)
+"""What ``GET /cases/{case_id}`` shows that the access log must record being read."""
+
 Keyed = Annotated[Idempotency | None, Depends(idempotency_from_request)]
 
 RelayFactory = Callable[[IntakeSettings, EventStore, CollectorRegistry], Any]
 """Starts a relay and returns a handle with ``is_alive()`` and ``stop()``."""
 
 
-def _actor(staff_id: str | None) -> str:
-    return staff_id or SYSTEM_ACTOR
+def case_scope_of(store: EventStore) -> Callable[[str], CaseScope]:
+    """A case's coordinator and school, as its own events record them."""
+
+    def scope(case_id: str) -> CaseScope:
+        case = fold(case_id, store.read_stream(case_id))
+        return CaseScope.of(
+            case_id, coordinator_id=case.coordinator_id, school_urns=[case.school_urn]
+        )
+
+    return scope
 
 
 def _answer(
@@ -124,31 +163,52 @@ def _answer(
     return JSONResponse(result.body, status_code=status_code, headers=headers)
 
 
-def _routes(service: IntakeService) -> APIRouter:
+def _routes(service: IntakeService, auth: ServiceAuth) -> APIRouter:
     router = APIRouter()
+
+    # Who may call each route, as POLICY says: each gives the route its principal.
+    may_create = auth.require("cases.create")
+    may_read = auth.require("cases.read")
+    may_assign = auth.require("cases.assign")
+    may_decide = auth.require("cases.decide")
+    may_write = auth.require("cases.write")
+    may_reassign = auth.require("coordinators.reassign", coordinator="coordinator_id")
 
     @router.post("/cases", status_code=201, response_model=CommandOut)
     def receive_request(
-        body: ReceiveRequestBody, idempotency: Keyed, staff_id: StaffId = None
+        body: ReceiveRequestBody,
+        idempotency: Keyed,
+        staff: Principal = may_create,
     ) -> JSONResponse:
         command = ReceiveRequest(case_id=new_case_id(), **body.model_dump())
-        result = service.handle(
-            command, actor=_actor(staff_id), idempotency=idempotency
-        )
+        result = service.handle(command, actor=staff.actor, idempotency=idempotency)
         location = f"/cases/{result.body['case_id']}"
         return _answer(result, 201, {"Location": location})
 
     @router.get("/cases", response_model=CaseListOut)
     def list_cases(
+        staff: Principal = may_read,
         coordinator_id: str | None = None,
         school_urn: Annotated[int | None, Query(ge=100000, le=999999)] = None,
         status: Annotated[list[Status] | None, Query()] = None,
         limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
         offset: Annotated[int, Query(ge=0)] = 0,
     ) -> CaseListOut:
-        found = service.cases(
-            coordinator_id=coordinator_id, school_urn=school_urn, statuses=status
-        )
+        found = [
+            summary
+            for summary in service.cases(
+                coordinator_id=coordinator_id, school_urn=school_urn, statuses=status
+            )
+            if auth.permits(
+                staff,
+                "intake:cases.read",
+                CaseScope.of(
+                    summary.case_id,
+                    coordinator_id=summary.coordinator_id,
+                    school_urns=[summary.school_urn],
+                ),
+            )
+        ]
         page = found[offset : offset + limit]
         return CaseListOut(
             total=len(found),
@@ -158,30 +218,35 @@ def _routes(service: IntakeService) -> APIRouter:
         )
 
     @router.get("/cases/{case_id}", response_model=CaseOut)
-    def read_case(case_id: str) -> CaseOut:
-        return CaseOut.of(service.case(case_id))
+    def read_case(
+        case_id: str,
+        request: Request,
+        staff: Principal = may_read,
+    ) -> CaseOut:
+        found = service.case(case_id)
+        auth.record_read(request, staff, case_id, PERSONAL_FIELDS)
+        return CaseOut.of(found)
 
     @router.post("/cases/{case_id}/coordinator", response_model=CommandOut)
     def assign_coordinator(
         case_id: str,
         body: AssignCoordinatorBody,
         idempotency: Keyed,
-        staff_id: StaffId = None,
+        staff: Principal = may_assign,
     ) -> JSONResponse:
         command = AssignCoordinator(case_id=case_id, coordinator_id=body.coordinator_id)
-        result = service.handle(
-            command, actor=_actor(staff_id), idempotency=idempotency
-        )
+        result = service.handle(command, actor=staff.actor, idempotency=idempotency)
         return _answer(result, 200)
 
     @router.post("/cases/{case_id}/decision", response_model=CommandOut)
     def record_decision(
-        case_id: str, body: DecisionBody, idempotency: Keyed, staff_id: StaffId = None
+        case_id: str,
+        body: DecisionBody,
+        idempotency: Keyed,
+        staff: Principal = may_decide,
     ) -> JSONResponse:
         command = RecordDecision(case_id=case_id, **body.model_dump())
-        result = service.handle(
-            command, actor=_actor(staff_id), idempotency=idempotency
-        )
+        result = service.handle(command, actor=staff.actor, idempotency=idempotency)
         return _answer(result, 200)
 
     @router.post("/cases/{case_id}/time-limit-exceptions", response_model=CommandOut)
@@ -189,32 +254,32 @@ def _routes(service: IntakeService) -> APIRouter:
         case_id: str,
         body: TimeLimitExceptionBody,
         idempotency: Keyed,
-        staff_id: StaffId = None,
+        staff: Principal = may_write,
     ) -> JSONResponse:
         command = RecordTimeLimitException(case_id=case_id, **body.model_dump())
-        result = service.handle(
-            command, actor=_actor(staff_id), idempotency=idempotency
-        )
+        result = service.handle(command, actor=staff.actor, idempotency=idempotency)
         return _answer(result, 200)
 
     @router.post("/cases/{case_id}/withdrawal", response_model=CommandOut)
     def withdraw_request(
-        case_id: str, body: WithdrawalBody, idempotency: Keyed, staff_id: StaffId = None
+        case_id: str,
+        body: WithdrawalBody,
+        idempotency: Keyed,
+        staff: Principal = may_write,
     ) -> JSONResponse:
         command = WithdrawRequest(case_id=case_id, **body.model_dump())
-        result = service.handle(
-            command, actor=_actor(staff_id), idempotency=idempotency
-        )
+        result = service.handle(command, actor=staff.actor, idempotency=idempotency)
         return _answer(result, 200)
 
     @router.post("/cases/{case_id}/corrections", response_model=CommandOut)
     def correct_request(
-        case_id: str, body: CorrectionBody, idempotency: Keyed, staff_id: StaffId = None
+        case_id: str,
+        body: CorrectionBody,
+        idempotency: Keyed,
+        staff: Principal = may_write,
     ) -> JSONResponse:
         command = CorrectRequest(case_id=case_id, **body.model_dump())
-        result = service.handle(
-            command, actor=_actor(staff_id), idempotency=idempotency
-        )
+        result = service.handle(command, actor=staff.actor, idempotency=idempotency)
         return _answer(result, 200)
 
     @router.post("/coordinators/{coordinator_id}/reassignment")
@@ -222,12 +287,12 @@ def _routes(service: IntakeService) -> APIRouter:
         coordinator_id: str,
         body: ReassignAllBody,
         idempotency: Keyed,
-        staff_id: StaffId = None,
+        staff: Principal = may_reassign,
     ) -> JSONResponse:
         result = service.reassign_all(
             coordinator_id,
             body.to_coordinator_id,
-            actor=_actor(staff_id),
+            actor=staff.actor,
             idempotency=idempotency,
         )
         return _answer(result, 200)
@@ -291,6 +356,9 @@ def create_app(
     if settings.relay_enabled:
         checks["outbox_relay"] = relay_running
 
+    auth = ServiceAuth.from_settings(
+        settings, POLICY, store=store, case_scope=case_scope_of(store)
+    )
     app = create_service_app(
         SERVICE_NAME,
         readiness_checks=checks,
@@ -298,7 +366,8 @@ def create_app(
         lifespan=lifespan,
         description="Requests for an EHC needs assessment and the decision to assess.",
     )
+    auth.install(app)
     app.state.intake = service
     app.state.store = store
-    app.include_router(_routes(service))
+    app.include_router(_routes(service, auth))
     return app
