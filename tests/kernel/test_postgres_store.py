@@ -19,9 +19,9 @@ from typing import Any
 
 import psycopg
 import pytest
-from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from devstack.postgres import start_cluster
 from sendkit.events import Metadata, NewEvent, RecordedEvent
 from sendkit.store import (
     PostgresEventStore,
@@ -299,23 +299,44 @@ def test_transactions_that_do_not_append_do_not_wait_for_appends(
     assert other.get_checkpoint("relay:t") == 5
 
 
-def test_a_dropped_connection_is_store_unavailable_once_then_replaced(
+def test_connections_killed_by_a_server_restart_are_replaced_unnoticed(
     opened: Callable[..., PostgresEventStore], postgres_dsn: str
 ) -> None:
-    store = opened(pool_size=1)
+    store = opened(pool_size=3)
     store.append("case-1", 0, [noted(1)])
+    with store.transaction() as tx:  # two connections in the pool now
+        store.read_all()
+        tx.set_checkpoint("relay:t", 1)
+
+    # What a restart does to every idle connection in the pool.
     with psycopg.connect(postgres_dsn, autocommit=True) as admin:
-        admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+        (killed,) = admin.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
             " WHERE application_name = 'sendkit-store' AND datname = %s",
             (conninfo_to_dict(store.dsn)["dbname"],),
-        )
+        ).fetchone() or (0,)
 
-    with pytest.raises(StoreUnavailable, match="PostgreSQL could not"):
-        store.read_all()
-
+    assert killed == 2
     assert [e.position for e in store.read_all()] == [1]
+    assert store.last_position() == 1
     assert store.append("case-1", 1, [noted(2)])[0].position == 2
+    assert store.get_checkpoint("relay:t") == 1
+
+
+def test_a_server_that_went_away_is_store_unavailable() -> None:
+    cluster = start_cluster()
+    store = PostgresEventStore(cluster.dsn(), SOURCE)
+    try:
+        store.append("case-1", 0, [noted(1)])
+        cluster.stop()
+
+        with pytest.raises(StoreUnavailable, match="retry"):
+            store.read_all()
+        with pytest.raises(StoreUnavailable):
+            store.append("case-1", 1, [noted(2)])
+    finally:
+        store.close()
+        cluster.stop()
 
 
 def test_an_unreachable_server_is_store_unavailable_without_the_password() -> None:
@@ -499,4 +520,3 @@ def test_the_database_is_the_tests_own(
     assert default is not None
     assert row[1] == 0
     assert row[0] != default[0]
-    assert sql.Identifier(row[0])  # a plain identifier, usable in DROP DATABASE

@@ -54,10 +54,14 @@ Tables and connections
     so a republished event has the same bytes. Connections come from a small pool
     (``pool_size``, ten by default) in autocommit mode, each transaction being an
     explicit ``BEGIN ... COMMIT`` at READ COMMITTED, so every statement sees what has
-    committed before it; a connection that breaks is dropped and replaced on next use.
-    Waiting longer than ``lock_timeout_s`` for the append lock or a free connection,
-    a dropped connection, a deadlock or a serialisation failure become
-    ``StoreUnavailable``, which callers retry.
+    committed before it. ``read_all`` and ``last_position`` run on a connection of
+    their own, outside any transaction open on the thread, and see committed events
+    only. When one connection turns out broken (a server restart), every idle one is
+    dropped, and a ``BEGIN`` or a read that failed on a dead idle connection is tried
+    once more on a fresh one, so a restart costs callers no error once the server is
+    back. Waiting longer than ``lock_timeout_s`` for the append lock or a free
+    connection, an unreachable server, a connection lost mid-transaction, a deadlock
+    or a serialisation failure become ``StoreUnavailable``, which callers retry.
 
 Known limits: the private part of an event is kept in the same row as its public part,
 unencrypted, so erasing a child's details means rewriting rows, which this store does
@@ -72,7 +76,7 @@ import json
 import math
 import threading
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC
 from typing import Any
@@ -101,6 +105,7 @@ SCHEMA_VERSION = 1
 DEFAULT_POOL_SIZE = 10
 DEFAULT_LOCK_TIMEOUT_S = 10.0
 DEFAULT_CONNECT_TIMEOUT_S = 10
+_BEGIN = "BEGIN ISOLATION LEVEL READ COMMITTED"
 
 # Creating the tables is serialised per schema, so two replicas starting together do
 # not race on CREATE TABLE; the key's first half says what the lock is for.
@@ -539,7 +544,7 @@ class _Pool:
             raise StoreUnavailable(
                 f"cannot connect to the PostgreSQL event store "
                 f"({_first_line(error)}): check the DSN's host, port, database and "
-                "credentials, and that the server is up"
+                "credentials and that the server is up, then retry"
             ) from error
         with _translated("configure the connection"):
             # UTC, so times come back as they went in; a bounded wait for locks.
@@ -552,7 +557,13 @@ class _Pool:
         return connection
 
     @contextmanager
-    def connection(self) -> Iterator[Connection]:
+    def connection(self, first: str | None = None) -> Iterator[Connection]:
+        """A connection for one piece of work, with ``first`` already run on it.
+
+        An idle connection may have died with a server restart without anyone
+        noticing; if ``first`` fails on such a one, it is run again on a fresh
+        connection, so callers see a failure only when the server is really away.
+        """
         if self._closed:
             raise StoreError("the PostgreSQL event store is closed: open a new one")
         if not self._slots.acquire(timeout=self._wait_s):
@@ -565,7 +576,18 @@ class _Pool:
                 connection = self._idle.pop() if self._idle else None
             if connection is None:
                 connection = self.connect()
+            elif first is not None:
+                try:
+                    connection.execute(first)
+                except (psycopg.OperationalError, psycopg.InterfaceError):
+                    self._give_back(connection)
+                    connection = self.connect()
+                else:
+                    first = None
             try:
+                if first is not None:
+                    with _translated("start its work"):
+                        connection.execute(first)
                 yield connection
             finally:
                 self._give_back(connection)
@@ -582,7 +604,14 @@ class _Pool:
             if healthy and not self._closed:
                 self._idle.append(connection)
                 return
+            # One broken connection usually means a restarted server: the idle ones
+            # are as dead, and finding out one call at a time would fail each caller.
+            dropped = self._idle if connection.broken else []
+            if connection.broken:
+                self._idle = []
         connection.close()
+        for idle in dropped:
+            idle.close()
 
     def close(self) -> None:
         with self._lock:
@@ -670,9 +699,7 @@ class PostgresEventStore(EventStore):
             raise NestedTransaction()
         self._local.in_transaction = True
         try:
-            with self._pool.connection() as db:
-                with _translated("begin a transaction"):
-                    db.execute("BEGIN ISOLATION LEVEL READ COMMITTED")
+            with self._pool.connection(_BEGIN) as db:
                 try:
                     yield PostgresTransaction(db, self)
                 except BaseException:
@@ -693,20 +720,42 @@ class PostgresEventStore(EventStore):
     def read_all(self, after: int = 0, limit: int | None = None) -> list[RecordedEvent]:
         if limit is not None and limit <= 0:
             return []
-        with self._pool.connection() as db, _translated("read events"):
-            rows = db.execute(
+
+        def read(db: Connection) -> list[dict[str, Any]]:
+            return db.execute(
                 f"SELECT {_EVENT_COLUMNS} FROM events WHERE position > %s "
                 "ORDER BY position LIMIT %s",
                 (after, limit),
             ).fetchall()
-        return [_row_to_event(row) for row in rows]
+
+        return [_row_to_event(row) for row in self._read("read events", read)]
 
     def last_position(self) -> int:
-        with self._pool.connection() as db, _translated("read the last position"):
-            row = db.execute(
+        def read(db: Connection) -> list[dict[str, Any]]:
+            return db.execute(
                 "SELECT COALESCE(MAX(position), 0) AS position FROM events"
-            ).fetchone()
-        return 0 if row is None else int(row["position"])
+            ).fetchall()
+
+        (row,) = self._read("read the last position", read)
+        return int(row["position"])
+
+    def _read(
+        self, action: str, read: Callable[[Connection], list[dict[str, Any]]]
+    ) -> list[dict[str, Any]]:
+        """Run one read statement outside any transaction, so it sees committed rows.
+
+        A read that fails because its pooled connection had died (a server restart)
+        is run once more on a fresh connection; reads can be repeated safely.
+        """
+        for attempt in (1, 2):
+            with self._pool.connection() as db:
+                try:
+                    with _translated(action):
+                        return read(db)
+                except StoreUnavailable:
+                    if attempt == 2 or not db.broken:
+                        raise
+        raise AssertionError("unreachable: the second attempt returns or raises")
 
     def close(self) -> None:
         self._pool.close()
