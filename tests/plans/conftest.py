@@ -36,7 +36,13 @@ def reactions(clock: FixedClock) -> IntakeReactions:
 
 
 @pytest.fixture
-def client(store: InMemoryEventStore, clock: FixedClock) -> Iterator[TestClient]:
+def client(
+    store: InMemoryEventStore,
+    clock: FixedClock,
+    auth_env: dict[str, str],
+    manager_headers: dict[str, str],
+) -> Iterator[TestClient]:
+    """The app, trusting the local issuer, called with a team manager's token."""
     app = create_app(PlansSettings(database_url="memory://"), store=store, clock=clock)
-    with TestClient(app) as test_client:
+    with TestClient(app, headers=manager_headers) as test_client:
         yield test_client

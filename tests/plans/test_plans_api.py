@@ -20,6 +20,7 @@ from plans_support import (
 )
 from prometheus_client import CollectorRegistry
 
+from auth_fixtures import Mint
 from plans.application.reactions import IntakeReactions
 from plans.entrypoints.http import create_app
 from plans.settings import PlansSettings
@@ -93,7 +94,7 @@ def issued(case: Api) -> Api:
 
 
 def test_requesting_advice_answers_with_its_new_advice_id(
-    case: Api, store: InMemoryEventStore
+    case: Api, store: InMemoryEventStore, mint: Mint
 ) -> None:
     answer = ok(
         case.post(
@@ -103,7 +104,7 @@ def test_requesting_advice_answers_with_its_new_advice_id(
                 "received_by_body_on": "2025-10-08",
                 "professional": "Dr Example Psychologist",
             },
-            **{"X-Staff-Id": "ehcco-9"},
+            **mint("ehcco-9"),
         )
     )
 
@@ -644,7 +645,7 @@ class _Idle:
 
 
 def test_the_relay_and_subscriber_run_from_start_up_to_shutdown(
-    store: InMemoryEventStore, clock: FixedClock
+    store: InMemoryEventStore, clock: FixedClock, auth_env: dict[str, str]
 ) -> None:
     started: dict[str, _Idle] = {}
     handlers: list[object] = []
@@ -690,12 +691,17 @@ def test_the_relay_and_subscriber_run_from_start_up_to_shutdown(
 
 
 def test_the_app_on_a_sqlite_file_keeps_a_case_across_restarts(
-    tmp_path: Path, clock: FixedClock
+    tmp_path: Path,
+    clock: FixedClock,
+    auth_env: dict[str, str],
+    manager_headers: dict[str, str],
 ) -> None:
     settings = PlansSettings(database_url=f"sqlite:///{tmp_path / 'plans.db'}")
     case_id = new_case_id()
 
-    with TestClient(create_app(settings, clock=clock)) as client:
+    with TestClient(
+        create_app(settings, clock=clock), headers=manager_headers
+    ) as client:
         app_store = client.app.state.store  # type: ignore[attr-defined]
         reactions = client.app.state.reactions  # type: ignore[attr-defined]
         with app_store.transaction() as tx:
@@ -706,7 +712,9 @@ def test_the_app_on_a_sqlite_file_keeps_a_case_across_restarts(
             )
         )
 
-    with TestClient(create_app(settings, clock=clock)) as client:
+    with TestClient(
+        create_app(settings, clock=clock), headers=manager_headers
+    ) as client:
         state = ok(client.get(f"/cases/{case_id}"))
 
     assert state["status"] == "draft_issued"

@@ -146,7 +146,11 @@ class Platform:
 
 @pytest.fixture
 def platform(
-    kafka_bootstrap: str, unique_name: Callable[[str], str], tmp_path: Path
+    kafka_bootstrap: str,
+    unique_name: Callable[[str], str],
+    tmp_path: Path,
+    auth_env: dict[str, str],
+    manager_headers: dict[str, str],
 ) -> Iterator[Platform]:
     prefix = f"plans{uuid.uuid4().hex[:8]}."
     deadlines = DeadlinesSettings(topic_prefix=prefix)
@@ -197,7 +201,8 @@ def platform(
                     store=intake_store,
                     clock=lambda: NOW,
                     relay_factory=intake_relay,
-                )
+                ),
+                headers=manager_headers,
             )
         )
 
@@ -234,7 +239,8 @@ def platform(
                     clock=lambda: NOW,
                     relay_factory=plans_relay,
                     subscriber_factory=plans_subscriber,
-                )
+                ),
+                headers=manager_headers,
             )
         )
         clocks = Clocks(kafka_bootstrap, deadlines.clocks_topic)

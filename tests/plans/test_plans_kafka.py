@@ -33,6 +33,7 @@ from plans_support import (
 )
 from prometheus_client import CollectorRegistry
 
+from auth_fixtures import Mint
 from devstack.kafka_topics import ensure_topics
 from intake.adapters.relay import RelayThread
 from intake.adapters.relay import build_relay as build_intake_relay
@@ -100,7 +101,11 @@ class Published:
 
 @pytest.fixture
 def published(
-    kafka_bootstrap: str, unique_topic: Callable[..., str], tmp_path: Path
+    kafka_bootstrap: str,
+    unique_topic: Callable[..., str],
+    tmp_path: Path,
+    auth_env: dict[str, str],
+    mint: Mint,
 ) -> Iterator[Published]:
     topic = unique_topic(partitions=6)
     store = SQLiteEventStore(tmp_path / "plans.db", SOURCE)
@@ -122,7 +127,8 @@ def published(
     app = create_app(
         settings, store=store, clock=FixedClock(), relay_factory=relay_on_test_topic
     )
-    with TestClient(app) as client:
+    # ehcco-77's token: the actor every event must name.
+    with TestClient(app, headers=mint("ehcco-77")) as client:
         yield Published(client, store, topic, relays)
     store.close()
 
@@ -130,7 +136,7 @@ def published(
 def make_every_event(published: Published) -> set[str]:
     """Cause each plans event type at least once; return the case ids."""
     client, store = published.client, published.store
-    staff = {"X-Staff-Id": "ehcco-77", "X-Correlation-ID": "plans-corr-1"}
+    staff = {"X-Correlation-ID": "plans-corr-1"}
     reactions = client.app.state.reactions  # type: ignore[attr-defined]
 
     def post(path: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -307,7 +313,12 @@ class Reacting:
 
 
 def start_reacting(
-    bootstrap: str, intake_topic: str, group: str, path: Path, stack: Any
+    bootstrap: str,
+    intake_topic: str,
+    group: str,
+    path: Path,
+    stack: Any,
+    headers: dict[str, str],
 ) -> tuple[TestClient, EventStore]:
     """A plans app whose subscriber thread reads ``intake_topic`` in ``group``."""
     store = SQLiteEventStore(path, SOURCE)
@@ -334,7 +345,7 @@ def start_reacting(
         clock=FixedClock(),
         subscriber_factory=subscriber_on_test_topic,
     )
-    client = stack.enter_context(TestClient(app))
+    client = stack.enter_context(TestClient(app, headers=headers))
     stack.callback(store.close)
     return client, store
 
@@ -345,6 +356,8 @@ def reacting(
     unique_topic: Callable[..., str],
     unique_name: Callable[[str], str],
     tmp_path: Path,
+    auth_env: dict[str, str],
+    manager_headers: dict[str, str],
 ) -> Iterator[Reacting]:
     intake_topic = unique_topic(partitions=6)
     dead_letters = dead_letter_topic("plans", intake_topic)
@@ -378,13 +391,19 @@ def reacting(
                     store=intake_store,
                     clock=lambda: NOW,
                     relay_factory=intake_relay,
-                )
+                ),
+                headers=manager_headers,
             )
         )
         stack.callback(intake_store.close)
         plans_db = tmp_path / "plans.db"
         plans, plans_store = start_reacting(
-            kafka_bootstrap, intake_topic, unique_name("plans"), plans_db, stack
+            kafka_bootstrap,
+            intake_topic,
+            unique_name("plans"),
+            plans_db,
+            stack,
+            manager_headers,
         )
         yield Reacting(
             intake,

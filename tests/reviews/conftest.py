@@ -31,12 +31,16 @@ def service(store: InMemoryEventStore, clock: FixedClock) -> ReviewsService:
 
 @pytest.fixture
 def app_and_client(
-    store: InMemoryEventStore, clock: FixedClock
+    store: InMemoryEventStore,
+    clock: FixedClock,
+    auth_env: dict[str, str],
+    manager_headers: dict[str, str],
 ) -> Iterator[tuple[ReviewsService, TestClient]]:
+    """The app, trusting the local issuer, called with a team manager's token."""
     app = create_app(
         ReviewsSettings(database_url="memory://"), store=store, clock=clock
     )
-    with TestClient(app) as test_client:
+    with TestClient(app, headers=manager_headers) as test_client:
         yield app.state.reviews, test_client
 
 

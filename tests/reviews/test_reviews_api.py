@@ -20,6 +20,7 @@ from reviews_support import (
     new_case_id,
 )
 
+from auth_fixtures import Mint
 from reviews.application.service import ReviewsService
 from sendkit.store import InMemoryEventStore
 
@@ -58,14 +59,17 @@ def held_review(client: TestClient, service: ReviewsService) -> tuple[str, str]:
 
 
 def test_arranging_a_review_answers_201_with_its_id_and_location(
-    client: TestClient, app_service: ReviewsService, store: InMemoryEventStore
+    client: TestClient,
+    app_service: ReviewsService,
+    store: InMemoryEventStore,
+    mint: Mint,
 ) -> None:
     case_id = issue_plan(app_service)
 
     response = client.post(
         f"/cases/{case_id}/reviews",
         json=arrange_body(),
-        headers={"X-Staff-Id": "ehcco-3", "X-Correlation-ID": "web-1"},
+        headers={**mint("ehcco-3"), "X-Correlation-ID": "web-1"},
     )
 
     assert response.status_code == 201

@@ -236,7 +236,11 @@ def carry_review(
 
 
 def test_a_reviews_clocks_are_the_worked_examples_and_a_replay_repeats_them(
-    platform: Platform, unique_name: Callable[[str], str], tmp_path: Path
+    platform: Platform,
+    unique_name: Callable[[str], str],
+    tmp_path: Path,
+    auth_env: dict[str, str],
+    manager_headers: dict[str, str],
 ) -> None:
     deadlines = platform.settings
     plans_topic = deadlines.topic("send.plans.events")
@@ -297,7 +301,7 @@ def test_a_reviews_clocks_are_the_worked_examples_and_a_replay_repeats_them(
         relay_factory=relay,
         subscribers_factory=subscribers,
     )
-    with TestClient(app) as client:
+    with TestClient(app, headers=manager_headers) as client:
         wait_for(
             "the reviews subscriber to start both cycles",
             lambda: all(

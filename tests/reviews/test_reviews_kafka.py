@@ -27,6 +27,7 @@ from reviews_support import (
     issue_plan,
 )
 
+from auth_fixtures import Mint
 from reviews.adapters.relay import build_relay, relay_loop
 from reviews.application.service import ReviewsService
 from reviews.domain import RecordPlanAmendment
@@ -50,7 +51,11 @@ PERSONAL = (
 
 @pytest.fixture
 def published(
-    kafka_bootstrap: str, unique_topic: Callable[..., str], tmp_path: Path
+    kafka_bootstrap: str,
+    unique_topic: Callable[..., str],
+    tmp_path: Path,
+    auth_env: dict[str, str],
+    mint: Mint,
 ) -> Iterator[tuple[TestClient, ReviewsService, SQLiteEventStore, str, OutboxRelay]]:
     topic = unique_topic(partitions=6)
     store = SQLiteEventStore(tmp_path / "reviews.db", SOURCE)
@@ -71,14 +76,15 @@ def published(
     app = create_app(
         settings, store=store, clock=FixedClock(), relay_factory=relay_on_test_topic
     )
-    with TestClient(app) as client:
+    # ehcco-77's token: the actor every event staff cause must name.
+    with TestClient(app, headers=mint("ehcco-77")) as client:
         yield client, app.state.reviews, store, topic, relays[0]
     store.close()
 
 
 def make_every_event(client: TestClient, service: ReviewsService) -> list[str]:
     """Cause each reviews event type at least once; return the cases used."""
-    staff = {"X-Staff-Id": "ehcco-77", "X-Correlation-ID": "kafka-corr-1"}
+    staff = {"X-Correlation-ID": "kafka-corr-1"}
 
     def post(path: str, body: dict[str, Any]) -> dict[str, Any]:
         response = client.post(path, json=body, headers=staff)

@@ -335,6 +335,8 @@ def test_the_app_follows_plans_and_intake_and_publishes_what_staff_record(
     unique_topic: Callable[..., str],
     unique_name: Callable[[str], str],
     tmp_path: Path,
+    auth_env: dict[str, str],
+    manager_headers: dict[str, str],
 ) -> None:
     plans_topic, intake_topic, reviews_topic = (unique_topic(1) for _ in range(3))
     settings = ReviewsSettings(
@@ -400,7 +402,7 @@ def test_the_app_follows_plans_and_intake_and_publishes_what_staff_record(
         relay_factory=relay_on_test_topic,
         subscribers_factory=subscribers_on_test_topics,
     )
-    with TestClient(app) as client:
+    with TestClient(app, headers=manager_headers) as client:
         assert client.get("/readyz").json()["checks"]["subscribers"] == "ok"
         wait_for(
             "the plan and the coordinator to be followed",

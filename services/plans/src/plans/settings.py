@@ -13,6 +13,9 @@ PLANS_RELAY_POLL_SECONDS     0.2                      idle wait between relay po
 PLANS_SUBSCRIBER_ENABLED     false                    consume intake's topic in the app
 PLANS_CONSUMER_GROUP         plans                    the Kafka group of the subscriber
 ===========================  =======================  ================================
+
+and the access-control names of ``sendkit.auth.settings.AuthSettings`` (AUTH_ISSUER,
+AUTH_AUDIENCE, AUTH_MODE, ...).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from sendkit.auth import AuthSettings
 from sendkit.settings import ServiceSettings
 
 SOURCE = "/send/plans"
@@ -29,7 +33,7 @@ CONSUMER_NAME = "plans"
 """Plans as a consumer: the scope of its processed ids, its dead-letter topics."""
 
 
-class PlansSettings(ServiceSettings):
+class PlansSettings(ServiceSettings, AuthSettings):
     """Settings of the plans service's HTTP app, relay and subscriber."""
 
     model_config = SettingsConfigDict(env_prefix="PLANS_")

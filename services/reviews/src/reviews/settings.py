@@ -13,6 +13,9 @@ REVIEWS_RELAY_POLL_SECONDS   0.2                        idle wait between relay 
 REVIEWS_SUBSCRIBERS_ENABLED  false                      run the subscribers in the app
 REVIEWS_CONSUMER_GROUP       reviews                    prefix of the consumer groups
 ===========================  =========================  ==============================
+
+and the access-control names of ``sendkit.auth.settings.AuthSettings`` (AUTH_ISSUER,
+AUTH_AUDIENCE, AUTH_MODE, ...).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from sendkit.auth import AuthSettings
 from sendkit.settings import ServiceSettings
 
 SOURCE = "/send/reviews"
@@ -29,7 +33,7 @@ CONSUMER = "reviews"
 """The consumer name of the subscribers: it scopes processed ids and names the DLQs."""
 
 
-class ReviewsSettings(ServiceSettings):
+class ReviewsSettings(ServiceSettings, AuthSettings):
     """Settings of the reviews service's HTTP app, relay and subscribers."""
 
     model_config = SettingsConfigDict(env_prefix="REVIEWS_")

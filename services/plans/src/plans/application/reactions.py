@@ -5,8 +5,10 @@
 ``OpenAssessment`` on the case's plans stream and appends ``AssessmentOpened`` through
 ``sendkit.commands.decide_in`` in the subscriber's transaction, the one that marks the
 intake event processed, so the case is opened exactly once however often the event is
-delivered. Every other intake event is of no concern to plans and is passed over (still
-marked processed).
+delivered. ``RequestReceived`` and ``CoordinatorAssigned`` record, in the same
+transaction, the case's school and coordinator for access control
+(``sendkit.auth.scope``), since plans' own events name neither. Every other intake event
+is of no concern to plans and is passed over (still marked processed).
 
 The opened event's metadata names the system as actor, carries the intake event's
 correlation id, and has the intake event's id as causation id.
@@ -24,6 +26,7 @@ from collections.abc import Sequence
 from plans.application.service import Clock
 from plans.domain import Context, OpenAssessment, decide, fold
 from send_schemas import intake as intake_contract
+from sendkit.auth.scope import remember_intake_scope
 from sendkit.commands import decide_in
 from sendkit.envelope import ReceivedEvent
 from sendkit.events import SYSTEM_ACTOR, Metadata, NewEvent, RecordedEvent, utcnow
@@ -40,6 +43,7 @@ class IntakeReactions:
         self.clock = clock
 
     def __call__(self, event: ReceivedEvent, tx: Transaction) -> None:
+        remember_intake_scope(event, tx)
         if event.type != intake_contract.AssessmentAgreed.EVENT_TYPE:
             return
         model = intake_contract.AssessmentAgreed

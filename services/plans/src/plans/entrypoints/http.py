@@ -31,10 +31,18 @@ unknown case or advice request, 409 for a command the case's state rules out (ty
 ``/problems/comment-window-open`` for a final plan inside the draft's comment window),
 and nothing is written in any of those cases.
 
-Who acts is read from the ``X-Staff-Id`` header, a pseudonymous staff id, and is
-``system`` when the header is absent. Access control is not part of this service yet:
-any caller can act as any staff id and read any case's personal details, so the API
-must only be reachable from inside the council's network until authentication lands.
+Every route but the probes needs an OpenID Connect bearer token (``sendkit.auth``):
+401 without a valid one, 403 when the token's roles do not reach the case (``POLICY``
+below says who may do what). The token's pseudonymous staff id is the actor of every
+event. Reading a case (``GET /cases/{case_id}``) is recorded in the access log before
+it is answered; auditors read that log at ``GET /access-log``. With ``AUTH_MODE=off``
+(development only) the ``X-Staff-Id`` header names who acts instead, as before.
+
+Plans' own events name no coordinator, so a case's scope for those checks comes from
+intake's events: the subscriber records each case's school (``RequestReceived``) and
+coordinator (``CoordinatorAssigned``) as it consumes them (``IntakeReactions``), and
+the setting a plan names is added to its schools. A case intake never told plans of (a
+plan transferred in) has no coordinator and no school until then.
 """
 
 from __future__ import annotations
@@ -45,7 +53,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, Path
+from fastapi import APIRouter, FastAPI, Path, Request
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
 
@@ -78,6 +86,7 @@ from plans.domain import (
     SendNewCouncilNotice,
     TransferPlanIn,
     TransferPlanOut,
+    fold,
 )
 from plans.entrypoints.api_models import (
     AdviceReceivedBody,
@@ -100,11 +109,22 @@ from plans.entrypoints.api_models import (
     TransferOutNoticeBody,
 )
 from plans.settings import PlansSettings
+from sendkit.auth import (
+    ACT_ON_CASE,
+    OPEN_CASE,
+    READ_CASE,
+    RECORD_PANEL_DECISION,
+    CaseScope,
+    Policy,
+    Principal,
+    ServiceAuth,
+)
+from sendkit.auth.scope import stored_case_scope
 from sendkit.idempotency import IdempotencyKey
 from sendkit.problems import ErrorMap
 from sendkit.store import EventStore
 from sendkit.subscriber import Handler
-from sendkit.web import StaffIdHeader, actor_of, command_response
+from sendkit.web import command_response
 from sendkit.web import create_app as create_service_app
 
 log = logging.getLogger(__name__)
@@ -134,6 +154,30 @@ ERRORS = (
 )
 """Which plans error answers which status: the one place it is said."""
 
+POLICY = Policy(
+    SERVICE_NAME,
+    {
+        "cases.create": OPEN_CASE,
+        "cases.read": READ_CASE,
+        "cases.write": ACT_ON_CASE,
+        "cases.decide": RECORD_PANEL_DECISION,
+    },
+)
+"""Who may do what: ``cases.decide`` is a decision a panel takes (no plan, ceasing the
+plan, a re-assessment); the rest of the casework is ``cases.write``."""
+
+PERSONAL_FIELDS = (
+    "comments",
+    "no_plan.reasons",
+    "final_plan.primary_need",
+    "final_plan.secondary_need",
+    "amendments.summary",
+    "cessation.note",
+    "reassessments.reasons",
+    "history.private",
+)
+"""What ``GET /cases/{case_id}`` shows that the access log must record being read."""
+
 _UUID = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 CaseId = Annotated[str, Path(pattern=_UUID, description="The case id (a UUID).")]
 AdviceId = Annotated[
@@ -148,19 +192,40 @@ SubscriberFactory = Callable[
 """Starts the intake subscriber and returns a handle with ``is_alive()``, ``stop()``."""
 
 
-def _routes(service: PlansService) -> APIRouter:
+def case_scope_of(store: EventStore) -> Callable[[str], CaseScope]:
+    """A case's coordinator and school from intake's events, and its plan's setting."""
+    from_intake = stored_case_scope(store)
+
+    def scope(case_id: str) -> CaseScope:
+        known = from_intake(case_id)
+        plan = fold(case_id, store.read_stream(case_id))
+        settings = [plan.setting_urn, *(a.setting_urn for a in plan.amendments)]
+        return CaseScope.of(
+            case_id,
+            coordinator_id=known.coordinator_id,
+            school_urns=[*known.school_urns, *settings],
+        )
+
+    return scope
+
+
+def _routes(service: PlansService, auth: ServiceAuth) -> APIRouter:
     router = APIRouter()
+
+    # Who may call each route, as POLICY says: each gives the route its principal.
+    may_create = auth.require("cases.create")
+    may_read = auth.require("cases.read")
+    may_write = auth.require("cases.write")
+    may_decide = auth.require("cases.decide")
 
     def run(
         command: Command,
         idempotency: IdempotencyKey,
-        staff_id: str | None,
+        staff: Principal,
         status_code: int = 200,
         headers: dict[str, str] | None = None,
     ) -> JSONResponse:
-        result = service.handle(
-            command, actor=actor_of(staff_id), idempotency=idempotency
-        )
+        result = service.handle(command, actor=staff.actor, idempotency=idempotency)
         return command_response(result, status_code, headers)
 
     @router.post("/cases/{case_id}/advice-requests", response_model=CommandOut)
@@ -168,12 +233,12 @@ def _routes(service: PlansService) -> APIRouter:
         case_id: CaseId,
         body: AdviceRequestBody,
         idempotency: IdempotencyKey,
-        staff_id: StaffIdHeader = None,
+        staff: Principal = may_write,
     ) -> JSONResponse:
         command = RequestAdvice(
             case_id=case_id, advice_id=new_id(), **body.model_dump()
         )
-        return run(command, idempotency, staff_id)
+        return run(command, idempotency, staff)
 
     @router.post(
         "/cases/{case_id}/advice-requests/{advice_id}/receipt",
@@ -184,114 +249,112 @@ def _routes(service: PlansService) -> APIRouter:
         advice_id: AdviceId,
         body: AdviceReceivedBody,
         idempotency: IdempotencyKey,
-        staff_id: StaffIdHeader = None,
+        staff: Principal = may_write,
     ) -> JSONResponse:
         command = RecordAdviceReceived(
             case_id=case_id, advice_id=advice_id, received_on=body.received_on
         )
-        return run(command, idempotency, staff_id)
+        return run(command, idempotency, staff)
 
     @router.post("/cases/{case_id}/no-plan-notice", response_model=CommandOut)
     def decide_not_to_issue(
         case_id: CaseId,
         body: NoPlanBody,
         idempotency: IdempotencyKey,
-        staff_id: StaffIdHeader = None,
+        staff: Principal = may_decide,
     ) -> JSONResponse:
         command = DecideNotToIssuePlan(case_id=case_id, **body.model_dump())
-        return run(command, idempotency, staff_id)
+        return run(command, idempotency, staff)
 
     @router.post("/cases/{case_id}/draft-plans", response_model=CommandOut)
     def issue_draft_plan(
         case_id: CaseId,
         body: DraftPlanBody,
         idempotency: IdempotencyKey,
-        staff_id: StaffIdHeader = None,
+        staff: Principal = may_write,
     ) -> JSONResponse:
         command = IssueDraftPlan(case_id=case_id, served_on=body.served_on)
-        return run(command, idempotency, staff_id)
+        return run(command, idempotency, staff)
 
     @router.post("/cases/{case_id}/draft-comments", response_model=CommandOut)
     def record_draft_comments(
         case_id: CaseId,
         body: DraftCommentsBody,
         idempotency: IdempotencyKey,
-        staff_id: StaffIdHeader = None,
+        staff: Principal = may_write,
     ) -> JSONResponse:
         command = RecordDraftComments(case_id=case_id, **body.model_dump())
-        return run(command, idempotency, staff_id)
+        return run(command, idempotency, staff)
 
     @router.post("/cases/{case_id}/final-plan", response_model=CommandOut)
     def issue_plan(
         case_id: CaseId,
         body: FinalPlanBody,
         idempotency: IdempotencyKey,
-        staff_id: StaffIdHeader = None,
+        staff: Principal = may_write,
     ) -> JSONResponse:
         command = IssuePlan(case_id=case_id, **body.model_dump())
-        return run(command, idempotency, staff_id)
+        return run(command, idempotency, staff)
 
     @router.post("/cases/{case_id}/amendment-notices", response_model=CommandOut)
     def propose_amendment(
         case_id: CaseId,
         body: AmendmentNoticeBody,
         idempotency: IdempotencyKey,
-        staff_id: StaffIdHeader = None,
+        staff: Principal = may_write,
     ) -> JSONResponse:
         command = ProposeAmendment(case_id=case_id, **body.model_dump())
-        return run(command, idempotency, staff_id)
+        return run(command, idempotency, staff)
 
     @router.post("/cases/{case_id}/amendments", response_model=CommandOut)
     def amend_plan(
         case_id: CaseId,
         body: AmendmentBody,
         idempotency: IdempotencyKey,
-        staff_id: StaffIdHeader = None,
+        staff: Principal = may_write,
     ) -> JSONResponse:
         fields = body.model_dump()
         fields["changes"] = tuple(fields["changes"])
-        return run(AmendPlan(case_id=case_id, **fields), idempotency, staff_id)
+        return run(AmendPlan(case_id=case_id, **fields), idempotency, staff)
 
     @router.post("/cases/{case_id}/cessation", response_model=CommandOut)
     def cease_plan(
         case_id: CaseId,
         body: CessationBody,
         idempotency: IdempotencyKey,
-        staff_id: StaffIdHeader = None,
+        staff: Principal = may_decide,
     ) -> JSONResponse:
         command = CeasePlan(case_id=case_id, **body.model_dump())
-        return run(command, idempotency, staff_id)
+        return run(command, idempotency, staff)
 
     @router.post("/cases/{case_id}/transfer-out-notice", response_model=CommandOut)
     def notify_transfer_out(
         case_id: CaseId,
         body: TransferOutNoticeBody,
         idempotency: IdempotencyKey,
-        staff_id: StaffIdHeader = None,
+        staff: Principal = may_write,
     ) -> JSONResponse:
         command = NotifyTransferOut(case_id=case_id, **body.model_dump())
-        return run(command, idempotency, staff_id)
+        return run(command, idempotency, staff)
 
     @router.post("/cases/{case_id}/transfer-out", response_model=CommandOut)
     def transfer_plan_out(
         case_id: CaseId,
         body: TransferOutBody,
         idempotency: IdempotencyKey,
-        staff_id: StaffIdHeader = None,
+        staff: Principal = may_write,
     ) -> JSONResponse:
         command = TransferPlanOut(case_id=case_id, transferred_on=body.transferred_on)
-        return run(command, idempotency, staff_id)
+        return run(command, idempotency, staff)
 
     @router.post("/transfers-in", status_code=201, response_model=CommandOut)
     def transfer_plan_in(
         body: TransferInBody,
         idempotency: IdempotencyKey,
-        staff_id: StaffIdHeader = None,
+        staff: Principal = may_create,
     ) -> JSONResponse:
         command = TransferPlanIn(case_id=new_id(), **body.model_dump())
-        result = service.handle(
-            command, actor=actor_of(staff_id), idempotency=idempotency
-        )
+        result = service.handle(command, actor=staff.actor, idempotency=idempotency)
         location = f"/cases/{result.body['case_id']}"
         return command_response(result, 201, {"Location": location})
 
@@ -300,44 +363,48 @@ def _routes(service: PlansService) -> APIRouter:
         case_id: CaseId,
         body: NewCouncilNoticeBody,
         idempotency: IdempotencyKey,
-        staff_id: StaffIdHeader = None,
+        staff: Principal = may_write,
     ) -> JSONResponse:
         command = SendNewCouncilNotice(case_id=case_id, **body.model_dump())
-        return run(command, idempotency, staff_id)
+        return run(command, idempotency, staff)
 
     @router.post("/cases/{case_id}/reassessment-requests", response_model=CommandOut)
     def request_reassessment(
         case_id: CaseId,
         body: ReassessmentRequestBody,
         idempotency: IdempotencyKey,
-        staff_id: StaffIdHeader = None,
+        staff: Principal = may_write,
     ) -> JSONResponse:
         command = RequestReassessment(case_id=case_id, **body.model_dump())
-        return run(command, idempotency, staff_id)
+        return run(command, idempotency, staff)
 
     @router.post("/cases/{case_id}/reassessment-decision", response_model=CommandOut)
     def decide_reassessment(
         case_id: CaseId,
         body: ReassessmentDecisionBody,
         idempotency: IdempotencyKey,
-        staff_id: StaffIdHeader = None,
+        staff: Principal = may_decide,
     ) -> JSONResponse:
         command = DecideReassessment(case_id=case_id, **body.model_dump())
-        return run(command, idempotency, staff_id)
+        return run(command, idempotency, staff)
 
     @router.post("/cases/{case_id}/time-limit-exceptions", response_model=CommandOut)
     def record_time_limit_exception(
         case_id: CaseId,
         body: TimeLimitExceptionBody,
         idempotency: IdempotencyKey,
-        staff_id: StaffIdHeader = None,
+        staff: Principal = may_write,
     ) -> JSONResponse:
         command = RecordTimeLimitException(case_id=case_id, **body.model_dump())
-        return run(command, idempotency, staff_id)
+        return run(command, idempotency, staff)
 
     @router.get("/cases/{case_id}", response_model=CaseOut)
-    def read_case(case_id: CaseId) -> CaseOut:
-        return CaseOut.of(service.case(case_id))
+    def read_case(
+        case_id: CaseId, request: Request, staff: Principal = may_read
+    ) -> CaseOut:
+        found = service.case(case_id)
+        auth.record_read(request, staff, case_id, PERSONAL_FIELDS)
+        return CaseOut.of(found)
 
     return router
 
@@ -413,6 +480,9 @@ def create_app(
     if settings.subscriber_enabled:
         checks["intake_subscriber"] = running("intake_subscriber")
 
+    auth = ServiceAuth.from_settings(
+        settings, POLICY, store=store, case_scope=case_scope_of(store)
+    )
     app = create_service_app(
         SERVICE_NAME,
         readiness_checks=checks,
@@ -421,8 +491,9 @@ def create_app(
         description="EHC needs assessments, draft and final plans, amendments, "
         "ceasing and transfers.",
     )
+    auth.install(app)
     app.state.plans = service
     app.state.reactions = reactions
     app.state.store = store
-    app.include_router(_routes(service))
+    app.include_router(_routes(service, auth))
     return app

@@ -30,11 +30,17 @@ A case appears here when the plans service issues its final plan (or intake assi
 its coordinator): the subscribers record those events, so reviews can be arranged only
 once ``PlanIssued`` has been consumed.
 
-Who acts is read from the ``X-Staff-Id`` header, a pseudonymous staff id, and is
-``system`` when the header is absent. Access control is not part of this service yet:
-any caller can act as any staff id and read any case's recommendations and proposed
-amendments, so the API must only be reachable from inside the council's network until
-authentication lands.
+Every route but the probes needs an OpenID Connect bearer token (``sendkit.auth``):
+401 without a valid one, 403 when the token's roles do not reach the case (``POLICY``
+below says who may do what: a SENCO records the meeting and the report for a school of
+theirs, and reads only their schools' cases and lists). The token's pseudonymous staff
+id is the actor of every event. Reading a case (``GET /cases/{case_id}``) is recorded
+in the access log before it is answered; auditors read that log at ``GET /access-log``.
+Each review list shows its caller only the rows they may read. With ``AUTH_MODE=off``
+(development only) the ``X-Staff-Id`` header names who acts instead, as before.
+
+A case's scope for those checks is its coordinator (followed from intake) and the
+settings its plan and reviews name, as reviews' own events record them.
 """
 
 from __future__ import annotations
@@ -45,7 +51,7 @@ from contextlib import asynccontextmanager
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, Path, Query
+from fastapi import APIRouter, FastAPI, Path, Query, Request
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
 
@@ -69,6 +75,7 @@ from reviews.domain import (
     RequestInterimReview,
     ReviewNotFound,
     ReviewsError,
+    fold,
 )
 from reviews.entrypoints.api_models import (
     ArrangeReviewBody,
@@ -87,11 +94,24 @@ from reviews.entrypoints.api_models import (
 )
 from reviews.settings import ReviewsSettings
 from send_schemas.intake import URN_MAX, URN_MIN
+from sendkit.auth import (
+    ACT_ON_CASE,
+    READ_CASE,
+    RECORD_PANEL_DECISION,
+    RECORD_SCHOOL_ACT,
+    CaseScope,
+    Grant,
+    Policy,
+    Principal,
+    Reach,
+    Role,
+    ServiceAuth,
+)
 from sendkit.commands import CommandAnswer
 from sendkit.idempotency import Idempotency, IdempotencyKey
 from sendkit.problems import ErrorMap
 from sendkit.store import EventStore
-from sendkit.web import StaffIdHeader, actor_of, command_response
+from sendkit.web import command_response
 from sendkit.web import create_app as create_service_app
 
 log = logging.getLogger(__name__)
@@ -114,6 +134,32 @@ ERRORS = (
 )
 """Which reviews error answers which status: the one place it is said."""
 
+POLICY = Policy(
+    SERVICE_NAME,
+    {
+        "cases.read": READ_CASE,
+        "cases.write": ACT_ON_CASE,
+        "cases.record-school-act": RECORD_SCHOOL_ACT,
+        "cases.decide": RECORD_PANEL_DECISION,
+        "lists.read": READ_CASE,
+        "lists.send": (
+            Grant(Role.EHC_COORDINATOR, Reach.TEAM),
+            Grant(Role.TEAM_MANAGER, Reach.TEAM),
+        ),
+    },
+)
+"""Who may do what: what a school does (the meeting held, its report) is
+``cases.record-school-act``; the decision after a review is a panel's; a list is read
+through ``lists.read`` and then shows only the rows its reader may read."""
+
+PERSONAL_FIELDS = (
+    "reviews.recommendations",
+    "reviews.proposed_amendments",
+    "interim_requests",
+    "history.private",
+)
+"""What ``GET /cases/{case_id}`` shows that the access log must record being read."""
+
 _PSEUDONYM = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 
 RelayFactory = Callable[[ReviewsSettings, EventStore, CollectorRegistry], Any]
@@ -134,22 +180,60 @@ def _listed(first: date, last: date, rows: list[UpcomingReview]) -> UpcomingRevi
     )
 
 
-def _routes(service: ReviewsService) -> APIRouter:
+def case_scope_of(store: EventStore) -> Callable[[str], CaseScope]:
+    """A case's coordinator and the settings its plan and reviews name."""
+
+    def scope(case_id: str) -> CaseScope:
+        case = fold(case_id, store.read_stream(case_id))
+        settings = [case.setting_urn, *(r.setting_urn for r in case.reviews)]
+        return CaseScope.of(
+            case_id, coordinator_id=case.coordinator_id, school_urns=settings
+        )
+
+    return scope
+
+
+def _visible(
+    auth: ServiceAuth, staff: Principal, rows: list[UpcomingReview]
+) -> list[UpcomingReview]:
+    return [
+        row
+        for row in rows
+        if auth.permits(
+            staff,
+            "reviews:cases.read",
+            CaseScope.of(
+                row.case_id,
+                coordinator_id=row.coordinator_id,
+                school_urns=[row.setting_urn],
+            ),
+        )
+    ]
+
+
+def _routes(service: ReviewsService, auth: ServiceAuth) -> APIRouter:
     router = APIRouter()
 
+    # Who may call each route, as POLICY says: each gives the route its principal.
+    may_read = auth.require("cases.read")
+    may_write = auth.require("cases.write")
+    may_record_school_act = auth.require("cases.record-school-act")
+    may_decide = auth.require("cases.decide")
+    may_read_school_list = auth.require("lists.read", school="urn")
+    may_read_coordinator_list = auth.require("lists.read", coordinator="coordinator_id")
+    may_send_list = auth.require("lists.send", school="urn")
+
     def run(
-        command: Any, staff_id: str | None, idempotency: Idempotency | None
+        command: Any, staff: Principal, idempotency: Idempotency | None
     ) -> CommandAnswer:
-        return service.handle(
-            command, actor=actor_of(staff_id), idempotency=idempotency
-        )
+        return service.handle(command, actor=staff.actor, idempotency=idempotency)
 
     @router.post("/cases/{case_id}/reviews", status_code=201, response_model=CommandOut)
     def arrange_review(
         case_id: str,
         body: ArrangeReviewBody,
         idempotency: IdempotencyKey,
-        staff_id: StaffIdHeader = None,
+        staff: Principal = may_write,
     ) -> JSONResponse:
         fields = body.model_dump()
         command = ArrangeReview(
@@ -157,7 +241,7 @@ def _routes(service: ReviewsService) -> APIRouter:
             review_id=new_review_id(),
             **{**fields, "invitee_roles": tuple(fields["invitee_roles"])},
         )
-        result = run(command, staff_id, idempotency)
+        result = run(command, staff, idempotency)
         location = f"/cases/{case_id}/reviews/{result.body['review_id']}"
         return command_response(result, 201, {"Location": location})
 
@@ -169,10 +253,10 @@ def _routes(service: ReviewsService) -> APIRouter:
         review_id: str,
         body: RearrangeReviewBody,
         idempotency: IdempotencyKey,
-        staff_id: StaffIdHeader = None,
+        staff: Principal = may_write,
     ) -> JSONResponse:
         command = RearrangeReview(case_id, review_id, **body.model_dump())
-        return command_response(run(command, staff_id, idempotency), 200)
+        return command_response(run(command, staff, idempotency), 200)
 
     @router.post(
         "/cases/{case_id}/reviews/{review_id}/papers", response_model=CommandOut
@@ -182,10 +266,10 @@ def _routes(service: ReviewsService) -> APIRouter:
         review_id: str,
         body: PapersSentBody,
         idempotency: IdempotencyKey,
-        staff_id: StaffIdHeader = None,
+        staff: Principal = may_write,
     ) -> JSONResponse:
         command = RecordPapersSent(case_id, review_id, body.sent_on)
-        return command_response(run(command, staff_id, idempotency), 200)
+        return command_response(run(command, staff, idempotency), 200)
 
     @router.post(
         "/cases/{case_id}/reviews/{review_id}/meeting", response_model=CommandOut
@@ -195,7 +279,7 @@ def _routes(service: ReviewsService) -> APIRouter:
         review_id: str,
         body: ReviewHeldBody,
         idempotency: IdempotencyKey,
-        staff_id: StaffIdHeader = None,
+        staff: Principal = may_record_school_act,
     ) -> JSONResponse:
         command = RecordReviewHeld(
             case_id,
@@ -205,7 +289,7 @@ def _routes(service: ReviewsService) -> APIRouter:
             child_views_gathered=body.child_views_gathered,
             recommendations=body.recommendations,
         )
-        return command_response(run(command, staff_id, idempotency), 200)
+        return command_response(run(command, staff, idempotency), 200)
 
     @router.post(
         "/cases/{case_id}/reviews/{review_id}/report", response_model=CommandOut
@@ -215,10 +299,10 @@ def _routes(service: ReviewsService) -> APIRouter:
         review_id: str,
         body: ReportReceivedBody,
         idempotency: IdempotencyKey,
-        staff_id: StaffIdHeader = None,
+        staff: Principal = may_record_school_act,
     ) -> JSONResponse:
         command = RecordReportReceived(case_id, review_id, body.received_on)
-        return command_response(run(command, staff_id, idempotency), 200)
+        return command_response(run(command, staff, idempotency), 200)
 
     @router.post(
         "/cases/{case_id}/reviews/{review_id}/decision", response_model=CommandOut
@@ -228,10 +312,10 @@ def _routes(service: ReviewsService) -> APIRouter:
         review_id: str,
         body: ReviewDecisionBody,
         idempotency: IdempotencyKey,
-        staff_id: StaffIdHeader = None,
+        staff: Principal = may_decide,
     ) -> JSONResponse:
         command = DecideReview(case_id, review_id, **body.model_dump())
-        return command_response(run(command, staff_id, idempotency), 200)
+        return command_response(run(command, staff, idempotency), 200)
 
     @router.post(
         "/cases/{case_id}/reviews/{review_id}/referrals", response_model=CommandOut
@@ -241,17 +325,17 @@ def _routes(service: ReviewsService) -> APIRouter:
         review_id: str,
         body: ReferralsMadeBody,
         idempotency: IdempotencyKey,
-        staff_id: StaffIdHeader = None,
+        staff: Principal = may_write,
     ) -> JSONResponse:
         command = RecordReferralsMade(case_id, review_id, body.made_on)
-        return command_response(run(command, staff_id, idempotency), 200)
+        return command_response(run(command, staff, idempotency), 200)
 
     @router.post("/schools/{urn}/review-lists")
     def record_review_list_sent(
         urn: Annotated[int, Path(ge=URN_MIN, le=URN_MAX)],
         body: ReviewListSentBody,
         idempotency: IdempotencyKey,
-        staff_id: StaffIdHeader = None,
+        staff: Principal = may_send_list,
     ) -> JSONResponse:
         result = service.send_review_list(
             urn,
@@ -259,7 +343,7 @@ def _routes(service: ReviewsService) -> APIRouter:
             body.term_end,
             body.sent_on,
             include_overdue=body.include_overdue,
-            actor=actor_of(staff_id),
+            actor=staff.actor,
             idempotency=idempotency,
         )
         return command_response(result, 200)
@@ -273,14 +357,18 @@ def _routes(service: ReviewsService) -> APIRouter:
         case_id: str,
         body: InterimReviewRequestBody,
         idempotency: IdempotencyKey,
-        staff_id: StaffIdHeader = None,
+        staff: Principal = may_write,
     ) -> JSONResponse:
         command = RequestInterimReview(case_id, **body.model_dump())
-        return command_response(run(command, staff_id, idempotency), 201)
+        return command_response(run(command, staff, idempotency), 201)
 
     @router.get("/cases/{case_id}", response_model=CaseOut)
-    def read_case(case_id: str) -> CaseOut:
-        return CaseOut.of(service.case(case_id))
+    def read_case(
+        case_id: str, request: Request, staff: Principal = may_read
+    ) -> CaseOut:
+        found = service.case(case_id)
+        auth.record_read(request, staff, case_id, PERSONAL_FIELDS)
+        return CaseOut.of(found)
 
     @router.get("/schools/{urn}/upcoming-reviews", response_model=UpcomingReviewsOut)
     def school_upcoming_reviews(
@@ -288,6 +376,7 @@ def _routes(service: ReviewsService) -> APIRouter:
         term_start: date,
         term_end: date,
         include_overdue: bool = False,
+        staff: Principal = may_read_school_list,
     ) -> UpcomingReviewsOut:
         rows = service.upcoming_reviews(
             term_start,
@@ -296,7 +385,7 @@ def _routes(service: ReviewsService) -> APIRouter:
             include_overdue=include_overdue,
             fields=("query.term_start", "query.term_end"),
         )
-        return _listed(term_start, term_end, rows)
+        return _listed(term_start, term_end, _visible(auth, staff, rows))
 
     @router.get(
         "/coordinators/{coordinator_id}/upcoming-reviews",
@@ -307,6 +396,7 @@ def _routes(service: ReviewsService) -> APIRouter:
         first: Annotated[date, Query(alias="from")],
         last: Annotated[date, Query(alias="to")],
         include_overdue: bool = False,
+        staff: Principal = may_read_coordinator_list,
     ) -> UpcomingReviewsOut:
         rows = service.upcoming_reviews(
             first,
@@ -315,7 +405,7 @@ def _routes(service: ReviewsService) -> APIRouter:
             include_overdue=include_overdue,
             fields=("query.from", "query.to"),
         )
-        return _listed(first, last, rows)
+        return _listed(first, last, _visible(auth, staff, rows))
 
     return router
 
@@ -389,6 +479,9 @@ def create_app(
     if settings.subscribers_enabled:
         checks["subscribers"] = alive("subscribers")
 
+    auth = ServiceAuth.from_settings(
+        settings, POLICY, store=store, case_scope=case_scope_of(store)
+    )
     app = create_service_app(
         SERVICE_NAME,
         readiness_checks=checks,
@@ -396,7 +489,8 @@ def create_app(
         lifespan=lifespan,
         description="The annual review cycle of EHC plans, and interim reviews.",
     )
+    auth.install(app)
     app.state.reviews = service
     app.state.store = store
-    app.include_router(_routes(service))
+    app.include_router(_routes(service, auth))
     return app
