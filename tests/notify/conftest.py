@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from notify_factories import FakeClock, FakeSender, directory
+from notify_factories import FakeClock, FakeSender, seed
 
 from notify.adapters.memory_db import InMemoryNotifyDatabase
 from notify.adapters.sqlite_db import NotifySQLiteDatabase
@@ -49,7 +49,8 @@ def policy() -> RetryPolicy:
 
 @pytest.fixture
 def handlers(db: NotifyDatabase, clock: FakeClock) -> NotifyHandlers:
-    return NotifyHandlers(db, directory(), now=clock)
+    seed(db)
+    return NotifyHandlers(db, now=clock)
 
 
 @pytest.fixture

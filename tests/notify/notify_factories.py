@@ -17,18 +17,44 @@ from notify.application.inbound import (
     COORDINATOR_ASSIGNED,
     InboundEvent,
 )
-from notify.application.ports import EmailSender, OutgoingEmail, SendFailure
+from notify.application.ports import (
+    EmailSender,
+    NotifyDatabase,
+    OutgoingEmail,
+    SendFailure,
+)
 from notify.domain.directory import StaffDirectory, StaffMember
+from notify.domain.preferences import Preferences
+
+SCHOOL_URN = 100234
+"""The synthetic school of the tests' cases."""
 
 COORDINATOR = StaffMember(
-    "ehcco-01", "Alex Coordinator", "alex.c@council.example", "ehcco", "mgr-01"
+    "ehcco-01",
+    "Alex Coordinator",
+    "alex.c@council.example",
+    "coordinator",
+    "mgr-01",
+    mobile="+447700900101",
 )
-MANAGER = StaffMember("mgr-01", "Sam Manager", "sam.m@council.example", "manager")
-LONE_COORDINATOR = StaffMember("ehcco-02", "Jo Solo", "jo.s@council.example", "ehcco")
+MANAGER = StaffMember(
+    "mgr-01", "Sam Manager", "sam.m@council.example", "manager", mobile="+447700900102"
+)
+LONE_COORDINATOR = StaffMember(
+    "ehcco-02", "Jo Solo", "jo.s@council.example", "coordinator"
+)
 ORPHAN_COORDINATOR = StaffMember(
-    "ehcco-03", "Ri Orphan", "ri.o@council.example", "ehcco", "mgr-gone"
+    "ehcco-03", "Ri Orphan", "ri.o@council.example", "coordinator", "mgr-gone"
 )
-STAFF = (COORDINATOR, MANAGER, LONE_COORDINATOR, ORPHAN_COORDINATOR)
+SENCO = StaffMember(
+    "senco-01",
+    "Pat Senco",
+    "pat.s@school.example",
+    "senco",
+    mobile="+447700900103",
+    school_urn=SCHOOL_URN,
+)
+STAFF = (COORDINATOR, MANAGER, LONE_COORDINATOR, ORPHAN_COORDINATOR, SENCO)
 
 LEGAL_BASIS = "SEND Regulations 2014, reg 5(1)"
 
@@ -37,11 +63,30 @@ def directory(members: Iterable[StaffMember] = STAFF) -> StaffDirectory:
     return StaffDirectory(members)
 
 
+def seed(
+    db: NotifyDatabase,
+    members: Iterable[StaffMember] = STAFF,
+    preferences: dict[str, Preferences] | None = None,
+) -> None:
+    """Put ``members`` (and any preferences) straight into notify's database."""
+    with db.transaction() as tx:
+        for member in members:
+            tx.put_staff(member)
+        for staff_id, chosen in (preferences or {}).items():
+            tx.put_preferences(staff_id, chosen)
+
+
 def write_directory_csv(path: Path, members: Iterable[StaffMember] = STAFF) -> Path:
-    lines = ["staff_id,name,email,role,manager_id"]
+    """A directory CSV of ``members``; a manager missing from it is left out, since
+    the import refuses a manager it cannot find."""
+    chosen = list(members)
+    ids = {m.staff_id for m in chosen}
+    lines = ["staff_id,name,email,role,manager_id,mobile,school_urn"]
     lines += [
-        f"{m.staff_id},{m.name},{m.email},{m.role},{m.manager_id or ''}"
-        for m in members
+        f"{m.staff_id},{m.name},{m.email},{m.role},"
+        f"{m.manager_id if m.manager_id in ids else ''},{m.mobile or ''},"
+        f"{m.school_urn or ''}"
+        for m in chosen
     ]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path

@@ -74,6 +74,8 @@ def test_an_approaching_clock_emails_the_coordinator_once(
         "recipient_role": "coordinator",
         "recipient_staff_id": COORDINATOR.staff_id,
         "attempts": 1,
+        "provider": "smtp",
+        "bundle_id": None,
         "corrects_alert_id": None,
     }
     assert COORDINATOR.email not in str(data)
@@ -298,14 +300,25 @@ def test_a_permanent_failure_is_a_failed_notification_at_once(
 
     report = delivery.deliver_due()
 
-    assert report.failed == 1
-    [(kind, data)] = notify_events(db, case)
+    assert (report.failed, report.sent) == (1, 1)
+    [(kind, data), (escalated, escalation)] = notify_events(db, case)
     assert kind == "NotificationFailed"
     assert data["failure"] == "permanent"
     assert data["status_code"] == 550
     assert data["attempts"] == 1
     assert COORDINATOR.email not in data["reason"]
     assert "<address>" in data["reason"]
+    # The coordinator was not reached, so their manager is told, with the alert.
+    assert (escalated, escalation["alert_kind"], escalation["recipient_role"]) == (
+        "NotificationSent",
+        "escalation",
+        "manager",
+    )
+    [to_manager] = sender.sent
+    assert to_manager.to_address == MANAGER.email
+    assert to_manager.subject.startswith("[SEND] Not delivered:")
+    assert "Alex Coordinator (ehcco-01)" in to_manager.body
+    assert "> [SEND] Due Mon 17 Feb 2025" in to_manager.body
 
 
 def test_retries_are_capped_then_the_alert_fails(
@@ -323,8 +336,11 @@ def test_retries_are_capped_then_the_alert_fails(
         delivery.deliver_due()
         clock.advance(minutes=5)
 
-    assert len(sender.attempts) == 3  # the policy's max_attempts
-    [(kind, data)] = notify_events(db, case)
+    # The policy's max_attempts, then the escalation to the manager: the scripted
+    # failures go on, so it is retried too.
+    assert [a.to_address for a in sender.attempts[:3]] == [COORDINATOR.email] * 3
+    assert {a.to_address for a in sender.attempts[3:]} == {MANAGER.email}
+    (kind, data), *_ = notify_events(db, case)
     assert (kind, data["failure"], data["attempts"]) == (
         "NotificationFailed",
         "retries_exhausted",

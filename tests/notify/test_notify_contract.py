@@ -28,6 +28,8 @@ def test_types_are_versioned_and_the_topic_is_notify_s() -> None:
     assert [m.EVENT_TYPE for m in contract.EVENT_MODELS] == [
         "send.notify.NotificationSent.v1",
         "send.notify.NotificationFailed.v1",
+        "send.notify.NotificationDelivered.v1",
+        "send.notify.NotificationDeliveryFailed.v1",
     ]
     for model in contract.EVENT_MODELS:
         check_event_type(model.EVENT_TYPE)

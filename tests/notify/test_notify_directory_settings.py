@@ -56,9 +56,9 @@ def test_every_bad_row_is_reported_at_once(tmp_path: Path) -> None:
         load_directory(path)
 
     message = str(error.value)
-    assert "line 2: 'not-an-address' is not an email address" in message
-    assert "line 3: empty staff_id" in message
-    assert "line 4: staff_id must be" in message
+    assert "line 2.email: 'not-an-address' is not an email address" in message
+    assert "line 3.staff_id: is empty" in message
+    assert "line 4.staff_id: must be 1 to 64 letters" in message
 
 
 def test_a_missing_column_or_file_says_how_to_fix_it(tmp_path: Path) -> None:
@@ -74,7 +74,7 @@ def test_a_missing_column_or_file_says_how_to_fix_it(tmp_path: Path) -> None:
 def test_a_repeated_staff_id_is_refused(tmp_path: Path) -> None:
     path = write_directory_csv(tmp_path / "staff.csv", [COORDINATOR, COORDINATOR])
 
-    with pytest.raises(DirectoryError, match="appears twice"):
+    with pytest.raises(DirectoryError, match="is already on line 2"):
         load_directory(path)
 
 

@@ -21,11 +21,12 @@ import pytest
 from aiosmtpd.controller import Controller
 from notify_factories import (
     COORDINATOR,
+    MANAGER,
     FakeClock,
     approaching,
     coordinator_assigned,
-    directory,
     new_case,
+    seed,
     write_directory_csv,
 )
 
@@ -79,7 +80,8 @@ def recorded(
 
 
 def alert_for_new_case(db: NotifySQLiteDatabase, clock: FakeClock) -> str:
-    handlers = NotifyHandlers(db, directory(), now=clock)
+    seed(db)
+    handlers = NotifyHandlers(db, now=clock)
     case = new_case()
     handlers.handle_intake_event(coordinator_assigned(case, COORDINATOR.staff_id))
     handlers.handle_deadlines_event(approaching(case))
@@ -168,20 +170,24 @@ def test_a_550_is_recorded_as_notification_failed(
     report = smtp_delivery(sqlite_db, catcher, clock).deliver_due()
 
     assert report.failed == 1
-    assert catcher.messages() == []
-    [(kind, data)] = recorded(sqlite_db, case)
+    # Only the escalation reached the server: to the coordinator's manager.
+    [escalation] = catcher.messages()
+    assert list(escalation.envelope_to) == [MANAGER.email]
+    (kind, data), (escalated, _) = recorded(sqlite_db, case)
     assert kind == "NotificationFailed"
     assert (data["failure"], data["status_code"], data["attempts"]) == (
         "permanent",
         550,
         1,
     )
+    assert escalated == "NotificationSent"
 
 
 def test_the_same_clock_event_delivered_twice_sends_one_email(
     catcher: MailCatcher, sqlite_db: NotifySQLiteDatabase, clock: FakeClock
 ) -> None:
-    handlers = NotifyHandlers(sqlite_db, directory(), now=clock)
+    seed(sqlite_db)
+    handlers = NotifyHandlers(sqlite_db, now=clock)
     delivery = smtp_delivery(sqlite_db, catcher, clock)
     case = new_case()
     handlers.handle_intake_event(coordinator_assigned(case, COORDINATOR.staff_id))

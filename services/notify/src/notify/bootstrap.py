@@ -1,23 +1,33 @@
 """The composition root: builds notify's parts from its settings, in one place.
 
-Entry points (the faust worker, the command line) and tests call ``build_runtime``;
-nothing else constructs adapters, so swapping one (a fake sender in a test, another
-database later) happens here only.
+Entry points (the faust worker, the HTTP API, the command line) and tests call
+``build_runtime``; nothing else constructs adapters, so swapping one (a fake provider
+in a test, another database later) happens here only. At start-up it imports the
+directory CSV (``NOTIFY_DIRECTORY_CSV``) if that file changed since the last import.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from notify.adapters.directory_csv import load_directory
-from notify.adapters.smtp import SMTPEmailSender
+from notify.adapters.directory_csv import read_directory_csv
+from notify.adapters.govuk_notify import GovukNotifyProvider
+from notify.adapters.smtp import SMTPEmailSender, SMTPProvider
 from notify.adapters.sqlite_db import NotifySQLiteDatabase, sqlite_path
 from notify.application.delivery import Delivery, DeliveryThread
 from notify.application.handlers import NotifyHandlers
-from notify.application.ports import EmailSender
-from notify.domain.directory import StaffDirectory
+from notify.application.ports import EmailSender, MessageProvider
+from notify.application.receipts import Receipts
+from notify.application.schedule import Scheduler
+from notify.application.staff import StaffService
+from notify.domain.alerts import Provider
 from notify.settings import NotifySettings
+from sendkit.events import utcnow
+
+log = logging.getLogger(__name__)
 
 
 def smtp_sender(settings: NotifySettings) -> SMTPEmailSender:
@@ -32,20 +42,61 @@ def smtp_sender(settings: NotifySettings) -> SMTPEmailSender:
     )
 
 
+def govuk_provider(settings: NotifySettings) -> GovukNotifyProvider | None:
+    """The GOV.UK Notify provider, if an API key is configured."""
+    if settings.govuk_api_key is None:
+        return None
+    return GovukNotifyProvider(
+        settings.govuk_api_key.get_secret_value(),
+        base_url=settings.govuk_base_url,
+        email_template_id=settings.govuk_email_template_id,
+        sms_template_id=settings.govuk_sms_template_id,
+        timeout=settings.govuk_timeout_seconds,
+    )
+
+
+class _Throttled:
+    """Runs ``action`` at most once per ``interval`` seconds of the clock given."""
+
+    def __init__(
+        self,
+        action: Callable[[], object],
+        interval: float,
+        now: Callable[[], datetime],
+    ) -> None:
+        self._action = action
+        self._interval = timedelta(seconds=interval)
+        self._now = now
+        self._last: datetime | None = None
+
+    def __call__(self) -> object:
+        moment = self._now()
+        if self._last is not None and moment - self._last < self._interval:
+            return None
+        self._last = moment
+        return self._action()
+
+
 @dataclass
 class NotifyRuntime:
-    """Notify's parts, wired: database, directory, handlers and delivery."""
+    """Notify's parts, wired: database, handlers, delivery, scheduler, directory."""
 
     settings: NotifySettings
     db: NotifySQLiteDatabase
-    directory: StaffDirectory
     handlers: NotifyHandlers
     delivery: Delivery
+    scheduler: Scheduler
+    staff: StaffService
+    receipts: Receipts
     delivery_thread: DeliveryThread = field(init=False)
 
     def __post_init__(self) -> None:
         self.delivery_thread = DeliveryThread(
-            self.delivery, poll_interval=self.settings.delivery_poll_seconds
+            self.delivery,
+            poll_interval=self.settings.delivery_poll_seconds,
+            schedule=_Throttled(
+                self.scheduler.run, self.settings.schedule_interval_seconds, utcnow
+            ),
         )
 
     def close(self) -> None:
@@ -54,23 +105,67 @@ class NotifyRuntime:
 
 
 def build_runtime(
-    settings: NotifySettings, *, sender: EmailSender | None = None
+    settings: NotifySettings,
+    *,
+    sender: EmailSender | None = None,
+    providers: Mapping[Provider, MessageProvider] | None = None,
+    now: Callable[[], datetime] = utcnow,
+    import_directory: bool = True,
 ) -> NotifyRuntime:
-    """Open the database, load the directory and wire the handlers and delivery."""
-    directory = load_directory(settings.directory_csv)
+    """Open the database, import the directory CSV if it changed, wire the parts."""
     db = NotifySQLiteDatabase(sqlite_path(settings.database_url))
-    delivery = Delivery(
-        db,
-        sender or smtp_sender(settings),
-        from_address=settings.from_address,
-        message_id_domain=settings.message_domain,
-        policy=settings.retry_policy,
-        claim_lease=timedelta(seconds=settings.claim_lease_seconds),
-    )
+    try:
+        staff = StaffService(db)
+        if import_directory and settings.directory_csv is not None:
+            path = settings.directory_csv
+            result = staff.import_csv_if_changed(read_directory_csv(path), str(path))
+            if result is not None:
+                log.info(
+                    "staff directory CSV imported",
+                    extra={"path": str(path), "rows": result.imported},
+                )
+        routing = settings.routing
+        chosen: dict[Provider, MessageProvider] = {
+            Provider.SMTP: SMTPProvider(sender or smtp_sender(settings))
+        }
+        govuk = govuk_provider(settings)
+        if govuk is not None:
+            chosen[Provider.GOVUK_NOTIFY] = govuk
+        chosen.update(providers or {})
+        delivery = Delivery(
+            db,
+            from_address=settings.from_address,
+            message_id_domain=settings.message_domain,
+            providers=chosen,
+            policy=settings.retry_policy,
+            claim_lease=timedelta(seconds=settings.claim_lease_seconds),
+            routing=routing,
+            now=now,
+        )
+        scheduler = Scheduler(
+            db,
+            routing=routing,
+            digest_time=settings.digest_time,
+            terms=settings.terms(),
+            list_lead_working_days=settings.senco_list_lead_working_days,
+            now=now,
+        )
+        handlers = NotifyHandlers(
+            db,
+            routing=routing,
+            digest_time=settings.digest_time,
+            default_preferences=settings.default_preferences,
+            now=now,
+        )
+    except BaseException:
+        db.close()
+        raise
     return NotifyRuntime(
         settings=settings,
         db=db,
-        directory=directory,
-        handlers=NotifyHandlers(db, directory),
+        handlers=handlers,
         delivery=delivery,
+        scheduler=scheduler,
+        staff=staff,
+        receipts=Receipts(db, routing=routing, now=now),
     )

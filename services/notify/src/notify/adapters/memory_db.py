@@ -13,7 +13,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 
 from notify.adapters.sqlite_db import NOTIFY_SOURCE
 from notify.application.ports import (
@@ -21,8 +21,11 @@ from notify.application.ports import (
     HeldNotice,
     NotifyDatabase,
     NotifyTransaction,
+    ReviewDue,
 )
 from notify.domain.delivery import AlertStatus
+from notify.domain.directory import StaffMember
+from notify.domain.preferences import Preferences
 from notify.errors import LedgerError
 from sendkit.store.base import Transaction
 from sendkit.store.memory import InMemoryEventStore
@@ -31,10 +34,22 @@ _LIVE = (AlertStatus.PENDING, AlertStatus.SENDING)
 
 
 @dataclass
+class _CaseSchool:
+    request_school_urn: int | None = None
+    setting_urn: int | None = None
+    meeting_on: date | None = None
+
+
+@dataclass
 class _Tables:
     alerts: dict[str, AlertRecord] = field(default_factory=dict)
     coordinators: dict[str, str | None] = field(default_factory=dict)
     held: dict[str, HeldNotice] = field(default_factory=dict)
+    meta: dict[str, str] = field(default_factory=dict)
+    staff: dict[str, StaffMember] = field(default_factory=dict)
+    preferences: dict[str, Preferences] = field(default_factory=dict)
+    schools: dict[str, _CaseSchool] = field(default_factory=dict)
+    reviews: dict[tuple[str, str], ReviewDue] = field(default_factory=dict)
 
 
 class _MemoryNotifyTransaction(NotifyTransaction):
@@ -45,6 +60,91 @@ class _MemoryNotifyTransaction(NotifyTransaction):
     @property
     def events(self) -> Transaction:
         return self._events
+
+    def get_meta(self, key: str) -> str | None:
+        return self._t.meta.get(key)
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._t.meta[key] = value
+
+    def get_staff(self, staff_id: str) -> StaffMember | None:
+        return self._t.staff.get(staff_id)
+
+    def put_staff(self, member: StaffMember) -> bool:
+        new = member.staff_id not in self._t.staff
+        self._t.staff[member.staff_id] = member
+        return new
+
+    def delete_staff(self, staff_id: str) -> bool:
+        self._t.preferences.pop(staff_id, None)
+        return self._t.staff.pop(staff_id, None) is not None
+
+    def list_staff(
+        self, *, role: str | None = None, school_urn: int | None = None
+    ) -> list[StaffMember]:
+        return [
+            m
+            for _, m in sorted(self._t.staff.items())
+            if (role is None or m.role == role)
+            and (school_urn is None or m.school_urn == school_urn)
+        ]
+
+    def managed_by(self, manager_id: str) -> list[str]:
+        return sorted(
+            m.staff_id for m in self._t.staff.values() if m.manager_id == manager_id
+        )
+
+    def get_preferences(self, staff_id: str) -> Preferences | None:
+        return self._t.preferences.get(staff_id)
+
+    def put_preferences(self, staff_id: str, preferences: Preferences) -> None:
+        self._t.preferences[staff_id] = preferences
+
+    def set_request_school(self, case_id: str, school_urn: int) -> None:
+        self._t.schools.setdefault(
+            case_id, _CaseSchool()
+        ).request_school_urn = school_urn
+
+    def set_setting(self, case_id: str, school_urn: int) -> None:
+        self._t.schools.setdefault(case_id, _CaseSchool()).setting_urn = school_urn
+
+    def school_of(self, case_id: str) -> int | None:
+        found = self._t.schools.get(case_id)
+        if found is None:
+            return None
+        if found.setting_urn is not None:
+            return found.setting_urn
+        return found.request_school_urn
+
+    def set_meeting(self, case_id: str, meeting_on: date | None) -> None:
+        self._t.schools.setdefault(case_id, _CaseSchool()).meeting_on = meeting_on
+
+    def open_review(self, due: ReviewDue) -> None:
+        self._t.reviews[(due.case_id, due.clock_id)] = due
+
+    def close_review(self, case_id: str, clock_id: str) -> None:
+        self._t.reviews.pop((case_id, clock_id), None)
+
+    def reviews_due(self, first: date, last: date) -> list[ReviewDue]:
+        found = []
+        for due in self._t.reviews.values():
+            if not first <= due.due_on <= last:
+                continue
+            school = self._t.schools.get(due.case_id)
+            found.append(
+                ReviewDue(
+                    case_id=due.case_id,
+                    clock_id=due.clock_id,
+                    due_on=due.due_on,
+                    legal_basis=due.legal_basis,
+                    school_urn=self.school_of(due.case_id),
+                    meeting_on=school.meeting_on if school else None,
+                )
+            )
+        return sorted(
+            found,
+            key=lambda d: (d.school_urn or 0, d.due_on, d.case_id, d.clock_id),
+        )
 
     def set_coordinator(self, case_id: str, coordinator_id: str | None) -> None:
         self._t.coordinators[case_id] = coordinator_id
@@ -115,6 +215,28 @@ class _MemoryNotifyTransaction(NotifyTransaction):
             for a in self._t.alerts.values()
             if a.status is AlertStatus.SENDING
         ]
+
+    def held_alerts(self, up_to: date) -> list[AlertRecord]:
+        return [
+            copy.deepcopy(a)
+            for a in self._t.alerts.values()
+            if a.status is AlertStatus.HELD
+            and a.digest_on is not None
+            and a.digest_on <= up_to
+        ]
+
+    def bundle_items(self, bundle_id: str) -> list[AlertRecord]:
+        return [
+            copy.deepcopy(a)
+            for a in self._t.alerts.values()
+            if a.bundle_id == bundle_id
+        ]
+
+    def alert_by_provider_id(self, provider_id: str) -> AlertRecord | None:
+        for alert in self._t.alerts.values():
+            if alert.provider_id == provider_id:
+                return copy.deepcopy(alert)
+        return None
 
     def count_by_status(self) -> dict[AlertStatus, int]:
         counts: dict[AlertStatus, int] = {}

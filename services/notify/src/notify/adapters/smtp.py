@@ -4,8 +4,8 @@ One connection per email: alerts are few, and a fresh connection cannot carry a
 half-finished conversation from an earlier failure into the next send. The answer is
 typed: SMTP 4xx replies, refused or dropped connections and timeouts are retryable;
 5xx replies are permanent. Once the server has accepted the message (250 after
-DATA), nothing that happens while saying goodbye turns the send into a failure, since
-a retry then would deliver a second copy.
+DATA), the send is "sent", and nothing that happens while saying goodbye turns it
+into a failure, since a retry then would deliver a second copy.
 
 Blocking by nature: the delivery calls it from its own thread.
 """
@@ -20,6 +20,7 @@ from email.utils import formatdate
 
 from notify.application.ports import (
     EmailSender,
+    EmailSenderProvider,
     OutgoingEmail,
     PermanentSendFailure,
     RetryableSendFailure,
@@ -27,6 +28,8 @@ from notify.application.ports import (
 )
 
 log = logging.getLogger(__name__)
+
+__all__ = ["SMTPEmailSender", "SMTPProvider", "build_message"]
 
 
 def build_message(email: OutgoingEmail) -> EmailMessage:
@@ -116,3 +119,7 @@ class SMTPEmailSender(EmailSender):
         except (OSError, smtplib.SMTPException):
             log.debug("SMTP QUIT failed after the send; the answer stands")
             smtp.close()
+
+
+class SMTPProvider(EmailSenderProvider):
+    """SMTP as the email provider: an ``SMTPEmailSender`` behind the provider port."""

@@ -1,20 +1,20 @@
 """Notify's database in one SQLite file: the kernel's event store plus notify's tables.
 
 The file holds the kernel's event store (notify's own events, the outbox the relay
-publishes, and the ids of consumed messages) and three tables of notify's: the alert
-ledger, the case-to-coordinator read model and the notices held for a coordinator. A
-``NotifySQLiteDatabase`` transaction runs its statements on the connection of the
-store's own transaction, so an alert's new status and the event that reports it
-commit together.
+publishes, and the ids of consumed messages) and notify's tables: the alert ledger,
+the staff directory and preferences, the read model of other services' facts (each
+case's coordinator, school and open annual review clocks) and the notices held for a
+coordinator. A ``NotifySQLiteDatabase`` transaction runs its statements on the
+connection of the store's own transaction (``SQLiteTransaction.connection``), so an
+alert's new status and the event that reports it commit together.
 
-The ledger's tables carry their own schema version (``notify_meta``); the event store
-keeps its own in ``PRAGMA user_version``. Times are stored as UTC ISO-8601 text with
-microseconds, so text order is time order.
+The tables carry their own schema version (``notify_meta``); the event store keeps its
+own in ``PRAGMA user_version``. Opening a file of an older version adds what it lacks
+(new tables, new nullable columns) in the opening transaction. Times are stored as UTC
+ISO-8601 text with microseconds, so text order is time order.
 
-This adapter reaches the store's per-thread connection through the store's
-``_connection()`` method, because the kernel offers no public way yet to run extra
-statements in a store transaction; a change to that method breaks the atomicity test
-in ``tests/notify`` rather than passing silently.
+Several processes may open the same file (the worker and the HTTP API): every
+transaction takes the file's write lock first, so they never interleave.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import json
 import sqlite3
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,15 +32,24 @@ from notify.application.ports import (
     HeldNotice,
     NotifyDatabase,
     NotifyTransaction,
+    ReviewDue,
 )
-from notify.domain.alerts import AlertKind, Channel, ClockNotice, RecipientRole
+from notify.domain.alerts import (
+    AlertKind,
+    Channel,
+    ClockNotice,
+    Provider,
+    RecipientRole,
+)
 from notify.domain.delivery import AlertStatus
+from notify.domain.directory import StaffMember
+from notify.domain.preferences import Preferences
 from notify.errors import ConfigurationError, LedgerError
 from sendkit.store.base import StoreError, Transaction
-from sendkit.store.sqlite import SQLiteEventStore
+from sendkit.store.sqlite import SQLiteEventStore, SQLiteTransaction
 
 NOTIFY_SOURCE = "/send/notify"
-LEDGER_SCHEMA_VERSION = 1
+LEDGER_SCHEMA_VERSION = 2
 
 _LEDGER_SCHEMA = """
 CREATE TABLE IF NOT EXISTS notify_meta (
@@ -87,14 +96,66 @@ CREATE TABLE IF NOT EXISTS notify_held_notices (
     correlation_id TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS notify_held_by_case ON notify_held_notices (case_id);
+CREATE TABLE IF NOT EXISTS notify_staff (
+    staff_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    email TEXT NOT NULL,
+    role TEXT NOT NULL,
+    manager_id TEXT,
+    mobile TEXT,
+    school_urn INTEGER,
+    updated_at TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS notify_staff_by_school ON notify_staff (role, school_urn);
+CREATE INDEX IF NOT EXISTS notify_staff_by_manager ON notify_staff (manager_id);
+CREATE TABLE IF NOT EXISTS notify_preferences (
+    staff_id TEXT PRIMARY KEY,
+    preferences TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS notify_case_schools (
+    case_id TEXT PRIMARY KEY,
+    request_school_urn INTEGER,
+    setting_urn INTEGER,
+    meeting_on TEXT,
+    updated_at TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS notify_review_dues (
+    case_id TEXT NOT NULL,
+    clock_id TEXT NOT NULL,
+    due_on TEXT NOT NULL,
+    legal_basis TEXT NOT NULL,
+    PRIMARY KEY (case_id, clock_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS notify_review_dues_by_day ON notify_review_dues (due_on);
+"""
+
+_ADDED_ALERT_COLUMNS = (
+    ("provider", "TEXT NOT NULL DEFAULT 'smtp'"),
+    ("quiet_hours", "TEXT"),
+    ("bundle_id", "TEXT"),
+    ("covers", "TEXT"),
+    ("digest_on", "TEXT"),
+    ("personalisation", "TEXT"),
+    ("provider_id", "TEXT"),
+    ("delivery_status", "TEXT"),
+)
+"""Columns of notify_alerts added in schema 2, added to a file of schema 1."""
+
+_SCHEMA_2_INDEXES = """
+CREATE INDEX IF NOT EXISTS notify_alerts_by_bundle ON notify_alerts (bundle_id);
+CREATE INDEX IF NOT EXISTS notify_alerts_by_provider_id ON notify_alerts (provider_id);
 """
 
 _ALERT_COLUMNS = (
     "alert_id, source_event_id, case_id, kind, channel, role, staff_id, address, "
     "subject, body, notice, correlation_id, created_at, status, attempts, "
-    "next_attempt_at, last_error, corrects, withdrawal, updated_at"
+    "next_attempt_at, last_error, corrects, withdrawal, updated_at, provider, "
+    "quiet_hours, bundle_id, covers, digest_on, personalisation, provider_id, "
+    "delivery_status"
 )
 _LIVE = (AlertStatus.PENDING.value, AlertStatus.SENDING.value)
+_STAFF_COLUMNS = "staff_id, name, email, role, manager_id, mobile, school_urn"
 
 
 def _ts(value: datetime | None) -> str | None:
@@ -109,8 +170,16 @@ def _dt(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value)
 
 
+def _day(value: str | None) -> date | None:
+    return None if value is None else date.fromisoformat(value)
+
+
 def _json(value: dict[str, Any] | None) -> str | None:
     return None if value is None else json.dumps(value, separators=(",", ":"))
+
+
+def _loads(value: str | None) -> Any:
+    return None if value is None else json.loads(value)
 
 
 def _row_to_alert(row: sqlite3.Row) -> AlertRecord:
@@ -133,8 +202,16 @@ def _row_to_alert(row: sqlite3.Row) -> AlertRecord:
         next_attempt_at=_dt(row["next_attempt_at"]),
         last_error=row["last_error"],
         corrects=row["corrects"],
-        withdrawal=None if row["withdrawal"] is None else json.loads(row["withdrawal"]),
+        withdrawal=_loads(row["withdrawal"]),
         updated_at=_dt(row["updated_at"]),
+        provider=Provider(row["provider"]),
+        quiet_hours=row["quiet_hours"],
+        bundle_id=row["bundle_id"],
+        covers=row["covers"],
+        digest_on=_day(row["digest_on"]),
+        personalisation=_loads(row["personalisation"]),
+        provider_id=row["provider_id"],
+        delivery_status=row["delivery_status"],
     )
 
 
@@ -160,7 +237,31 @@ def _alert_values(alert: AlertRecord) -> tuple[Any, ...]:
         alert.corrects,
         _json(alert.withdrawal),
         _ts(alert.updated_at),
+        alert.provider.value,
+        alert.quiet_hours,
+        alert.bundle_id,
+        alert.covers,
+        alert.digest_on.isoformat() if alert.digest_on else None,
+        _json(alert.personalisation),
+        alert.provider_id,
+        alert.delivery_status,
     )
+
+
+def _row_to_member(row: sqlite3.Row) -> StaffMember:
+    return StaffMember(
+        staff_id=row["staff_id"],
+        name=row["name"],
+        email=row["email"],
+        role=row["role"],
+        manager_id=row["manager_id"],
+        mobile=row["mobile"],
+        school_urn=row["school_urn"],
+    )
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
 class _LedgerEventStore(SQLiteEventStore):
@@ -168,8 +269,8 @@ class _LedgerEventStore(SQLiteEventStore):
 
     def __init__(self, path: str | Path, source: str) -> None:
         super().__init__(path, source)
-        with self.transaction():
-            db = self.current_connection()
+        with self.transaction() as tx:
+            db = tx.connection
             for statement in _LEDGER_SCHEMA.split(";"):
                 if statement.strip():
                     db.execute(statement)
@@ -181,15 +282,22 @@ class _LedgerEventStore(SQLiteEventStore):
                     f"{path} has notify ledger schema {row['value']}, newer than this "
                     f"code's {LEDGER_SCHEMA_VERSION}: run the newer notify version"
                 )
+            present = {
+                r["name"] for r in db.execute("PRAGMA table_info(notify_alerts)")
+            }
+            for column, declaration in _ADDED_ALERT_COLUMNS:
+                if column not in present:
+                    db.execute(
+                        f"ALTER TABLE notify_alerts ADD COLUMN {column} {declaration}"
+                    )
+            for statement in _SCHEMA_2_INDEXES.split(";"):
+                if statement.strip():
+                    db.execute(statement)
             db.execute(
                 "INSERT OR REPLACE INTO notify_meta (key, value) "
                 "VALUES ('schema_version', ?)",
                 (str(LEDGER_SCHEMA_VERSION),),
             )
-
-    def current_connection(self) -> sqlite3.Connection:
-        """This thread's connection: the one a transaction open here runs on."""
-        return self._connection()
 
 
 class _SQLiteNotifyTransaction(NotifyTransaction):
@@ -200,6 +308,166 @@ class _SQLiteNotifyTransaction(NotifyTransaction):
     @property
     def events(self) -> Transaction:
         return self._events
+
+    def get_meta(self, key: str) -> str | None:
+        row = self._db.execute(
+            "SELECT value FROM notify_meta WHERE key = ?", (key,)
+        ).fetchone()
+        return None if row is None else str(row["value"])
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO notify_meta (key, value) VALUES (?, ?)",
+            (key, value),
+        )
+
+    def get_staff(self, staff_id: str) -> StaffMember | None:
+        row = self._db.execute(
+            f"SELECT {_STAFF_COLUMNS} FROM notify_staff WHERE staff_id = ?",
+            (staff_id,),
+        ).fetchone()
+        return None if row is None else _row_to_member(row)
+
+    def put_staff(self, member: StaffMember) -> bool:
+        new = self.get_staff(member.staff_id) is None
+        self._db.execute(
+            f"INSERT OR REPLACE INTO notify_staff ({_STAFF_COLUMNS}, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                member.staff_id,
+                member.name,
+                member.email,
+                member.role,
+                member.manager_id,
+                member.mobile,
+                member.school_urn,
+                _now(),
+            ),
+        )
+        return new
+
+    def delete_staff(self, staff_id: str) -> bool:
+        self._db.execute(
+            "DELETE FROM notify_preferences WHERE staff_id = ?", (staff_id,)
+        )
+        cursor = self._db.execute(
+            "DELETE FROM notify_staff WHERE staff_id = ?", (staff_id,)
+        )
+        return cursor.rowcount > 0
+
+    def list_staff(
+        self, *, role: str | None = None, school_urn: int | None = None
+    ) -> list[StaffMember]:
+        clauses: list[str] = []
+        values: list[object] = []
+        if role is not None:
+            clauses.append("role = ?")
+            values.append(role)
+        if school_urn is not None:
+            clauses.append("school_urn = ?")
+            values.append(school_urn)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self._db.execute(
+            f"SELECT {_STAFF_COLUMNS} FROM notify_staff{where} ORDER BY staff_id",
+            values,
+        ).fetchall()
+        return [_row_to_member(row) for row in rows]
+
+    def managed_by(self, manager_id: str) -> list[str]:
+        rows = self._db.execute(
+            "SELECT staff_id FROM notify_staff WHERE manager_id = ? ORDER BY staff_id",
+            (manager_id,),
+        ).fetchall()
+        return [row["staff_id"] for row in rows]
+
+    def get_preferences(self, staff_id: str) -> Preferences | None:
+        row = self._db.execute(
+            "SELECT preferences FROM notify_preferences WHERE staff_id = ?",
+            (staff_id,),
+        ).fetchone()
+        return None if row is None else Preferences.from_dict(json.loads(row[0]))
+
+    def put_preferences(self, staff_id: str, preferences: Preferences) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO notify_preferences"
+            " (staff_id, preferences, updated_at) VALUES (?, ?, ?)",
+            (staff_id, json.dumps(preferences.to_dict()), _now()),
+        )
+
+    def _school_row(self, case_id: str) -> None:
+        self._db.execute(
+            "INSERT OR IGNORE INTO notify_case_schools (case_id, updated_at)"
+            " VALUES (?, ?)",
+            (case_id, _now()),
+        )
+
+    def set_request_school(self, case_id: str, school_urn: int) -> None:
+        self._school_row(case_id)
+        self._db.execute(
+            "UPDATE notify_case_schools SET request_school_urn = ?, updated_at = ?"
+            " WHERE case_id = ?",
+            (school_urn, _now(), case_id),
+        )
+
+    def set_setting(self, case_id: str, school_urn: int) -> None:
+        self._school_row(case_id)
+        self._db.execute(
+            "UPDATE notify_case_schools SET setting_urn = ?, updated_at = ?"
+            " WHERE case_id = ?",
+            (school_urn, _now(), case_id),
+        )
+
+    def school_of(self, case_id: str) -> int | None:
+        row = self._db.execute(
+            "SELECT COALESCE(setting_urn, request_school_urn) FROM notify_case_schools"
+            " WHERE case_id = ?",
+            (case_id,),
+        ).fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
+    def set_meeting(self, case_id: str, meeting_on: date | None) -> None:
+        self._school_row(case_id)
+        self._db.execute(
+            "UPDATE notify_case_schools SET meeting_on = ?, updated_at = ?"
+            " WHERE case_id = ?",
+            (meeting_on.isoformat() if meeting_on else None, _now(), case_id),
+        )
+
+    def open_review(self, due: ReviewDue) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO notify_review_dues"
+            " (case_id, clock_id, due_on, legal_basis) VALUES (?, ?, ?, ?)",
+            (due.case_id, due.clock_id, due.due_on.isoformat(), due.legal_basis),
+        )
+
+    def close_review(self, case_id: str, clock_id: str) -> None:
+        self._db.execute(
+            "DELETE FROM notify_review_dues WHERE case_id = ? AND clock_id = ?",
+            (case_id, clock_id),
+        )
+
+    def reviews_due(self, first: date, last: date) -> list[ReviewDue]:
+        rows = self._db.execute(
+            "SELECT d.case_id, d.clock_id, d.due_on, d.legal_basis,"
+            " COALESCE(s.setting_urn, s.request_school_urn) AS school_urn,"
+            " s.meeting_on"
+            " FROM notify_review_dues d"
+            " LEFT JOIN notify_case_schools s ON s.case_id = d.case_id"
+            " WHERE d.due_on BETWEEN ? AND ?",
+            (first.isoformat(), last.isoformat()),
+        ).fetchall()
+        found = [
+            ReviewDue(
+                case_id=row["case_id"],
+                clock_id=row["clock_id"],
+                due_on=date.fromisoformat(row["due_on"]),
+                legal_basis=row["legal_basis"],
+                school_urn=row["school_urn"],
+                meeting_on=_day(row["meeting_on"]),
+            )
+            for row in rows
+        ]
+        return sorted(found, key=_review_order)
 
     def set_coordinator(self, case_id: str, coordinator_id: str | None) -> None:
         self._db.execute(
@@ -312,11 +580,38 @@ class _SQLiteNotifyTransaction(NotifyTransaction):
         ).fetchall()
         return [_row_to_alert(row) for row in rows]
 
+    def held_alerts(self, up_to: date) -> list[AlertRecord]:
+        rows = self._db.execute(
+            f"SELECT {_ALERT_COLUMNS} FROM notify_alerts"
+            " WHERE status = ? AND digest_on <= ? ORDER BY seq",
+            (AlertStatus.HELD.value, up_to.isoformat()),
+        ).fetchall()
+        return [_row_to_alert(row) for row in rows]
+
+    def bundle_items(self, bundle_id: str) -> list[AlertRecord]:
+        rows = self._db.execute(
+            f"SELECT {_ALERT_COLUMNS} FROM notify_alerts"
+            " WHERE bundle_id = ? ORDER BY seq",
+            (bundle_id,),
+        ).fetchall()
+        return [_row_to_alert(row) for row in rows]
+
+    def alert_by_provider_id(self, provider_id: str) -> AlertRecord | None:
+        row = self._db.execute(
+            f"SELECT {_ALERT_COLUMNS} FROM notify_alerts WHERE provider_id = ?",
+            (provider_id,),
+        ).fetchone()
+        return None if row is None else _row_to_alert(row)
+
     def count_by_status(self) -> dict[AlertStatus, int]:
         rows = self._db.execute(
             "SELECT status, COUNT(*) AS n FROM notify_alerts GROUP BY status"
         ).fetchall()
         return {AlertStatus(row["status"]): row["n"] for row in rows}
+
+
+def _review_order(due: ReviewDue) -> tuple[int, date, str, str]:
+    return (due.school_urn or 0, due.due_on, due.case_id, due.clock_id)
 
 
 class NotifySQLiteDatabase(NotifyDatabase):
@@ -329,13 +624,19 @@ class NotifySQLiteDatabase(NotifyDatabase):
     @contextmanager
     def _open(self) -> Iterator[NotifyTransaction]:
         with self.store.transaction() as tx:
-            yield _SQLiteNotifyTransaction(tx, self.store.current_connection())
+            yield _SQLiteNotifyTransaction(tx, _connection_of(tx))
 
     def transaction(self) -> AbstractContextManager[NotifyTransaction]:
         return self._open()
 
     def close(self) -> None:
         self.store.close()
+
+
+def _connection_of(tx: Transaction) -> sqlite3.Connection:
+    if not isinstance(tx, SQLiteTransaction):
+        raise StoreError("notify's SQLite tables need the kernel's SQLite store")
+    return tx.connection
 
 
 def sqlite_path(url: str) -> str:

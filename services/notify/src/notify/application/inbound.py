@@ -16,14 +16,29 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from notify.domain.alerts import AlertKind, ClockNotice, Withdrawal
 from notify.errors import UnreadableMessage
-from send_schemas.intake import CaseId
+from send_schemas.intake import CaseId, SchoolUrn
 
 CLOCK_APPROACHING = "send.deadlines.ClockApproaching.v1"
 CLOCK_OVERDUE = "send.deadlines.ClockOverdue.v1"
 ALERT_WITHDRAWN = "send.deadlines.AlertWithdrawn.v1"
+CLOCK_SET = "send.deadlines.ClockSet.v1"
+CLOCK_DUE_DATE_CHANGED = "send.deadlines.ClockDueDateChanged.v1"
+CLOCK_MET = "send.deadlines.ClockMet.v1"
+CLOCK_LATE = "send.deadlines.ClockLate.v1"
+CLOCK_CANCELLED = "send.deadlines.ClockCancelled.v1"
 COORDINATOR_ASSIGNED = "send.intake.CoordinatorAssigned.v1"
+REQUEST_RECEIVED = "send.intake.RequestReceived.v1"
+REVIEW_CYCLE_STARTED = "send.reviews.ReviewCycleStarted.v1"
+PLAN_AMENDMENT_RECORDED = "send.reviews.PlanAmendmentRecorded.v1"
+REVIEW_ARRANGED = "send.reviews.ReviewArranged.v1"
+REVIEW_HELD = "send.reviews.ReviewHeld.v1"
+REVIEW_CYCLE_ENDED = "send.reviews.ReviewCycleEnded.v1"
 
 ALERT_TYPES = frozenset({CLOCK_APPROACHING, CLOCK_OVERDUE, ALERT_WITHDRAWN})
+REVIEW_CLOCK_OPENED = frozenset({CLOCK_SET, CLOCK_DUE_DATE_CHANGED})
+REVIEW_CLOCK_CLOSED = frozenset({CLOCK_MET, CLOCK_LATE, CLOCK_CANCELLED})
+ANNUAL_REVIEW_CLOCK = "annual_review"
+"""The deadlines rule whose open clocks are the reviews on a SENCO's termly list."""
 
 _Model = TypeVar("_Model", bound=BaseModel)
 _CASE_ID: TypeAdapter[str] = TypeAdapter(CaseId)
@@ -75,6 +90,50 @@ class _WithdrawnData(_Tolerant):
 class _CoordinatorAssignedData(_Tolerant):
     coordinator_id: str | None
     previous_coordinator_id: str | None = None
+
+
+class _RequestReceivedData(_Tolerant):
+    case_id: str | None = None
+    school_urn: SchoolUrn
+
+
+class _ClockData(_Tolerant):
+    """What notify reads of any clock event, to follow the annual review clocks."""
+
+    case_id: str | None = None
+    clock_id: str
+    clock: str
+    due_on: date
+    legal_basis: str = ""
+
+
+class _SettingData(_Tolerant):
+    case_id: str | None = None
+    setting_urn: SchoolUrn | None = None
+
+
+class _ArrangedData(_SettingData):
+    meeting_on: date
+
+
+@dataclass(frozen=True, slots=True)
+class ClockFacts:
+    """The identity and due date of a clock, from any of its events."""
+
+    case_id: str
+    clock_id: str
+    clock: str
+    due_on: date
+    legal_basis: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewFacts:
+    """What a reviews event says about a case's setting and next meeting."""
+
+    case_id: str
+    setting_urn: int | None = None
+    meeting_on: date | None = None
 
 
 def _validated(model: type[_Model], event: InboundEvent) -> _Model:
@@ -150,3 +209,33 @@ def read_coordinator_assigned(event: InboundEvent) -> tuple[str, str | None]:
     """The case id and its new coordinator (``None``: the case has none now)."""
     data = _validated(_CoordinatorAssignedData, event)
     return _case_id(event, None), data.coordinator_id
+
+
+def read_request_school(event: InboundEvent) -> tuple[str, int]:
+    """The case id of a RequestReceived and the school it names."""
+    data = _validated(_RequestReceivedData, event)
+    return _case_id(event, data.case_id), data.school_urn
+
+
+def read_clock_facts(event: InboundEvent) -> ClockFacts:
+    data = _validated(_ClockData, event)
+    return ClockFacts(
+        case_id=_case_id(event, data.case_id),
+        clock_id=data.clock_id,
+        clock=data.clock,
+        due_on=data.due_on,
+        legal_basis=data.legal_basis,
+    )
+
+
+def read_review_facts(event: InboundEvent) -> ReviewFacts:
+    """The setting (and, for ReviewArranged, the meeting date) a reviews event names."""
+    if event.type == REVIEW_ARRANGED:
+        arranged = _validated(_ArrangedData, event)
+        return ReviewFacts(
+            _case_id(event, arranged.case_id),
+            arranged.setting_urn,
+            arranged.meeting_on,
+        )
+    data = _validated(_SettingData, event)
+    return ReviewFacts(_case_id(event, data.case_id), data.setting_urn)

@@ -2,12 +2,16 @@
 
 An approaching clock alerts the case's coordinator. An overdue clock alerts the
 coordinator and the coordinator's manager, unless an exception to the time limit
-applies (``escalate`` is false), in which case only the coordinator hears of it. A
-withdrawn alert is never sent if it has not been sent yet, and is followed by a short
-correction to the same people if it has.
+applies (``escalate`` is false), in which case only the coordinator hears of it. The
+clocks of a review the school holds (``senco_clocks``: by default the annual review,
+its invitations and papers, and its report) also alert the SENCO of the child's
+school. A withdrawn alert is never sent if it has not been sent yet, and is followed by
+a short correction to the same people if it has.
 
-Every alert has a stable id derived from the clock event it answers and its recipient,
-so the same clock event, however often it is delivered, names the same alerts.
+Every alert has a stable id derived from the clock event it answers, its recipient and
+its channel, so the same clock event, however often it is delivered, names the same
+alerts. An email alert's id has no channel part, so ids recorded before text messages
+existed stay the ids of the same alerts on a replay.
 """
 
 from __future__ import annotations
@@ -18,18 +22,31 @@ from datetime import date
 from enum import StrEnum
 from typing import Any
 
-from notify.domain.directory import StaffDirectory, StaffMember
+from notify.domain.directory import Directory, StaffMember
 
 ALERT_NAMESPACE = uuid.UUID("6f1d8c1e-3b7a-5c52-9a64-2f0e4a1d7b93")
 """The uuid5 namespace of alert ids; changing it would re-send every alert on replay."""
 
 
 class AlertKind(StrEnum):
-    """What an alert tells its recipient."""
+    """What an alert tells its recipient.
+
+    ``digest`` and ``review_list`` are messages that carry several alerts (a day's
+    approaching clocks, a term's reviews at one school); ``escalation`` tells a
+    manager that an alert could not be delivered.
+    """
 
     APPROACHING = "approaching"
     OVERDUE = "overdue"
     CORRECTION = "correction"
+    DIGEST = "digest"
+    REVIEW_LIST = "review_list"
+    ESCALATION = "escalation"
+
+    @property
+    def bundles(self) -> bool:
+        """Whether a message of this kind carries other alerts (its items)."""
+        return self in (AlertKind.DIGEST, AlertKind.REVIEW_LIST)
 
 
 class RecipientRole(StrEnum):
@@ -37,12 +54,25 @@ class RecipientRole(StrEnum):
 
     COORDINATOR = "coordinator"
     MANAGER = "manager"
+    SENCO = "senco"
 
 
 class Channel(StrEnum):
-    """How an alert travels; SMTP email is the only channel so far."""
+    """How an alert travels: email (SMTP or GOV.UK Notify) or SMS (GOV.UK Notify)."""
 
     EMAIL = "email"
+    SMS = "sms"
+
+
+class Provider(StrEnum):
+    """Who carries a message: an SMTP server or GOV.UK Notify."""
+
+    SMTP = "smtp"
+    GOVUK_NOTIFY = "govuk_notify"
+
+
+DEFAULT_SENCO_CLOCKS = frozenset({"annual_review", "review_notice", "review_report"})
+"""Clocks of a review the school holds, whose alerts also reach the school's SENCO."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,9 +95,9 @@ class ClockNotice:
     action: str | None = None
 
     def __post_init__(self) -> None:
-        if self.kind is AlertKind.CORRECTION:
+        if self.kind not in (AlertKind.APPROACHING, AlertKind.OVERDUE):
             raise ValueError(
-                "a clock notice is approaching or overdue, not a correction"
+                f"a clock notice is approaching or overdue, not {self.kind.value}"
             )
 
     @property
@@ -140,10 +170,24 @@ class Recipient:
         return self.member is not None
 
 
-def alert_id(source_event_id: str, role: RecipientRole, staff_id: str | None) -> str:
-    """The stable id of the alert that ``source_event_id`` raises for one recipient."""
+def alert_id(
+    source_event_id: str,
+    role: RecipientRole,
+    staff_id: str | None,
+    channel: Channel = Channel.EMAIL,
+) -> str:
+    """The stable id of the alert that ``source_event_id`` raises for one recipient
+    on one channel."""
     name = f"{source_event_id}/{role.value}/{staff_id or '-'}"
+    if channel is not Channel.EMAIL:
+        name += f"/{channel.value}"
     return str(uuid.uuid5(ALERT_NAMESPACE, name))
+
+
+def derived_id(*parts: str) -> str:
+    """A stable id for a message notify makes itself (a digest, a list, an
+    escalation) from the facts that make it unique."""
+    return str(uuid.uuid5(ALERT_NAMESPACE, "/".join(parts)))
 
 
 def message_id(alert: str, domain: str) -> str:
@@ -152,9 +196,18 @@ def message_id(alert: str, domain: str) -> str:
 
 
 def recipients_for(
-    notice: ClockNotice, coordinator_id: str, directory: StaffDirectory
+    notice: ClockNotice,
+    coordinator_id: str,
+    directory: Directory,
+    *,
+    school_urn: int | None = None,
+    senco_clocks: frozenset[str] = DEFAULT_SENCO_CLOCKS,
 ) -> list[Recipient]:
-    """Who is told about ``notice`` on a case coordinated by ``coordinator_id``."""
+    """Who is told about ``notice`` on a case coordinated by ``coordinator_id``.
+
+    ``school_urn`` is the child's school, whose SENCOs hear of the review clocks
+    named in ``senco_clocks``.
+    """
     coordinator = directory.get(coordinator_id)
     result = [
         Recipient(
@@ -166,6 +219,9 @@ def recipients_for(
             else f"coordinator {coordinator_id!r} is not in the staff directory",
         )
     ]
+    if notice.clock in senco_clocks:
+        result += _sencos(notice, school_urn, directory)
+
     # Only a missed limit that is escalated as a breach reaches the manager: not one
     # an exception applies to, and not a local target (escalate is false for both).
     if notice.kind is not AlertKind.OVERDUE or not notice.escalate:
@@ -184,3 +240,30 @@ def recipients_for(
         )
         result.append(Recipient(RecipientRole.MANAGER, manager_id, None, problem))
     return result
+
+
+def _sencos(
+    notice: ClockNotice, school_urn: int | None, directory: Directory
+) -> list[Recipient]:
+    if school_urn is None:
+        return [
+            Recipient(
+                RecipientRole.SENCO,
+                None,
+                None,
+                f"the school of case {notice.case_id} is not known to notify (no "
+                "RequestReceived or review cycle seen), so its SENCO cannot be told",
+            )
+        ]
+    sencos = directory.sencos_at(school_urn)
+    if not sencos:
+        return [
+            Recipient(
+                RecipientRole.SENCO,
+                None,
+                None,
+                f"no SENCO of school {school_urn} is in the staff directory: add one "
+                "with role senco and that school_urn",
+            )
+        ]
+    return [Recipient(RecipientRole.SENCO, m.staff_id, m) for m in sencos]

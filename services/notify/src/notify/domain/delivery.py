@@ -1,14 +1,19 @@
 """An alert's life in the ledger, and the retry rule for failed sends.
 
 An alert is recorded as ``pending`` before anything is sent. A sender claims it
-(``sending``, one more attempt counted) just before it talks to the mail server, and
+(``sending``, one more attempt counted) just before it talks to the provider, and
 records the answer after: ``sent``, back to ``pending`` with a later attempt time (a
 retryable failure), or ``failed`` (a permanent failure, or retries used up). An alert
 that is withdrawn before it goes out becomes ``withdrawn`` and is never sent.
 
-A claim that was never answered (the process died mid-send) is found again and resent
-with the same Message-ID, so the mail system can drop the copy if the first one did
-arrive.
+An approaching alert for a person who takes a daily digest is ``held`` until the
+digest gathers it; from then on, and for the items of a termly SENCO list, it is
+``bundled``: it goes out inside that message and ends as the message ends.
+
+A claim that was never answered (the process died mid-send) is found again. A provider
+that can be asked (GOV.UK Notify, by ``reference`` = alert id) is asked before anything
+is sent again; SMTP cannot be asked, so the email is resent with the same Message-ID,
+and the mail system can drop the copy if the first one did arrive.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ class AlertStatus(StrEnum):
     SENT = "sent"
     FAILED = "failed"
     WITHDRAWN = "withdrawn"
+    HELD = "held"
+    BUNDLED = "bundled"
 
     @property
     def final(self) -> bool:
@@ -38,6 +45,19 @@ class FailureKind(StrEnum):
     PERMANENT = "permanent"
     RETRIES_EXHAUSTED = "retries_exhausted"
     NO_RECIPIENT = "no_recipient"
+
+
+class DeliveryStatus(StrEnum):
+    """The final statuses GOV.UK Notify reports in a delivery receipt."""
+
+    DELIVERED = "delivered"
+    PERMANENT_FAILURE = "permanent-failure"
+    TEMPORARY_FAILURE = "temporary-failure"
+    TECHNICAL_FAILURE = "technical-failure"
+
+    @property
+    def failed(self) -> bool:
+        return self is not DeliveryStatus.DELIVERED
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,11 +1,16 @@
 """Notify's command line.
 
 ``python -m notify worker``
-    Run the stream worker (agents, delivery thread, outbox relay) until SIGTERM.
+    Run the stream worker (agents, delivery thread with the scheduler of digests and
+    termly lists, outbox relay) until SIGTERM.
+``python -m notify api``
+    Serve the HTTP API (staff directory, preferences, GOV.UK Notify receipts) on
+    NOTIFY_HOST:NOTIFY_PORT until SIGTERM.
 ``python -m notify deliver``
-    Send every alert that is due now from the ledger, then exit; a claim left by a
-    process that died mid-send is resent (with the same Message-ID). For use when no
-    worker is running, for example after an outage of the mail server.
+    Record the digests and termly lists now due, send every alert that is due from
+    the ledger, then exit; a claim left by a process that died mid-send is looked up
+    at GOV.UK Notify by reference, or resent with the same Message-ID over SMTP. For
+    use when no worker is running, for example after an outage of the mail server.
 ``python -m notify status``
     Print the ledger's alert counts by status as JSON.
 
@@ -31,6 +36,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m notify", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("worker", help="run the stream worker until SIGTERM")
+    commands.add_parser("api", help="serve the HTTP API until SIGTERM")
     commands.add_parser("deliver", help="send the alerts due now, then exit")
     commands.add_parser("status", help="print alert counts by status as JSON")
     return parser
@@ -41,11 +47,13 @@ def _deliver(settings: NotifySettings) -> int:
 
     runtime = build_runtime(settings)
     try:
+        scheduled = runtime.scheduler.run()
         runtime.delivery.release_claims()
         report = runtime.delivery.deliver_due()
     finally:
         runtime.db.close()
-    sys.stdout.write(json.dumps(dataclasses.asdict(report)) + "\n")
+    answer = {**dataclasses.asdict(report), "scheduled": dataclasses.asdict(scheduled)}
+    sys.stdout.write(json.dumps(answer) + "\n")
     return 0
 
 
@@ -73,6 +81,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             run_worker(settings)
             return 0
+        if args.command == "api":
+            from notify.entrypoints.api import main as run_api
+
+            return run_api([])
         configure_logging(
             "notify", log_format=settings.log_format, level=settings.log_level
         )

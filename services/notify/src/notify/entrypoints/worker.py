@@ -1,8 +1,10 @@
 """The notify stream worker (faust): clock and intake events in, ledger entries out.
 
-Two agents read raw bytes (the CloudEvents binary mode: ``ce_*`` headers, JSON value):
-one on ``send.deadlines.events`` records the alerts clock events raise, one on
-``send.intake.events`` keeps the case-to-coordinator read model. Each record is read
+Three agents read raw bytes (the CloudEvents binary mode: ``ce_*`` headers, JSON
+value): one on ``send.deadlines.events`` records the alerts clock events raise (and
+follows the annual review clocks), one on ``send.intake.events`` keeps each case's
+coordinator and school, one on ``send.reviews.events`` the setting the plan names and
+the next review meeting. Each record is read
 with the kernel's envelope and handled on a dedicated handler thread, so SQLite never
 blocks the event loop; the agent moves on (and faust may commit the offset) only once
 the handler's transaction has committed. The processing guarantee is faust's
@@ -17,9 +19,10 @@ a faust agent that lets an exception escape may skip the record on restart witho
 trace (faust-streaming#315), so parking it is the visible choice. A database that
 stays locked is retried in place first (``StoreUnavailable``, with backoff).
 
-Beside the agents, the worker runs the delivery thread (sends what the ledger holds)
-and the outbox relay (publishes notify's events to ``send.notify.events``); both start
-with the app and stop with it.
+Beside the agents, the worker runs the delivery thread (sends what the ledger holds,
+and between passes records the digests and termly lists due) and the outbox relay
+(publishes notify's events to ``send.notify.events``); both start with the app and
+stop with it.
 
 Run it with ``python -m notify worker``; SIGTERM or SIGINT stops it cleanly.
 """
@@ -49,7 +52,7 @@ from notify.bootstrap import NotifyRuntime, build_runtime
 from notify.entrypoints.relay import RelayThread
 from notify.errors import UnreadableMessage
 from notify.settings import NotifySettings
-from send_schemas.topics import DEADLINES, INTAKE, NOTIFY, dead_letter_topic
+from send_schemas.topics import DEADLINES, INTAKE, NOTIFY, REVIEWS, dead_letter_topic
 from sendkit.logging import configure_logging, correlation_scope
 from sendkit.store.base import StoreUnavailable
 
@@ -205,9 +208,10 @@ def create_app(runtime: NotifyRuntime) -> faust.App:
 
     deadlines = raw_topic(DEADLINES.name)
     intake = raw_topic(INTAKE.name)
+    reviews = raw_topic(REVIEWS.name)
     dead_letters = {
-        DEADLINES.name: raw_topic(dead_letter_topic(CONSUMER, DEADLINES.name)),
-        INTAKE.name: raw_topic(dead_letter_topic(CONSUMER, INTAKE.name)),
+        name: raw_topic(dead_letter_topic(CONSUMER, name))
+        for name in (DEADLINES.name, INTAKE.name, REVIEWS.name)
     }
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="notify-handler")
     consumer = RecordConsumer(runtime, executor, dead_letters)
@@ -221,6 +225,11 @@ def create_app(runtime: NotifyRuntime) -> faust.App:
     async def follow_coordinators(stream: Any) -> None:
         async for event in stream.events():
             await consumer.consume(event, runtime.handlers.handle_intake_event)
+
+    @app.agent(reviews, name="notify.follow_reviews")
+    async def follow_reviews(stream: Any) -> None:
+        async for event in stream.events():
+            await consumer.consume(event, runtime.handlers.handle_reviews_event)
 
     relay = (
         RelayThread(runtime.db.store, NOTIFY.name, settings.kafka_bootstrap_servers)

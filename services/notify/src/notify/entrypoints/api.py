@@ -1,0 +1,356 @@
+"""Notify's HTTP API: ``python -m notify api`` (FastAPI on NOTIFY_HOST:NOTIFY_PORT).
+
+The staff directory and preferences:
+
+- ``GET /staff?role=&school_urn=``, ``GET /staff/{staff_id}``;
+- ``POST /staff`` (201, 409 if the id exists), ``PUT /staff/{staff_id}`` (create or
+  replace: 201 or 200), ``DELETE /staff/{staff_id}`` (204; 409 while they manage
+  anyone);
+- ``POST /staff/import`` with a CSV body (``text/csv``): all rows or none, 422 naming
+  every bad row as ``line N.field``;
+- ``GET`` and ``PUT /staff/{staff_id}/preferences``: channels per kind (``email``,
+  ``sms``, ``both``, ``none``; ``none`` only for approaching alerts), SMS quiet hours,
+  the daily digest.
+
+GOV.UK Notify's delivery receipts: ``POST /callbacks/govuk-notify``, with the bearer
+token of ``NOTIFY_GOVUK_CALLBACK_TOKEN`` (compared in constant time; a missing or
+wrong token is 401 problem details and changes nothing).
+
+``GET /alerts/{alert_id}`` answers where an alert is (status, attempts, channel,
+provider, delivery status), without its address or text. ``/healthz``, ``/readyz``
+and ``/metrics`` come from ``sendkit.web``. Every error is RFC 9457 problem details.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hmac
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Annotated, Any
+
+import uvicorn
+from fastapi import FastAPI, Header, HTTPException, Path, Query, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from notify.application.receipts import Receipt
+from notify.application.staff import (
+    InvalidPreferences,
+    StaffConflict,
+    StaffNotFound,
+)
+from notify.bootstrap import NotifyRuntime, build_runtime
+from notify.domain.directory import InvalidStaff, StaffMember, StaffRole, build_member
+from notify.domain.directory_file import InvalidDirectoryFile
+from notify.domain.preferences import (
+    ChannelChoice,
+    PreferenceKind,
+    Preferences,
+    QuietHours,
+)
+from notify.settings import NotifySettings
+from sendkit.logging import configure_logging
+from sendkit.problems import ErrorMap
+from sendkit.web import create_app as create_service_app
+
+log = logging.getLogger(__name__)
+
+StaffIdPath = Annotated[
+    str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", description="A staff id.")
+]
+CSV_TYPES = ("text/csv", "text/plain", "application/csv")
+
+
+class StaffFields(BaseModel):
+    """A directory entry as the API takes it (checked again by the domain)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    email: str = Field(min_length=3, max_length=254)
+    role: str = Field(
+        description="coordinator, manager, senco or panel_officer",
+        examples=["coordinator"],
+    )
+    manager_id: str | None = None
+    mobile: str | None = Field(default=None, description="A UK mobile number.")
+    school_urn: int | None = Field(default=None, description="A SENCO's school.")
+
+    def member(self, staff_id: str) -> StaffMember:
+        return build_member(
+            staff_id=staff_id,
+            name=self.name,
+            email=self.email,
+            role=self.role,
+            manager_id=self.manager_id,
+            mobile=self.mobile,
+            school_urn=self.school_urn,
+        )
+
+
+class NewStaff(StaffFields):
+    staff_id: str = Field(min_length=1, max_length=64)
+
+
+class PreferencesIn(BaseModel):
+    """One person's preferences; what is left out takes its default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    channels: dict[PreferenceKind, ChannelChoice] = Field(
+        default_factory=dict,
+        description="Per kind (approaching, overdue): email, sms, both or none.",
+    )
+    quiet_hours: str | None = Field(
+        default=str(QuietHours.parse("20:00-08:00")),
+        description="London hours without texts, HH:MM-HH:MM; null: none.",
+    )
+    daily_digest: bool = Field(
+        default=False,
+        description="Gather approaching alerts into one email a day.",
+    )
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _window(cls, value: str | None) -> str | None:
+        return None if value is None else str(QuietHours.parse(value))
+
+    def preferences(self) -> Preferences:
+        return Preferences(
+            channels=self.channels,
+            quiet_hours=QuietHours.parse(self.quiet_hours)
+            if self.quiet_hours
+            else None,
+            daily_digest=self.daily_digest,
+        )
+
+
+class ReceiptIn(BaseModel):
+    """GOV.UK Notify's delivery receipt (the fields notify reads; the rest ignored)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: str = Field(min_length=1, max_length=100)
+    reference: str | None = Field(default=None, max_length=1000)
+    status: str = Field(min_length=1, max_length=50)
+    completed_at: datetime | None = None
+
+
+def staff_json(member: StaffMember) -> dict[str, Any]:
+    return {
+        "staff_id": member.staff_id,
+        "name": member.name,
+        "email": member.email,
+        "role": member.role,
+        "manager_id": member.manager_id,
+        "mobile": member.mobile,
+        "school_urn": member.school_urn,
+    }
+
+
+def error_map() -> ErrorMap:
+    return (
+        ErrorMap()
+        .register(StaffNotFound, 404, slug="staff-not-found", title="Not found")
+        .register(StaffConflict, 409, slug="staff-conflict", title="Conflict")
+        .register(InvalidStaff, 422, slug="invalid-staff", title="Invalid entry")
+        .register(
+            InvalidDirectoryFile, 422, slug="invalid-directory", title="Invalid CSV"
+        )
+        .register(
+            InvalidPreferences,
+            422,
+            slug="invalid-preferences",
+            title="Invalid preferences",
+        )
+    )
+
+
+def _token_matches(header: str | None, token: str | None) -> bool:
+    if not token or not header:
+        return False
+    scheme, _, given = header.partition(" ")
+    if scheme.lower() != "bearer":
+        return False
+    return hmac.compare_digest(given.strip().encode(), token.encode())
+
+
+def create_app(
+    settings: NotifySettings | None = None, *, runtime: NotifyRuntime | None = None
+) -> FastAPI:
+    """The API over ``runtime`` (built from the settings when not given)."""
+    settings = settings or (runtime.settings if runtime else NotifySettings())
+    owned = runtime is None
+    parts = runtime or build_runtime(settings)
+    token = (
+        settings.govuk_callback_token.get_secret_value()
+        if settings.govuk_callback_token
+        else None
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            if owned:
+                parts.db.close()
+
+    def database_readable() -> bool:
+        with parts.db.transaction() as tx:
+            tx.get_meta("schema_version")
+        return True
+
+    app = create_service_app(
+        "notify",
+        readiness_checks={"database": database_readable},
+        error_map=error_map(),
+        lifespan=lifespan,
+        description="The staff directory, preferences and GOV.UK Notify receipts.",
+    )
+    app.state.runtime = parts
+    staff = parts.staff
+
+    @app.get("/staff", summary="The staff directory")
+    def list_staff(
+        role: StaffRole | None = None,
+        school_urn: Annotated[int | None, Query(ge=100000, le=999999)] = None,
+    ) -> dict[str, Any]:
+        found = staff.members(role=role.value if role else None, school_urn=school_urn)
+        return {"count": len(found), "staff": [staff_json(m) for m in found]}
+
+    @app.post("/staff", status_code=201, summary="Add a member of staff")
+    def add_staff(body: NewStaff) -> JSONResponse:
+        member = staff.create(body.member(body.staff_id))
+        return JSONResponse(
+            staff_json(member),
+            status_code=201,
+            headers={"Location": f"/staff/{member.staff_id}"},
+        )
+
+    @app.post("/staff/import", summary="Import a directory CSV, all rows or none")
+    async def import_staff(
+        request: Request,
+        content_type: Annotated[str | None, Header()] = None,
+    ) -> dict[str, Any]:
+        media = (content_type or "").split(";")[0].strip().lower()
+        if media not in CSV_TYPES:
+            raise HTTPException(
+                415,
+                f"send the CSV as text/csv, not {media or 'no content type'}",
+            )
+        raw = await request.body()
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError as error:
+            raise InvalidDirectoryFile(
+                "the CSV is not UTF-8 text: save it as CSV UTF-8",
+                [("body", "is not UTF-8")],
+            ) from error
+        result = staff.import_csv(text, "the uploaded CSV")
+        return {
+            "imported": result.imported,
+            "created": result.created,
+            "updated": result.updated,
+        }
+
+    @app.get("/staff/{staff_id}", summary="One member of staff")
+    def get_staff(staff_id: StaffIdPath) -> dict[str, Any]:
+        return staff_json(staff.get(staff_id))
+
+    @app.put("/staff/{staff_id}", summary="Add or replace a member of staff")
+    def put_staff(staff_id: StaffIdPath, body: StaffFields) -> JSONResponse:
+        member = body.member(staff_id)
+        created = staff.replace(member)
+        return JSONResponse(staff_json(member), status_code=201 if created else 200)
+
+    @app.delete("/staff/{staff_id}", status_code=204, summary="Remove a member")
+    def delete_staff(staff_id: StaffIdPath) -> Response:
+        staff.delete(staff_id)
+        return Response(status_code=204)
+
+    @app.get("/staff/{staff_id}/preferences", summary="How they want alerts")
+    def get_preferences(staff_id: StaffIdPath) -> dict[str, object]:
+        return staff.preferences(staff_id).to_dict()
+
+    @app.put("/staff/{staff_id}/preferences", summary="Set how they want alerts")
+    def put_preferences(
+        staff_id: StaffIdPath, body: PreferencesIn
+    ) -> dict[str, object]:
+        return staff.set_preferences(staff_id, body.preferences()).to_dict()
+
+    @app.post("/callbacks/govuk-notify", summary="GOV.UK Notify delivery receipts")
+    def govuk_receipt(
+        body: ReceiptIn,
+        authorization: Annotated[str | None, Header()] = None,
+    ) -> dict[str, str]:
+        if not _token_matches(authorization, token):
+            log.warning("delivery receipt refused: wrong or missing bearer token")
+            raise HTTPException(
+                401,
+                "the callback's bearer token is missing or wrong: set the token in "
+                "GOV.UK Notify's callback settings to NOTIFY_GOVUK_CALLBACK_TOKEN",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        outcome = parts.receipts.record(
+            Receipt(
+                notification_id=body.id,
+                reference=body.reference,
+                status=body.status,
+                completed_at=body.completed_at,
+            )
+        )
+        return {"outcome": outcome.value}
+
+    @app.get("/alerts/{alert_id}", summary="Where one alert is")
+    def get_alert(
+        alert_id: Annotated[str, Path(min_length=1, max_length=100)],
+    ) -> dict[str, Any]:
+        with parts.db.transaction() as tx:
+            alert = tx.get_alert(alert_id)
+        if alert is None:
+            raise HTTPException(404, f"no alert has id {alert_id}: check the id")
+        return {
+            "alert_id": alert.alert_id,
+            "case_id": alert.case_id or None,
+            "kind": alert.kind.value,
+            "channel": alert.channel.value,
+            "provider": alert.provider.value,
+            "recipient_role": alert.role.value,
+            "recipient_staff_id": alert.staff_id,
+            "status": alert.status.value,
+            "attempts": alert.attempts,
+            "next_attempt_at": alert.next_attempt_at.isoformat()
+            if alert.next_attempt_at
+            else None,
+            "delivery_status": alert.delivery_status,
+            "bundle_id": alert.bundle_id,
+        }
+
+    return app
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m notify api",
+        description="Serve notify's HTTP API (settings from NOTIFY_*).",
+    )
+    parser.parse_args(argv)
+    settings = NotifySettings()
+    configure_logging(
+        "notify", log_format=settings.log_format, level=settings.log_level
+    )
+    log.info(
+        "notify API starting", extra={"host": settings.host, "port": settings.port}
+    )
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+    )
+    return 0
