@@ -23,7 +23,8 @@ globals, where a ``ServiceAuth`` made inside a factory is not.)
 bearer token (else 401, with ``WWW-Authenticate``) and that one of the token's roles
 has a grant of ``action`` whose reach covers the case: the one the path's ``case_id``
 names by default, the coordinator named by ``coordinator="<param>"``, the school named
-by ``school="<param>"``, or, on a route that names none, a new case (else 403). Each
+by ``school="<param>"``, or, on a route that names none, a new case (else 403); with
+``listing=True`` the role alone is checked and the route filters its rows. Each
 refusal is problem details and one log line with the action, the reason code and the
 pseudonymous ids only. ``auth.permits(staff, action, scope)`` filters lists row by row.
 
@@ -188,10 +189,15 @@ class ServiceAuth:
         case: str = "case_id",
         coordinator: str | None = None,
         school: str | None = None,
+        listing: bool = False,
     ) -> Any:
-        """A dependency giving the principal if the policy allows ``action`` here."""
+        """A dependency giving the principal if the policy allows ``action`` here.
+
+        With ``listing`` the route answers a list it filters row by row with
+        ``permits``: any role with a grant of ``action`` may call it.
+        """
         qualified = self.policy.qualified(action)
-        self.policy.grants(qualified)  # an undeclared action fails at start-up
+        roles = self.policy.roles_for(qualified)  # an undeclared action fails here
 
         def scope_of(request: Request) -> CaseScope:
             params = request.path_params
@@ -206,6 +212,11 @@ class ServiceAuth:
             return UNALLOCATED
 
         def check(request: Request, principal: Principal) -> Principal:
+            if listing:
+                if principal.roles & roles:
+                    return principal
+                self._log_refusal(request, 403, qualified, "forbidden", principal, None)
+                raise NotAuthorized(qualified, principal)
             scope = scope_of(request)
             if not self.permits(principal, qualified, scope):
                 self._log_refusal(

@@ -169,6 +169,7 @@ def _routes(service: IntakeService, auth: ServiceAuth) -> APIRouter:
     # Who may call each route, as POLICY says: each gives the route its principal.
     may_create = auth.require("cases.create")
     may_read = auth.require("cases.read")
+    may_list = auth.require("cases.read", listing=True)
     may_assign = auth.require("cases.assign")
     may_decide = auth.require("cases.decide")
     may_write = auth.require("cases.write")
@@ -187,7 +188,7 @@ def _routes(service: IntakeService, auth: ServiceAuth) -> APIRouter:
 
     @router.get("/cases", response_model=CaseListOut)
     def list_cases(
-        staff: Principal = may_read,
+        staff: Principal = may_list,
         coordinator_id: str | None = None,
         school_urn: Annotated[int | None, Query(ge=100000, le=999999)] = None,
         status: Annotated[list[Status] | None, Query()] = None,
