@@ -32,19 +32,20 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
 import threading
+import time
 import weakref
 from collections.abc import Callable, Mapping, Sequence
-from types import FrameType, TracebackType
+from types import TracebackType
 from typing import Any
 
 from kafka import KafkaProducer
-from kafka.errors import KafkaError
+from kafka.errors import KafkaError, KafkaTimeoutError
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
 
 from sendkit.envelope import to_kafka
+from sendkit.health import PROGRESS, Progress, supervised
 from sendkit.kafka_security import kafka_python_config
 from sendkit.logging import configure_logging
 from sendkit.relay_lock import relay_lock_for, run_exclusively
@@ -55,6 +56,8 @@ log = logging.getLogger(__name__)
 DEFAULT_BATCH_SIZE = 500
 DEFAULT_POLL_INTERVAL_S = 0.5
 MAX_BACKOFF_S = 30.0
+STOP_FLUSH_S = 5.0
+"""How long a stopping relay still waits for Kafka to acknowledge the batch it sent."""
 
 
 class RelayError(Exception):
@@ -153,6 +156,8 @@ class OutboxRelay:
         self._producer: KafkaProducer | None = None
         self._checkpoint: int | None = None
         self._metrics = _RelayMetrics.of(registry or REGISTRY)
+        self._stopping: threading.Event | None = None
+        self._read: int | None = None
 
     @property
     def checkpoint(self) -> int:
@@ -173,8 +178,10 @@ class OutboxRelay:
         in both cases the checkpoint has not moved and the next round sends the batch
         again.
         """
+        self._read = None
         after = self.checkpoint
         events = self.store.read_all(after=after, limit=self.batch_size)
+        self._read = len(events)
         if not events:
             self._metrics.lag.labels(self.topic).set(0)
             return 0
@@ -193,7 +200,7 @@ class OutboxRelay:
                         headers=record.headers,
                     )
                 )
-            producer.flush(timeout=self._flush_timeout_s)
+            self._await_acknowledgements(producer)
         except KafkaError as error:
             raise PublishFailed(
                 f"Kafka at {self.bootstrap} did not take events after position "
@@ -227,12 +234,20 @@ class OutboxRelay:
         self,
         stop_event: threading.Event,
         poll_interval: float = DEFAULT_POLL_INTERVAL_S,
+        *,
+        progress: Progress | None = None,
     ) -> None:
         """Publish until ``stop_event`` is set; failures are logged and retried.
 
         A failed round is retried after a backoff that doubles up to 30 seconds. The
         producer is made afresh after a Kafka failure, so a stuck connection cannot
-        keep the relay down. The producer is closed on return.
+        keep the relay down. Once ``stop_event`` is set, the batch in flight gets
+        ``STOP_FLUSH_S`` more to be acknowledged, or is abandoned with the checkpoint
+        where it was (the next relay sends it again). The producer is closed on return.
+
+        Each round is recorded on ``progress`` (``sendkit.health``; by default one
+        tracked in ``PROGRESS`` while this runs): fine when it published or found
+        nothing, blocked when it read events and could not publish them.
         """
         log.info(
             "relay started for %s at position %d",
@@ -240,12 +255,19 @@ class OutboxRelay:
             self.checkpoint,
             extra={"topic": self.topic, "position": self.checkpoint},
         )
+        own_progress = progress is None
+        if progress is None:
+            progress = PROGRESS.track(f"relay {self.topic}")
+        self._stopping = stop_event
         failures = 0
         try:
             while not stop_event.is_set():
                 try:
                     published = self.run_once()
                 except (RelayError, StoreUnavailable) as error:
+                    # Events read and not published are known to wait; a store that
+                    # could not be read leaves the work unknown.
+                    progress.record(0, self._read or None)
                     failures += 1
                     delay = min(MAX_BACKOFF_S, poll_interval * 2**failures)
                     self._metrics.failures.labels(self.topic).inc()
@@ -259,11 +281,15 @@ class OutboxRelay:
                         self._disconnect()
                     stop_event.wait(delay)
                     continue
+                progress.record(published, 0)
                 failures = 0
                 if published < self.batch_size:
                     stop_event.wait(poll_interval)
         finally:
+            if own_progress:
+                PROGRESS.untrack(progress)
             self.close()
+            self._stopping = None
             log.info(
                 "relay stopped for %s at position %d",
                 self.topic,
@@ -298,11 +324,37 @@ class OutboxRelay:
                 ) from error
         return self._producer
 
+    def _await_acknowledgements(self, producer: KafkaProducer) -> None:
+        """Wait for Kafka to acknowledge what was sent, in slices, so a stop is seen:
+        after a stop at most ``STOP_FLUSH_S`` more. Returns when every record is
+        acknowledged or the time is up; the caller checks the futures."""
+        deadline = time.monotonic() + self._flush_timeout_s
+        stop_deadline: float | None = None
+        while True:
+            now = time.monotonic()
+            stopping = self._stopping is not None and self._stopping.is_set()
+            if stop_deadline is None and stopping:
+                stop_deadline = now + STOP_FLUSH_S
+            end = deadline if stop_deadline is None else min(deadline, stop_deadline)
+            if now >= end:
+                return
+            try:
+                producer.flush(timeout=min(1.0, end - now))
+                return
+            except KafkaTimeoutError:
+                continue
+
     def _disconnect(self) -> None:
         producer, self._producer = self._producer, None
+        stopping = self._stopping is not None and self._stopping.is_set()
         if producer is not None:
             try:
-                producer.close(timeout=self._flush_timeout_s)
+                # Stopping, unacknowledged records are abandoned to the next relay.
+                producer.close(
+                    timeout=min(STOP_FLUSH_S, self._flush_timeout_s)
+                    if stopping
+                    else self._flush_timeout_s
+                )
             except KafkaError:
                 log.warning(
                     "relay producer did not close cleanly",
@@ -333,6 +385,25 @@ def _refuse_unsafe_producer_settings(config: Mapping[str, Any]) -> None:
             "reorder events: leave idempotence, acks=all, at most 5 in flight, retries "
             "and the (absent) serializers as the relay sets them"
         )
+
+
+def run_one_at_a_time(
+    make_relay: Callable[[], OutboxRelay],
+    store: EventStore,
+    stop_event: threading.Event,
+    *,
+    poll_interval: float = DEFAULT_POLL_INTERVAL_S,
+) -> None:
+    """Publish with relays from ``make_relay`` while this replica holds the relay lock
+    of ``store`` (``sendkit.relay_lock``), standing by while another does, until
+    ``stop_event`` is set; a service's relay entry point is this call."""
+    probe = make_relay()  # makes no connection: only its checkpoint name is wanted
+    lock = relay_lock_for(store, probe.checkpoint_name)
+    probe.close()
+    try:
+        run_exclusively(make_relay, lock, stop_event, poll_interval=poll_interval)
+    finally:
+        lock.release()
 
 
 def _parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -373,42 +444,42 @@ def _parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the relay as a process until SIGTERM or SIGINT."""
+    """Run the relay as a process until SIGTERM or SIGINT.
+
+    The stop is bounded by ``SEND_SHUTDOWN_TIMEOUT_SECONDS`` and the rounds keep the
+    file named by ``SEND_HEARTBEAT_FILE`` (see ``sendkit.health``).
+    """
     arguments = _parse_arguments(argv)
     configure_logging("relay", log_format=arguments.log_format)
-    stop = threading.Event()
+    with supervised("relay") as shutdown:
+        stop = shutdown.stop
+        store = open_store(arguments.store, arguments.source)
 
-    def request_stop(signum: int, frame: FrameType | None) -> None:
-        log.info("relay asked to stop by signal %d", signum, extra={"signal": signum})
-        stop.set()
-
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
-
-    store = open_store(arguments.store, arguments.source)
-
-    def make_relay() -> OutboxRelay:
-        return OutboxRelay(
-            store, arguments.topic, arguments.bootstrap, batch_size=arguments.batch_size
-        )
-
-    relay = make_relay()
-    # One publisher at a time, whichever replica it is (see sendkit.relay_lock).
-    lock = relay_lock_for(store, relay.checkpoint_name)
-    try:
-        if arguments.until_caught_up:
-            while not stop.is_set() and not lock.try_acquire():
-                stop.wait(arguments.poll_interval)
-            while not stop.is_set() and relay.run_once():
-                pass
-        else:
-            run_exclusively(
-                make_relay, lock, stop, poll_interval=arguments.poll_interval
+        def make_relay() -> OutboxRelay:
+            return OutboxRelay(
+                store,
+                arguments.topic,
+                arguments.bootstrap,
+                batch_size=arguments.batch_size,
             )
-    finally:
-        relay.close()
-        lock.release()
-        store.close()
+
+        relay = make_relay()
+        # One publisher at a time, whichever replica it is (see sendkit.relay_lock).
+        lock = relay_lock_for(store, relay.checkpoint_name)
+        try:
+            if arguments.until_caught_up:
+                while not stop.is_set() and not lock.try_acquire():
+                    stop.wait(arguments.poll_interval)
+                while not stop.is_set() and relay.run_once():
+                    pass
+            else:
+                run_exclusively(
+                    make_relay, lock, stop, poll_interval=arguments.poll_interval
+                )
+        finally:
+            relay.close()
+            lock.release()
+            store.close()
     return 0
 
 

@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
+from sendkit.health import PROGRESS, Progress
 from sendkit.store import (
     EventStore,
     InMemoryEventStore,
@@ -324,10 +325,38 @@ def run_exclusively(
     relay (which reads the checkpoint) until the lock is lost or a stop is asked for,
     then close it and release the lock. ``on_tenure(True)`` and ``on_tenure(False)``
     are called as publishing starts and ends, for a readiness probe or a metric.
+
+    One ``sendkit.health`` progress is tracked throughout: a standby's round has
+    nothing to do (so a standby is alive), a publisher's rounds are the relay's.
     """
+    with PROGRESS.tracking(f"relay {lock.name}") as progress:
+        _run_exclusively(
+            make_relay,
+            lock,
+            stop_event,
+            progress,
+            poll_interval=poll_interval,
+            retry_interval=retry_interval,
+            check_interval=check_interval,
+            on_tenure=on_tenure,
+        )
+
+
+def _run_exclusively(
+    make_relay: Callable[[], OutboxRelay],
+    lock: RelayLock,
+    stop_event: threading.Event,
+    progress: Progress,
+    *,
+    poll_interval: float,
+    retry_interval: float,
+    check_interval: float,
+    on_tenure: Callable[[bool], None] | None,
+) -> None:
     waiting_logged = False
     while not stop_event.is_set():
         if not lock.try_acquire():
+            progress.record(0, None)
             if not waiting_logged:
                 log.info(
                     "relay lock %s is held elsewhere; standing by",
@@ -343,7 +372,13 @@ def run_exclusively(
         )
         try:
             _publish_while_held(
-                make_relay, lock, stop_event, poll_interval, check_interval, on_tenure
+                make_relay,
+                lock,
+                stop_event,
+                poll_interval,
+                check_interval,
+                on_tenure,
+                progress,
             )
         finally:
             lock.release()
@@ -360,6 +395,7 @@ def _publish_while_held(
     poll_interval: float,
     check_interval: float,
     on_tenure: Callable[[bool], None] | None,
+    progress: Progress,
 ) -> None:
     tenure = threading.Event()
 
@@ -381,7 +417,7 @@ def _publish_while_held(
         relay = make_relay()
         if on_tenure is not None:
             on_tenure(True)
-        relay.run_forever(tenure, poll_interval)
+        relay.run_forever(tenure, poll_interval, progress=progress)
     finally:
         tenure.set()
         watcher.join()

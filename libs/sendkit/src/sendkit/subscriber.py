@@ -60,6 +60,7 @@ from pydantic import ValidationError
 
 from send_schemas.topics import dead_letter_topic
 from sendkit.envelope import ConsumedRecord, InvalidEnvelope, ReceivedEvent, from_kafka
+from sendkit.health import PROGRESS, Progress
 from sendkit.kafka_security import kafka_python_config
 from sendkit.logging import kafka_correlation_scope
 from sendkit.store import EventStore, StoreUnavailable, Transaction, VersionConflict
@@ -275,8 +276,18 @@ class IdempotentSubscriber:
             rewound=rewound,
         )
 
-    def run_forever(self, stop_event: threading.Event) -> None:
-        """Poll until ``stop_event`` is set, then leave the group and close."""
+    def run_forever(
+        self, stop_event: threading.Event, *, progress: Progress | None = None
+    ) -> None:
+        """Poll until ``stop_event`` is set, then leave the group and close.
+
+        A stop is seen between polls and during a retry's backoff; the records
+        handled so far have their offsets committed, the rest are left to the next
+        member of the group. Each poll is a round on ``progress`` (``sendkit.health``;
+        by default one tracked in ``PROGRESS`` while this runs): fine when it handled
+        records or none were waiting, blocked when it handled none while the
+        partitions' known high-water marks are ahead of the consumer's position.
+        """
         log.info(
             "subscriber %s started on %s",
             self.consumer_name,
@@ -284,9 +295,15 @@ class IdempotentSubscriber:
             extra={"consumer": self.consumer_name, "topic": self.topic},
         )
         self._stop = stop_event
+        own_progress = progress is None
+        if progress is None:
+            progress = PROGRESS.track(f"subscriber {self.consumer_name} {self.topic}")
         try:
             while not stop_event.is_set():
-                self.poll_once()
+                outcome = self.poll_once()
+                progress.record(
+                    outcome.records, 0 if outcome.records else self.known_lag()
+                )
         except Exception as error:
             # Only the type: the message of an unexpected error may quote the event.
             log.error(
@@ -302,6 +319,8 @@ class IdempotentSubscriber:
             )
             raise
         finally:
+            if own_progress:
+                PROGRESS.untrack(progress)
             self.close()
             log.info(
                 "subscriber %s stopped on %s",
@@ -309,6 +328,21 @@ class IdempotentSubscriber:
                 self.topic,
                 extra={"consumer": self.consumer_name, "topic": self.topic},
             )
+
+    def known_lag(self) -> int | None:
+        """Records behind the position on the assigned partitions, as far as the last
+        fetch responses tell (no request is made); ``None`` when none tells."""
+        lag: int | None = None
+        for tp in self._consumer.assignment() or ():
+            try:
+                highwater = self._consumer.highwater(tp)
+                position = self._consumer.position(tp, timeout_ms=0)
+            except KafkaError:  # revoked meanwhile, or no position yet
+                continue
+            if highwater is None or position is None:
+                continue
+            lag = (lag or 0) + max(highwater - position, 0)
+        return lag
 
     def close(self) -> None:
         """Leave the consumer group and close the Kafka clients (not the store)."""

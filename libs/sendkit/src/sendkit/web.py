@@ -2,7 +2,12 @@
 
 ``create_app(service_name, readiness_checks=..., error_map=...)`` returns an app with:
 
-- ``GET /healthz``: 200 while the process can answer at all (liveness);
+- ``GET /healthz``: liveness: 200 while the process answers and none of its background
+  loops (a relay or subscriber thread, tracked in ``sendkit.health.PROGRESS``) has
+  stalled, that is gone ``SEND_STALL_SECONDS`` without progress while work waited;
+  otherwise 503 with problem details naming the stalled loops. A loop that merely
+  cannot reach Kafka with no work known to wait is not stalled, so a Kafka outage
+  does not fail it;
 - ``GET /readyz``: runs each readiness check (a cheap callable that raises, or returns
   ``False``, when its dependency is not usable) and answers 200, or 503 with problem
   details naming every check that failed;
@@ -41,6 +46,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sendkit.commands import CommandAnswer, CommandConflict
 from sendkit.events import SYSTEM_ACTOR
+from sendkit.health import PROGRESS, HealthSettings, ProgressRegistry
 from sendkit.idempotency import REPLAYED_HEADER, IdempotencyError
 from sendkit.logging import (
     CORRELATION_HEADER,
@@ -274,10 +280,32 @@ def _install_probes(
     service_name: str,
     checks: Mapping[str, ReadinessCheck],
     metrics: HttpMetrics,
+    progress: ProgressRegistry,
+    stall_after_s: float,
 ) -> None:
     @app.get("/healthz", include_in_schema=False)
-    def healthz() -> dict[str, str]:
-        return {"status": "ok", "service": service_name}
+    def healthz(request: Request) -> Response:
+        loops = progress.report(stall_after_s)
+        stalled = [name for name, state in loops.items() if state["stalled"]]
+        if stalled:
+            log.error(
+                "liveness failed: %s made no progress for %.0f s with work waiting",
+                ", ".join(stalled),
+                stall_after_s,
+                extra={"stalled": stalled},
+            )
+            return Problem(
+                status=503,
+                title="Stalled",
+                detail=(
+                    f"no progress for more than {stall_after_s:.0f} s while work "
+                    "waited: " + ", ".join(stalled)
+                ),
+                type=problem_type("stalled"),
+                instance=_instance(request),
+                extensions={"loops": loops, **_extensions()},
+            ).response()
+        return JSONResponse({"status": "ok", "service": service_name})
 
     @app.get("/readyz", include_in_schema=False)
     def readyz(request: Request) -> Response:
@@ -324,12 +352,16 @@ def create_app(
     version: str = "0.1.0",
     description: str = "",
     metrics: HttpMetrics | None = None,
+    progress: ProgressRegistry | None = None,
+    stall_after_s: float | None = None,
 ) -> FastAPI:
     """A FastAPI app with probes, metrics, correlation ids and problem details.
 
     ``error_map`` is the service's own mapping of domain errors to statuses; the
     kernel's defaults are added to it unless it registers those classes itself.
     ``app.state.metrics`` is the ``HttpMetrics`` whose registry ``/metrics`` serves.
+    ``/healthz`` judges the loops of ``progress`` (the process's ``PROGRESS`` unless
+    given) against ``stall_after_s`` (``SEND_STALL_SECONDS`` unless given).
     """
     rules = default_error_map()
     if error_map is not None:
@@ -346,6 +378,15 @@ def create_app(
     app.state.error_map = rules
 
     _install_problem_handlers(app, rules)
-    _install_probes(app, service_name, readiness_checks or {}, app.state.metrics)
+    if stall_after_s is None:
+        stall_after_s = HealthSettings().stall_seconds
+    _install_probes(
+        app,
+        service_name,
+        readiness_checks or {},
+        app.state.metrics,
+        PROGRESS if progress is None else progress,
+        stall_after_s,
+    )
     app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)
     return app

@@ -10,26 +10,34 @@ A round is one record per partition (key ``tick``, value as in
 the domain topics on each partition and puts them in the tick as its barrier, so the
 processor applies the tick after exactly those events, on the first run and on every
 replay. ``send_ticks`` returns once Kafka has acknowledged every tick of the round.
+
+As a process, the ticker waits for Kafka if it is down at start, and a round Kafka
+does not take is logged and tried again at the next interval rather than ending the
+process. SIGTERM stops it after the round in hand, within
+``SEND_SHUTDOWN_TIMEOUT_SECONDS``; each round sent keeps ``SEND_HEARTBEAT_FILE``
+fresh, and a round due but not sent does not (``sendkit.health``), so a ticker that
+cannot send for the probe's limit is restarted.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import signal
-import threading
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from types import FrameType, TracebackType
+from types import TracebackType
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import KafkaError
 
 from deadlines.application.ticks import TICK_KEY, Tick, encode_tick
 from deadlines.settings import DOMAIN_TOPICS, DeadlinesSettings
 from send_schemas.topics import CLOCK_TICKS
+from sendkit.background import connect_with_retry
 from sendkit.events import utcnow
+from sendkit.health import PROGRESS, supervised
 from sendkit.logging import KAFKA_CORRELATION_HEADER, configure_logging
 
 log = logging.getLogger(__name__)
@@ -81,13 +89,19 @@ class Ticker:
             client_id="deadlines-ticker",
             bootstrap_timeout_ms=timeout_ms,
         )
-        self.offsets = KafkaConsumer(
-            bootstrap_servers=bootstrap_servers,
-            client_id="deadlines-ticker-offsets",
-            group_id=None,
-            enable_auto_commit=False,
-            bootstrap_timeout_ms=timeout_ms,
-        )
+        try:
+            self.offsets = KafkaConsumer(
+                bootstrap_servers=bootstrap_servers,
+                client_id="deadlines-ticker-offsets",
+                group_id=None,
+                enable_auto_commit=False,
+                bootstrap_timeout_ms=timeout_ms,
+            )
+        except BaseException:
+            # Retried by the caller while Kafka is down: leak no producer per try.
+            if self._own_producer:
+                self.producer.close()
+            raise
 
     def send(self, now: datetime, *, tick_id: str | None = None) -> TickRound:
         """Send a tick with ``now`` to every partition; wait until Kafka has them."""
@@ -181,34 +195,57 @@ def send_ticks(
 def run_ticker(
     settings: DeadlinesSettings, *, every_s: float, once: bool = False
 ) -> int:
-    """Send a round of ticks with the real time every ``every_s`` until stopped."""
-    stop = threading.Event()
+    """Send a round of ticks with the real time every ``every_s`` until stopped.
 
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        log.info("ticker stopping", extra={"signal": signal.Signals(signum).name})
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    with Ticker(
-        settings.bootstrap_servers,
-        topic=settings.ticks_topic,
-        barrier_topics=settings.domain_topics,
-    ) as ticker:
-        log.info("ticker started", extra={"every_s": every_s, "topic": ticker.topic})
-        while not stop.is_set():
-            sent = ticker.send(utcnow())
+    With ``once``, send one round and return; a round Kafka does not take then raises
+    ``TickerError``.
+    """
+    with supervised("deadlines-ticker") as shutdown:
+        stop = shutdown.stop
+        made = connect_with_retry(
+            lambda: Ticker(
+                settings.bootstrap_servers,
+                topic=settings.ticks_topic,
+                barrier_topics=settings.domain_topics,
+            ),
+            stop,
+            what="ticker",
+        )
+        if made is None:
+            return 0
+        with made as ticker, PROGRESS.tracking("ticker") as progress:
             log.info(
-                "ticks sent",
-                extra={
-                    "tick_id": sent.tick_id,
-                    "now": sent.now.isoformat(),
-                    "partitions": len(sent.partitions),
-                },
+                "ticker started", extra={"every_s": every_s, "topic": ticker.topic}
             )
-            if once:
-                break
-            stop.wait(every_s)
+            while not stop.is_set():
+                try:
+                    sent = ticker.send(utcnow())
+                except (TickerError, KafkaError) as error:
+                    if once:
+                        raise
+                    # The round was due and is not on Kafka: work waits, none done.
+                    progress.record(0, 1)
+                    log.error(
+                        "ticks not sent; trying again in %.0f s: %s",
+                        every_s,
+                        error,
+                        extra={"error_type": type(error).__name__},
+                    )
+                    stop.wait(every_s)
+                    continue
+                progress.record(1, 0)
+                log.info(
+                    "ticks sent",
+                    extra={
+                        "tick_id": sent.tick_id,
+                        "now": sent.now.isoformat(),
+                        "partitions": len(sent.partitions),
+                    },
+                )
+                if once:
+                    break
+                stop.wait(every_s)
+    log.info("ticker stopped")
     return 0
 
 

@@ -3,22 +3,25 @@
 It reads the same settings as the HTTP app (``PLANS_DATABASE_URL``,
 ``KAFKA_BOOTSTRAP_SERVERS``, ``PLANS_RELAY_POLL_SECONDS``) and publishes until SIGTERM
 or SIGINT. Leave ``PLANS_RELAY_ENABLED`` false in the app when this runs.
+
+Several replicas may run: the relay lock (``sendkit.relay_lock``: a PostgreSQL
+advisory lock, or a file lock beside a SQLite file) lets one publish and the others
+stand by, and a standby takes over from the checkpoint when the publisher goes. On
+SIGTERM the batch in flight is finished and checkpointed within
+``SEND_SHUTDOWN_TIMEOUT_SECONDS``; every round keeps ``SEND_HEARTBEAT_FILE`` fresh
+unless events wait that cannot be published (``sendkit.health``).
 """
 
 from __future__ import annotations
 
-import logging
-import signal
 import sys
-import threading
-from types import FrameType
 
 from plans.adapters.relay import build_relay
 from plans.adapters.store import open_plans_store
 from plans.settings import PlansSettings
+from sendkit.health import supervised
 from sendkit.logging import configure_logging
-
-log = logging.getLogger(__name__)
+from sendkit.relay import run_one_at_a_time
 
 
 def main() -> int:
@@ -26,22 +29,17 @@ def main() -> int:
     configure_logging(
         "plans-relay", log_format=settings.log_format, level=settings.log_level
     )
-    stop = threading.Event()
-
-    def request_stop(signum: int, frame: FrameType | None) -> None:
-        log.info("relay asked to stop by signal %d", signum, extra={"signal": signum})
-        stop.set()
-
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
-
-    store = open_plans_store(settings)
-    relay = build_relay(settings, store)
-    try:
-        relay.run_forever(stop, settings.relay_poll_seconds)
-    finally:
-        relay.close()
-        store.close()
+    with supervised("plans-relay") as shutdown:
+        store = open_plans_store(settings)
+        try:
+            run_one_at_a_time(
+                lambda: build_relay(settings, store),
+                store,
+                shutdown.stop,
+                poll_interval=settings.relay_poll_seconds,
+            )
+        finally:
+            store.close()
     return 0
 
 
