@@ -44,10 +44,12 @@ def tick(offset: int, after: dict[str, int], *, at: float = 0.0) -> Pending:
     )
 
 
-def released(seq: PartitionSequencer, now: float = 1.0) -> list[tuple[str, int]]:
+def released(
+    seq: PartitionSequencer, now: float = 1.0, idle_s: float = 0.0
+) -> list[tuple[str, int]]:
     """Everything the sequencer lets go, in order, until it blocks or runs dry."""
     out = []
-    while isinstance(step := seq.next(now), Pending):
+    while isinstance(step := seq.next(now, idle_s=idle_s), Pending):
         out.append((step.topic, step.offset))
     return out
 
@@ -146,13 +148,15 @@ def test_a_barrier_beyond_the_topic_end_is_clamped() -> None:
     assert seq.progress.barrier[INTAKE] == 0
 
 
-def test_an_input_kept_waiting_too_long_is_let_go() -> None:
+def test_an_input_kept_waiting_too_long_while_nothing_arrives_is_let_go() -> None:
     seq = sequencer(max_wait_s=5.0)
     seq.offer(event(INTAKE, 0, at=0.0))
     seq.observe_end(TICKS, 3, at=1.0)  # ticks the sequencer is never handed
 
-    assert seq.next(4.0) == Blocked()
-    assert released(seq, now=6.0) == [(INTAKE, 0)]
+    assert seq.next(4.0, idle_s=4.0) == Blocked()
+    # Long enough, but inputs were still arriving a moment ago: it keeps waiting.
+    assert seq.next(6.0, idle_s=1.0) == Blocked()
+    assert released(seq, now=6.0, idle_s=5.5) == [(INTAKE, 0)]
 
 
 def test_a_record_applied_before_is_refused_and_a_queued_one_not_queued_twice() -> None:

@@ -6,8 +6,10 @@ events and dead letters, waits until Kafka has acknowledged all of them, and onl
 writes the case states and partition progress (``CaseStates.flush``) and acknowledges
 the inputs. So a crash at any point leaves either the inputs unacknowledged, and they
 are applied again, with the same output ids, or everything in place: the state never
-runs ahead of what has been published. Outputs of many inputs are acknowledged
-together, one round trip per drain, which keeps a replay fast.
+runs ahead of what has been published. The worker runs one drainer task (``run``)
+that drains whenever it is woken; while a drain waits for Kafka's acknowledgements the
+agent goes on offering records, and the next drain applies them all at once, so a
+replay needs one round trip per batch rather than per record.
 """
 
 from __future__ import annotations
@@ -67,7 +69,13 @@ class Pipeline:
         self.max_wait_s = max_wait_s
         self.monotonic = monotonic
         self._sequencers: dict[int, PartitionSequencer] = {}
+        # ``_lock`` guards the sequencers (offers and applying); ``_drain_lock`` keeps
+        # drains one at a time, so a flush writes only its own drain's states. Offers
+        # go on while a drain waits for Kafka, and the next drain takes them together.
         self._lock = asyncio.Lock()
+        self._drain_lock = asyncio.Lock()
+        self._work = asyncio.Event()
+        self._active_at = monotonic()
         self.applied = 0
 
     @property
@@ -77,6 +85,7 @@ class Pipeline:
     async def offer(self, record: InputRecord, handle: Any) -> Offered:
         """Queue a consumed record; one applied before is acknowledged at once."""
         async with self._lock:
+            self._active_at = self.monotonic()
             sequencer = await self._sequencer(record.partition)
             item = Pending(
                 topic=record.topic,
@@ -102,12 +111,35 @@ class Pipeline:
 
     async def drain(self) -> int:
         """Apply what may go on every partition; return how many inputs were applied."""
-        async with self._lock:
-            return await self._drain()
+        async with self._drain_lock:
+            async with self._lock:
+                deliveries, handles = await self._apply_ready()
+            if not handles:
+                return 0
+
+            # Kafka must hold every output before the state implying them is written.
+            await asyncio.gather(*deliveries)
+            self.states.flush()
+            for handle in handles:
+                await self.ack(handle)
+            self.applied += len(handles)
+            self._active_at = self.monotonic()
+            return len(handles)
+
+    def wake(self) -> None:
+        """Tell ``run`` there may be something to apply."""
+        self._work.set()
+
+    async def run(self) -> None:
+        """Drain whenever woken, until cancelled: the worker's one drainer task."""
+        while True:
+            await self._work.wait()
+            self._work.clear()
+            await self.drain()
 
     async def forget(self) -> None:
         """Drop what is held in memory (on a rebalance): it will come again."""
-        async with self._lock:
+        async with self._drain_lock, self._lock:
             self._sequencers.clear()
             self.states.forget()
 
@@ -132,23 +164,14 @@ class Pipeline:
             self._sequencers[partition] = sequencer
         return sequencer
 
-    async def _drain(self) -> int:
+    async def _apply_ready(self) -> tuple[list[Awaitable[Any]], list[Any]]:
         deliveries: list[Awaitable[Any]] = []
         handles: list[Any] = []
         for sequencer in list(self._sequencers.values()):
             applied = await self._drain_partition(sequencer, deliveries, handles)
             if applied:
                 self.states.save_progress(sequencer.progress)
-        if not handles:
-            return 0
-
-        # Kafka must hold every output before the state that implies them is written.
-        await asyncio.gather(*deliveries)
-        self.states.flush()
-        for handle in handles:
-            await self.ack(handle)
-        self.applied += len(handles)
-        return len(handles)
+        return deliveries, handles
 
     async def _drain_partition(
         self,
@@ -159,7 +182,8 @@ class Pipeline:
         applied = 0
         asked: set[tuple[object, str | None]] = set()
         while True:
-            step = sequencer.next(self.monotonic())
+            now = self.monotonic()
+            step = sequencer.next(now, idle_s=now - self._active_at)
             if step is None:
                 return applied
             if isinstance(step, Blocked):

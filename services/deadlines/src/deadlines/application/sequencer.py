@@ -27,8 +27,8 @@ already read the tick partition's end for that event, is applied after the event
 first time and before it on a replay; the window is the ticker's time between reading
 offsets and sending, a few milliseconds. A tick whose barrier can never be reached (a
 topic recreated under it) is clamped to the topic's end, and an input kept waiting
-longer than ``max_wait_s`` is let through; both are logged as warnings, because either
-may make a replay differ.
+longer than ``max_wait_s``, while nothing else arrives, is let through; both are logged
+as warnings, because either may make a replay differ.
 """
 
 from __future__ import annotations
@@ -177,11 +177,14 @@ class PartitionSequencer:
         """Record a topic partition's end offset, as read from the broker at ``at``."""
         self._ends[topic] = _Seen(end_offset, at)
 
-    def next(self, now: float) -> Pending | Blocked | None:
+    def next(self, now: float, *, idle_s: float = 0.0) -> Pending | Blocked | None:
         """The input to apply now (its progress already counted), or why there is none.
 
         ``None`` means nothing is waiting. The caller applies a returned input before
-        calling again.
+        calling again. ``idle_s`` is how long no input has arrived and nothing has been
+        applied: an input is let go out of turn only once it has waited ``max_wait_s``
+        and the whole pipeline has been idle that long, so a slow replay, where what
+        an input waits for is still on its way, never triggers it.
         """
         ticks = self._queues[self.ticks_topic]
         head_tick = ticks[0] if ticks else None
@@ -228,6 +231,8 @@ class PartitionSequencer:
             )
             if seen is None or seen.at < oldest:
                 return Blocked(Need.TICKS_END, self.ticks_topic)
+        if idle_s < self.max_wait_s:
+            return Blocked()
         return self._overdue_release(now, barrier) or Blocked()
 
     # Rules ------------------------------------------------------------------------

@@ -14,9 +14,10 @@ its changelog topic ``<app id>-case-clocks-changelog`` at start), keyed by case 
 uses the producer's partitioner for its changelog, which is the murmur2 partitioner
 every producer of the domain topics uses, so a case's state is on the changelog
 partition of the same number as its events and the worker that owns partition ``p`` of
-the inputs owns those states. A timer nudges the pipeline every second so that an input
-held back for its turn is let go after ``DEADLINES_MAX_WAIT_SECONDS`` even if nothing
-else arrives.
+the inputs owns those states. The agent only offers records; a drainer task applies
+them in batches (see ``Pipeline.run``), and a timer wakes it every second so that an
+input held back for its turn is let go after ``DEADLINES_MAX_WAIT_SECONDS`` even if
+nothing else arrives.
 
 Known limits: faust's own consumer-stall bugs (see the project's Kafka notes) are not
 guarded by a liveness probe here; the worker logs ``deadlines worker ready`` once the
@@ -25,6 +26,7 @@ table is recovered, and a deployment should watch its consumer lag.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -129,26 +131,29 @@ class ClocksWorker:
     async def _clocks(self, stream: Any) -> None:
         manual = stream.noack()
         pipeline = self.pipeline = self._new_pipeline(manual)
-        async for event in manual.events():
-            message = event.message
-            record = InputRecord(
-                topic=message.topic,
-                partition=message.partition,
-                offset=message.offset,
-                timestamp=float(message.timestamp or 0.0),
-                key=message.key,
-                value=message.value,
-                headers=list(message.headers or ()),
-            )
-            await pipeline.offer(record, event)
-            # Drain once the agent has taken everything already fetched, so a burst
-            # (a replay) is applied and acknowledged in batches.
-            if manual.channel.empty():
-                await pipeline.drain()
+        drainer = asyncio.ensure_future(pipeline.run())
+        try:
+            async for event in manual.events():
+                if drainer.done():
+                    drainer.result()  # the drainer failed: crash the agent with it
+                message = event.message
+                record = InputRecord(
+                    topic=message.topic,
+                    partition=message.partition,
+                    offset=message.offset,
+                    timestamp=float(message.timestamp or 0.0),
+                    key=message.key,
+                    value=message.value,
+                    headers=list(message.headers or ()),
+                )
+                await pipeline.offer(record, event)
+                pipeline.wake()
+        finally:
+            drainer.cancel()
 
     async def _nudge(self) -> None:
         if self.pipeline is not None and self.pipeline.waiting():
-            await self.pipeline.drain()
+            self.pipeline.wake()
 
     async def _on_revoked(
         self, sender: Any, /, *args: Any, signal: Any = None, **kwargs: Any
@@ -167,6 +172,8 @@ class _Worker(faust.Worker):
     def __init__(self, clocks: ClocksWorker, **options: Any) -> None:
         super().__init__(clocks.app, **options)
         self.clocks = clocks
+        # faust's terminal spinner writes cursor escapes into the JSON log stream.
+        self.spinner = None
 
     async def on_startup_finished(self) -> None:
         await super().on_startup_finished()
