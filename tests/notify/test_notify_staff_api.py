@@ -1,0 +1,293 @@
+"""Notify's HTTP API: the staff directory, preferences, the CSV import and bootstrap,
+and the callback endpoint's bearer token, on a real SQLite file."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from notify_factories import COORDINATOR, MANAGER, SENCO, write_directory_csv
+from notify_servers import CALLBACK_TOKEN
+
+from notify.bootstrap import NotifyRuntime, build_runtime
+from notify.entrypoints.api import create_app
+from notify.settings import NotifySettings
+
+CSV_HEADERS = {"Content-Type": "text/csv"}
+
+
+def settings(tmp_path: Path, **changes: Any) -> NotifySettings:
+    values: dict[str, Any] = {
+        "database_url": f"sqlite:///{tmp_path / 'notify.db'}",
+        "directory_csv": None,
+        "govuk_callback_token": CALLBACK_TOKEN,
+    }
+    values.update(changes)
+    return NotifySettings(**values)
+
+
+@pytest.fixture
+def runtime(tmp_path: Path) -> Iterator[NotifyRuntime]:
+    built = build_runtime(settings(tmp_path))
+    yield built
+    built.db.close()
+
+
+@pytest.fixture
+def api(runtime: NotifyRuntime) -> Iterator[TestClient]:
+    with TestClient(create_app(runtime=runtime)) as client:
+        yield client
+
+
+def manager_body() -> dict[str, Any]:
+    return {
+        "staff_id": MANAGER.staff_id,
+        "name": MANAGER.name,
+        "email": MANAGER.email,
+        "role": "manager",
+    }
+
+
+def problem(response: Any, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status
+    return body
+
+
+def test_staff_are_added_read_replaced_and_removed(api: TestClient) -> None:
+    created = api.post("/staff", json=manager_body())
+    assert created.status_code == 201
+    assert created.headers["location"] == f"/staff/{MANAGER.staff_id}"
+
+    coordinator = {
+        "name": COORDINATOR.name,
+        "email": COORDINATOR.email,
+        "role": "EHCCO",
+        "manager_id": MANAGER.staff_id,
+        "mobile": "07700 900101",
+    }
+    put = api.put(f"/staff/{COORDINATOR.staff_id}", json=coordinator)
+    assert put.status_code == 201
+    assert put.json()["mobile"] == "+447700900101"
+    assert put.json()["role"] == "coordinator"
+    again = api.put(
+        f"/staff/{COORDINATOR.staff_id}", json={**coordinator, "mobile": None}
+    )
+    assert again.status_code == 200
+    assert api.get(f"/staff/{COORDINATOR.staff_id}").json()["mobile"] is None
+
+    listed = api.get("/staff", params={"role": "coordinator"}).json()
+    assert [m["staff_id"] for m in listed["staff"]] == [COORDINATOR.staff_id]
+
+    # A manager of someone cannot be removed; the coordinator can, then the manager.
+    body = problem(api.delete(f"/staff/{MANAGER.staff_id}"), 409)
+    assert COORDINATOR.staff_id in body["detail"]
+    assert api.delete(f"/staff/{COORDINATOR.staff_id}").status_code == 204
+    assert api.delete(f"/staff/{MANAGER.staff_id}").status_code == 204
+    problem(api.get(f"/staff/{MANAGER.staff_id}"), 404)
+
+
+def test_bad_entries_are_refused_with_every_field_named(api: TestClient) -> None:
+    body = problem(
+        api.post(
+            "/staff",
+            json={
+                "staff_id": "senco-9",
+                "name": "Pat",
+                "email": "pat-at-school",
+                "role": "senco",
+                "mobile": "020 7946 0000",
+            },
+        ),
+        422,
+    )
+    fields = {e["field"]: e["message"] for e in body["errors"]}
+    assert "is not an email address" in fields["email"]
+    assert "UK mobile numbers start 07" in fields["mobile"]
+    assert "needs the URN" in fields["school_urn"]
+
+    unknown_manager = problem(
+        api.post("/staff", json={**manager_body(), "manager_id": "nobody"}), 422
+    )
+    assert unknown_manager["errors"][0]["field"] == "manager_id"
+    extra = problem(api.post("/staff", json={**manager_body(), "colour": "red"}), 422)
+    assert extra["errors"][0]["field"] == "colour"
+    assert api.post("/staff", json=manager_body()).status_code == 201
+    problem(api.post("/staff", json=manager_body()), 409)
+    assert api.get("/staff").json()["count"] == 1
+
+
+def test_preferences_refuse_silencing_a_miss_and_sms_without_a_number(
+    api: TestClient,
+) -> None:
+    api.post("/staff", json=manager_body())
+    path = f"/staff/{MANAGER.staff_id}/preferences"
+    assert api.get(path).json() == {
+        "channels": {},
+        "quiet_hours": "20:00-08:00",
+        "daily_digest": False,
+    }
+
+    body = problem(api.put(path, json={"channels": {"overdue": "none"}}), 422)
+    assert body["errors"][0]["field"] == "channels.overdue"
+    assert "cannot be turned off" in body["errors"][0]["message"]
+    body = problem(api.put(path, json={"channels": {"approaching": "sms"}}), 422)
+    assert "needs a mobile number" in body["errors"][0]["message"]
+    problem(api.put(path, json={"quiet_hours": "late"}), 422)
+    problem(api.put(path, json={"channels": {"whenever": "email"}}), 422)
+
+    chosen = {
+        "channels": {"approaching": "none", "overdue": "email"},
+        "quiet_hours": None,
+        "daily_digest": True,
+    }
+    assert api.put(path, json=chosen).json() == chosen
+    assert api.get(path).json() == chosen
+    problem(api.get("/staff/nobody/preferences"), 404)
+
+
+def test_removing_a_number_that_preferences_need_is_refused(api: TestClient) -> None:
+    body = {**manager_body(), "mobile": "07700900102"}
+    api.post("/staff", json=body)
+    api.put(
+        f"/staff/{MANAGER.staff_id}/preferences",
+        json={"channels": {"overdue": "both"}},
+    )
+    fields = {k: v for k, v in body.items() if k != "staff_id"}
+
+    refused = problem(
+        api.put(f"/staff/{MANAGER.staff_id}", json={**fields, "mobile": None}), 422
+    )
+
+    assert refused["errors"][0]["field"] == "mobile"
+    assert api.get(f"/staff/{MANAGER.staff_id}").json()["mobile"] == "+447700900102"
+
+
+def test_a_csv_import_is_all_or_nothing_and_names_each_bad_row(
+    api: TestClient,
+) -> None:
+    bad = (
+        "staff_id,name,email,role,manager_id,mobile,school_urn\n"
+        "mgr-01,Sam Manager,sam.m@council.example,manager,,,\n"
+        "ehcco-01,Alex,alex-at-council,coordinator,mgr-01,,\n"
+        "ehcco-02,Jo,jo.s@council.example,coordinator,mgr-99,,\n"
+        "senco-01,Pat,pat.s@school.example,senco,,07700 90012,\n"
+    )
+
+    body = problem(api.post("/staff/import", content=bad, headers=CSV_HEADERS), 422)
+
+    fields = [e["field"] for e in body["errors"]]
+    assert fields == ["line 3.email", "line 5.mobile", "line 5.school_urn"]
+    assert api.get("/staff").json()["count"] == 0
+
+    # With the row errors fixed, a manager missing from the file and the directory
+    # is still named, and still nothing is written.
+    fixed = bad.replace("alex-at-council", "alex.c@council.example").replace(
+        "07700 90012,", "07700 900103,100234"
+    )
+    body = problem(api.post("/staff/import", content=fixed, headers=CSV_HEADERS), 422)
+    assert [e["field"] for e in body["errors"]] == ["line 4.manager_id"]
+    assert api.get("/staff").json()["count"] == 0
+
+    good = fixed.replace("mgr-99", "mgr-01")
+    imported = api.post("/staff/import", content=good, headers=CSV_HEADERS)
+    assert imported.json() == {"imported": 4, "created": 4, "updated": 0}
+    again = api.post("/staff/import", content=good, headers=CSV_HEADERS)
+    assert again.json() == {"imported": 4, "created": 0, "updated": 4}
+    senco = api.get("/staff", params={"school_urn": 100234}).json()["staff"]
+    assert [(s["staff_id"], s["mobile"]) for s in senco] == [
+        ("senco-01", "+447700900103")
+    ]
+    problem(api.post("/staff/import", content=good), 415)
+
+
+def test_the_directory_csv_is_imported_at_start_only_when_it_changed(
+    tmp_path: Path,
+) -> None:
+    csv = write_directory_csv(tmp_path / "staff.csv")
+    first = build_runtime(settings(tmp_path, directory_csv=csv))
+    try:
+        with TestClient(create_app(runtime=first)) as api:
+            assert api.get(f"/staff/{SENCO.staff_id}").json()["school_urn"] == 100234
+            # A change made through the API...
+            changed = api.put(
+                f"/staff/{SENCO.staff_id}",
+                json={
+                    "name": SENCO.name,
+                    "email": "pat.new@school.example",
+                    "role": "senco",
+                    "school_urn": 100234,
+                },
+            )
+            assert changed.status_code == 200
+    finally:
+        first.db.close()
+
+    # ...survives a restart with the same file, and a changed file is applied.
+    second = build_runtime(settings(tmp_path, directory_csv=csv))
+    try:
+        assert second.staff.get(SENCO.staff_id).email == "pat.new@school.example"
+    finally:
+        second.db.close()
+    csv.write_text(csv.read_text().replace("Pat Senco", "Pat Q Senco"))
+    third = build_runtime(settings(tmp_path, directory_csv=csv))
+    try:
+        assert third.staff.get(SENCO.staff_id).name == "Pat Q Senco"
+    finally:
+        third.db.close()
+
+
+def test_a_callback_with_a_wrong_token_is_refused_and_changes_nothing(
+    api: TestClient, runtime: NotifyRuntime
+) -> None:
+    receipt = {
+        "id": "8d2c4b1e-1111-4c6b-9a0f-3e5d7c9b1a2f",
+        "reference": "no-such-alert",
+        "to": "07700900101",
+        "status": "delivered",
+        "notification_type": "sms",
+    }
+    for header in (
+        None,
+        "Bearer wrong-token",
+        f"Basic {CALLBACK_TOKEN}",
+        f"Bearer {CALLBACK_TOKEN}x",
+    ):
+        headers = {"Authorization": header} if header else {}
+        response = api.post("/callbacks/govuk-notify", json=receipt, headers=headers)
+        body = problem(response, 401)
+        assert response.headers["www-authenticate"] == "Bearer"
+        assert "NOTIFY_GOVUK_CALLBACK_TOKEN" in body["detail"]
+
+    accepted = api.post(
+        "/callbacks/govuk-notify",
+        json=receipt,
+        headers={"Authorization": f"Bearer {CALLBACK_TOKEN}"},
+    )
+    assert accepted.json() == {"outcome": "unknown"}
+    assert runtime.db.store.last_position() == 0
+
+
+def test_callbacks_are_refused_when_no_token_is_configured(tmp_path: Path) -> None:
+    runtime = build_runtime(settings(tmp_path, govuk_callback_token=None))
+    try:
+        with TestClient(create_app(runtime=runtime)) as api:
+            response = api.post(
+                "/callbacks/govuk-notify",
+                json={"id": "x", "status": "delivered"},
+                headers={"Authorization": "Bearer anything"},
+            )
+        problem(response, 401)
+    finally:
+        runtime.db.close()
+
+
+def test_probes_answer(api: TestClient) -> None:
+    assert api.get("/healthz").json()["service"] == "notify"
+    assert api.get("/readyz").json()["checks"] == {"database": "ok"}
+    problem(api.get("/alerts/nope"), 404)
