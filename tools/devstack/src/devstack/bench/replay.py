@@ -1,0 +1,232 @@
+"""Rebuilding every clock from the beginning, in-process: the engine over a history.
+
+``replay(path)`` reads a history (``devstack.bench.history``) in order and does what
+the deadlines processor does with each input, without Kafka: a domain event goes to
+``engine.apply`` for its case with its partition's latest tick as "now", and a round of
+ticks runs ``engine.tick`` for every case of every partition, as
+``ClockProcessor._tick`` does, keeping a state only when the engine returns a new one.
+The outputs are counted, not serialised or published, so the figure is the cost of the
+state rebuild itself; the faust worker's cost over Kafka is measured separately
+(``devstack.bench.kafka_bench``).
+
+Run it in a process of its own (``python -m devstack.bench.replay --history FILE``) so
+its peak resident set (``VmHWM``) is the replay's alone; it prints one JSON object.
+``--profile FILE`` runs it under cProfile and adds the functions that took the most
+time to the JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import json
+import pstats
+import resource
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from deadlines.application.partitioning import case_partition
+from deadlines.domain import engine
+from deadlines.domain.engine import CaseEvent, CaseState, EngineConfig
+from deadlines.domain.errors import DeadlinesError
+from devstack.bench.history import read_history
+from devstack.bench.machine import own_peak_rss_mib, own_rss_mib
+from send_schemas.topics import PARTITIONS
+from sendkit.envelope import parse_time
+
+
+@dataclass(slots=True)
+class ReplayResult:
+    """What one replay did and what it cost."""
+
+    events: int = 0
+    tick_rounds: int = 0
+    cases: int = 0
+    outputs: Counter[str] = field(default_factory=Counter)
+    unusable: int = 0
+    wall_s: float = 0.0
+    cpu_s: float = 0.0
+    apply_s: float = 0.0
+    tick_s: float = 0.0
+    tick_calls: int = 0
+    rss_start_mib: float | None = None
+    rss_end_mib: float | None = None
+    peak_rss_mib: float | None = None
+    profile: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def events_per_s(self) -> float | None:
+        return self.events / self.wall_s if self.wall_s > 0 else None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "events": self.events,
+            "tick_rounds": self.tick_rounds,
+            "tick_calls": self.tick_calls,
+            "cases": self.cases,
+            "outputs": sum(self.outputs.values()),
+            "outputs_by_type": dict(sorted(self.outputs.items())),
+            "unusable_events": self.unusable,
+            "wall_s": round(self.wall_s, 3),
+            "cpu_s": round(self.cpu_s, 3),
+            "apply_s": round(self.apply_s, 3),
+            "tick_s": round(self.tick_s, 3),
+            "other_s": round(self.wall_s - self.apply_s - self.tick_s, 3),
+            "events_per_s": round(self.events_per_s, 1) if self.events_per_s else None,
+            "apply_us_per_event": round(self.apply_s / self.events * 1e6, 1)
+            if self.events
+            else None,
+            "tick_us_per_case": round(self.tick_s / self.tick_calls * 1e6, 2)
+            if self.tick_calls
+            else None,
+            "rss_start_mib": _round(self.rss_start_mib),
+            "rss_end_mib": _round(self.rss_end_mib),
+            "peak_rss_mib": _round(self.peak_rss_mib),
+            "peak_rss_above_start_mib": _round(
+                None
+                if self.peak_rss_mib is None or self.rss_start_mib is None
+                else self.peak_rss_mib - self.rss_start_mib
+            ),
+            "profile": self.profile,
+        }
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def replay(
+    path: Path,
+    *,
+    config: EngineConfig = engine.DEFAULT_CONFIG,
+    partitions: int = PARTITIONS,
+    progress: Callable[[ReplayResult], None] | None = None,
+) -> ReplayResult:
+    """Apply every event and tick of the history at ``path``; return the costs."""
+    result = ReplayResult(rss_start_mib=own_rss_mib())
+    states: dict[str, CaseState] = {}
+    partition_of: dict[str, int] = {}
+    by_partition: list[list[str]] = [[] for _ in range(partitions)]
+    now_of: list[datetime | None] = [None] * partitions
+    clock = time.perf_counter
+    started, cpu_started = clock(), _cpu_seconds()
+
+    for line in read_history(path):
+        if line.is_tick:
+            now = parse_time(line.payload)
+            began = clock()
+            for number in range(partitions):
+                now_of[number] = now
+                for case_id in by_partition[number]:
+                    state = states[case_id]
+                    new, outputs = engine.tick(state, now, config)
+                    result.tick_calls += 1
+                    if new is not state:
+                        states[case_id] = new
+                        result.outputs.update(output.type for output in outputs)
+            result.tick_s += clock() - began
+            result.tick_rounds += 1
+            if progress is not None and result.tick_rounds % 30 == 0:
+                progress(result)
+            continue
+
+        case_id = line.case_id
+        known = partition_of.get(case_id)
+        if known is None:
+            known = partition_of[case_id] = case_partition(case_id, partitions)
+        number = known
+        event = CaseEvent(line.event_id, line.event_type, case_id, line.data())
+        began = clock()
+        try:
+            new, outputs = engine.apply(
+                states.get(case_id), event, config, now=now_of[number]
+            )
+        except DeadlinesError:
+            # The processor dead-letters such an event; the history should have none.
+            result.unusable += 1
+            continue
+        finally:
+            result.apply_s += clock() - began
+        result.events += 1
+        if case_id not in states:
+            by_partition[number].append(case_id)
+        states[case_id] = new
+        result.outputs.update(output.type for output in outputs)
+
+    result.wall_s = clock() - started
+    result.cpu_s = _cpu_seconds() - cpu_started
+    result.cases = len(states)
+    result.rss_end_mib = own_rss_mib()
+    result.peak_rss_mib = own_peak_rss_mib()
+    return result
+
+
+def top_functions(stats: pstats.Stats, limit: int = 20) -> list[dict[str, Any]]:
+    """The functions with the most time of their own, from a cProfile run."""
+    rows: list[dict[str, Any]] = []
+    table: dict[Any, Any] = stats.stats  # type: ignore[attr-defined]
+    for (filename, line, name), (_cc, calls, own, cumulative, _) in table.items():
+        rows.append(
+            {
+                "function": f"{_short(filename)}:{line}({name})",
+                "calls": calls,
+                "own_s": round(own, 3),
+                "cumulative_s": round(cumulative, 3),
+            }
+        )
+    rows.sort(key=lambda row: row["own_s"], reverse=True)
+    return rows[:limit]
+
+
+def _short(filename: str) -> str:
+    for marker in ("/src/", "/lib/python3.11/"):
+        if marker in filename:
+            return filename.split(marker, 1)[1]
+    return filename
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m devstack.bench.replay",
+        description="Replay a history through the clock engine in-process; print JSON.",
+    )
+    parser.add_argument("--history", type=Path, required=True)
+    parser.add_argument("--profile", type=Path, default=None, help="cProfile output")
+    parser.add_argument("--top", type=int, default=20)
+    parser.add_argument(
+        "--progress", action="store_true", help="report progress on stderr"
+    )
+    args = parser.parse_args(argv)
+
+    def report(result: ReplayResult) -> None:
+        print(
+            f"replay: {result.events:,} events, {result.tick_rounds} tick rounds",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    reporter = report if args.progress else None
+    if args.profile is None:
+        result = replay(args.history, progress=reporter)
+    else:
+        profiler = cProfile.Profile()
+        result = profiler.runcall(replay, args.history, progress=reporter)
+        profiler.dump_stats(str(args.profile))
+        result.profile = top_functions(pstats.Stats(str(args.profile)), args.top)
+    print(json.dumps(result.to_json()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
