@@ -229,3 +229,104 @@ class FakeClock:
 
     def advance(self, **delta: float) -> None:
         self.now += timedelta(**delta)
+
+
+def request_received(case_id: str, school_urn: int = SCHOOL_URN) -> InboundEvent:
+    return InboundEvent(
+        id=event_id("received"),
+        type="send.intake.RequestReceived.v1",
+        source="/send/intake",
+        subject=case_id,
+        data={
+            "case_id": case_id,
+            "requester_type": "parent",
+            "channel": "email",
+            "received_at": "2025-01-06T09:30:00Z",
+            "school_urn": school_urn,
+            "curriculum_year": 5,
+        },
+        correlation_id="corr-" + case_id[:8],
+    )
+
+
+def review_cycle_started(case_id: str, setting_urn: int | None) -> InboundEvent:
+    return InboundEvent(
+        id=event_id("cycle"),
+        type="send.reviews.ReviewCycleStarted.v1",
+        source="/send/reviews",
+        subject=case_id,
+        data={
+            "case_id": case_id,
+            "issued_on": "2025-01-20",
+            "setting_urn": setting_urn,
+        },
+        correlation_id="corr-" + case_id[:8],
+    )
+
+
+def review_arranged(case_id: str, meeting_on: date) -> InboundEvent:
+    return InboundEvent(
+        id=event_id("arranged"),
+        type="send.reviews.ReviewArranged.v1",
+        source="/send/reviews",
+        subject=case_id,
+        data={
+            "case_id": case_id,
+            "review_id": str(uuid.uuid4()),
+            "kind": "annual",
+            "meeting_on": meeting_on.isoformat(),
+            "arranged_on": "2025-11-03",
+            "setting_urn": None,
+            "invitee_roles": ["parent", "senco"],
+        },
+        correlation_id="corr-" + case_id[:8],
+    )
+
+
+ANNUAL_REVIEW_BASIS = "CFA 2014 s.44(1); SEND Code of Practice 2015 paras 9.166-9.185"
+
+
+def clock_event(
+    case_id: str,
+    event_type: str,
+    *,
+    clock: str = "annual_review",
+    clock_id: str | None = None,
+    due_on: date = date(2026, 1, 19),
+    **extra: Any,
+) -> InboundEvent:
+    """Any clock event of ``clock`` (ClockSet, ClockMet, ...) as deadlines publishes."""
+    data: dict[str, Any] = {
+        "clock_id": clock_id or clock,
+        "case_id": case_id,
+        "clock": clock,
+        "title": "Annual review",
+        "due_on": due_on.isoformat(),
+        "act_by": None,
+        "legal_basis": ANNUAL_REVIEW_BASIS,
+        "statutory": True,
+        "authority": "statutory",
+        "escalate": True,
+        "exception_reason": None,
+        "rules_version": "2014.1",
+        **extra,
+    }
+    return InboundEvent(
+        id=event_id(event_type),
+        type=f"send.deadlines.{event_type}.v1",
+        source="/send/deadlines",
+        subject=case_id,
+        data=data,
+        correlation_id="corr-" + case_id[:8],
+    )
+
+
+def review_approaching(case_id: str, due_on: date = date(2025, 2, 17)) -> InboundEvent:
+    return clock_event(
+        case_id,
+        "ClockApproaching",
+        due_on=due_on,
+        lead_working_days=5,
+        alert_on="2025-02-10",
+        action="Hold the review meeting of the EHC plan.",
+    )

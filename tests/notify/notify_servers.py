@@ -19,6 +19,7 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 
+from devstack.mailbox import StoredMessage
 from devstack.notify_stub import (
     DEFAULT_API_KEY,
     DEFAULT_EMAIL_TEMPLATE_ID,
@@ -120,3 +121,8 @@ def wait_for(condition: Callable[[], bool], what: str, timeout: float = 30.0) ->
             return
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def text_of(catcher: MailCatcher, message: StoredMessage) -> str:
+    """A received email as a person reads it: its main headers, then its body."""
+    return catcher.store.text(message.id)

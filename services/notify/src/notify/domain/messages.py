@@ -194,7 +194,7 @@ def compose_sms(notice: ClockNotice, link: str | None = None) -> str:
         head = "SEND alert"
     else:
         when = f"was due {_short_date(notice.due_on)}, not recorded as done"
-        head = "SEND alert: OVERDUE"
+        head = "SEND OVERDUE"
         if notice.exception_applies:
             head += " (exception applies)"
     act_by = f", act by {_short_date(notice.act_by)}" if notice.act_by else ""
