@@ -200,3 +200,15 @@ def test_the_issuer_refuses_a_token_request_without_a_staff_id(
 
     assert answer.status_code == 400
     assert "staff_id" in answer.json()["error"]
+
+
+def test_the_issuer_reuses_a_demo_staff_members_token(
+    local_issuer: LocalIssuer,
+) -> None:
+    first = local_issuer.staff_headers("STAFF-102")
+    again = local_issuer.staff_headers("STAFF-102")
+    other = local_issuer.staff_headers("STAFF-001")
+
+    assert first == again
+    assert first != other
+    assert first["Authorization"].startswith("Bearer ")

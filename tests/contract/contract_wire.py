@@ -46,6 +46,7 @@ from prometheus_client import CollectorRegistry
 from deadlines.application.processor import Cause, clock_record
 from deadlines.domain import engine
 from devstack.demo_data import DEMO_STAFF, write_staff_csv
+from devstack.issuer import LocalIssuer
 from devstack.smtp import MailCatcher
 from intake.entrypoints.http import create_app
 from intake.settings import SOURCE as INTAKE_SOURCE
@@ -269,11 +270,18 @@ def publish_intake(tmp: Path, bootstrap: str) -> list[str]:
     url = f"sqlite:///{tmp / 'intake.db'}"
     store = open_store(url, INTAKE_SOURCE)
     try:
-        app = create_app(
-            IntakeSettings(database_url=url), store=store, clock=lambda: NOW
-        )
-        with TestClient(app) as client:
-            case_ids = run_intake(client)
+        # Intake verifies tokens: a local issuer's, for the coordinator who acts.
+        with LocalIssuer() as issuer:
+            settings = IntakeSettings(
+                database_url=url,
+                auth_issuer=issuer.url,
+                auth_audience=issuer.audience,
+                auth_jwks_url=issuer.jwks_url,
+            )
+            app = create_app(settings, store=store, clock=lambda: NOW)
+            token = issuer.headers_for(COORDINATORS[0], ["team_manager"])
+            with TestClient(app, headers=token) as client:
+                case_ids = run_intake(client)
         for checkpoint in ("relay:send.intake.events", "relay:contract-replay"):
             relay = OutboxRelay(
                 store,

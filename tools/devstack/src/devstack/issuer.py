@@ -121,6 +121,7 @@ class LocalIssuer:
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._staff_tokens: dict[str, tuple[str, datetime]] = {}
         self.jwks_requests = 0
         """How many times the JWKS was fetched (to see caching and rate limits)."""
         self.rotate()
@@ -280,6 +281,22 @@ class LocalIssuer:
             )
         changes.setdefault("team", demo_team(member))
         return self.mint(staff_id, [DEMO_ROLES[member.role]], **changes)
+
+    def staff_headers(self, staff_id: str) -> dict[str, str]:
+        """``Authorization`` for a demo member of staff, minted once and reused.
+
+        A token is reused until five minutes before it expires, so a long demo run
+        asks the issuer for one token per member of staff every half hour. Its shape
+        is ``devstack.demo.StaffHeaders``: the demo's way to say who acts.
+        """
+        now = datetime.now(UTC)
+        with self._lock:
+            held = self._staff_tokens.get(staff_id)
+        if held is None or held[1] - now < timedelta(minutes=5):
+            held = (self.mint_for_staff(staff_id), now + DEFAULT_LIFETIME)
+            with self._lock:
+                self._staff_tokens[staff_id] = held
+        return {"Authorization": f"Bearer {held[0]}"}
 
     def headers_for(
         self, staff_id: str, roles: Iterable[str] = (), **kw: Any
