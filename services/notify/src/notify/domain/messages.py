@@ -309,10 +309,15 @@ def compose_review_list(
         f"School URN: {school_urn}",
         f"Term: {long_date(term_starts_on)} to {long_date(term_ends_on)}",
         "",
-        f"These {count} annual {noun} of EHC plans at your school fall due this term. "
-        "Each must be held by its due date; invite the family and the professionals "
-        "at least 2 weeks before the meeting and send the council the report within "
-        "2 weeks of it.",
+        (
+            "This annual review of an EHC plan at your school falls due this term. "
+            "It must be held by its due date"
+            if count == 1
+            else f"These {count} annual reviews of EHC plans at your school fall due "
+            "this term. Each must be held by its due date"
+        )
+        + "; invite the family and the professionals at least 2 weeks before the "
+        "meeting and send the council the report within 2 weeks of it.",
         "",
     ]
     for review in ordered:
@@ -333,8 +338,9 @@ def compose_review_list(
     lines += [
         "",
         *([f"Legal basis: {basis}."] if basis else []),
-        "You receive this as the SENCO of the school named in these children's EHC "
-        "plans. Look each case up by its reference with the council's EHC team.",
+        "You receive this as the SENCO of the school the EHC "
+        + ("plan names" if count == 1 else "plans name")
+        + ". Look each case up by its reference with the council's EHC team.",
         "",
         _FOOTER,
     ]
