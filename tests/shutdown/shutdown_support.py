@@ -1,0 +1,207 @@
+"""What the shutdown tests share: service processes on a test's own topic, with their
+logs in files, and the events a store holds and a topic carries.
+
+A process's output goes to a file, never an unread pipe (a full pipe would stall it).
+Waits have deadlines only as guards against a hang; no test asserts how long anything
+took. A process "stopped within its bound" when it exited 0 by itself after SIGTERM:
+``sendkit.health.Shutdown`` ends one that overstays ``SEND_SHUTDOWN_TIMEOUT_SECONDS``
+with status 3 instead.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kafka import KafkaConsumer
+from kafka.structs import TopicPartition
+
+from sendkit.events import NewEvent, RecordedEvent
+from sendkit.store import SQLiteEventStore
+
+LAUNCH = Path(__file__).with_name("launch.py")
+GUARD_S = 120.0
+SHUTDOWN_TIMEOUT_S = 20.0
+
+
+def wait_for(
+    condition: Callable[[], bool], what: str, guard_s: float = GUARD_S
+) -> None:
+    deadline = time.monotonic() + guard_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what}")
+        time.sleep(0.05)
+
+
+@dataclass
+class Process:
+    """A child process whose combined output is kept in ``log``."""
+
+    popen: subprocess.Popen[bytes]
+    log: Path
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def said(self, text: str) -> bool:
+        return text in self.text()
+
+    def terminate(self) -> int:
+        """SIGTERM, then the exit status (the guard kills a hung process)."""
+        self.popen.send_signal(signal.SIGTERM)
+        return self.wait()
+
+    def wait(self) -> int:
+        try:
+            return self.popen.wait(timeout=SHUTDOWN_TIMEOUT_S + GUARD_S)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(f"the process hung:\n{self.text()[-3000:]}") from None
+
+    def kill(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.kill()
+            self.popen.wait()
+
+
+@dataclass
+class Processes:
+    """Every process a test started, killed at the end whatever happened."""
+
+    started: list[Process] = field(default_factory=list)
+
+    def start(self, args: Sequence[str], env: Mapping[str, str], log: Path) -> Process:
+        with log.open("ab") as output:
+            popen = subprocess.Popen(
+                [sys.executable, *args],
+                stdout=output,
+                stderr=output,
+                env=dict(env),
+            )
+        process = Process(popen, log)
+        self.started.append(process)
+        return process
+
+    def launch(
+        self, entry_point: str, topic: str, env: Mapping[str, str], log: Path
+    ) -> Process:
+        """A service entry point of ``launch.py`` on ``topic``."""
+        return self.start([str(LAUNCH), entry_point, topic], env, log)
+
+    def kill_all(self) -> None:
+        for process in self.started:
+            process.kill()
+
+
+def process_env(**settings: str | Path) -> dict[str, str]:
+    """This environment without the test run's own health names, plus ``settings``."""
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("SEND_HEARTBEAT", "SEND_SHUTDOWN", "SEND_STALL"))
+    }
+    env |= {"LOG_FORMAT": "text", "LOG_LEVEL": "INFO"}
+    env |= {name: str(value) for name, value in settings.items()}
+    return env
+
+
+def fill_store(
+    path: Path, source: str, cases: int, per_case: int
+) -> list[RecordedEvent]:
+    """``cases`` streams of ``per_case`` synthetic events, interleaved in position
+    order as a busy service's would be."""
+    store = SQLiteEventStore(path, source)
+    appended: list[RecordedEvent] = []
+    try:
+        for chunk in range(0, per_case, 50):
+            for case in range(cases):
+                appended += store.append(
+                    f"case-{case}",
+                    chunk,
+                    [
+                        NewEvent(
+                            type="send.test.Noted.v1",
+                            data={"case": case, "n": chunk + i + 1},
+                            private={"note": "synthetic"},
+                        )
+                        for i in range(min(50, per_case - chunk))
+                    ],
+                )
+    finally:
+        store.close()
+    return appended
+
+
+def checkpoint_in(path: Path, source: str, topic: str) -> int:
+    store = SQLiteEventStore(path, source)
+    try:
+        return store.get_checkpoint(f"relay:{topic}")
+    finally:
+        store.close()
+
+
+def wait_for_records(bootstrap: str, topic: str, count: int) -> None:
+    """Return once ``topic`` holds at least ``count`` records."""
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    try:
+        seen = 0
+        deadline = time.monotonic() + GUARD_S
+        while seen < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"only {seen} records reached {topic}")
+            seen += sum(len(r) for r in consumer.poll(timeout_ms=100).values())
+    finally:
+        consumer.close(autocommit=False)
+
+
+def read_to_end(bootstrap: str, topic: str) -> list[Any]:
+    """Every record of ``topic`` up to its end offsets now, partition after partition,
+    each in offset order."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
+    )
+    try:
+        partitions = [
+            TopicPartition(topic, p)
+            for p in sorted(consumer.partitions_for_topic(topic))
+        ]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        ends = consumer.end_offsets(partitions)
+        found: dict[int, list[Any]] = {tp.partition: [] for tp in partitions}
+        deadline = time.monotonic() + GUARD_S
+        while any(consumer.position(tp) < ends[tp] for tp in partitions):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"could not read {topic} to {ends}")
+            for tp, records in consumer.poll(timeout_ms=200).items():
+                found[tp.partition].extend(records)
+        return [record for p in sorted(found) for record in found[p]]
+    finally:
+        consumer.close(autocommit=False)
+
+
+def ids_by_case(records: Sequence[Any]) -> dict[bytes, list[int]]:
+    """Each key's ``ce_sequence`` values in offset order."""
+    per_case: dict[bytes, list[int]] = defaultdict(list)
+    for record in records:
+        per_case[record.key].append(int(dict(record.headers)["ce_sequence"]))
+    return per_case
+
+
+def event_ids(records: Sequence[Any]) -> list[str]:
+    return [dict(r.headers)["ce_id"].decode() for r in records]

@@ -1,0 +1,154 @@
+"""Plans' subscriber process given SIGTERM while it works through a stream of intake
+events: it exits 0 by itself, the offsets it committed cover exactly what it handled,
+and restarted it handles the rest, each event once, with no repeat even reaching the
+idempotency check.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kafka import KafkaAdminClient, KafkaConsumer
+from kafka.structs import TopicPartition
+
+from send_schemas.intake import AssessmentAgreed
+from sendkit.events import NewEvent
+from sendkit.relay import OutboxRelay
+from sendkit.store import SQLiteEventStore
+
+from .shutdown_support import Process, Processes, process_env, wait_for
+
+CASES = 3000
+PARTITIONS = 6
+OPENED = "send.plans.AssessmentOpened.v1"
+
+
+@pytest.fixture
+def processes() -> Iterator[Processes]:
+    started = Processes()
+    yield started
+    started.kill_all()
+
+
+def publish_agreements(bootstrap: str, topic: str, path: Path) -> list[str]:
+    """Intake's ``AssessmentAgreed`` for ``CASES`` new cases, through the relay."""
+    intake = SQLiteEventStore(path, "/send/intake")
+    cases = [str(uuid.uuid4()) for _ in range(CASES)]
+    try:
+        for case_id in cases:
+            intake.append(
+                case_id,
+                0,
+                [
+                    NewEvent(
+                        type=AssessmentAgreed.EVENT_TYPE,
+                        data={"case_id": case_id, "notified_on": "2025-10-06"},
+                    )
+                ],
+            )
+        with OutboxRelay(intake, topic, bootstrap) as relay:
+            while relay.run_once():
+                pass
+    finally:
+        intake.close()
+    return cases
+
+
+def opened_cases(path: Path) -> list[str]:
+    """The cases plans opened, one entry per ``AssessmentOpened`` in its store."""
+    store = SQLiteEventStore(path, "/send/plans")
+    try:
+        events = store.read_all(after=0, limit=10 * CASES)
+    finally:
+        store.close()
+    return [e.stream_id for e in events if e.type == OPENED]
+
+
+def committed_total(bootstrap: str, group: str, topic: str) -> int:
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
+    )
+    try:
+        offsets = [
+            consumer.committed(TopicPartition(topic, p)) for p in range(PARTITIONS)
+        ]
+    finally:
+        consumer.close(autocommit=False)
+    return sum(offset or 0 for offset in offsets)
+
+
+def group_members(bootstrap: str, group: str) -> list[Any]:
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        described = admin.describe_groups([group])
+    finally:
+        admin.close()
+    members: list[Any] = described[group]["members"]
+    return members
+
+
+def outcomes_of(process: Process) -> dict[str, int]:
+    for line in process.text().splitlines():
+        if line.startswith("subscriber outcomes "):
+            found: dict[str, int] = json.loads(
+                line.removeprefix("subscriber outcomes ")
+            )
+            return found
+    raise AssertionError(f"no outcomes printed:\n{process.text()[-3000:]}")
+
+
+def test_a_subscriber_given_sigterm_commits_what_it_handled_and_resumes_exactly_once(
+    kafka_bootstrap: str,
+    unique_topic: Callable[..., str],
+    unique_name: Callable[[str], str],
+    tmp_path: Path,
+    processes: Processes,
+) -> None:
+    topic = unique_topic(partitions=PARTITIONS)
+    group = unique_name("group")
+    cases = publish_agreements(kafka_bootstrap, topic, tmp_path / "intake.db")
+    plans_db = tmp_path / "plans.db"
+    heartbeat = tmp_path / "heartbeat"
+    env = process_env(
+        PLANS_DATABASE_URL=f"sqlite:///{plans_db}",
+        PLANS_CONSUMER_GROUP=group,
+        KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap,
+        SEND_HEARTBEAT_FILE=heartbeat,
+    )
+
+    # Stopped part-way through the stream...
+    first = processes.launch("plans-subscriber", topic, env, tmp_path / "first.log")
+    wait_for(lambda: len(opened_cases(plans_db)) >= 300, "the first cases opened")
+    beating = heartbeat.exists()
+    first_code = first.terminate()
+    # Checked at once: a member that left nothing would stay for its session timeout.
+    members_after_first = group_members(kafka_bootstrap, group)
+    handled_first = opened_cases(plans_db)
+    committed_first = committed_total(kafka_bootstrap, group, topic)
+
+    # ...and restarted to finish it.
+    second = processes.launch("plans-subscriber", topic, env, tmp_path / "second.log")
+    wait_for(lambda: len(opened_cases(plans_db)) == CASES, "every case opened")
+    wait_for(
+        lambda: committed_total(kafka_bootstrap, group, topic) == CASES,
+        "every offset committed",
+    )
+    second_code = second.terminate()
+    handled = opened_cases(plans_db)
+
+    assert first_code == 0, first.text()[-3000:]
+    assert second_code == 0, second.text()[-3000:]
+    assert beating
+    assert members_after_first == [], "the stopped consumer did not leave the group"
+    assert 0 < len(handled_first) < CASES, "the stream ended before SIGTERM: add cases"
+    # What was committed is exactly what was handled: nothing to hand out again.
+    assert committed_first == len(handled_first)
+    assert outcomes_of(first) == {"handled": len(handled_first)}
+    # Restarted, the rest was handled once each, and no repeat was even delivered.
+    assert outcomes_of(second) == {"handled": CASES - len(handled_first)}
+    assert sorted(handled) == sorted(cases)
