@@ -1,6 +1,6 @@
 """Intake's HTTP process (uvicorn, with its relay thread) given SIGTERM under a stream
-of requests: every request answered 2xx has its events in the store and, once the process
-has run again, on the topic, each once.
+of requests: every request answered 2xx has its events in the store and, once the
+process has run again, on the topic, each once.
 
 uvicorn turns SIGTERM into a graceful stop (no new connections, requests in flight
 answered) and then the app's lifespan shutdown, which stops the relay after its round;

@@ -518,6 +518,11 @@ def track_faust_progress(
         progress = state["progress"]
         if progress is None:
             progress = state["progress"] = registry.track(name)
+            log.info(
+                "%s: progress tracked from this first round after recovery",
+                name,
+                extra={"loop": name},
+            )
         done, lag = faust_round(app.consumer, wanted, state["seen"])
         progress.record(done, lag)
         blocked = done == 0 and bool(lag)

@@ -19,9 +19,14 @@ them in batches (see ``Pipeline.run``), and a timer wakes it every second so tha
 input held back for its turn is let go after ``DEADLINES_MAX_WAIT_SECONDS`` even if
 nothing else arrives.
 
-Known limits: faust's own consumer-stall bugs (see the project's Kafka notes) are not
-guarded by a liveness probe here; the worker logs ``deadlines worker ready`` once the
-table is recovered, and a deployment should watch its consumer lag.
+Liveness: once the table is recovered (the worker logs ``deadlines worker ready``), a
+timer records a round every ten seconds (``sendkit.health.track_faust_progress``):
+fine while the committed offsets of the inputs advance or nothing waits, so the file
+named by ``SEND_HEARTBEAT_FILE`` goes stale, and the pod is restarted, only when
+inputs wait and nothing is committed; that also catches faust's own consumer-stall
+bugs (see the project's Kafka notes). On SIGTERM or SIGINT faust's worker commits,
+flushes and leaves the group; a stop that takes longer than
+``SEND_SHUTDOWN_TIMEOUT_SECONDS`` ends the process with status 3.
 """
 
 from __future__ import annotations
@@ -41,6 +46,12 @@ from deadlines.domain.council import CouncilConfig
 from deadlines.domain.engine import EngineConfig
 from deadlines.settings import DeadlinesSettings
 from send_schemas.topics import PARTITIONS
+from sendkit.health import (
+    HealthSettings,
+    Shutdown,
+    start_heartbeat,
+    track_faust_progress,
+)
 from sendkit.logging import configure_logging
 
 log = logging.getLogger(__name__)
@@ -169,15 +180,24 @@ class ClocksWorker:
 class _Worker(faust.Worker):
     """faust's worker, announcing readiness in the service's own log format."""
 
-    def __init__(self, clocks: ClocksWorker, **options: Any) -> None:
+    def __init__(
+        self, clocks: ClocksWorker, *, shutdown: Shutdown | None = None, **options: Any
+    ) -> None:
         super().__init__(clocks.app, **options)
         self.clocks = clocks
+        self.shutdown = shutdown
         # faust's terminal spinner writes cursor escapes into the JSON log stream.
         self.spinner = None
 
     async def on_startup_finished(self) -> None:
         await super().on_startup_finished()
         log.info(READY_MESSAGE, extra={"app_id": self.app.conf.id})
+
+    def _schedule_shutdown(self, signal: Any) -> None:
+        # mode's one path from SIGTERM and SIGINT to stopping: bound the stop there.
+        if self.shutdown is not None:
+            self.shutdown.request(f"signal {getattr(signal, 'name', signal)}")
+        super()._schedule_shutdown(signal)
 
     def on_worker_shutdown(self) -> None:
         self.clocks.offsets.close()
@@ -194,6 +214,13 @@ def run_worker(settings: DeadlinesSettings | None = None) -> None:
     for name in ("faust", "mode", "aiokafka", "kafka"):
         logging.getLogger(name).setLevel(quiet)
     worker = ClocksWorker(settings)
+    health = HealthSettings()
+    track_faust_progress(
+        worker.app,
+        (*settings.domain_topics, settings.ticks_topic),
+        name="deadlines worker",
+    )
+    heartbeat = start_heartbeat(health)
     log.info(
         "deadlines worker starting",
         extra={
@@ -201,10 +228,17 @@ def run_worker(settings: DeadlinesSettings | None = None) -> None:
             "bootstrap": settings.kafka_bootstrap_servers,
         },
     )
-    _Worker(
-        worker,
-        loglevel=settings.log_level,
-        override_logging=False,
-        redirect_stdouts=False,
-        quiet=True,
-    ).execute_from_commandline()
+    try:
+        _Worker(
+            worker,
+            shutdown=Shutdown(
+                "deadlines-worker", timeout_s=health.shutdown_timeout_seconds
+            ),
+            loglevel=settings.log_level,
+            override_logging=False,
+            redirect_stdouts=False,
+            quiet=True,
+        ).execute_from_commandline()
+    finally:
+        if heartbeat is not None:
+            heartbeat.stop()

@@ -1,0 +1,203 @@
+"""The deadlines worker (faust) and the ticker as processes: the heartbeat file the
+deploy probes read, and SIGTERM under load.
+
+The worker writes its heartbeat only after its table is recovered (its first progress
+round follows the "ready" line), stops within its bound on SIGTERM, leaves its consumer
+group, and restarted loses nothing: every case gets its decision clock, once in effect
+(a repeat, if the stop caught a batch between publishing and committing, is the same
+event with the same id). The ticker keeps its heartbeat while it sends.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kafka import KafkaAdminClient, KafkaProducer
+
+from deadlines.entrypoints.worker import READY_MESSAGE
+from deadlines.settings import DeadlinesSettings
+from devstack.kafka_topics import ensure_topics
+from send_schemas.topics import PARTITIONS, Topic, dead_letter_topic
+from sendkit.envelope import from_kafka, to_kafka
+from sendkit.events import Metadata, RecordedEvent
+
+from .shutdown_support import Processes, process_env, read_to_end, wait_for
+
+CASES = 600
+BACKLOG = 200  # waiting when the worker starts; the rest arrive while it runs
+FIRST_ROUND = "progress tracked from this first round after recovery"
+
+
+@pytest.fixture
+def processes() -> Iterator[Processes]:
+    started = Processes()
+    yield started
+    started.kill_all()
+
+
+@pytest.fixture
+def settings(kafka_bootstrap: str) -> DeadlinesSettings:
+    """Deadlines settings on topics of the test's own (``DEADLINES_TOPIC_PREFIX``)."""
+    prefix = f"stop{uuid.uuid4().hex[:8]}."
+    found = DeadlinesSettings(
+        kafka_bootstrap_servers=kafka_bootstrap, topic_prefix=prefix
+    )
+    inputs = [*found.domain_topics, found.ticks_topic]
+    names = [
+        *inputs,
+        found.clocks_topic,
+        *(dead_letter_topic("deadlines", name) for name in inputs),
+        dead_letter_topic("deadlines", found.clocks_topic),
+    ]
+    ensure_topics(
+        kafka_bootstrap,
+        [
+            Topic(name, owner="deadlines", consumers=("test",), partitions=PARTITIONS)
+            for name in names
+        ],
+    )
+    return found
+
+
+def publish_requests(settings: DeadlinesSettings, cases: list[str]) -> None:
+    """Each case's ``RequestReceived`` on intake's topic, as intake's relay sends it."""
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    try:
+        for case in cases:
+            event = RecordedEvent(
+                id=str(uuid.uuid4()),
+                stream_id=case,
+                version=1,
+                position=0,
+                type="send.intake.RequestReceived.v1",
+                source="/send/intake",
+                time=datetime.now(UTC),
+                data={
+                    "case_id": case,
+                    "requester_type": "parent",
+                    "channel": "portal",
+                    "received_at": "2025-01-06T10:00:00Z",
+                    "school_urn": 100042,
+                    "curriculum_year": 6,
+                },
+                metadata=Metadata(actor="ehcco-stop", correlation_id=case),
+            )
+            record = to_kafka(event)
+            producer.send(
+                settings.intake_topic,
+                key=record.key,
+                value=record.value,
+                headers=record.headers,
+            )
+        producer.flush(timeout=60)
+    finally:
+        producer.close()
+
+
+def decision_clocks(settings: DeadlinesSettings) -> dict[str, list[Any]]:
+    """Each case's ``ClockSet`` events of the decision clock, copies included."""
+    found: dict[str, list[Any]] = defaultdict(list)
+    for record in read_to_end(settings.kafka_bootstrap_servers, settings.clocks_topic):
+        event = from_kafka(record)
+        if event.name == "ClockSet" and event.data["clock_id"] == "decision":
+            found[event.subject].append(event)
+    return found
+
+
+def group_members(bootstrap: str, group: str) -> list[Any]:
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        members: list[Any] = admin.describe_groups([group])[group]["members"]
+    finally:
+        admin.close()
+    return members
+
+
+def test_the_worker_beats_after_recovery_and_stops_on_sigterm_losing_nothing(
+    settings: DeadlinesSettings, tmp_path: Path, processes: Processes
+) -> None:
+    app_id = f"deadlines-stop-{uuid.uuid4().hex[:8]}"
+    heartbeat = tmp_path / "heartbeat"
+    env = process_env(
+        KAFKA_BOOTSTRAP_SERVERS=settings.kafka_bootstrap_servers,
+        DEADLINES_APP_ID=app_id,
+        DEADLINES_TOPIC_PREFIX=settings.topic_prefix,
+        SEND_HEARTBEAT_FILE=heartbeat,
+    )
+    cases = [str(uuid.uuid4()) for _ in range(CASES)]
+    publish_requests(settings, cases[:BACKLOG])
+
+    def keep_publishing() -> None:
+        for start in range(BACKLOG, CASES, 10):
+            publish_requests(settings, cases[start : start + 10])
+            time.sleep(0.05)
+
+    # Under load: requests wait when it starts, and keep coming through the stop.
+    first = processes.start(["-m", "deadlines", "worker"], env, tmp_path / "1.log")
+    wait_for(lambda: heartbeat.exists(), "the first heartbeat")
+    publisher = threading.Thread(target=keep_publishing)
+    publisher.start()
+    try:
+        wait_for(lambda: len(decision_clocks(settings)) >= 20, "the first clocks")
+        first_code = first.terminate()
+        members = group_members(settings.kafka_bootstrap_servers, app_id)
+        clocked_at_stop = len(decision_clocks(settings))
+    finally:
+        publisher.join()
+    log = first.text()
+
+    second = processes.start(["-m", "deadlines", "worker"], env, tmp_path / "2.log")
+    wait_for(
+        lambda: set(decision_clocks(settings)) == set(cases),
+        "every case's decision clock",
+        guard_s=300,
+    )
+    second_code = second.terminate()
+    clocks = decision_clocks(settings)
+
+    assert first_code == 0, log[-3000:]
+    assert second_code == 0, second.text()[-3000:]
+    assert "deadlines worker stopped" in log
+    assert clocked_at_stop < CASES, "the work was done before SIGTERM: add cases"
+    assert members == [], "the stopped worker did not leave its consumer group"
+    # The heartbeat file was first written after recovery, never before.
+    assert log.index(READY_MESSAGE) < log.index(FIRST_ROUND)
+    # Every case has its clock, once in effect: copies carry the same id and data.
+    for case in cases:
+        copies = clocks[case]
+        assert len({event.id for event in copies}) == 1, case
+        assert len({str(event.data) for event in copies}) == 1, case
+
+
+def test_the_ticker_beats_while_it_sends_and_stops_on_sigterm(
+    settings: DeadlinesSettings, tmp_path: Path, processes: Processes
+) -> None:
+    heartbeat = tmp_path / "heartbeat"
+    env = process_env(
+        KAFKA_BOOTSTRAP_SERVERS=settings.kafka_bootstrap_servers,
+        DEADLINES_TOPIC_PREFIX=settings.topic_prefix,
+        SEND_HEARTBEAT_FILE=heartbeat,
+    )
+
+    ticker = processes.start(
+        ["-m", "deadlines", "ticker", "--every", "0.2"], env, tmp_path / "ticker.log"
+    )
+    wait_for(lambda: ticker.text().count("ticks sent") >= 3, "three rounds")
+    beating = heartbeat.exists()
+    code = ticker.terminate()
+    ticks = read_to_end(settings.kafka_bootstrap_servers, settings.ticks_topic)
+
+    assert code == 0, ticker.text()[-3000:]
+    assert beating
+    assert "ticker stopped" in ticker.text()
+    # Every round that was logged went to every partition, whole.
+    assert len(ticks) % PARTITIONS == 0
+    assert len(ticks) >= 3 * PARTITIONS
