@@ -9,6 +9,7 @@ import pytest
 from notify_factories import COORDINATOR, MANAGER, STAFF, write_directory_csv
 from pydantic import ValidationError
 
+from devstack.notify_stub import DEFAULT_API_KEY, DEFAULT_SMS_TEMPLATE_ID
 from notify.adapters.directory_csv import load_directory
 from notify.adapters.sqlite_db import sqlite_path
 from notify.errors import ConfigurationError, DirectoryError
@@ -119,4 +120,56 @@ def test_production_refuses_a_placeholder_smtp_password(
     monkeypatch.setenv("NOTIFY_SMTP_PASSWORD", "changeme")
 
     with pytest.raises(ValidationError, match="NOTIFY_SMTP_PASSWORD"):
+        NotifySettings()
+
+
+def test_govuk_notify_settings_are_checked_at_start(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("NOTIFY_EMAIL_PROVIDER", "govuk_notify")
+    with pytest.raises(ConfigurationError, match="NOTIFY_GOVUK_API_KEY"):
+        NotifySettings()
+    monkeypatch.delenv("NOTIFY_EMAIL_PROVIDER")
+    monkeypatch.setenv("NOTIFY_GOVUK_API_KEY", "not-a-key")
+    with pytest.raises(ConfigurationError, match=r"not a GOV\.UK Notify API key"):
+        NotifySettings()
+    monkeypatch.setenv("NOTIFY_GOVUK_API_KEY", DEFAULT_API_KEY)
+    monkeypatch.setenv("NOTIFY_GOVUK_SMS_TEMPLATE_ID", "not-a-uuid")
+    with pytest.raises(ValidationError, match="govuk_sms_template_id"):
+        NotifySettings()
+    monkeypatch.setenv("NOTIFY_GOVUK_SMS_TEMPLATE_ID", DEFAULT_SMS_TEMPLATE_ID)
+    monkeypatch.setenv("NOTIFY_DIRECTORY_CSV", "")
+    monkeypatch.setenv("NOTIFY_SMS_QUIET_HOURS", "")
+    monkeypatch.setenv("NOTIFY_TERM_DATES", "2026-01-05/2026-03-27")
+    terms = tmp_path / "terms.csv"
+    terms.write_text("starts_on,ends_on\n2026-04-13,2026-07-22\n", encoding="utf-8")
+    monkeypatch.setenv("NOTIFY_TERM_DATES_FILE", str(terms))
+
+    settings = NotifySettings()
+
+    assert settings.sms_available
+    assert settings.directory_csv is None
+    assert settings.default_preferences.quiet_hours is None
+    assert [t.starts_on.isoformat() for t in settings.terms()] == [
+        "2026-01-05",
+        "2026-04-13",
+    ]
+    assert settings.routing.link("3f6c2a4e-8d1b-4c7a-9e2f-5b0a1c3d4e6f") == (
+        "https://send.council.example/cases/3f6c2a4e-8d1b-4c7a-9e2f-5b0a1c3d4e6f"
+    )
+    assert (settings.host, settings.port) == ("127.0.0.1", 8006)
+
+
+def test_production_refuses_plain_http_to_notify_and_placeholder_tokens(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SEND_ENV", "production")
+    monkeypatch.setenv("NOTIFY_GOVUK_BASE_URL", "http://notify.example")
+    with pytest.raises(ConfigurationError, match="https"):
+        NotifySettings()
+    monkeypatch.setenv(
+        "NOTIFY_GOVUK_BASE_URL", "https://api.notifications.service.gov.uk"
+    )
+    monkeypatch.setenv("NOTIFY_GOVUK_CALLBACK_TOKEN", "changeme")
+    with pytest.raises(ValidationError, match="NOTIFY_GOVUK_CALLBACK_TOKEN"):
         NotifySettings()

@@ -18,7 +18,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
-from types import MappingProxyType
 
 from notify.domain.alerts import AlertKind, Channel
 from notify.domain.directory import StaffMember
@@ -115,24 +114,17 @@ class QuietHours:
 DEFAULT_QUIET_HOURS = QuietHours(time(20, 0), time(8, 0))
 
 
-def _frozen(
-    channels: Mapping[PreferenceKind, ChannelChoice],
-) -> Mapping[PreferenceKind, ChannelChoice]:
-    return MappingProxyType(dict(channels))
-
-
 @dataclass(frozen=True, slots=True)
 class Preferences:
     """One person's choices; an unset kind means email."""
 
-    channels: Mapping[PreferenceKind, ChannelChoice] = field(
-        default_factory=lambda: _frozen({})
-    )
+    channels: Mapping[PreferenceKind, ChannelChoice] = field(default_factory=dict)
     quiet_hours: QuietHours | None = DEFAULT_QUIET_HOURS
     daily_digest: bool = False
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "channels", _frozen(self.channels))
+        # A copy, so the caller's dict cannot change these preferences later.
+        object.__setattr__(self, "channels", dict(self.channels))
 
     def choice(self, kind: PreferenceKind) -> ChannelChoice:
         return self.channels.get(kind, ChannelChoice.EMAIL)
