@@ -23,10 +23,11 @@ the PostgreSQL clusters, the network policies, the overlays' patches) sit beside
 generated ones and are never touched by this script.
 
 Known limits: the processes without an HTTP server are probed through a heartbeat
-file (``SEND_HEARTBEAT_FILE``) that none of them touches yet, so they are restarted
-once their startup budget runs out; and the Kafka security settings the kafka-auth
-component sets (``KAFKA_SECURITY_PROTOCOL`` and the SASL names) are not yet read by the
-services' clients. docs/operations.md, section 1, says what each must do.
+file (``SEND_HEARTBEAT_FILE``, kept by ``sendkit.health``) that notify's worker does
+not keep yet, so it is restarted once its startup budget runs out; and the Kafka
+security settings the kafka-auth component sets (``KAFKA_SECURITY_PROTOCOL`` and the
+SASL names) are not yet read by the services' clients. docs/operations.md, section 1,
+says what each must do.
 """
 
 from __future__ import annotations
