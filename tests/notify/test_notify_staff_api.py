@@ -3,15 +3,22 @@ and the callback endpoint's bearer token, on a real SQLite file."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from notify_factories import COORDINATOR, MANAGER, SENCO, write_directory_csv
 from notify_servers import CALLBACK_TOKEN
 
+from devstack.kafka_config import free_port
 from notify.bootstrap import NotifyRuntime, build_runtime
 from notify.entrypoints.api import create_app
 from notify.settings import NotifySettings
@@ -291,3 +298,42 @@ def test_probes_answer(api: TestClient) -> None:
     assert api.get("/healthz").json()["service"] == "notify"
     assert api.get("/readyz").json()["checks"] == {"database": "ok"}
     problem(api.get("/alerts/nope"), 404)
+
+
+def test_python_m_notify_api_serves_until_sigterm(tmp_path: Path) -> None:
+    port = free_port()
+    env = dict(os.environ)
+    env.update(
+        {
+            "NOTIFY_DATABASE_URL": f"sqlite:///{tmp_path / 'notify.db'}",
+            "NOTIFY_DIRECTORY_CSV": str(write_directory_csv(tmp_path / "staff.csv")),
+            "NOTIFY_PORT": str(port),
+            "LOG_FORMAT": "text",
+        }
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "notify", "api"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        ready = None
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2)
+                break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        assert ready is not None, "the API never answered"
+        assert ready.status_code == 200
+        staff = httpx.get(f"http://127.0.0.1:{port}/staff").json()
+        assert staff["count"] == 5
+    finally:
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(30)
+    output = process.stdout.read().decode() if process.stdout else ""
+    # uvicorn shuts down cleanly, then re-raises SIGTERM so the exit status says why.
+    assert code in (0, -signal.SIGTERM), output
+    assert "notify API stopped" in output

@@ -198,6 +198,7 @@ def create_app(
         finally:
             if owned:
                 parts.db.close()
+            log.info("notify API stopped")
 
     def database_readable() -> bool:
         with parts.db.transaction() as tx:
