@@ -641,11 +641,16 @@ def test_every_partition_has_a_progress_key_that_hashes_to_it() -> None:
         assert case_partition(key) == partition
 
 
-def test_the_worker_table_uses_the_producers_default_partitioner() -> None:
+def test_the_worker_table_and_outputs_use_the_producers_partitioning() -> None:
     worker = ClocksWorker(DeadlinesSettings(app_id="partition-check"))
     app: faust.App = worker.app
+    partitioner = app.conf.producer_partitioner
+    all_partitions = list(range(PARTITIONS))
 
     assert worker.table.use_partitioner is True
     assert worker.table.key_serializer == "raw"
-    assert app.conf.producer_partitioner is None  # so aiokafka's DefaultPartitioner
     assert worker.table.partitions == PARTITIONS
+    for number in range(500):
+        key = str(uuid.uuid5(uuid.NAMESPACE_OID, f"case-{number}")).encode()
+        expected = AioPartitioner()(key, all_partitions, all_partitions)
+        assert partitioner(key, all_partitions, all_partitions) == expected

@@ -9,6 +9,7 @@ broker has acknowledged the record.
 from __future__ import annotations
 
 import asyncio
+import random
 import threading
 from collections.abc import Awaitable, Iterable, Sequence
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import faust
 from kafka import KafkaConsumer, TopicPartition
 
+from deadlines.application.partitioning import key_partition
 from deadlines.application.ports import Publication
 
 
@@ -72,26 +74,37 @@ class BrokerOffsets:
                 self._consumer = None
 
 
+class CachedPartitioner:
+    """aiokafka's default partitioner with the murmur2 hashes remembered.
+
+    The same partition for the same key (``all_partitions[murmur2(key) % n]``, the
+    rule of aiokafka's ``DefaultPartitioner``), but the pure-Python hash of a case id
+    is computed once rather than for every clock event and state write of the case.
+    """
+
+    def __call__(
+        self, key: bytes | None, all_partitions: list[int], available: list[int]
+    ) -> int:
+        if key is None:
+            # As aiokafka does (this service keys every record it sends).
+            return random.choice(available or all_partitions)
+        return all_partitions[key_partition(key, len(all_partitions))]
+
+
 class FaustPublisher:
-    """``Publisher`` over the app's producer, one raw-bytes topic object per name."""
+    """``Publisher`` straight onto the app's producer: raw bytes, no codec."""
 
     def __init__(self, app: faust.App) -> None:
         self.app = app
-        self._topics: dict[str, Any] = {}
 
     async def publish(self, publication: Publication) -> Awaitable[Any]:
-        topic = self._topics.get(publication.topic)
-        if topic is None:
-            topic = self.app.topic(
-                publication.topic,
-                key_type=bytes,
-                value_type=bytes,
-                key_serializer="raw",
-                value_serializer="raw",
-            )
-            self._topics[publication.topic] = topic
         record = publication.record
-        future: Awaitable[Any] = await topic.send(
-            key=record.key, value=record.value, headers=list(record.headers)
+        future: Awaitable[Any] = await self.app.producer.send(
+            publication.topic,
+            record.key,
+            record.value,
+            None,
+            None,
+            list(record.headers),
         )
         return future

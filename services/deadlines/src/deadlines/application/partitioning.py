@@ -19,6 +19,7 @@ from send_schemas.topics import PARTITIONS
 PROGRESS_PREFIX = "~progress/"
 
 
+@lru_cache(maxsize=65536)
 def key_partition(key: bytes, partitions: int = PARTITIONS) -> int:
     """The partition kafka-python's and aiokafka's default partitioners choose."""
     return int((murmur2(key) & 0x7FFFFFFF) % partitions)

@@ -34,6 +34,7 @@ from deadlines.domain import engine
 from deadlines.domain.engine import CaseEvent, Emitted, EngineConfig
 from deadlines.domain.errors import DeadlinesError, UnusableEvent
 from send_schemas.topics import DEADLINES, dead_letter_topic
+from sendkit.calendar import london_date
 from sendkit.envelope import InvalidEnvelope, OutgoingRecord, from_kafka, to_kafka
 from sendkit.events import SYSTEM_ACTOR, Metadata, RecordedEvent, utcnow
 
@@ -169,9 +170,14 @@ class ClockProcessor:
         cause = Cause(f"{tick_id}:{record.partition}", tick_id, item.tick.now)
         publications: list[Publication] = []
         failed: list[str] = []
+        today = london_date(now)
         for case_id in sorted(self.states.case_ids(record.partition)):
             stored = self.states.load(case_id)
-            if stored is None:
+            # The state names the first day a tick could bring it anything; most
+            # cases, on most days, are passed over here without a call.
+            if stored is None or stored.state.wake_on is None:
+                continue
+            if today < stored.state.wake_on:
                 continue
             try:
                 new, outputs = engine.tick(stored.state, now, self.config)

@@ -37,7 +37,11 @@ from typing import Any
 
 import faust
 
-from deadlines.adapters.faust_ports import BrokerOffsets, FaustPublisher
+from deadlines.adapters.faust_ports import (
+    BrokerOffsets,
+    CachedPartitioner,
+    FaustPublisher,
+)
 from deadlines.adapters.table_states import TableStates
 from deadlines.application.pipeline import Pipeline
 from deadlines.application.ports import InputRecord
@@ -93,6 +97,7 @@ class ClocksWorker:
             web_bind="127.0.0.1",
             worker_redirect_stdouts=False,
             autodiscover=False,
+            producer_partitioner=CachedPartitioner(),
         )
         self.inputs = self.app.topic(
             *settings.domain_topics,
