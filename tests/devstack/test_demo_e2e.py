@@ -1,5 +1,9 @@
 """``make run`` end to end, in its short form: the real command, broker, services, SMTP.
 
+The short form is 5% of the year's requests, each agreed assessment carried through
+plans and reviews to the end of the period: the test checks the requests' decision
+clocks, every later clock the plan predicts, and the DfE's 20-week and review figures.
+
 ``python -m devstack.run --short --exit-after-demo`` runs as a subprocess with free
 ports and its own run directory, launching its own Kafka from the jars (the shared
 test broker is not used: the demo's clock starts in January 2024, and ticks a shared
@@ -28,7 +32,15 @@ from typing import Any
 
 import pytest
 
-from devstack.demo_data import CHILD_FAMILY_NAME, DEMO_STAFF, generate_caseload
+from devstack.demo_data import (
+    CHILD_FAMILY_NAME,
+    DEMO_SENCOS,
+    DEMO_STAFF,
+    default_period_end,
+    generate_caseload,
+    planned_clocks,
+    planned_timeliness,
+)
 from devstack.dfe import load_la_figures
 from devstack.run import SHORT_SCALE
 
@@ -173,6 +185,32 @@ def test_the_short_demo_reconciles(short_demo: tuple[Path, str, int]) -> None:
     # The deadlines read API's own counts agree with the topic's.
     assert "agrees" in summary["read_model"], summary["read_model"]
 
+    # The later stages: every clock they start ended as the plan says, plans were
+    # issued and reviews decided, and the DfE's figures are the plan's.
+    intended = planned_clocks(planned, default_period_end(2024))
+    rows = {row["clock"]: row for row in summary["clocks"]}
+    for name, row in intended.items():
+        counted = {state: rows.get(name, {}).get(state, 0) for state in row}
+        assert counted == row, name
+    figures = summary["timeliness"]
+    expected = planned_timeliness(planned)
+    assert figures["plans_issued"] == expected.plans_issued > 0
+    assert figures["plans_within_20_weeks"] == expected.plans_within_20_weeks > 0
+    assert figures["plans_issued"] > figures["plans_within_20_weeks"]
+    assert (
+        figures["plans_within_20_weeks_excl_exceptions"]
+        == expected.plans_within_20_weeks_excl_exceptions
+    )
+    assert figures["review_decisions"] == expected.review_decisions > 0
+    assert (
+        figures["review_decisions_within_4_weeks"]
+        == expected.review_decisions_within_4_weeks
+    )
+    posted = summary["later_posted"]
+    assert posted["final_plan"] == expected.plans_issued
+    assert posted["review_decided"] == expected.review_decisions
+    assert posted["no_plan_notice"] >= 1
+
     # Every email is accounted for by a NotificationSent event, and the other way.
     mail = read_mail(run_dir / "mail")
     assert len(mail) == summary["emails_in_catcher"] == summary["notifications_sent"]
@@ -205,6 +243,11 @@ def test_the_short_demo_emails_say_what_is_due_when_and_why(
 
     # No email names a child: every demo child's family name is the same word.
     assert not [m["Subject"] for m in mail if CHILD_FAMILY_NAME in body_of(m)]
+
+    # The 20-week clock's alerts went out, and a review's reached the school's SENCO.
+    assert any("Final EHC plan" in m["Subject"] for m in mail)
+    sencos = {s.email for s in DEMO_SENCOS}
+    assert any(str(m["To"]) in sencos for m in mail)
 
 
 @pytest.mark.timeout(DEMO_TIMEOUT_S + 120)

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,23 +21,25 @@ from typing import Any
 import pytest
 
 from devstack.demo import (
+    Action,
     DemoSummary,
     TopicWatcher,
     check_timeline,
     compare_read_model,
     count_clocks,
+    count_timeliness,
     demo_days,
     plan_actions,
     planned_decision_counts,
     reconcile,
     tick_moment,
 )
-from devstack.demo_data import PlannedCase, generate_caseload
+from devstack.demo_data import PlannedCase, Timeliness, generate_caseload
 from devstack.dfe import load_la_figures
 from devstack.kafka_config import LOOPBACK, BrokerLayout, free_port
 from devstack.run import Ports, RunError, RunLayout, choose_ports
 from send_schemas.topics import DEADLINES, INTAKE, NOTIFY
-from sendkit.calendar import london_date
+from sendkit.calendar import LONDON, london_date
 from sendkit.envelope import to_kafka
 from sendkit.events import Metadata, RecordedEvent
 
@@ -50,13 +52,15 @@ def caseload() -> list[PlannedCase]:
 # The timeline -----------------------------------------------------------------------
 
 
-def test_each_case_is_received_before_its_exception_and_its_outcome(
+def test_each_case_is_received_before_its_exception_its_outcome_and_its_steps(
     caseload: list[PlannedCase],
 ) -> None:
     actions = plan_actions(caseload)
 
     exceptions = sum(case.exception_reason is not None for case in caseload)
-    assert len(actions) == 2 * len(caseload) + exceptions
+    steps = sum(len(case.steps()) for case in caseload)
+    assert len(actions) == 2 * len(caseload) + exceptions + steps
+    assert steps > len(caseload), "the agreed assessments should go on"
     assert [a.at for a in actions] == sorted(a.at for a in actions)
     order: dict[int, list[str]] = {}
     for action in actions:
@@ -65,7 +69,29 @@ def test_each_case_is_received_before_its_exception_and_its_outcome(
         expected = ["receive", "outcome"]
         if case.exception_reason is not None:
             expected.insert(1, "exception")
+        expected += ["step"] * len(case.steps())
         assert order[case.sequence] == expected
+
+
+def test_a_cases_steps_come_after_its_agreement_is_recorded_each_on_its_day(
+    caseload: list[PlannedCase],
+) -> None:
+    by_case: dict[int, list[Action]] = {}
+    for action in plan_actions(caseload):
+        by_case.setdefault(action.case.sequence, []).append(action)
+
+    for case in caseload:
+        steps = [a for a in by_case[case.sequence] if a.step is not None]
+        if case.outcome != "agreed":
+            assert steps == []
+            continue
+        recorded = london_date(case.outcome_recorded_at)
+        for action in steps:
+            assert action.step is not None
+            # Recorded on the fact's own day, in office hours, after the agreement's
+            # record: the plans service knows the case by then.
+            assert action.day == action.step.on > recorded
+            assert 9 <= action.at.astimezone(LONDON).hour < 17
 
 
 def test_the_demo_ticks_every_day_from_new_year_to_past_the_last_outcome(
@@ -78,6 +104,18 @@ def test_the_demo_ticks_every_day_from_new_year_to_past_the_last_outcome(
     assert days[0] == date(2024, 1, 1)
     assert days[-1] == actions[-1].day + timedelta(days=10)
     assert all(b - a == timedelta(days=1) for a, b in itertools.pairwise(days))
+
+
+def test_the_demo_ticks_to_the_end_of_its_period_with_no_margin(
+    caseload: list[PlannedCase],
+) -> None:
+    actions = plan_actions(caseload)
+
+    days = demo_days(actions, 2024, margin_days=10, until=date(2025, 7, 31))
+
+    assert days[0] == date(2024, 1, 1)
+    assert days[-1] == date(2025, 7, 31)
+    assert actions[-1].day <= days[-1]
 
 
 def test_a_tick_is_eight_in_the_morning_london_time_in_winter_and_summer() -> None:
@@ -96,7 +134,7 @@ def test_a_taken_port_is_replaced_by_a_free_one_and_said_so() -> None:
         # The usual ports may be in use by a make run on this machine; free ones
         # stand in for them, so only the one taken here needs replacing.
         others: list[int] = []
-        for _ in range(4):
+        for _ in range(len(fields(Ports)) - 1):
             others.append(free_port(exclude={busy, *others}))
         wanted = Ports(busy, *others)
 
@@ -109,7 +147,8 @@ def test_a_taken_port_is_replaced_by_a_free_one_and_said_so() -> None:
 def test_free_ports_mode_picks_distinct_ports_for_every_listener() -> None:
     ports, notes = choose_ports(free_only=True)
 
-    values = [ports.kafka, ports.smtp, ports.mail_page, ports.intake, ports.deadlines]
+    values = [getattr(ports, item.name) for item in fields(Ports)]
+    assert len(values) == 9
     assert len(set(values)) == len(values)
     assert notes == []
 
@@ -120,7 +159,8 @@ def test_a_fresh_start_removes_the_last_runs_data_and_nothing_else(
     layout = RunLayout(tmp_path)
     for folder in (layout.logs, layout.mail, layout.kafka / "data", layout.work):
         folder.mkdir(parents=True)
-    for path in (layout.intake_db, layout.notify_db, layout.staff_csv):
+    stores = (layout.intake_db, layout.notify_db, layout.plans_db, layout.reviews_db)
+    for path in (*stores, layout.placement_db, layout.staff_csv):
         path.write_text("old")
     (tmp_path / "intake.db-wal").write_text("old")
     (tmp_path / "kafka-ephemeral").mkdir()
@@ -206,10 +246,21 @@ class Feed:
         )
 
     def clock(
-        self, name: str, case_id: str, clock: str = "decision", **data: Any
+        self,
+        name: str,
+        case_id: str,
+        clock: str = "decision",
+        *,
+        clock_id: str | None = None,
+        **data: Any,
     ) -> RecordedEvent:
-        fields = {"case_id": case_id, "clock_id": clock, "clock": clock, **data}
-        return self.publish(DEADLINES.name, name, case_id, fields)
+        values = {
+            "case_id": case_id,
+            "clock_id": clock_id or clock,
+            "clock": clock,
+            **data,
+        }
+        return self.publish(DEADLINES.name, name, case_id, values)
 
 
 def test_each_clock_is_counted_once_in_the_state_it_ended_in() -> None:
@@ -405,3 +456,110 @@ def test_the_read_models_summary_is_compared_clock_by_clock(
         "/summary",
         "/summary has a final_plan clock the topic never showed",
     ]
+
+
+# The later stages -------------------------------------------------------------------
+
+
+def test_timeliness_is_counted_from_the_clock_events_as_the_dfe_counts_it() -> None:
+    watcher = TopicWatcher("unused:9092")
+    feed = Feed(watcher)
+    cases = [str(uuid.uuid4()) for _ in range(4)]
+    in_time, late_excepted, no_plan, pending = cases
+    for case in cases:
+        feed.clock("ClockSet", case, "final_plan")
+    feed.clock("ClockMet", in_time, "final_plan")
+    feed.clock("ClockExceptionApplied", late_excepted, "final_plan")
+    feed.clock("ClockLate", late_excepted, "final_plan")
+    feed.clock("ClockCancelled", no_plan, "final_plan")
+    feed.clock("ClockOverdue", pending, "final_plan")
+    # Two reviews held: one held in time and decided in 4 weeks, one late and not
+    # decided yet; the next year's review clock is open.
+    for case, held in ((in_time, "ClockMet"), (late_excepted, "ClockLate")):
+        feed.clock("ClockSet", case, "annual_review")
+        feed.clock(held, case, "annual_review")
+        feed.clock("ClockSet", case, "annual_review", clock_id="annual_review:next")
+        feed.clock("ClockSet", case, "review_decision")
+    feed.clock("ClockMet", in_time, "review_decision")
+
+    figures = count_timeliness(watcher, set(cases))
+
+    assert figures == Timeliness(
+        plans_issued=2,
+        plans_within_20_weeks=1,
+        plans_issued_excl_exceptions=1,
+        plans_within_20_weeks_excl_exceptions=1,
+        reviews_held=2,
+        reviews_held_in_time=1,
+        review_decisions=1,
+        review_decisions_within_4_weeks=1,
+    )
+    assert figures.within_20_weeks_share == 0.5
+    assert figures.within_4_weeks_share == 1.0
+
+
+def test_a_later_clock_or_a_timeliness_figure_off_the_plan_is_reported(
+    caseload: list[PlannedCase],
+) -> None:
+    good = summary_of(caseload)
+    figures = Timeliness(3, 1, 3, 1, 1, 1, 1, 0)
+    intended = {"final_plan": {"set": 3, "met": 1, "late": 2}}
+
+    report = reconcile(
+        replace(
+            good,
+            planned_clocks=intended,
+            timeliness=figures,
+            planned_timeliness=replace(figures, plans_within_20_weeks=2),
+        ),
+        len(caseload),
+    )
+
+    assert report == [
+        "final_plan clock: set is 0, the plan says 3",
+        "final_plan clock: met is 0, the plan says 1",
+        "final_plan clock: late is 0, the plan says 2",
+        "plans within 20 weeks: 1 here, 2 in the plan",
+    ]
+
+
+def test_an_alert_emailed_twice_to_one_role_is_caught(
+    caseload: list[PlannedCase],
+) -> None:
+    good = summary_of(caseload)
+    raised = good.alerts_raised["approaching"]
+    # Each ClockApproaching may reach a coordinator and a SENCO once each.
+    once = {"approaching/coordinator": raised, "approaching/senco": raised}
+    twice = {**once, "approaching/senco": raised + 1}
+
+    assert reconcile(replace(good, sent_by_kind_and_role=once), len(caseload)) == []
+    assert reconcile(replace(good, sent_by_kind_and_role=twice), len(caseload)) == [
+        f"{raised + 1} approaching emails to a senco for {raised} clock events "
+        "raising them: some alert went out twice"
+    ]
+
+
+def test_the_summary_shows_the_dfe_figures_beside_the_published_ones(
+    caseload: list[PlannedCase],
+) -> None:
+    figures = Timeliness(66, 21, 66, 21, 17, 17, 10, 6)
+    summary = replace(
+        summary_of(caseload),
+        timeliness=figures,
+        planned_timeliness=figures,
+        later_posted={"final_plan": 66, "review_decided": 10},
+        published={
+            "within_20_weeks_excl_exceptions": 0.321,
+            "review_decisions_within_4_weeks": 0.521,
+        },
+    )
+
+    text = summary.render()
+    data = summary.to_json()
+
+    assert "plans issued 66, within 20 weeks 21 (31.8%)" in text
+    assert "published 32.1%" in text
+    assert "decisions 10, within 4 weeks 6 (60.0%; published 52.1%)" in text
+    assert "the clocks' figures agree." in text
+    assert data["timeliness"]["within_4_weeks_share"] == 0.6
+    assert data["planned_timeliness"]["plans_issued"] == 66

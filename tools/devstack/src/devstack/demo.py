@@ -1,31 +1,47 @@
-"""The demo year: a planned caseload posted through intake's API while time moves on.
+"""The demo period: a planned caseload posted through the services' APIs as time moves.
 
 ``DemoDriver.run()`` walks the simulated calendar one day at a time, from 1 January of
-the caseload's year until a margin after its last recorded outcome. Each day it first
-sends a clock tick for 08:00 London (the deadlines ticker's ``Ticker.send``), then posts
-that day's commands to the intake HTTP API in the order they happened: each request as
-it arrived (and its coordinator straight after), the time-limit exceptions, and each
-decision or withdrawal at the moment the coordinator recorded it. Commands of different
-cases go out a few at a time (``concurrency``); one case's commands always in order.
+the caseload's year to the end of the period it was planned for (``until``; without
+one, a margin after its last command). Each day it first sends a clock tick for 08:00
+London (the deadlines ticker's ``Ticker.send``), then posts that day's commands in the
+order they happened: to intake, each request as it arrived (and its coordinator
+straight after), the time-limit exceptions, and each decision or withdrawal at the
+moment the coordinator recorded it; to plans, the requests for advice and the advice
+received, the draft plan and the family's comments, the final plan or the notice that
+none will be issued, and the amended plan or the cessation after a review; to reviews,
+the first annual review arranged, the referrals and papers, the meeting held, the
+report and the decision. Commands of different cases go out a few at a time
+(``concurrency``); one case's commands always in order. Each command carries a bearer
+token for the member of staff who acts (``DemoServices.staff_headers``; without one,
+``X-Staff-Id``). A case's first plans command waits until plans has opened the case
+(its ``AssessmentOpened``), and its first reviews command until reviews follows the
+plan (``ReviewCycleStarted``).
 
-Before the next day's tick the driver waits until the day's facts are on
-``send.intake.events``: a tick's barrier is the end of that topic when it is sent, so
-the deadlines processor applies every event posted before the tick ahead of it, and the
-days replay in the order they happened (a decision recorded on its due day is met, never
-first overdue). Once a simulated month it also waits until the processor has answered
-each fact of the month on ``send.deadlines.events`` (a request with the decision
-clock's ``ClockSet``, a decision with ``ClockMet`` or ``ClockLate``, a withdrawal with
-``ClockCancelled``, an exception with ``ClockExceptionApplied``), so a processor that
-has stopped ends the demo with a message naming the case rather than a wrong summary.
+Before the next day's tick the driver waits until the day's facts are on their topics
+(``send.intake.events``, ``send.plans.events``, ``send.reviews.events``): a tick's
+barrier is the end of those topics when it is sent, so the deadlines processor applies
+every event posted before the tick ahead of it, and the days replay in the order they
+happened (a decision recorded on its due day is met, never first overdue). Once a
+simulated month it also waits until the processor has answered each fact of the month
+on ``send.deadlines.events`` (a request with the decision clock's ``ClockSet``, a
+decision with ``ClockMet`` or ``ClockLate``, a final plan with the 20-week clock's, a
+review held with the decision clock it starts, and so on), so a processor that has
+stopped ends the demo with a message naming the case rather than a wrong summary.
 
-``TopicWatcher`` reads the intake, deadlines and notify topics from where they ended
+``TopicWatcher`` reads the domain, deadlines and notify topics from where they ended
 when it started, so everything it counts happened during this run; counts are
 de-duplicated on ``ce_id`` and restricted to the cases the demo posted, so the stale
 events of an existing Kafka (``KAFKA_BOOTSTRAP_SERVERS``) are left out. At the end,
 ``DemoSummary`` tallies every clock (set = met + late + cancelled + still overdue +
-open), checks the decision clock against the plan (which knows each case's due date and
-outcome independently of the deadlines service), and counts the emails both in the
-mail catcher and as ``NotificationSent`` events.
+open) and checks each clock the demo's facts start against the plan
+(``devstack.demo_data.planned_clocks``, which works out every due date and end state
+itself, independently of the deadlines service); it reports the DfE's figures (plans
+issued and within 20 weeks, with and without exceptions; reviews held and decisions
+within 4 weeks) counted from the clock events, beside the plan's and the published
+ones; it compares every clock row with the deadlines read API's ``/summary`` (and its
+``/timeliness``, where there is one); and it counts the emails both in the mail catcher
+and as ``NotificationSent`` events, each kind and role of email held to the clock events
+that raise it.
 
 Ticks are not waited for, as nothing says how many clock events a tick brings, so one
 day's alerts may still be on their way to notify while the next day's commands are
@@ -34,12 +50,15 @@ dates of the facts, but the order of the files in the mail folder can differ bet
 runs. The settle step at the end waits for notify's ledger to hold no pending alert
 and for the counts to stop moving.
 
-Known limits: at full scale notify is the slowest part (about 16,600 emails, sent one
-at a time over SMTP), so the summary comes a few minutes after the simulated year
-ends. Only the first stage of each case is played (request, coordinator, exception,
-decision or withdrawal), as ``devstack.demo_data`` plans nothing later. The latency
-reported is between two producers' record timestamps on the same machine, measured
-while the demo is posting, so it is a figure under load rather than an idle one.
+Known limits: at full scale notify is the slowest part (tens of thousands of emails,
+sent one at a time over SMTP), so the summary comes minutes after the simulated period
+ends. The timeline check (overdue exactly when the plan says, not merely ending in the
+right state) covers the decision clock only; the later clocks are checked by the state
+they end in. Only the first annual review of each plan is played, no phase transfer
+or placement, and no exception to the 20-week limit where the council published none.
+The latency reported is between two producers' record timestamps on the same machine,
+measured while the demo is posting, so it is a figure under load rather than an idle
+one.
 """
 
 from __future__ import annotations
@@ -53,7 +72,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -64,9 +83,16 @@ from typing import Any, Literal, TextIO
 import httpx
 from kafka import KafkaConsumer, TopicPartition
 
-from devstack.demo_data import PlannedCase
+from devstack.demo_data import (
+    STEP_KINDS,
+    PlannedCase,
+    PlannedStep,
+    Timeliness,
+    planned_clocks,
+    planned_timeliness,
+)
 from devstack.dfe import DemoDataError
-from send_schemas.topics import DEADLINES, INTAKE, NOTIFY
+from send_schemas.topics import DEADLINES, INTAKE, NOTIFY, PLANS, REVIEWS
 from sendkit.calendar import LONDON, london_date
 from sendkit.envelope import InvalidEnvelope, from_kafka
 
@@ -94,8 +120,10 @@ ALERT_WITHDRAWN = "AlertWithdrawn"
 NOTIFICATION_SENT = "NotificationSent"
 NOTIFICATION_FAILED = "NotificationFailed"
 REQUEST_RECEIVED = "RequestReceived"
+ASSESSMENT_OPENED = "AssessmentOpened"
+REVIEW_CYCLE_STARTED = "ReviewCycleStarted"
 
-ActionKind = Literal["receive", "exception", "outcome"]
+ActionKind = Literal["receive", "exception", "outcome", "step"]
 Ticker = Callable[[datetime], None]
 """Sends one clock tick for the given moment to every partition of the tick topic."""
 
@@ -114,20 +142,27 @@ class Action:
     at: datetime
     kind: ActionKind
     case: PlannedCase
+    step: PlannedStep | None = None
 
     @property
     def day(self) -> date:
         return london_date(self.at)
 
 
-_KIND_ORDER: Mapping[ActionKind, int] = {"receive": 0, "exception": 1, "outcome": 2}
+_KIND_ORDER: Mapping[ActionKind, int] = {
+    "receive": 0,
+    "exception": 1,
+    "outcome": 2,
+    "step": 3,
+}
 
 
 def plan_actions(cases: Iterable[PlannedCase]) -> list[Action]:
     """Every command of ``cases`` in the order it happened.
 
-    An exception is recorded at 10:00 London on the day the coordinator noted it. A
-    case's own commands keep their order even when two share a moment.
+    An exception is recorded at 10:00 London on the day the coordinator noted it; the
+    later stages' steps at the moments the plan gives them. A case's own commands keep
+    their order even when two share a moment.
     """
     actions: list[Action] = []
     for case in cases:
@@ -139,17 +174,27 @@ def plan_actions(cases: Iterable[PlannedCase]) -> list[Action]:
             actions.append(Action(max(noted, case.received_at), "exception", case))
         outcome_at = max(case.outcome_recorded_at, case.received_at)
         actions.append(Action(outcome_at, "outcome", case))
+        actions += [Action(step.at, "step", case, step) for step in case.steps()]
     actions.sort(key=lambda a: (a.at, a.case.sequence, _KIND_ORDER[a.kind]))
     return actions
 
 
-def demo_days(actions: Sequence[Action], year: int, margin_days: int) -> list[date]:
-    """Every day from 1 January of ``year`` to ``margin_days`` after the last action."""
+def demo_days(
+    actions: Sequence[Action], year: int, margin_days: int, until: date | None = None
+) -> list[date]:
+    """Every day from 1 January of ``year`` to the end of the demo.
+
+    The end is ``until`` (the period the caseload was planned for) when given, and
+    otherwise ``margin_days`` after the last action; never before the last action.
+    """
     first = date(year, 1, 1)
     if actions:
         first = min(first, actions[0].day)
-    last = max((a.day for a in actions), default=date(year, 12, 31))
-    last += timedelta(days=margin_days)
+    last_action = max((a.day for a in actions), default=date(year, 12, 31))
+    if until is None:
+        last = last_action + timedelta(days=margin_days)
+    else:
+        last = max(until, last_action)
     return [first + timedelta(days=n) for n in range((last - first).days + 1)]
 
 
@@ -190,6 +235,7 @@ class ClockTrack:
 
 
 _FINAL_STATES = {CLOCK_MET: "met", CLOCK_LATE: "late", CLOCK_CANCELLED: "cancelled"}
+WATCHED_TOPICS = (INTAKE.name, PLANS.name, REVIEWS.name, DEADLINES.name, NOTIFY.name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,7 +260,7 @@ class IntakeRecord:
 
 
 class TopicWatcher:
-    """Reads the intake, deadlines and notify topics on a thread, from their ends.
+    """Reads the domain, deadlines and notify topics on a thread, from their ends.
 
     Every event is kept once (by ``ce_id``). ``wait_until`` blocks until a condition
     on what was read holds, which is how the driver knows a service has answered.
@@ -230,6 +276,9 @@ class TopicWatcher:
         self._last_record_at = 0.0
         self.seen_ids: set[str] = set()
         self.intake_ids: set[str] = set()
+        self.domain_ids: set[str] = set()
+        self.followed: dict[str, set[str]] = {}
+        self.case_tracks: dict[str, list[ClockTrack]] = {}
         self.intake_records: dict[str, list[IntakeRecord]] = {}
         self.received_ms: dict[str, int] = {}
         self.clocks: dict[tuple[str, str], ClockTrack] = {}
@@ -248,7 +297,7 @@ class TopicWatcher:
         )
         partitions = [
             TopicPartition(topic, partition)
-            for topic in (INTAKE.name, DEADLINES.name, NOTIFY.name)
+            for topic in WATCHED_TOPICS
             for partition in sorted(_partitions_of(consumer, topic))
         ]
         consumer.assign(partitions)
@@ -309,8 +358,12 @@ class TopicWatcher:
             return
         self.seen_ids.add(event.id)
         timestamp = int(record.timestamp)
-        if record.topic == INTAKE.name:
+        if record.topic in (PLANS.name, REVIEWS.name):
+            self.domain_ids.add(event.id)
+            self.followed.setdefault(event.subject, set()).add(event.name)
+        elif record.topic == INTAKE.name:
             self.intake_ids.add(event.id)
+            self.domain_ids.add(event.id)
             self.intake_records.setdefault(event.subject, []).append(
                 IntakeRecord(
                     event.type,
@@ -351,6 +404,7 @@ class TopicWatcher:
         if track is None:
             track = ClockTrack(case_id, clock_id, str(data.get("clock", clock_id)))
             self.clocks[key] = track
+            self.case_tracks.setdefault(case_id, []).append(track)
             if track.clock == DECISION_CLOCK:
                 self.decision_tracks.setdefault(case_id, track)
         self.clock_events[name] += 1
@@ -404,6 +458,17 @@ class TopicWatcher:
         track = self.decision_tracks.get(case_id)
         return track is not None and any(n in names for n in track.transitions)
 
+    def has_clock_event(self, case_id: str, clock: str, names: frozenset[str]) -> bool:
+        """Whether some clock ``clock`` of the case has made one of the moves."""
+        return any(
+            track.clock == clock and any(n in names for n in track.transitions)
+            for track in self.case_tracks.get(case_id, ())
+        )
+
+    def has_followed(self, case_id: str, name: str) -> bool:
+        """Whether plans or reviews published an event ``name`` about the case."""
+        return name in self.followed.get(case_id, ())
+
 
 def _partitions_of(consumer: Any, topic: str, timeout: float = 30.0) -> set[int]:
     deadline = time.monotonic() + timeout
@@ -420,19 +485,38 @@ def _partitions_of(consumer: Any, topic: str, timeout: float = 30.0) -> set[int]
         time.sleep(0.2)
 
 
-# -- posting to intake -----------------------------------------------------------------
+# -- posting to the services -----------------------------------------------------------
 
 
-class IntakeClient:
-    """Posts commands to intake's HTTP API, retrying lost answers with the same key.
+StaffHeaders = Callable[[str], Mapping[str, str]]
+"""The headers that say who acts: a bearer token for the staff id, or X-Staff-Id."""
+
+
+def staff_id_header(staff_id: str) -> Mapping[str, str]:
+    """``X-Staff-Id``: who acts, where the services run without access control."""
+    return {"X-Staff-Id": staff_id}
+
+
+class ApiClient:
+    """Posts commands to one service's HTTP API, retrying lost answers with one key.
 
     Every command carries an ``Idempotency-Key`` made of the run id and the case's
     sequence number, so a retry after a dropped connection cannot record a fact twice.
     """
 
-    def __init__(self, base_url: str, run_id: str, concurrency: int) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        run_id: str,
+        concurrency: int,
+        *,
+        service: str = "intake",
+        staff_headers: StaffHeaders = staff_id_header,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.service = service
         self._run_id = run_id
+        self._staff_headers = staff_headers
         limits = httpx.Limits(max_connections=concurrency + 1)
         self._http = httpx.Client(
             base_url=self.base_url, timeout=HTTP_TIMEOUT_S, limits=limits
@@ -446,7 +530,7 @@ class IntakeClient:
     ) -> dict[str, Any]:
         headers = {
             "Idempotency-Key": f"demo-{self._run_id}-{key}",
-            "X-Staff-Id": staff_id,
+            **self._staff_headers(staff_id),
         }
         answer: httpx.Response | None = None
         for attempt in range(1, HTTP_ATTEMPTS + 1):
@@ -455,8 +539,8 @@ class IntakeClient:
             except httpx.TransportError as error:
                 if attempt == HTTP_ATTEMPTS:
                     raise DemoError(
-                        f"intake at {self.base_url} did not answer POST {path}: "
-                        f"{error!r}; see its log under .run/logs/"
+                        f"{self.service} at {self.base_url} did not answer POST "
+                        f"{path}: {error!r}; see its log under .run/logs/"
                     ) from error
                 time.sleep(0.5 * attempt)
                 continue
@@ -466,11 +550,14 @@ class IntakeClient:
         assert answer is not None
         if answer.status_code >= 300:
             raise DemoError(
-                f"intake refused POST {path} with {answer.status_code}: "
+                f"{self.service} refused POST {path} with {answer.status_code}: "
                 f"{_problem_detail(answer)}"
             )
         result: dict[str, Any] = answer.json()
         return result
+
+
+IntakeClient = ApiClient
 
 
 def _problem_detail(answer: httpx.Response) -> str:
@@ -569,6 +656,15 @@ class DemoSummary:
     mail_dir: str
     mail_url: str
     problems: list[str] = field(default_factory=list)
+    until: str | None = None
+    later_posted: dict[str, int] = field(default_factory=dict)
+    planned_clocks: dict[str, dict[str, int]] = field(default_factory=dict)
+    timeliness: Timeliness | None = None
+    planned_timeliness: Timeliness | None = None
+    published: dict[str, float | None] = field(default_factory=dict)
+    read_model_timeliness: str = ""
+    sent_by_kind_and_role: dict[str, int] = field(default_factory=dict)
+    time_spent: dict[str, float] = field(default_factory=dict)
 
     @property
     def alerts_raised(self) -> dict[str, int]:
@@ -590,6 +686,16 @@ class DemoSummary:
         data["alerts_raised"] = self.alerts_raised
         for counts, row in zip(self.clocks, data["clocks"], strict=True):
             row["adds_up"] = counts.adds_up
+        for name in ("timeliness", "planned_timeliness"):
+            figures: Timeliness | None = getattr(self, name)
+            if figures is not None:
+                data[name] |= {
+                    "within_20_weeks_share": figures.within_20_weeks_share,
+                    "within_20_weeks_share_excl_exceptions": (
+                        figures.within_20_weeks_share_excl_exceptions
+                    ),
+                    "within_4_weeks_share": figures.within_4_weeks_share,
+                }
         return data
 
     def render(self) -> str:
@@ -624,7 +730,7 @@ class DemoSummary:
             f"  Alerts raised: {raised['approaching']:,} ClockApproaching (each emails "
             f"the coordinator) and {raised['overdue']:,} ClockOverdue (each emails the "
             "coordinator, and the manager too when the limit is statutory and no "
-            "exception applies)."
+            "exception applies); a review's own clocks email the school's SENCO too."
         )
         timeline = self.timeline
         lines.append(
@@ -643,7 +749,16 @@ class DemoSummary:
             f"{self.notifications_failed:,} NotificationFailed.",
             f"  Read them as files in {self.mail_dir} or on {self.mail_url}",
         ]
+        lines += self._render_later()
         lines.append(f"  The deadlines read model: {self.read_model}.")
+        if self.read_model_timeliness:
+            lines.append(f"  Its timeliness: {self.read_model_timeliness}.")
+        if self.time_spent:
+            lines.append(
+                "  Time spent: "
+                + ", ".join(f"{k} {_duration(v)}" for k, v in self.time_spent.items())
+                + "."
+            )
         if self.latency is not None:
             lines.append(
                 "  A request's event to its ClockSet on the topic: median "
@@ -658,6 +773,54 @@ class DemoSummary:
             lines += [f"    - {problem}" for problem in self.problems]
         return "\n".join(lines)
 
+    def _render_later(self) -> list[str]:
+        """The later stages: what was posted, and the DfE's timeliness figures."""
+        figures = self.timeliness
+        if figures is None:
+            return []
+        posted = self.later_posted
+        lines = [
+            "  Posted to plans and reviews: "
+            + ", ".join(f"{n:,} {kind.replace('_', ' ')}" for kind, n in posted.items())
+            + ".",
+            "  20-week timeliness of new plans (final_plan clocks met or late, as the "
+            "DfE counts them):",
+            f"    plans issued {figures.plans_issued:,}, within 20 weeks "
+            f"{figures.plans_within_20_weeks:,} "
+            f"({_percent(figures.within_20_weeks_share)}); excluding exceptions "
+            f"{figures.plans_within_20_weeks_excl_exceptions:,} of "
+            f"{figures.plans_issued_excl_exceptions:,} "
+            f"({_percent(figures.within_20_weeks_share_excl_exceptions)}; published "
+            f"{_percent(self.published.get('within_20_weeks_excl_exceptions'))}).",
+            "  Annual reviews (first reviews of those plans; review_decision clocks):",
+            f"    reviews held {figures.reviews_held:,} "
+            f"({figures.reviews_held_in_time:,} within their 12 months), decisions "
+            f"{figures.review_decisions:,}, within 4 weeks "
+            f"{figures.review_decisions_within_4_weeks:,} "
+            f"({_percent(figures.within_4_weeks_share)}; published "
+            f"{_percent(self.published.get('review_decisions_within_4_weeks'))}).",
+        ]
+        planned = self.planned_timeliness
+        if planned is not None:
+            agrees = "agree" if planned == figures else "DIFFER"
+            lines.append(
+                f"  The plan intends {planned.plans_issued:,} plans "
+                f"({planned.plans_within_20_weeks:,} within 20 weeks), "
+                f"{planned.reviews_held:,} reviews held and "
+                f"{planned.review_decisions:,} decisions "
+                f"({planned.review_decisions_within_4_weeks:,} within 4 weeks): "
+                f"the clocks' figures {agrees}."
+            )
+        return lines
+
+
+def _percent(share: float | None) -> str:
+    return "-" if share is None else f"{share:.1%}"
+
+
+TIME_SPENT_ON = ("ticks", "commands", "publishing", "clock answers", "last alerts")
+"""Where the demo's time goes: sending ticks, posting commands (HTTP), waiting for
+the relays to publish a day's events, for the processor's answers, for the emails."""
 
 _COLUMNS = ("set", "met", "late", "cancelled", "overdue", "open", "exception")
 _WIDTHS = (22, 7, 7, 7, 10, 9, 7, 11)
@@ -790,6 +953,8 @@ class DemoSettings:
     margin_days: int = DEFAULT_MARGIN_DAYS
     output_stall: float = OUTPUT_STALL_S
     settle_stall: float = SETTLE_STALL_S
+    until: date | None = None
+    published: Mapping[str, float | None] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -802,6 +967,19 @@ class DemoServices:
     ticker: Ticker
     deadlines_url: str | None = None
     ledger_status: Callable[[], Mapping[str, int] | None] = lambda: None
+    plans_url: str | None = None
+    reviews_url: str | None = None
+    staff_headers: StaffHeaders = staff_id_header
+
+
+@dataclass(frozen=True, slots=True)
+class _Expected:
+    """A clock move the deadlines processor must make in answer to a fact."""
+
+    case_id: str
+    clock: str
+    names: frozenset[str]
+    what: str
 
 
 @dataclass(slots=True)
@@ -809,14 +987,26 @@ class _DayWork:
     """What one day's commands must lead to before the next day's tick."""
 
     event_ids: set[str] = field(default_factory=set)
-    expected: list[tuple[str, frozenset[str], str]] = field(default_factory=list)
+    expected: list[_Expected] = field(default_factory=list)
 
 
+_STOPPED = frozenset({CLOCK_MET, CLOCK_LATE})
 _ANSWER_TO: Mapping[str, frozenset[str]] = {
     "receive": frozenset({CLOCK_SET}),
     "exception": frozenset({CLOCK_EXCEPTION}),
-    "decided": frozenset({CLOCK_MET, CLOCK_LATE}),
+    "decided": _STOPPED,
     "withdrawn": frozenset({CLOCK_CANCELLED}),
+}
+# The clock move each later step must bring, where one clock answers it alone.
+_STEP_ANSWERS: Mapping[str, tuple[str, frozenset[str]]] = {
+    "advice_requested": ("advice", frozenset({CLOCK_SET})),
+    "no_plan_notice": ("no_plan_notice", _STOPPED),
+    "draft_plan": ("no_plan_notice", frozenset({CLOCK_CANCELLED})),
+    "final_plan_exception": ("final_plan", frozenset({CLOCK_EXCEPTION})),
+    "final_plan": ("final_plan", _STOPPED),
+    "review_held": ("review_decision", frozenset({CLOCK_SET})),
+    "review_decided": ("review_decision", _STOPPED),
+    "plan_amended": ("final_amended_plan", _STOPPED),
 }
 
 
@@ -839,16 +1029,38 @@ class DemoDriver:
         self.settings = settings
         self._out = out
         self._run_id = uuid.uuid4().hex[:12]
-        self._intake = IntakeClient(
-            services.intake_url, self._run_id, settings.concurrency
+        self._intake = ApiClient(
+            services.intake_url,
+            self._run_id,
+            settings.concurrency,
+            staff_headers=services.staff_headers,
         )
+        self._plans = self._client("plans", services.plans_url)
+        self._reviews = self._client("reviews", services.reviews_url)
+        self._advice_ids: dict[tuple[int, str], str] = {}
+        self._review_ids: dict[int, str] = {}
+        self._followed: set[tuple[str, str]] = set()
         self.case_ids: dict[int, str] = {}
         self._lock = threading.Lock()
         self._posted: Counter[str] = Counter()
+        self._spent: dict[str, float] = dict.fromkeys(TIME_SPENT_ON, 0.0)
         self._mail_at_start = _count_eml(services.mail_dir)
 
+    def _client(self, service: str, url: str | None) -> ApiClient | None:
+        if url is None:
+            return None
+        return ApiClient(
+            url,
+            self._run_id,
+            self.settings.concurrency,
+            service=service,
+            staff_headers=self.services.staff_headers,
+        )
+
     def close(self) -> None:
-        self._intake.close()
+        for client in (self._intake, self._plans, self._reviews):
+            if client is not None:
+                client.close()
 
     # Step 2 of make run: one request, seen arriving on the topic.
 
@@ -880,27 +1092,41 @@ class DemoDriver:
     def run(self) -> DemoSummary:
         started = time.monotonic()
         actions = plan_actions(self.cases)
-        days = demo_days(actions, self.settings.year, self.settings.margin_days)
+        steps = [a for a in actions if a.step is not None]
+        if steps and (self._plans is None or self._reviews is None):
+            raise DemoError(
+                f"the caseload has {len(steps):,} plans and reviews commands, but no "
+                "plans or reviews API was given to post them to"
+            )
+        days = demo_days(
+            actions,
+            self.settings.year,
+            self.settings.margin_days,
+            self.settings.until,
+        )
         by_day: dict[date, list[Action]] = {}
         for action in actions:
             by_day.setdefault(action.day, []).append(action)
         self._print(
             f"Demo: {len(self.cases):,} requests of {self.settings.year} (scale "
-            f"{self.settings.scale:g}), {len(actions):,} commands, "
-            f"{len(days)} simulated days from {days[0]} to {days[-1]}; a tick at "
-            f"08:00 London each day."
+            f"{self.settings.scale:g}), {len(actions):,} commands "
+            f"({len(steps):,} of them to plans and reviews), {len(days)} simulated "
+            f"days from {days[0]} to {days[-1]}; a tick at 08:00 London each day."
         )
 
         with ThreadPoolExecutor(
             max_workers=self.settings.concurrency, thread_name_prefix="demo-post"
         ) as pool:
-            unanswered: list[tuple[str, frozenset[str], str]] = []
+            unanswered: list[_Expected] = []
             for index, day in enumerate(days):
-                self.services.ticker(tick_moment(day))
+                with self._timed("ticks"):
+                    self.services.ticker(tick_moment(day))
                 todays = by_day.get(day, [])
                 if todays:
-                    work = self._post_day(pool, todays)
-                    self._await_published(work, day)
+                    with self._timed("commands"):
+                        work = self._post_day(pool, todays)
+                    with self._timed("publishing"):
+                        self._await_published(work, day)
                     unanswered += work.expected
                 last_of_month = (
                     index + 1 == len(days) or days[index + 1].month != day.month
@@ -909,12 +1135,22 @@ class DemoDriver:
                     # Checked once a month rather than daily: the ticks' barriers
                     # already keep the order, and waiting each day would only slow
                     # the year down.
-                    self._await_answers(unanswered)
+                    with self._timed("clock answers"):
+                        self._await_answers(unanswered)
                     self._progress(day, started)
 
         self._print("Waiting for the last alerts to be sent...")
-        self._settle()
+        with self._timed("last alerts"):
+            self._settle()
         return self.summary(days, time.monotonic() - started)
+
+    @contextlib.contextmanager
+    def _timed(self, what: str) -> Iterator[None]:
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            self._spent[what] += time.monotonic() - started
 
     def _post_day(self, pool: ThreadPoolExecutor, todays: list[Action]) -> _DayWork:
         chains: dict[int, list[Action]] = {}
@@ -934,6 +1170,8 @@ class DemoDriver:
                 self._receive(action.case, work, assign=True)
             elif action.kind == "exception":
                 self._exception(action.case, work)
+            elif action.step is not None:
+                self._step(action.case, action.step, work)
             else:
                 self._outcome(action.case, work)
         return work
@@ -1012,31 +1250,148 @@ class DemoDriver:
         what: str,
     ) -> None:
         work.event_ids |= _event_ids(answer)
-        work.expected.append((case_id, _ANSWER_TO[kind], what))
+        work.expected.append(_Expected(case_id, DECISION_CLOCK, _ANSWER_TO[kind], what))
+
+    # The later stages: plans and reviews commands, and the odd intake one.
+
+    def _step(self, case: PlannedCase, step: PlannedStep, work: _DayWork) -> None:
+        case_id = self._case_id(case)
+        body = case.step_body(step)
+        key = f"{case.sequence}-{step.kind}-{step.advice_body or ''}-{step.on}"
+        staff = case.coordinator_id
+        if step.kind == "final_plan_exception":
+            answer = self._intake.post(
+                f"/cases/{case_id}/time-limit-exceptions",
+                body,
+                key=key,
+                staff_id=staff,
+            )
+        elif step.service == "plans":
+            client = self._require(self._plans)
+            self._await_followed(case_id, ASSESSMENT_OPENED, PLANS.name)
+            answer = client.post(
+                self._plans_path(case, step, case_id), body, key=key, staff_id=staff
+            )
+            if step.kind == "advice_requested" and step.advice_body is not None:
+                with self._lock:
+                    self._advice_ids[(case.sequence, step.advice_body)] = str(
+                        answer["advice_id"]
+                    )
+        else:
+            client = self._require(self._reviews)
+            self._await_followed(case_id, REVIEW_CYCLE_STARTED, REVIEWS.name)
+            answer = client.post(
+                self._reviews_path(case, step, case_id), body, key=key, staff_id=staff
+            )
+            if step.kind == "review_arranged":
+                with self._lock:
+                    self._review_ids[case.sequence] = str(answer["review_id"])
+        with self._lock:
+            self._posted[step.kind] += 1
+        work.event_ids |= _event_ids(answer)
+        expected = _STEP_ANSWERS.get(step.kind)
+        if expected is not None:
+            clock, names = expected
+            work.expected.append(
+                _Expected(
+                    case_id,
+                    clock,
+                    names,
+                    f"the {clock} clock's answer to "
+                    f"{step.kind.replace('_', ' ')} on {step.on}",
+                )
+            )
+
+    @staticmethod
+    def _require(client: ApiClient | None) -> ApiClient:
+        if client is None:
+            raise DemoError("a plans or reviews command came without its API's URL")
+        return client
+
+    def _plans_path(self, case: PlannedCase, step: PlannedStep, case_id: str) -> str:
+        base = f"/cases/{case_id}"
+        if step.kind == "advice_received":
+            key = (case.sequence, step.advice_body or "")
+            advice_id = self._advice_ids.get(key)
+            if advice_id is None:
+                raise DemoError(
+                    f"advice from {step.advice_body} for case {case_id} arrives before "
+                    "it was requested; the plan is out of order"
+                )
+            return f"{base}/advice-requests/{advice_id}/receipt"
+        paths = {
+            "advice_requested": "/advice-requests",
+            "no_plan_notice": "/no-plan-notice",
+            "draft_plan": "/draft-plans",
+            "draft_comments": "/draft-comments",
+            "final_plan": "/final-plan",
+            "plan_amended": "/amendments",
+            "plan_ceased": "/cessation",
+        }
+        return base + paths[step.kind]
+
+    def _reviews_path(self, case: PlannedCase, step: PlannedStep, case_id: str) -> str:
+        base = f"/cases/{case_id}/reviews"
+        if step.kind == "review_arranged":
+            return base
+        review_id = self._review_ids.get(case.sequence)
+        if review_id is None:
+            raise DemoError(
+                f"a {step.kind} for case {case_id} comes before its review was "
+                "arranged; the plan is out of order"
+            )
+        paths = {
+            "referrals_made": "/referrals",
+            "papers_sent": "/papers",
+            "review_held": "/meeting",
+            "report_received": "/report",
+            "review_decided": "/decision",
+        }
+        return f"{base}/{review_id}{paths[step.kind]}"
+
+    def _await_followed(self, case_id: str, name: str, topic: str) -> None:
+        """Wait until plans or reviews has taken the case on (its reaction event).
+
+        A case opens in plans when plans reads intake's agreement, and in reviews when
+        reviews reads the plan; until then their commands would answer 404 or 409.
+        """
+        if (case_id, name) in self._followed:
+            return
+        watcher = self.watcher
+        watcher.wait_until(
+            lambda: watcher.has_followed(case_id, name),
+            self.settings.output_stall,
+            f"{name} of case {case_id} on {topic} (is its subscriber up? see "
+            ".run/logs/)",
+        )
+        with self._lock:
+            self._followed.add((case_id, name))
 
     def _await_published(self, work: _DayWork, day: date) -> None:
-        """Wait until the relay has put the day's events on the intake topic.
+        """Wait until the relays have put the day's events on their topics.
 
-        The next tick's barrier is the topic's end when it is sent, so an event still
-        in intake's outbox then would be applied after that tick instead of before.
+        The next tick's barrier is the topics' ends when it is sent, so an event still
+        in a service's outbox then would be applied after that tick instead of before.
         """
         watcher = self.watcher
         watcher.wait_until(
-            lambda: work.event_ids <= watcher.intake_ids,
+            lambda: work.event_ids <= watcher.domain_ids,
             self.settings.output_stall,
-            f"the intake events of {day} to reach {INTAKE.name} (is the intake "
-            "relay up? see .run/logs/intake-relay.log)",
+            f"the events of {day} to reach {INTAKE.name}, {PLANS.name} and "
+            f"{REVIEWS.name} (are the relays up? see .run/logs/)",
         )
 
-    def _await_answers(self, expected: list[tuple[str, frozenset[str], str]]) -> None:
+    def _await_answers(self, expected: list[_Expected]) -> None:
         """Wait until the deadlines processor has answered each of ``expected``."""
         watcher = self.watcher
-        for case_id, names, what in expected:
+        for item in expected:
             watcher.wait_until(
-                functools.partial(watcher.has_decision_event, case_id, names),
+                functools.partial(
+                    watcher.has_clock_event, item.case_id, item.clock, item.names
+                ),
                 self.settings.output_stall,
-                f"{what} of case {case_id} on {DEADLINES.name} (is the deadlines "
-                "worker up? see .run/logs/deadlines-worker.log)",
+                f"{item.what} of case {item.case_id} on {DEADLINES.name} (is the "
+                "deadlines worker up? see .run/logs/deadlines-worker.log)",
             )
         expected.clear()
 
@@ -1054,6 +1409,9 @@ class DemoDriver:
                 n.name == NOTIFICATION_SENT and n.case_id in case_ids
                 for n in self.watcher.notifications.values()
             )
+            final = Counter(
+                t.state for t in tracks if t.clock == "final_plan" and t.set_at_ms
+            )
         with self._lock:
             posted = Counter(self._posted)
         mail = _count_eml(self.services.mail_dir) - self._mail_at_start
@@ -1063,8 +1421,11 @@ class DemoDriver:
             f"{posted['withdrawn']:>3,} withdrawals | {events:>6,} clock events; "
             f"decision clocks {decision['open']:,} open, {decision['overdue']:,} "
             f"overdue, {decision['met']:,} met, {decision['late']:,} late, "
-            f"{decision['cancelled']:,} cancelled | {mail:>6,} emails, "
-            f"{sent:,} NotificationSent [{_duration(time.monotonic() - started)}]"
+            f"{decision['cancelled']:,} cancelled | plans {posted['final_plan']:,} "
+            f"issued ({final['met']:,} in 20 weeks, {final['overdue']:,} overdue), "
+            f"reviews {posted['review_held']:,} held, {posted['review_decided']:,} "
+            f"decided | {mail:>6,} emails, {sent:,} NotificationSent "
+            f"[{_duration(time.monotonic() - started)}]"
         )
 
     def _settle(self) -> None:
@@ -1108,6 +1469,13 @@ class DemoDriver:
         with self._lock:
             posted = Counter(self._posted)
         remote, read_model, differences = self._read_model_check(clocks, case_ids)
+        until = self.settings.until
+        intended = planned_clocks(self.cases, until) if until is not None else {}
+        timeliness = count_timeliness(self.watcher, case_ids)
+        timeliness_note, timeliness_differences = self._read_model_timeliness(
+            timeliness
+        )
+        later: dict[str, int] = {k: posted[k] for k in STEP_KINDS if posted[k]}
         summary = DemoSummary(
             scale=self.settings.scale,
             year=self.settings.year,
@@ -1127,14 +1495,27 @@ class DemoDriver:
             notifications_failed=len(ours) - len(sent),
             sent_by_kind=dict(Counter(n.alert_kind for n in sent)),
             sent_by_role=dict(Counter(n.recipient_role for n in sent)),
+            sent_by_kind_and_role=dict(
+                Counter(f"{n.alert_kind}/{n.recipient_role}" for n in sent)
+            ),
+            time_spent={k: round(v, 1) for k, v in self._spent.items()},
             latency=measure_latency(self.watcher, case_ids),
             deadlines_summary=remote,
             read_model=read_model,
             mail_dir=str(self.services.mail_dir),
             mail_url=self.services.mail_url,
             timeline=check_timeline(self.cases, self.case_ids, self.watcher),
+            until=until.isoformat() if until is not None else None,
+            later_posted=later,
+            planned_clocks=intended,
+            timeliness=timeliness,
+            planned_timeliness=planned_timeliness(self.cases),
+            published=dict(self.settings.published),
+            read_model_timeliness=timeliness_note,
         )
-        summary.problems = reconcile(summary, len(self.cases)) + differences
+        summary.problems = (
+            reconcile(summary, len(self.cases)) + differences + timeliness_differences
+        )
         return summary
 
     def _mail_api_count(self) -> int:
@@ -1147,6 +1528,42 @@ class DemoDriver:
             raise DemoError(
                 f"the mail catcher did not list its messages at {url}: {error!r}"
             ) from error
+
+    def _read_model_timeliness(self, ours: Timeliness) -> tuple[str, list[str]]:
+        """What the read API's ``/timeliness`` says, if it has one, and differences.
+
+        Without one, the figures are still checked against it through ``/summary``:
+        they are counts of the ``final_plan``, ``annual_review`` and
+        ``review_decision`` rows, which are compared state by state.
+        """
+        if self.services.deadlines_url is None:
+            return "", []
+        url = self.services.deadlines_url.rstrip("/") + "/timeliness"
+        try:
+            answer = httpx.get(url, timeout=HTTP_TIMEOUT_S)
+            remote = answer.json() if answer.status_code == 200 else None
+        except (httpx.HTTPError, ValueError):
+            remote = None
+        if not isinstance(remote, dict):
+            return (
+                f"the read API has no {url}, so the figures are checked against it "
+                "through /summary's final_plan, annual_review and review_decision "
+                "rows"
+            ), []
+        compared = {
+            name: (mine, remote[name])
+            for name, mine in asdict(ours).items()
+            if isinstance(remote.get(name), int)
+        }
+        differences = [
+            f"{name.replace('_', ' ')}: {mine} on the topic, {theirs} in {url}"
+            for name, (mine, theirs) in compared.items()
+            if mine != theirs
+        ]
+        if not compared:
+            return f"{url} names none of the figures counted here", []
+        state = "differs" if differences else "agrees"
+        return f"{url} {state} on {', '.join(sorted(compared))}", differences
 
     def _read_model_check(
         self, clocks: Sequence[ClockCounts], case_ids: set[str]
@@ -1228,14 +1645,41 @@ def reconcile(summary: DemoSummary, planned_requests: int) -> list[str]:
             f"{timeline['late_never_overdue']} late decisions were never reported "
             "overdue before they were made"
         )
+    problems += _against_the_plan(summary)
     decided = summary.agreed + summary.refused
     if decision is not None and decision.met + decision.late != decided:
         problems.append(
             f"decision clock: met + late = {decision.met + decision.late}, but "
             f"{decided} decisions were posted"
         )
-    # An alert is sent at most once, so no kind of email outnumbers its alerts.
+    problems += _alerts_sent_once(summary)
+    if summary.emails_in_catcher != summary.notifications_sent:
+        problems.append(
+            f"{summary.emails_in_catcher} emails in the mail catcher, but "
+            f"{summary.notifications_sent} NotificationSent events"
+        )
+    return problems
+
+
+def _alerts_sent_once(summary: DemoSummary) -> list[str]:
+    """An alert is sent at most once, so no kind of email outnumbers its alerts.
+
+    Each clock event alerts each role (coordinator, manager, SENCO) at most once, so
+    with the counts by kind and role each pair is held to its clock events; without
+    them, the approaching emails are, and the overdue ones to twice theirs.
+    """
     raised = summary.alerts_raised
+    problems: list[str] = []
+    if summary.sent_by_kind_and_role:
+        for pair, count in sorted(summary.sent_by_kind_and_role.items()):
+            kind, _, role = pair.partition("/")
+            limit = raised.get(kind)
+            if limit is not None and count > limit:
+                problems.append(
+                    f"{count} {kind} emails to a {role} for {limit} clock events "
+                    "raising them: some alert went out twice"
+                )
+        return problems
     approaching = summary.sent_by_kind.get("approaching", 0)
     overdue = summary.sent_by_kind.get("overdue", 0)
     if approaching > raised["approaching"]:
@@ -1248,12 +1692,67 @@ def reconcile(summary: DemoSummary, planned_requests: int) -> list[str]:
             f"{overdue} overdue emails for {raised['overdue']} ClockOverdue events, "
             "more than one each to a coordinator and a manager"
         )
-    if summary.emails_in_catcher != summary.notifications_sent:
-        problems.append(
-            f"{summary.emails_in_catcher} emails in the mail catcher, but "
-            f"{summary.notifications_sent} NotificationSent events"
+    return problems
+
+
+def _against_the_plan(summary: DemoSummary) -> list[str]:
+    """Each clock and timeliness count that differs from the plan's intent."""
+    problems: list[str] = []
+    for name, intended in summary.planned_clocks.items():
+        if name == DECISION_CLOCK:
+            continue  # checked against planned_decision above
+        counts = summary.clock(name)
+        actual = asdict(counts) if counts is not None else {}
+        problems += [
+            f"{name} clock: {state} is {actual.get(state, 0)}, the plan says {value}"
+            for state, value in intended.items()
+            if actual.get(state, 0) != value
+        ]
+    if summary.timeliness is not None and summary.planned_timeliness is not None:
+        problems += summary.timeliness.differences(
+            summary.planned_timeliness, "in the plan"
         )
     return problems
+
+
+def count_timeliness(watcher: TopicWatcher, case_ids: set[str]) -> Timeliness:
+    """The DfE's 20-week and review figures, from the clock events of ``case_ids``.
+
+    A plan issued is a ``final_plan`` clock met (within 20 weeks) or late; one with an
+    exception flagged is left out of the figures excluding exceptions. A review held
+    starts a ``review_decision`` clock, met when decided within 4 weeks; it stops an
+    ``annual_review`` clock, met when held within its 12 months.
+    """
+    plans = Counter[str]()
+    reviews = Counter[str]()
+    with watcher.locked():
+        tracks = [t for t in watcher.clocks.values() if t.case_id in case_ids]
+        for track in tracks:
+            if track.set_at_ms is None:
+                continue
+            state = track.state
+            if track.clock == "final_plan" and state in ("met", "late"):
+                plans["issued"] += 1
+                plans["within"] += state == "met"
+                if not track.exception:
+                    plans["issued_ex"] += 1
+                    plans["within_ex"] += state == "met"
+            elif track.clock == "annual_review" and state == "met":
+                reviews["held_in_time"] += 1
+            elif track.clock == "review_decision":
+                reviews["held"] += 1
+                reviews["decided"] += state in ("met", "late")
+                reviews["within"] += state == "met"
+    return Timeliness(
+        plans_issued=plans["issued"],
+        plans_within_20_weeks=plans["within"],
+        plans_issued_excl_exceptions=plans["issued_ex"],
+        plans_within_20_weeks_excl_exceptions=plans["within_ex"],
+        reviews_held=reviews["held"],
+        reviews_held_in_time=reviews["held_in_time"],
+        review_decisions=reviews["decided"],
+        review_decisions_within_4_weeks=reviews["within"],
+    )
 
 
 def compare_read_model(

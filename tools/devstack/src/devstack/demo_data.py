@@ -23,18 +23,49 @@ is synthetic: child references are ``C-`` and eight digits, children are named
 ``<NATO word> Testcase``, staff are ``<name> Example`` at ``send-demo.example.org``
 (a reserved domain), and schools are "Demo" schools with URNs from 990001.
 
+Each agreed assessment is then carried on to the end of the simulated period
+(``until``, by default 31 July of the next year, ``default_period_end``), as far as it
+gets by then (``PlannedAssessment``): requests for advice from the school, health, the
+educational psychology service (and social care for some) and the advice received;
+either a notice that no plan will be issued, or a draft plan, the family's comments and
+the final plan (``PlannedPlan``); and for the plans issued early enough, the first
+annual review (``PlannedReview``): arranged, referrals made, papers sent, the meeting
+held, the report, the decision to maintain, amend or cease, and the amended plan or the
+cessation that follows. These follow the published figures too (``devstack.dfe``):
+
+- the share of assessments ending without a plan, and how many of those notices came
+  within 16 weeks (at least one such notice, so the demo shows the path);
+- the share of new plans issued within 20 weeks (32.1% for Buckinghamshire in 2024) is
+  apportioned over the plans issued within the period, the late ones mostly within a
+  year of the request and the published share of them after more than a year; and
+  exceptions to the 20-week limit in the published share (none for Buckinghamshire);
+- of the first reviews due within the period, the published share of meetings held is
+  held in time; the decisions after the meetings held are within 4 weeks in the
+  published share (52.1%) of those made within the period, and maintain, amend or cease
+  in the published mix.
+
 Each ``PlannedCase`` also gives the JSON bodies of the intake API's commands for it
 (``receive_request_body``, ``assign_coordinator_body``, ``time_limit_exception_body``,
-``outcome_body``); ``write_staff_csv`` writes the staff directory notify reads.
+``outcome_body``), its later commands in order (``steps()``, each a ``PlannedStep``
+with the date of the fact and the moment it is recorded) with their bodies for the
+plans, reviews or intake API (``step_body``); ``planned_clocks`` and
+``planned_timeliness`` say how every clock those facts start must end and what the
+DfE's figures must be; ``write_staff_csv`` writes the staff directory notify reads
+(the SEND team, and with ``DEMO_SENCOS`` each school's SENCO).
 
-Only the first stage is planned: the request and the decision whether to assess. The
-assessments, plans and reviews that follow (whose published figures ``devstack.dfe``
-also reads) are not generated yet, so the demo exercises only the 6-week clock.
+The generator's own due dates (``sendkit.calendar``, counted as the Regulations count
+them) only decide which cases it makes late and what the demo checks; the deadlines
+service remains the authority on statutory dates. Working days are the kernel's, so
+the demo and the clocks agree on every bank holiday. The later stages draw from a
+random generator of their own, so the requests and decisions do not depend on them.
 
-The generator's own due date (``sendkit.calendar.weeks_after`` the London date of
-receipt, 6 weeks) only decides which cases it makes late; the deadlines service remains
-the authority on statutory dates. Working days are the kernel's (``sendkit.calendar``),
-so the demo and the clocks agree on every bank holiday.
+Known limits: how often advice, review papers, reports and amended plans are late is
+an assumption (the release publishes none of it), as are the review meeting's timing
+within its year and the mix of needs and settings. Only a plan's first review is
+planned, so the second annual review, interim reviews, amendment notices of plans' own
+and re-assessments never happen in the demo. Because the demo's requests all arrive
+in one calendar year, its plans issued are the ones of that year's requests only, not
+a year's issue as the DfE counts it (which includes plans of the year before).
 """
 
 from __future__ import annotations
@@ -46,18 +77,25 @@ import itertools
 import json
 import random
 from collections.abc import Hashable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from devstack.dfe import DemoDataError, LaFigures, load_la_figures
-from sendkit.calendar import LONDON, is_working_day, london_date, weeks_after
+from sendkit.calendar import (
+    LONDON,
+    is_working_day,
+    last_of_months_starting_with,
+    london_date,
+    months_after,
+    weeks_after,
+)
 
 DEFAULT_SEED = 825
 DECISION_WEEKS = 6
 STAFF_DOMAIN = "send-demo.example.org"
-STAFF_CSV_COLUMNS = ("staff_id", "name", "email", "role", "manager_id")
+STAFF_CSV_COLUMNS = ("staff_id", "name", "email", "role", "manager_id", "school_urn")
 FIRST_URN = 990001
 CURRICULUM_YEAR_FIRST = -2
 CURRICULUM_YEAR_LAST = 14
@@ -70,7 +108,7 @@ Outcome = Literal["agreed", "refused", "withdrawn"]
 # weeks or more, (c) exceptional personal circumstances, (d) absence from the area.
 # Reason (b), an early-years provider's closure, is not planned.
 ExceptionReason = Literal["a", "c", "d"]
-Role = Literal["coordinator", "manager"]
+Role = Literal["coordinator", "manager", "senco"]
 Phase = Literal["early_years", "primary", "secondary", "special", "college"]
 
 # Assumptions of the demo, not published figures.
@@ -145,13 +183,15 @@ CHILD_FAMILY_NAME = "Testcase"
 
 @dataclass(frozen=True, slots=True)
 class StaffMember:
-    """A synthetic member of the SEND team: a coordinator or their manager."""
+    """A synthetic member of staff: a coordinator or their manager in the SEND team,
+    or a school's SENCO (who has a ``school_urn`` and no manager)."""
 
     staff_id: str
     name: str
     email: str
     role: Role
     manager_id: str | None
+    school_urn: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,8 +299,324 @@ def demo_schools() -> tuple[School, ...]:
     return tuple(schools)
 
 
+def demo_sencos(schools: Iterable[School]) -> tuple[StaffMember, ...]:
+    """One synthetic SENCO for each school (``SENCO-<urn>``), told of its reviews."""
+    return tuple(
+        StaffMember(
+            f"SENCO-{school.urn}",
+            f"{school.name.split()[0]} Senco Example",
+            f"senco.{school.urn}@{STAFF_DOMAIN}",
+            "senco",
+            None,
+            school.urn,
+        )
+        for school in schools
+    )
+
+
 DEMO_STAFF = demo_staff()
 DEMO_SCHOOLS = demo_schools()
+DEMO_SENCOS = demo_sencos(DEMO_SCHOOLS)
+"""The schools' SENCOs, kept apart from ``DEMO_STAFF`` (the SEND team)."""
+
+
+# -- the later stages: the assessment, the plan and its first annual review ------------
+
+AdviceBody = Literal["education", "health", "educational_psychology", "social_care"]
+NeedType = Literal[
+    "SPLD", "MLD", "SLD", "PMLD", "SEMH", "SLCN", "HI", "VI", "MSI", "PD", "ASD", "OTH"
+]
+SettingType = Literal[
+    "early_years",
+    "mainstream_maintained",
+    "mainstream_academy",
+    "special_maintained",
+    "special_academy",
+    "further_education",
+]
+Respondent = Literal["parent", "young_person"]
+ReviewDecision = Literal["maintain", "amend", "cease"]
+StepKind = Literal[
+    "advice_requested",
+    "advice_received",
+    "no_plan_notice",
+    "draft_plan",
+    "draft_comments",
+    "final_plan_exception",
+    "final_plan",
+    "review_arranged",
+    "referrals_made",
+    "papers_sent",
+    "review_held",
+    "report_received",
+    "review_decided",
+    "plan_amended",
+    "plan_ceased",
+]
+STEP_KINDS: tuple[StepKind, ...] = (
+    "advice_requested",
+    "advice_received",
+    "no_plan_notice",
+    "draft_plan",
+    "draft_comments",
+    "final_plan_exception",
+    "final_plan",
+    "review_arranged",
+    "referrals_made",
+    "papers_sent",
+    "review_held",
+    "report_received",
+    "review_decided",
+    "plan_amended",
+    "plan_ceased",
+)
+"""The later commands of a case, in the order they come on one day."""
+
+ADVICE_WEEKS = 6
+NO_PLAN_WEEKS = 16
+FINAL_PLAN_WEEKS = 20
+REVIEW_REPORT_WEEKS = 2
+REVIEW_DECISION_WEEKS = 4
+REVIEW_PAPERS_DAYS_BEFORE = 14
+REFERRALS_WEEKS_BEFORE = 8
+AMENDED_PLAN_WEEKS = 8
+AMENDED_PLAN_WEEKS_AFTER_MEETING = 12
+COMMENT_WINDOW_DAYS = 15
+
+# Assumptions of the demo about the later stages, not published figures.
+# The advice every assessment asks for, and social care's for some children.
+ADVICE_ALWAYS: tuple[AdviceBody, ...] = (
+    "education",
+    "health",
+    "educational_psychology",
+)
+SOCIAL_CARE_ADVICE_SHARE = 0.35
+# Advice received after its 6 weeks, where the draft plan leaves room for it; the
+# educational psychology service is the one most often short of time.
+ADVICE_LATE_SHARE: Mapping[AdviceBody, float] = {
+    "education": 0.12,
+    "health": 0.2,
+    "educational_psychology": 0.35,
+    "social_care": 0.2,
+}
+ADVICE_LABELS: Mapping[AdviceBody, str] = {
+    "education": "the school's SENCO",
+    "health": "the designated clinical officer's team",
+    "educational_psychology": "the educational psychology service",
+    "social_care": "the children's social care team",
+}
+# The quickest assessment planned: advice gathered, a draft, its comment window.
+SHORTEST_ASSESSMENT = timedelta(weeks=7)
+# A late plan comes up to a year after the request; the published share of late plans
+# issued after more than a year comes up to this much later still.
+LATE_PLAN_WITHIN_A_YEAR = timedelta(weeks=32)
+LATE_PLAN_AFTER_A_YEAR = timedelta(weeks=12)
+LATE_NO_PLAN_BY_AT_MOST = timedelta(weeks=12)
+EARLY_FINAL_PLAN_SHARE = 0.04
+MEETING_REQUESTED_SHARE = 0.2
+PREFERRED_SETTING_SHARE = 0.3
+SPECIAL_SETTING_SHARE = 0.2
+SECONDARY_NEED_SHARE = 0.4
+# Roughly the national mix of primary needs in new plans.
+NEED_WEIGHTS: Mapping[NeedType, float] = {
+    "ASD": 0.31,
+    "SLCN": 0.21,
+    "SEMH": 0.17,
+    "MLD": 0.08,
+    "SPLD": 0.04,
+    "SLD": 0.04,
+    "PD": 0.03,
+    "HI": 0.02,
+    "VI": 0.01,
+    "PMLD": 0.01,
+    "MSI": 0.005,
+    "OTH": 0.025,
+}
+# A review is arranged 10 to 14 weeks ahead and held in the 10 weeks before it is due
+# (or, when late, up to 12 weeks after), never in August or over Christmas.
+REVIEW_WINDOW_BEFORE_DUE = timedelta(weeks=10)
+REVIEW_LATE_BY_AT_MOST = timedelta(weeks=12)
+REVIEW_ARRANGED_WEEKS_AHEAD = (10, 14)
+REFERRALS_LATE_SHARE = 0.15
+PAPERS_LATE_SHARE = 0.15
+REPORT_LATE_SHARE = 0.2
+CHILD_VIEWS_GATHERED_SHARE = 0.9
+REVIEW_DECISION_LATE_BY_AT_MOST = timedelta(weeks=10)
+AMENDED_PLAN_LATE_SHARE = 0.4
+APPEAL_PERIOD_MONTHS = 2
+# Where the figures have no such row (reviews are published for the latest year only).
+DEFAULT_NO_PLAN_SHARE = 0.06
+DEFAULT_REVIEWS_HELD_SHARE = 0.95
+DEFAULT_DECISIONS_IN_TIME_SHARE = 0.5
+DEFAULT_REVIEW_OUTCOMES: Mapping[ReviewDecision, float] = {
+    "amend": 0.85,
+    "maintain": 0.14,
+    "cease": 0.01,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedAdvice:
+    """One request for professional advice: the day the body received it, and the
+    day its advice reached the council (None if not by the end of the demo)."""
+
+    body: AdviceBody
+    requested_on: date
+    received_on: date | None
+
+    @property
+    def due_on(self) -> date:
+        return weeks_after(self.requested_on, ADVICE_WEEKS)
+
+    @property
+    def within_time(self) -> bool | None:
+        if self.received_on is None:
+            return None
+        return self.received_on <= self.due_on
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedPlan:
+    """The final EHC plan as issued: the setting it names, its start, the needs."""
+
+    issued_on: date
+    setting_urn: int
+    setting_type: SettingType
+    start_date: date
+    primary_need: NeedType
+    secondary_need: NeedType | None
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedReview:
+    """A plan's first annual review, as far as it got by the end of the demo.
+
+    It was arranged on ``arranged_on`` for ``meeting_on``; every later fact is None
+    if it had not happened by the end of the simulated period.
+    """
+
+    due_on: date
+    arranged_on: date
+    meeting_on: date
+    referrals_made_on: date | None
+    papers_sent_on: date | None
+    held_on: date | None
+    invitee_roles: tuple[str, ...]
+    attendee_roles: tuple[str, ...]
+    child_views_gathered: bool
+    report_received_on: date | None
+    decision: ReviewDecision | None
+    decision_notified_on: date | None
+    amended_on: date | None
+    ceased_on: date | None
+
+    @property
+    def papers_due_on(self) -> date:
+        return self.meeting_on - timedelta(days=REVIEW_PAPERS_DAYS_BEFORE)
+
+    @property
+    def referrals_due_on(self) -> date:
+        return self.meeting_on - timedelta(weeks=REFERRALS_WEEKS_BEFORE)
+
+    @property
+    def report_due_on(self) -> date | None:
+        if self.held_on is None:
+            return None
+        return weeks_after(self.held_on, REVIEW_REPORT_WEEKS)
+
+    @property
+    def decision_due_on(self) -> date | None:
+        if self.held_on is None:
+            return None
+        return weeks_after(self.held_on, REVIEW_DECISION_WEEKS)
+
+    @property
+    def amended_plan_due_on(self) -> date | None:
+        """The earlier of notice + 8 weeks and meeting + 12 weeks (Reg 22(3))."""
+        if self.decision != "amend" or self.decision_notified_on is None:
+            return None
+        assert self.held_on is not None  # a decision follows the meeting
+        return min(
+            weeks_after(self.decision_notified_on, AMENDED_PLAN_WEEKS),
+            weeks_after(self.held_on, AMENDED_PLAN_WEEKS_AFTER_MEETING),
+        )
+
+    @property
+    def held_in_time(self) -> bool | None:
+        if self.held_on is None:
+            return None
+        return self.held_on <= self.due_on
+
+    @property
+    def decided_in_time(self) -> bool | None:
+        due = self.decision_due_on
+        if due is None or self.decision_notified_on is None:
+            return None
+        return self.decision_notified_on <= due
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedAssessment:
+    """What follows an agreement to assess, up to the end of the simulated period.
+
+    Either ``no_plan_notified_on`` is set (the council decided not to issue a plan) or
+    the case goes on to a draft and a final ``plan``; any step after the end of the
+    period is None, as is everything after it. ``exception_reason`` is an exception
+    to the 20-week limit (reg 13(3)), noted on ``exception_noted_on``.
+    """
+
+    agreed_on: date
+    no_plan_due_on: date
+    final_plan_due_on: date
+    advice: tuple[PlannedAdvice, ...]
+    no_plan_notified_on: date | None
+    draft_served_on: date | None
+    comments_received_on: date | None
+    respondent: Respondent
+    preferred_setting_urn: int | None
+    meeting_requested: bool
+    agreed_to_early_final_plan: bool
+    plan: PlannedPlan | None
+    exception_reason: ExceptionReason | None
+    exception_noted_on: date | None
+    review: PlannedReview | None
+
+    @property
+    def comment_window_ends_on(self) -> date | None:
+        if self.draft_served_on is None:
+            return None
+        return self.draft_served_on + timedelta(days=COMMENT_WINDOW_DAYS - 1)
+
+    @property
+    def plan_within_20_weeks(self) -> bool | None:
+        if self.plan is None:
+            return None
+        return self.plan.issued_on <= self.final_plan_due_on
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedStep:
+    """One later command of a case: what, the date of the fact, and when recorded.
+
+    ``advice_body`` names the request for advice an advice step belongs to.
+    """
+
+    kind: StepKind
+    on: date
+    at: datetime
+    advice_body: AdviceBody | None = None
+
+    @property
+    def service(self) -> Literal["intake", "plans", "reviews"]:
+        if self.kind == "final_plan_exception":
+            return "intake"
+        if self.kind.startswith("review") or self.kind in (
+            "referrals_made",
+            "papers_sent",
+            "report_received",
+        ):
+            return "reviews"
+        return "plans"
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,6 +650,7 @@ class PlannedCase:
     exception_reason: ExceptionReason | None
     exception_noted_on: date | None
     exception_evidence: str | None
+    assessment: PlannedAssessment | None = None
 
     @property
     def child_name(self) -> str:
@@ -371,11 +728,19 @@ class PlannedCase:
             "reason": "Synthetic demo: the family withdrew the request.",
         }
 
+    # The later stages: the commands of an agreed assessment, in the order they
+    # happen, and the JSON body of each for the plans, reviews or intake API.
+
+    def steps(self) -> tuple[PlannedStep, ...]:
+        """Every later command of the case, in order (none unless it was agreed)."""
+        return _steps_of(self)
+
+    def step_body(self, step: PlannedStep) -> dict[str, Any]:
+        """The body of ``step``'s command (``DemoDataError`` if not this case's)."""
+        return _step_body(self, step)
+
     def as_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        for key, value in data.items():
-            if isinstance(value, date | datetime):
-                data[key] = value.isoformat()
+        data: dict[str, Any] = _jsonable(asdict(self))
         data["received_on"] = self.received_on.isoformat()
         return data
 
@@ -437,10 +802,11 @@ def apportion(weights: Mapping[K, float], total: int) -> dict[K, int]:
 
 
 class _WorkingDays:
-    """The working days of two years, searchable by range."""
+    """The working days of some years (two by default), searchable by range."""
 
-    def __init__(self, first_year: int) -> None:
-        start, end = date(first_year, 1, 1), date(first_year + 1, 12, 31)
+    def __init__(self, first_year: int, last_year: int | None = None) -> None:
+        last = first_year + 1 if last_year is None else last_year
+        start, end = date(first_year, 1, 1), date(last, 12, 31)
         every = (start + timedelta(days=n) for n in range((end - start).days + 1))
         self.days = [day for day in every if is_working_day(day)]
 
@@ -614,14 +980,18 @@ def generate_caseload(
     *,
     staff: Sequence[StaffMember] = DEMO_STAFF,
     schools: Sequence[School] = DEMO_SCHOOLS,
+    until: date | None = None,
 ) -> list[PlannedCase]:
     """Plan a synthetic year of requests in the shape of ``figures``, in arrival order.
 
     ``scale`` shrinks (or grows) the year: 0.05 plans about 90 of Buckinghamshire's
-    1,782 requests. The same arguments always give the same cases.
+    1,782 requests. Each agreed assessment is then carried on, as far as it gets by
+    ``until`` (``default_period_end(year)`` when not given), to its plan and first
+    annual review. The same arguments always give the same cases.
     """
     if scale <= 0:
         raise DemoDataError(f"scale must be above 0, not {scale}")
+    period_end = default_period_end(year) if until is None else until
     coordinators = [member for member in staff if member.role == "coordinator"]
     if not coordinators or not schools:
         raise DemoDataError("the demo needs at least one coordinator and one school")
@@ -743,7 +1113,20 @@ def generate_caseload(
                 next_year,
             )
         )
-    return cases
+
+    # 8. The later stages, drawn from a generator of their own, so the requests and
+    # decisions are the same whatever follows them.
+    earliest = first_stage_ends_on(cases)
+    if period_end < earliest:
+        raise DemoDataError(
+            f"the demo period must run at least until {earliest.isoformat()}, when "
+            f"the last decision is recorded, not end on {period_end.isoformat()}"
+        )
+    later = random.Random(f"{seed}:later-stages")
+    last_year = period_end.year + 2
+    return _plan_later_stages(
+        later, figures, cases, _WorkingDays(year, last_year), period_end, schools
+    )
 
 
 def _complete(
@@ -842,6 +1225,975 @@ def _complete(
     )
 
 
+# Generation of the later stages
+
+
+def default_period_end(year: int) -> date:
+    """The last simulated day for ``year``'s requests: 31 July of the next year.
+
+    That is the end of the summer term after, when the plans issued early in the
+    demo have had their first annual review and its decision.
+    """
+    return date(year + 1, 7, 31)
+
+
+def first_stage_ends_on(cases: Iterable[PlannedCase]) -> date:
+    """The last day a decision or withdrawal is recorded: the earliest period end."""
+    return max(london_date(case.outcome_recorded_at) for case in cases)
+
+
+@dataclass(slots=True)
+class _Assessing:
+    """One agreed case while its later stages are planned."""
+
+    case: PlannedCase
+    start: date
+    no_plan_due: date
+    final_due: date
+    no_plan: bool = False
+    in_time: bool = False
+    within_on: date | None = None
+    late_on: date | None = None
+    exception: bool = False
+
+    @property
+    def plan_on(self) -> date:
+        """The day the plan (or the notice that none will be issued) comes."""
+        chosen = self.within_on if self.in_time else self.late_on
+        assert chosen is not None  # every case has a late day, in-time ones both
+        return chosen
+
+
+@dataclass(slots=True)
+class _Reviewing:
+    """One plan's first review while it is planned."""
+
+    due: date
+    meeting: date
+    arranged: date
+    decided_in_time: bool = False
+    within_on: date | None = None
+    late_on: date | None = None
+    decision: ReviewDecision = "maintain"
+
+    @property
+    def decision_on(self) -> date:
+        chosen = self.within_on if self.decided_in_time else self.late_on
+        assert chosen is not None
+        return chosen
+
+
+@dataclass(frozen=True, slots=True)
+class _LaterShares:
+    """The published shares the later stages follow (assumptions where none)."""
+
+    no_plan: float
+    no_plan_in_time: float
+    plan_in_time: float
+    exception: float
+    exception_in_time: float
+    late_after_a_year: float
+    reviews_held: float
+    decisions_in_time: float
+    outcomes: Mapping[ReviewDecision, float]
+
+    @classmethod
+    def of(cls, figures: LaFigures) -> _LaterShares:
+        t = figures.timeliness
+        exceptions = t.plans_issued - t.plans_issued_excl_exceptions
+        within_with_exception = t.within_20_weeks - t.within_20_weeks_excl_exceptions
+        a = figures.assessments
+        r = figures.reviews
+        return cls(
+            no_plan=a.no_plan_share if a is not None else DEFAULT_NO_PLAN_SHARE,
+            no_plan_in_time=a.no_plan_within_16_weeks_share if a is not None else 0.0,
+            plan_in_time=t.within_20_weeks / t.plans_issued if t.plans_issued else 0.0,
+            exception=exceptions / t.plans_issued if t.plans_issued else 0.0,
+            exception_in_time=within_with_exception / exceptions if exceptions else 0,
+            late_after_a_year=t.after_1_year_share_of_late,
+            reviews_held=(
+                r.meetings_held / r.reviews_expected
+                if r is not None and r.reviews_expected
+                else DEFAULT_REVIEWS_HELD_SHARE
+            ),
+            decisions_in_time=(
+                r.within_4_weeks_share
+                if r is not None
+                else DEFAULT_DECISIONS_IN_TIME_SHARE
+            ),
+            outcomes=(
+                {
+                    "amend": r.outcome_amend,
+                    "maintain": r.outcome_maintain,
+                    "cease": r.outcome_cease,
+                }
+                if r is not None
+                else DEFAULT_REVIEW_OUTCOMES
+            ),
+        )
+
+
+def _balanced(
+    rng: random.Random,
+    items: Sequence[int],
+    within_on: Mapping[int, date | None],
+    late_on: Mapping[int, date],
+    share: float,
+    until: date,
+) -> set[int]:
+    """Which of ``items`` are done in time, so that ``share`` of those done by
+    ``until`` were in time (within one item).
+
+    Each item is done on ``within_on`` (if it can be in time at all) or ``late_on``.
+    A first draw takes the share of all items; then single items move between in
+    time and late until the share of the ones done in the period is right.
+    """
+    feasible = [i for i in items if within_on[i] is not None]
+    wanted = min(len(feasible), round(share * len(items)))
+    chosen = set(rng.sample(feasible, wanted))
+
+    def in_period(i: int) -> bool:
+        day = within_on[i] if i in chosen else late_on[i]
+        return day is not None and day <= until
+
+    for _ in range(2 * len(items) + 1):
+        done = [i for i in items if in_period(i)]
+        in_time = sum(i in chosen for i in done)
+        gap = in_time - share * len(done)
+        if abs(gap) < 1:
+            break
+        if gap > 0:
+            movable = sorted(i for i in done if i in chosen)
+            chosen.discard(rng.choice(movable))
+            continue
+        candidates = [i for i in feasible if i not in chosen]
+        movable = [i for i in candidates if (within_on[i] or until) <= until]
+        if not movable:
+            break
+        chosen.add(rng.choice(movable))
+    return chosen
+
+
+def _plan_later_stages(
+    rng: random.Random,
+    figures: LaFigures,
+    cases: list[PlannedCase],
+    calendar: _WorkingDays,
+    until: date,
+    schools: Sequence[School],
+) -> list[PlannedCase]:
+    shares = _LaterShares.of(figures)
+    agreed: list[_Assessing] = []
+    for case in cases:
+        if case.outcome != "agreed" or case.decision_notified_on is None:
+            continue
+        recorded = london_date(case.outcome_recorded_at)
+        agreed.append(
+            _Assessing(
+                case=case,
+                start=_next_working_day(max(case.decision_notified_on, recorded)),
+                no_plan_due=weeks_after(case.received_on, NO_PLAN_WEEKS),
+                final_due=weeks_after(case.received_on, FINAL_PLAN_WEEKS),
+            )
+        )
+    if not agreed:
+        return cases
+
+    # 1. The assessments ending in a notice that no plan will be issued: the
+    # published share, and at least one where any were published, so the demo
+    # shows that path too.
+    wanted = apportion(
+        {"plan": 1.0 - shares.no_plan, "no_plan": shares.no_plan}, len(agreed)
+    )["no_plan"]
+    if shares.no_plan > 0:
+        wanted = max(1, wanted)
+    room = [a for a in agreed if a.start + SHORTEST_ASSESSMENT <= until]
+    for a in rng.sample(room, min(wanted, len(room))):
+        a.no_plan = True
+    notices = [a for a in agreed if a.no_plan]
+    in_time = apportion(
+        {"in": shares.no_plan_in_time, "late": 1.0 - shares.no_plan_in_time},
+        len(notices),
+    )["in"]
+    timely = set(map(id, rng.sample(notices, in_time)))
+    for a in notices:
+        earliest = a.start + SHORTEST_ASSESSMENT - timedelta(weeks=2)
+        days = calendar.between(earliest, a.no_plan_due)
+        a.within_on = _pick(rng, days, 2.0, 1.3) if days else None
+        late = calendar.between(
+            max(earliest, a.no_plan_due + timedelta(days=1)),
+            a.no_plan_due + LATE_NO_PLAN_BY_AT_MOST,
+        )
+        a.late_on = _pick(rng, late, 1.2, 2.4)
+        a.in_time = id(a) in timely and a.within_on is not None
+
+    # 2. Each plan's day if it is issued in time, and if it is late: in the six weeks
+    # before its 20 weeks run out, or up to a year after the request (more than a
+    # year for the published share of late plans).
+    issuing = [a for a in agreed if not a.no_plan]
+    for a in issuing:
+        earliest = a.start + SHORTEST_ASSESSMENT
+        if earliest <= a.final_due:
+            days = calendar.between(
+                max(earliest, a.final_due - timedelta(weeks=6)), a.final_due
+            )
+            a.within_on = _pick(rng, days, 2.2, 1.2) if days else None
+        year_on = _years_after(a.case.received_on, 1)
+        if rng.random() < shares.late_after_a_year:
+            first, last = year_on + timedelta(days=1), year_on + LATE_PLAN_AFTER_A_YEAR
+        else:
+            first, last = a.final_due + timedelta(days=1), year_on
+        late = calendar.between(max(first, earliest), max(last, earliest))
+        a.late_on = _pick(rng, late, 1.2, 2.6) if late else max(first, earliest)
+
+    # 3. Which plans are in time: the published share of those issued by the end.
+    numbered = dict(enumerate(issuing))
+    timely_plans = _balanced(
+        rng,
+        list(numbered),
+        {n: a.within_on for n, a in numbered.items()},
+        {n: a.late_on or until for n, a in numbered.items()},
+        shares.plan_in_time,
+        until,
+    )
+    for n, a in numbered.items():
+        a.in_time = n in timely_plans
+
+    # 4. Exceptions to the 20-week limit, in the published share of plans issued.
+    issued = [a for a in issuing if a.plan_on <= until]
+    excepted = apportion(
+        {"yes": shares.exception, "no": 1.0 - shares.exception}, len(issued)
+    )["yes"]
+    timely_excepted = round(excepted * shares.exception_in_time)
+    for pool, count in (
+        ([a for a in issued if a.in_time], timely_excepted),
+        ([a for a in issued if not a.in_time], excepted - timely_excepted),
+    ):
+        for a in rng.sample(pool, min(count, len(pool))):
+            a.exception = True
+
+    # 5. The first annual reviews of the plans issued in the period.
+    reviewing = _plan_reviews(rng, shares, issued, calendar, until)
+
+    planned: dict[int, PlannedAssessment] = {}
+    for a in agreed:
+        planned[a.case.sequence] = _assessment(
+            rng, a, reviewing.get(id(a)), calendar, until, schools
+        )
+    return [replace(case, assessment=planned.get(case.sequence)) for case in cases]
+
+
+def _plan_reviews(
+    rng: random.Random,
+    shares: _LaterShares,
+    issued: Sequence[_Assessing],
+    calendar: _WorkingDays,
+    until: date,
+) -> dict[int, _Reviewing]:
+    """The first review of each plan in ``issued``, keyed by ``id()`` of its case."""
+    reviews: dict[int, _Reviewing] = {}
+    due_by_end = [a for a in issued if _review_due(a.plan_on) <= until]
+    held = apportion(
+        {"held": shares.reviews_held, "not": 1.0 - shares.reviews_held},
+        len(due_by_end),
+    )["held"]
+    late_meetings = {id(a) for a in due_by_end} - {
+        id(a) for a in rng.sample(due_by_end, held)
+    }
+    for a in issued:
+        due = _review_due(a.plan_on)
+        if id(a) in late_meetings:
+            days = _meeting_days(
+                calendar, due + timedelta(days=1), due + REVIEW_LATE_BY_AT_MOST
+            )
+            meeting = _pick(rng, days, 1.1, 2.5)
+        else:
+            days = _meeting_days(calendar, due - REVIEW_WINDOW_BEFORE_DUE, due)
+            meeting = _pick(rng, days, 1.6, 1.2)
+        weeks = rng.randint(*REVIEW_ARRANGED_WEEKS_AHEAD)
+        arranged = _previous_working_day(meeting - timedelta(weeks=weeks))
+        arranged = max(arranged, _next_working_day(a.plan_on))
+        reviews[id(a)] = _Reviewing(due=due, meeting=meeting, arranged=arranged)
+
+    # The decisions after the meetings held: in time in the published share of those
+    # made by the end, and each maintains, amends or ceases in the published mix.
+    held_ones = {n: r for n, r in enumerate(reviews.values()) if r.meeting <= until}
+    for r in held_ones.values():
+        within = calendar.between(
+            r.meeting + timedelta(days=5),
+            weeks_after(r.meeting, REVIEW_DECISION_WEEKS),
+        )
+        r.within_on = _pick(rng, within, 1.8, 1.4) if within else None
+        late_from = weeks_after(r.meeting, REVIEW_DECISION_WEEKS) + timedelta(days=1)
+        late = calendar.between(late_from, late_from + REVIEW_DECISION_LATE_BY_AT_MOST)
+        r.late_on = _pick(rng, late, 1.2, 2.4) if late else late_from
+    timely = _balanced(
+        rng,
+        list(held_ones),
+        {n: r.within_on for n, r in held_ones.items()},
+        {n: r.late_on or until for n, r in held_ones.items()},
+        shares.decisions_in_time,
+        until,
+    )
+    decided: list[_Reviewing] = []
+    for n, r in held_ones.items():
+        r.decided_in_time = n in timely
+        if r.decision_on <= until:
+            decided.append(r)
+    outcomes = apportion(dict(shares.outcomes), len(decided))
+    pool = list(decided)
+    rng.shuffle(pool)
+    cursor = 0
+    for decision in ("amend", "cease", "maintain"):
+        for r in pool[cursor : cursor + outcomes.get(decision, 0)]:
+            r.decision = decision
+        cursor += outcomes.get(decision, 0)
+    return reviews
+
+
+def _review_due(issued_on: date) -> date:
+    return last_of_months_starting_with(issued_on, 12)
+
+
+def _meeting_days(calendar: _WorkingDays, first: date, last: date) -> list[date]:
+    """Working days from ``first`` to ``last`` in term time (not August or the
+    Christmas fortnight), or every working day there if that leaves none."""
+    days = calendar.between(first, last)
+    in_term = [
+        day
+        for day in days
+        if day.month != 8
+        and not (day.month == 12 and day.day >= 21)
+        and not (day.month == 1 and day.day <= 3)
+    ]
+    return in_term or days or [first]
+
+
+def _assessment(
+    rng: random.Random,
+    a: _Assessing,
+    reviewing: _Reviewing | None,
+    calendar: _WorkingDays,
+    until: date,
+    schools: Sequence[School],
+) -> PlannedAssessment:
+    case = a.case
+    assert case.decision_notified_on is not None  # only agreed cases come here
+
+    # The draft, the comments and the final plan (or the notice), back from its day.
+    closing_on = a.plan_on
+    early = not a.no_plan and rng.random() < EARLY_FINAL_PLAN_SHARE
+    if a.no_plan:
+        draft = None
+        comments = None
+    elif early:
+        draft = _previous_working_day(closing_on - timedelta(days=rng.randint(5, 12)))
+        comments_days = calendar.between(draft + timedelta(days=1), closing_on)
+        comments = _pick(rng, comments_days, 1.5, 1.5) if comments_days else closing_on
+    else:
+        gap = COMMENT_WINDOW_DAYS + rng.randint(0, 13)
+        draft = _previous_working_day(closing_on - timedelta(days=gap))
+        window_end = draft + timedelta(days=COMMENT_WINDOW_DAYS - 1)
+        comments_days = calendar.between(
+            draft + timedelta(days=3), min(window_end, closing_on - timedelta(days=1))
+        )
+        comments = _pick(rng, comments_days, 1.6, 1.4) if comments_days else None
+    advice_until = _previous_working_day((draft or closing_on) - timedelta(days=1))
+
+    # The advice: asked for in the first week, received by the day before the draft
+    # (or the notice), late in the assumed share where the draft leaves room for it.
+    bodies = list(ADVICE_ALWAYS)
+    if rng.random() < SOCIAL_CARE_ADVICE_SHARE:
+        bodies.append("social_care")
+    advice: list[PlannedAdvice] = []
+    for body in bodies:
+        asked = _pick(rng, calendar.between(a.start, a.start + timedelta(days=7)), 1, 2)
+        due = weeks_after(asked, ADVICE_WEEKS)
+        late_days = calendar.between(
+            due + timedelta(days=1), min(advice_until, due + timedelta(weeks=10))
+        )
+        if late_days and rng.random() < ADVICE_LATE_SHARE[body]:
+            received = _pick(rng, late_days, 1.2, 2.2)
+        else:
+            days = calendar.between(
+                asked + timedelta(days=10), min(due, advice_until)
+            ) or calendar.between(asked + timedelta(days=1), advice_until)
+            received = _pick(rng, days, 2.0, 1.4) if days else advice_until
+        if asked <= until:
+            advice.append(
+                PlannedAdvice(body, asked, received if received <= until else None)
+            )
+
+    # The plan itself.
+    plan: PlannedPlan | None = None
+    if not a.no_plan and closing_on <= until:
+        urn, setting_type = _plan_setting(rng, case, schools)
+        primary = _choose(rng, NEED_WEIGHTS)
+        secondary: NeedType | None = None
+        if rng.random() < SECONDARY_NEED_SHARE:
+            others: dict[NeedType, float] = {
+                k: w for k, w in NEED_WEIGHTS.items() if k != primary
+            }
+            other: NeedType = _choose(rng, others)
+            secondary = other
+        plan = PlannedPlan(
+            issued_on=closing_on,
+            setting_urn=urn,
+            setting_type=setting_type,
+            start_date=closing_on + timedelta(days=rng.randint(7, 28)),
+            primary_need=primary,
+            secondary_need=secondary,
+        )
+    respondent: Respondent = (
+        "young_person" if case.age_at_request >= 16 and rng.random() < 0.5 else "parent"
+    )
+    preferred = (
+        plan.setting_urn
+        if plan is not None and rng.random() < PREFERRED_SETTING_SHARE
+        else None
+    )
+
+    exception_reason: ExceptionReason | None = None
+    noted: date | None = None
+    if a.exception:
+        exception_reason = _exception_reason(rng, case.received_on)
+        days = calendar.between(a.start, a.final_due - timedelta(days=1))
+        noted = rng.choice(days) if days else a.start
+
+    def by_end(day: date | None) -> date | None:
+        return day if day is not None and day <= until else None
+
+    review = None
+    if plan is not None and reviewing is not None:
+        review = _review(rng, case, reviewing, calendar, until, bodies)
+    return PlannedAssessment(
+        agreed_on=case.decision_notified_on,
+        no_plan_due_on=a.no_plan_due,
+        final_plan_due_on=a.final_due,
+        advice=tuple(advice),
+        no_plan_notified_on=by_end(closing_on) if a.no_plan else None,
+        draft_served_on=by_end(draft),
+        comments_received_on=by_end(comments) if by_end(draft) else None,
+        respondent=respondent,
+        preferred_setting_urn=preferred,
+        meeting_requested=rng.random() < MEETING_REQUESTED_SHARE,
+        agreed_to_early_final_plan=early,
+        plan=plan,
+        exception_reason=exception_reason,
+        exception_noted_on=by_end(noted),
+        review=review,
+    )
+
+
+def _plan_setting(
+    rng: random.Random, case: PlannedCase, schools: Sequence[School]
+) -> tuple[int, SettingType]:
+    """The setting the plan names: the child's school, or for some a special one."""
+    school = next((s for s in schools if s.urn == case.school_urn), schools[0])
+    specials = [s for s in schools if s.phase == "special"]
+    if school.phase != "special" and specials and rng.random() < SPECIAL_SETTING_SHARE:
+        school = rng.choice(specials)
+    kinds: Mapping[Phase, tuple[SettingType, ...]] = {
+        "early_years": ("early_years",),
+        "primary": ("mainstream_maintained", "mainstream_academy"),
+        "secondary": ("mainstream_maintained", "mainstream_academy"),
+        "special": ("special_maintained", "special_academy"),
+        "college": ("further_education",),
+    }
+    return school.urn, rng.choice(kinds[school.phase])
+
+
+def _review(
+    rng: random.Random,
+    case: PlannedCase,
+    r: _Reviewing,
+    calendar: _WorkingDays,
+    until: date,
+    advice_bodies: Sequence[AdviceBody],
+) -> PlannedReview | None:
+    if r.arranged > until:
+        return None
+    meeting = r.meeting
+    family = "young_person" if case.age_at_request >= 16 else "parent"
+    invitees = [family, "senco", "ehc_coordinator", "educational_psychologist"]
+    if "social_care" in advice_bodies:
+        invitees.append("social_care")
+    attendees = [family, "senco", "ehc_coordinator"]
+    if rng.random() < 0.5:
+        attendees.append("educational_psychologist")
+
+    # Referrals by 8 weeks before the meeting (a local target), papers by 2 weeks
+    # before (the law), the report by 2 weeks after: each late in an assumed share.
+    referrals_due = meeting - timedelta(weeks=REFERRALS_WEEKS_BEFORE)
+    in_time = calendar.between(r.arranged + timedelta(days=1), referrals_due)
+    late = calendar.between(
+        referrals_due + timedelta(days=1), meeting - timedelta(days=1)
+    )
+    if late and (not in_time or rng.random() < REFERRALS_LATE_SHARE):
+        referrals = _pick(rng, late, 1.2, 2.5)
+    else:
+        referrals = _pick(rng, in_time, 1.5, 1.5) if in_time else meeting
+    papers_due = meeting - timedelta(days=REVIEW_PAPERS_DAYS_BEFORE)
+    first = max(r.arranged + timedelta(days=1), meeting - timedelta(days=21))
+    in_time = calendar.between(first, papers_due)
+    late = calendar.between(papers_due + timedelta(days=1), meeting - timedelta(days=2))
+    if late and (not in_time or rng.random() < PAPERS_LATE_SHARE):
+        papers = _pick(rng, late, 1.2, 2.0)
+    else:
+        papers = _pick(rng, in_time, 1.4, 1.4) if in_time else papers_due
+    report_due = weeks_after(meeting, REVIEW_REPORT_WEEKS)
+    if rng.random() < REPORT_LATE_SHARE:
+        days = calendar.between(
+            report_due + timedelta(days=1), report_due + timedelta(days=21)
+        )
+    else:
+        days = calendar.between(meeting + timedelta(days=2), report_due)
+    report = _pick(rng, days, 1.4, 1.6) if days else report_due
+    child_views = rng.random() < CHILD_VIEWS_GATHERED_SHARE
+
+    # What the decision leads to: an amended plan, or the plan ceasing once the
+    # appeal period is over.
+    held = meeting if meeting <= until else None
+    notified = r.decision_on if held is not None else None
+    if notified is not None and notified > until:
+        notified = None
+    amended: date | None = None
+    ceased: date | None = None
+    if notified is not None and r.decision == "amend":
+        due = min(
+            weeks_after(notified, AMENDED_PLAN_WEEKS),
+            weeks_after(meeting, AMENDED_PLAN_WEEKS_AFTER_MEETING),
+        )
+        if rng.random() < AMENDED_PLAN_LATE_SHARE:
+            days = calendar.between(due + timedelta(days=1), due + timedelta(weeks=8))
+        else:
+            days = calendar.between(notified + timedelta(weeks=2), due)
+        amended = _pick(rng, days, 1.5, 1.5) if days else _next_working_day(notified)
+    elif notified is not None and r.decision == "cease":
+        after_appeal = months_after(notified, APPEAL_PERIOD_MONTHS)
+        days = calendar.between(after_appeal, after_appeal + timedelta(days=14))
+        ceased = days[0] if days else after_appeal
+
+    def by_end(day: date | None) -> date | None:
+        return day if day is not None and day <= until else None
+
+    return PlannedReview(
+        due_on=r.due,
+        arranged_on=r.arranged,
+        meeting_on=meeting,
+        referrals_made_on=by_end(referrals),
+        papers_sent_on=by_end(papers),
+        held_on=held,
+        invitee_roles=tuple(invitees),
+        attendee_roles=tuple(attendees),
+        child_views_gathered=child_views,
+        report_received_on=by_end(report) if held is not None else None,
+        decision=r.decision if notified is not None else None,
+        decision_notified_on=notified,
+        amended_on=by_end(amended),
+        ceased_on=by_end(ceased),
+    )
+
+
+def _next_working_day(day: date) -> date:
+    following = day + timedelta(days=1)
+    while not is_working_day(following):
+        following += timedelta(days=1)
+    return following
+
+
+def _previous_working_day(day: date) -> date:
+    while not is_working_day(day):
+        day -= timedelta(days=1)
+    return day
+
+
+def _years_after(day: date, years: int) -> date:
+    try:
+        return day.replace(year=day.year + years)
+    except ValueError:  # 29 February in a year without one
+        return day.replace(year=day.year + years, day=28)
+
+
+# The later stages: steps and bodies
+
+
+_STEP_ORDER = {kind: number for number, kind in enumerate(STEP_KINDS)}
+_FIRST_STEP_MINUTES = 9 * 60
+_STEP_SPREAD_MINUTES = 6 * 60
+_STEP_GAP_MINUTES = 5
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _jsonable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(item) for item in value]
+    if isinstance(value, date | datetime):
+        return value.isoformat()
+    return value
+
+
+def _facts_of(case: PlannedCase) -> list[tuple[date, StepKind, AdviceBody | None]]:
+    assessment = case.assessment
+    if assessment is None:
+        return []
+    facts: list[tuple[date, StepKind, AdviceBody | None]] = []
+    for advice in assessment.advice:
+        facts.append((advice.requested_on, "advice_requested", advice.body))
+        if advice.received_on is not None:
+            facts.append((advice.received_on, "advice_received", advice.body))
+    dated: list[tuple[date | None, StepKind]] = [
+        (assessment.exception_noted_on, "final_plan_exception"),
+        (assessment.no_plan_notified_on, "no_plan_notice"),
+        (assessment.draft_served_on, "draft_plan"),
+        (assessment.comments_received_on, "draft_comments"),
+        (assessment.plan.issued_on if assessment.plan else None, "final_plan"),
+    ]
+    review = assessment.review
+    if review is not None:
+        dated += [
+            (review.arranged_on, "review_arranged"),
+            (review.referrals_made_on, "referrals_made"),
+            (review.papers_sent_on, "papers_sent"),
+            (review.held_on, "review_held"),
+            (review.report_received_on, "report_received"),
+            (review.decision_notified_on, "review_decided"),
+            (review.amended_on, "plan_amended"),
+            (review.ceased_on, "plan_ceased"),
+        ]
+    facts += [(on, kind, None) for on, kind in dated if on is not None]
+    facts.sort(key=lambda fact: (fact[0], _STEP_ORDER[fact[1]]))
+    return facts
+
+
+def _steps_of(case: PlannedCase) -> tuple[PlannedStep, ...]:
+    # Each fact is recorded on its own day, in office hours, a few minutes after the
+    # one before it; the hour depends on the case, so cases do not all come at once.
+    start = _FIRST_STEP_MINUTES + (case.sequence * 37) % _STEP_SPREAD_MINUTES
+    steps: list[PlannedStep] = []
+    same_day = 0
+    for on, kind, body in _facts_of(case):
+        same_day = same_day + 1 if steps and steps[-1].on == on else 0
+        minutes = start + _STEP_GAP_MINUTES * same_day
+        at = _local(on, time(minutes // 60, minutes % 60))
+        steps.append(PlannedStep(kind, on, at, body))
+    return tuple(steps)
+
+
+def _step_body(case: PlannedCase, step: PlannedStep) -> dict[str, Any]:
+    assessment = case.assessment
+    if assessment is None or step not in _steps_of(case):
+        raise DemoDataError(
+            f"step {step.kind} on {step.on} is not one of case {case.sequence}'s"
+        )
+    review = assessment.review
+    plan = assessment.plan
+    on = step.on.isoformat()
+    if step.kind == "advice_requested":
+        advice_body = step.advice_body or "education"
+        return {
+            "body": advice_body,
+            "received_by_body_on": on,
+            "professional": f"Synthetic demo: {ADVICE_LABELS[advice_body]}",
+        }
+    if step.kind == "advice_received":
+        return {"received_on": on}
+    if step.kind == "no_plan_notice":
+        return {
+            "notified_on": on,
+            "reasons": "Synthetic demo: the setting can meet the needs from its own "
+            "resources.",
+        }
+    if step.kind == "draft_plan":
+        return {"served_on": on}
+    if step.kind == "draft_comments":
+        return {
+            "received_on": on,
+            "respondent": assessment.respondent,
+            "comments": "Synthetic demo: the family's comments on the draft.",
+            "preferred_setting_urn": assessment.preferred_setting_urn,
+            "meeting_requested": assessment.meeting_requested,
+            "agreed_to_early_final_plan": assessment.agreed_to_early_final_plan,
+        }
+    if step.kind == "final_plan_exception":
+        reason = assessment.exception_reason or "c"
+        return {
+            "clock": "final_plan",
+            "reason": reason,
+            "evidence": EXCEPTION_EVIDENCE[reason],
+        }
+    if step.kind == "final_plan" and plan is not None:
+        return {
+            "issued_on": on,
+            "setting_urn": plan.setting_urn,
+            "setting_type": plan.setting_type,
+            "start_date": plan.start_date.isoformat(),
+            "primary_need": plan.primary_need,
+            "secondary_need": plan.secondary_need,
+        }
+    if review is None:
+        raise DemoDataError(f"case {case.sequence} has no review for {step.kind}")
+    if step.kind == "review_arranged":
+        return {
+            "meeting_on": review.meeting_on.isoformat(),
+            "invitee_roles": list(review.invitee_roles),
+            "kind": "annual",
+            "arranged_on": on,
+        }
+    if step.kind == "referrals_made":
+        return {"made_on": on}
+    if step.kind == "papers_sent":
+        return {"sent_on": on}
+    if step.kind == "review_held":
+        return {
+            "held_on": on,
+            "attendee_roles": list(review.attendee_roles),
+            "child_views_gathered": review.child_views_gathered,
+            "recommendations": "Synthetic demo: the meeting's recommendations.",
+        }
+    if step.kind == "report_received":
+        return {"received_on": on}
+    if step.kind == "review_decided":
+        decision = review.decision or "maintain"
+        body: dict[str, Any] = {"decision": decision, "notified_on": on}
+        if decision == "amend":
+            body["proposed_amendments"] = (
+                "Synthetic demo: update the needs (section B) and the provision "
+                "(section F) as the review recommended."
+            )
+        return body
+    if step.kind == "plan_amended":
+        return {
+            "issued_on": on,
+            "changes": ["B", "F"],
+            "summary": "Synthetic demo: sections B and F updated after the review.",
+        }
+    if step.kind == "plan_ceased":
+        return {
+            "ceased_on": on,
+            "reason": "needs_met",
+            "note": "Synthetic demo: the needs are met without a plan.",
+        }
+    raise DemoDataError(f"no body for step {step.kind}")
+
+
+# The intended outcome of every clock
+
+
+PLANNED_CLOCKS = (
+    "decision",
+    "local_area_surgery",
+    "final_plan",
+    "no_plan_notice",
+    "advice",
+    "draft_comments",
+    "annual_review",
+    "review_notice",
+    "agency_referrals",
+    "review_report",
+    "review_decision",
+    "amendment_comments",
+    "final_amended_plan",
+)
+"""The clocks whose end the plan predicts (the others the demo's facts never start)."""
+
+CLOCK_STATES = ("set", "met", "late", "cancelled", "overdue", "open", "exception")
+
+
+class _ClockTally:
+    """Counts of planned clocks by the state each is in after the last day's tick."""
+
+    def __init__(self, until: date) -> None:
+        self.until = until
+        self.rows = {name: dict.fromkeys(CLOCK_STATES, 0) for name in PLANNED_CLOCKS}
+
+    def add(
+        self,
+        clock: str,
+        due: date,
+        stopped: date | None = None,
+        *,
+        cancelled: bool = False,
+        exception: bool = False,
+    ) -> None:
+        # The last tick is 08:00 on the last day: a clock is overdue once a tick falls
+        # on a day after its due date, and a stop dated after that day is late.
+        if cancelled:
+            state = "cancelled"
+        elif stopped is not None:
+            state = "met" if stopped <= due else "late"
+        else:
+            state = "overdue" if due < self.until else "open"
+        row = self.rows[clock]
+        row["set"] += 1
+        row[state] += 1
+        row["exception"] += exception
+
+    def window(self, clock: str, last_day: date) -> None:
+        """A window closes (counts as met) once a tick falls after its last day."""
+        self.add(clock, last_day, last_day if last_day < self.until else None)
+
+
+def planned_clocks(
+    cases: Iterable[PlannedCase], until: date
+) -> dict[str, dict[str, int]]:
+    """How each clock the demo's facts start must stand after the tick of ``until``.
+
+    Each count is worked out from the plan's own dates and the clock rules as the law
+    states them (``STATUTORY_CLOCKS.md``), independently of the deadlines service, so
+    a clock gone wrong there shows as a difference.
+    """
+    tally = _ClockTally(until)
+    for case in cases:
+        withdrawn = case.outcome == "withdrawn"
+        closed = case.decision_notified_on
+        tally.add(
+            "decision",
+            case.decision_due_on,
+            closed,
+            cancelled=withdrawn,
+            exception=case.exception_reason is not None,
+        )
+        tally.add(
+            "local_area_surgery", case.decision_due_on, closed, cancelled=withdrawn
+        )
+        final_due = weeks_after(case.received_on, FINAL_PLAN_WEEKS)
+        assessment = case.assessment
+        if assessment is None:
+            # Refused or withdrawn: the 20-week clock no longer applies.
+            tally.add("final_plan", final_due, cancelled=True)
+            continue
+        _tally_assessment(tally, assessment, final_due)
+    return tally.rows
+
+
+def _tally_assessment(
+    tally: _ClockTally, assessment: PlannedAssessment, final_due: date
+) -> None:
+    plan = assessment.plan
+    tally.add(
+        "final_plan",
+        final_due,
+        plan.issued_on if plan is not None else None,
+        cancelled=assessment.no_plan_notified_on is not None,
+        exception=assessment.exception_noted_on is not None,
+    )
+    tally.add(
+        "no_plan_notice",
+        assessment.no_plan_due_on,
+        assessment.no_plan_notified_on,
+        cancelled=assessment.draft_served_on is not None or plan is not None,
+    )
+    for advice in assessment.advice:
+        tally.add("advice", advice.due_on, advice.received_on)
+    window_end = assessment.comment_window_ends_on
+    if window_end is not None:
+        tally.window("draft_comments", window_end)
+    if plan is None:
+        return
+    review = assessment.review
+    tally.add(
+        "annual_review",
+        _review_due(plan.issued_on),
+        review.held_on if review is not None else None,
+    )
+    if review is None:
+        return
+    tally.add("review_notice", review.papers_due_on, review.papers_sent_on)
+    tally.add(
+        "agency_referrals",
+        review.referrals_due_on,
+        review.referrals_made_on,
+        cancelled=review.referrals_made_on is None and review.held_on is not None,
+    )
+    if review.held_on is None:
+        return
+    ceased = review.ceased_on is not None
+    tally.add("annual_review", _review_due(review.held_on), cancelled=ceased)
+    report_due = weeks_after(review.held_on, REVIEW_REPORT_WEEKS)
+    decision_due = weeks_after(review.held_on, REVIEW_DECISION_WEEKS)
+    tally.add("review_report", report_due, review.report_received_on)
+    tally.add("review_decision", decision_due, review.decision_notified_on)
+    amended_due = review.amended_plan_due_on
+    if amended_due is not None and review.decision_notified_on is not None:
+        tally.window(
+            "amendment_comments",
+            review.decision_notified_on + timedelta(days=COMMENT_WINDOW_DAYS - 1),
+        )
+        tally.add("final_amended_plan", amended_due, review.amended_on)
+
+
+@dataclass(frozen=True, slots=True)
+class Timeliness:
+    """New plans within 20 weeks and reviews decided within 4 weeks, as the DfE
+    counts them: plans issued, with and without exceptions to the limit; reviews
+    held (and held within their 12 months); decisions made, and within 4 weeks."""
+
+    plans_issued: int
+    plans_within_20_weeks: int
+    plans_issued_excl_exceptions: int
+    plans_within_20_weeks_excl_exceptions: int
+    reviews_held: int
+    reviews_held_in_time: int
+    review_decisions: int
+    review_decisions_within_4_weeks: int
+
+    @property
+    def within_20_weeks_share(self) -> float | None:
+        return _share(self.plans_within_20_weeks, self.plans_issued)
+
+    @property
+    def within_20_weeks_share_excl_exceptions(self) -> float | None:
+        return _share(
+            self.plans_within_20_weeks_excl_exceptions,
+            self.plans_issued_excl_exceptions,
+        )
+
+    @property
+    def within_4_weeks_share(self) -> float | None:
+        return _share(self.review_decisions_within_4_weeks, self.review_decisions)
+
+    def differences(self, other: Timeliness, theirs: str) -> list[str]:
+        """Each count that differs from ``other``'s, which are ``theirs``."""
+        return [
+            f"{name.replace('_', ' ')}: {mine} here, {getattr(other, name)} {theirs}"
+            for name, mine in asdict(self).items()
+            if mine != getattr(other, name)
+        ]
+
+
+def _share(part: int, whole: int) -> float | None:
+    return part / whole if whole else None
+
+
+def planned_timeliness(cases: Iterable[PlannedCase]) -> Timeliness:
+    """The timeliness figures the plan intends for the simulated period."""
+    plans: list[PlannedAssessment] = []
+    reviews: list[PlannedReview] = []
+    for case in cases:
+        assessment = case.assessment
+        if assessment is None or assessment.plan is None:
+            continue
+        plans.append(assessment)
+        if assessment.review is not None and assessment.review.held_on is not None:
+            reviews.append(assessment.review)
+    plain = [a for a in plans if a.exception_noted_on is None]
+    decided = [r for r in reviews if r.decision_notified_on is not None]
+    return Timeliness(
+        plans_issued=len(plans),
+        plans_within_20_weeks=sum(a.plan_within_20_weeks is True for a in plans),
+        plans_issued_excl_exceptions=len(plain),
+        plans_within_20_weeks_excl_exceptions=sum(
+            a.plan_within_20_weeks is True for a in plain
+        ),
+        reviews_held=len(reviews),
+        reviews_held_in_time=sum(r.held_in_time is True for r in reviews),
+        review_decisions=len(decided),
+        review_decisions_within_4_weeks=sum(r.decided_in_time is True for r in decided),
+    )
+
+
 # Summaries and files
 
 
@@ -904,7 +2256,7 @@ def summarise(cases: Iterable[PlannedCase]) -> CaseloadSummary:
 def write_staff_csv(
     path: Path | str, staff: Iterable[StaffMember] = DEMO_STAFF
 ) -> Path:
-    """Write the staff directory CSV (staff_id, name, email, role, manager_id)."""
+    """Write the staff directory CSV (``STAFF_CSV_COLUMNS``; SENCOs name a school)."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     with target.open("w", newline="", encoding="utf-8") as handle:
@@ -918,6 +2270,7 @@ def write_staff_csv(
                     member.email,
                     member.role,
                     member.manager_id or "",
+                    "" if member.school_urn is None else member.school_urn,
                 )
             )
     return target
@@ -934,17 +2287,24 @@ def read_staff_csv(path: Path | str) -> list[StaffMember]:
         members = []
         for row in reader:
             role = row["role"]
-            if role not in ("coordinator", "manager"):
+            roles: dict[str, Role] = {
+                "coordinator": "coordinator",
+                "manager": "manager",
+                "senco": "senco",
+            }
+            if role not in roles:
                 raise DemoDataError(
-                    f"{path}: role {role!r} is not coordinator or manager"
+                    f"{path}: role {role!r} is not coordinator, manager or senco"
                 )
+            urn = row["school_urn"]
             members.append(
                 StaffMember(
                     row["staff_id"],
                     row["name"],
                     row["email"],
-                    "coordinator" if role == "coordinator" else "manager",
+                    roles[role],
                     row["manager_id"] or None,
+                    int(urn) if urn else None,
                 )
             )
     return members

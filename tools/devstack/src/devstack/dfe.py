@@ -5,7 +5,8 @@ year 2025) is a zip of CSV files; this module reads it with ``zipfile`` and ``cs
 without unpacking it, picks one geography (a local authority by its old three-digit
 code, or England) and one calendar year, and returns the figures the demo caseload is
 shaped on: requests for an assessment and their outcomes, the share decided within 6
-weeks, new plans, 20-week timeliness, annual reviews and the January caseloads.
+weeks, the assessments completed and how many ended without a plan, new plans,
+20-week timeliness, annual reviews and the January caseloads.
 ``LaFigures.columns_used`` names every file and column read, and
 ``python -m devstack.dfe`` prints the figures with them.
 
@@ -88,10 +89,44 @@ class TimelinessFigures:
     within_20_weeks_excl_exceptions: int
     published_within_20_weeks_pc: float | None
     published_within_20_weeks_excl_exceptions_pc: float | None
+    # Of the plans issued after 20 weeks, those issued more than a year after the
+    # request (including exceptions).
+    after_1_year: int = 0
 
     @property
     def within_20_weeks_share_excl_exceptions(self) -> float:
         return self.within_20_weeks_excl_exceptions / self.plans_issued_excl_exceptions
+
+    @property
+    def after_1_year_share_of_late(self) -> float:
+        """Plans issued after a year, as a share of those issued after 20 weeks."""
+        late = self.plans_issued - self.within_20_weeks
+        return self.after_1_year / late if late else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class AssessmentFigures:
+    """EHC needs assessments completed in the year: plans issued, or none.
+
+    ``no_plan_within_16_weeks`` and ``no_plan_after_16_weeks`` time the decisions not
+    to issue a plan (the release's ``outcome_decision_*`` columns count only those).
+    """
+
+    completed: int
+    plan_issued: int
+    no_plan: int
+    no_plan_within_16_weeks: int
+    no_plan_after_16_weeks: int
+
+    @property
+    def no_plan_share(self) -> float:
+        decided = self.plan_issued + self.no_plan
+        return self.no_plan / decided if decided else 0.0
+
+    @property
+    def no_plan_within_16_weeks_share(self) -> float:
+        timed = self.no_plan_within_16_weeks + self.no_plan_after_16_weeks
+        return self.no_plan_within_16_weeks / timed if timed else 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +162,7 @@ class LaFigures:
     reviews: ReviewFigures | None
     plans_in_january: Mapping[int, int]
     columns_used: tuple[tuple[str, str], ...] = field(default=())
+    assessments: AssessmentFigures | None = None
 
     def describe(self) -> str:
         """The figures and the columns used, as lines a person reads."""
@@ -143,6 +179,15 @@ class LaFigures:
             f"  decided within 6 weeks     {r.decided_within_6_weeks:>8,}"
             f"  ({r.within_6_weeks_share:.1%} of decisions; published "
             f"{r.published_within_6_weeks_pc}%)",
+        ]
+        if self.assessments is not None:
+            a = self.assessments
+            lines.append(
+                f"  assessments, no plan       {a.no_plan:>8,}"
+                f"  ({a.no_plan_share:.1%} of {a.plan_issued + a.no_plan:,} completed "
+                f"with a decision; {a.no_plan_within_16_weeks:,} within 16 weeks)"
+            )
+        lines += [
             f"  new plans                  {self.new_plans:>8,}",
             f"  within 20 weeks (excl. ex) {t.within_20_weeks_excl_exceptions:>8,}"
             f"  ({t.within_20_weeks_share_excl_exceptions:.1%}; published "
@@ -284,6 +329,23 @@ def _timeliness(
         published_within_20_weeks_excl_exceptions_pc=reader.percent(
             name, row, "PC_plans_issued_20_weeks_ex"
         ),
+        after_1_year=reader.number(name, row, "plans_issued_gt_1_year"),
+    )
+
+
+def _assessments(
+    reader: _Reader, where: Callable[[Mapping[str, str]], bool], period: str
+) -> AssessmentFigures:
+    name = "assessments.csv"
+    row = reader.one_row(name, where, period, "All EHC needs assessments")
+    return AssessmentFigures(
+        completed=reader.number(name, row, "assess_in_year"),
+        plan_issued=reader.number(name, row, "assess_issued"),
+        no_plan=reader.number(name, row, "assess_not_issued"),
+        no_plan_within_16_weeks=reader.number(
+            name, row, "outcome_decision_within_time"
+        ),
+        no_plan_after_16_weeks=reader.number(name, row, "outcome_decision_over_time"),
     )
 
 
@@ -356,6 +418,7 @@ def load_la_figures(
         reader = _Reader(archive)
         requests = _requests(reader, where, period)
         timeliness = _timeliness(reader, where, period)
+        assessments = _assessments(reader, where, period)
         plans_row = reader.one_row("newplans.csv", where, period, "New EHC plans")
         new_plans = reader.number("newplans.csv", plans_row, "new_ehc_plans")
         reviews = _reviews(reader, where, year)
@@ -372,6 +435,7 @@ def load_la_figures(
         reviews=reviews,
         plans_in_january=caseloads,
         columns_used=tuple(reader.used),
+        assessments=assessments,
     )
 
 

@@ -3,11 +3,12 @@
 Each process runs in its own process group with its output in a log file under the run
 directory, so a person can read what each one said. A process counts as up when its
 readiness probe answers (an HTTP URL returning 200, or a line in its log); if it exits
-first, the start fails at once with the tail of its log. Stopping sends SIGTERM to the
-group, waits, then sends SIGKILL, so nothing is left behind. Should the supervisor
-itself be killed outright, Linux sends each child SIGTERM (``PR_SET_PDEATHSIG``), so
-they stop as they would at Ctrl-C; that guard is tied to the thread that started the
-child, so start processes from the main thread.
+first, the start fails at once with the tail of its log. ``Stack.start_all`` starts a
+group of processes that need nothing of each other side by side and waits for them
+all. Stopping sends SIGTERM to the group, waits, then sends SIGKILL, so nothing is
+left behind. Should the supervisor itself be killed outright, Linux sends each child
+SIGTERM (``PR_SET_PDEATHSIG``), so they stop as they would at Ctrl-C; that guard is
+tied to the thread that started the child, so start processes from the main thread.
 """
 
 from __future__ import annotations
@@ -116,18 +117,22 @@ class ManagedProcess:
     def wait_until_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while not self.is_ready():
-            if not self.running:
-                raise ProcessStartError(
-                    f"{self.spec.name} exited with code {self.process.returncode} "
-                    f"before it was ready; the end of {self.log_path}:\n"
-                    f"{self.log_tail()}"
-                )
-            if time.monotonic() > deadline:
-                raise ProcessStartError(
-                    f"{self.spec.name} was not ready after {timeout:.0f} s; "
-                    f"the end of {self.log_path}:\n{self.log_tail()}"
-                )
+            self.check_starting(deadline, timeout)
             time.sleep(0.2)
+
+    def check_starting(self, deadline: float, timeout: float) -> None:
+        """Raise ``ProcessStartError`` if it has exited, or ``deadline`` has passed."""
+        if not self.running:
+            raise ProcessStartError(
+                f"{self.spec.name} exited with code {self.process.returncode} "
+                f"before it was ready; the end of {self.log_path}:\n"
+                f"{self.log_tail()}"
+            )
+        if time.monotonic() > deadline:
+            raise ProcessStartError(
+                f"{self.spec.name} was not ready after {timeout:.0f} s; "
+                f"the end of {self.log_path}:\n{self.log_tail()}"
+            )
 
     def signal(self, sig: signal.Signals) -> None:
         with contextlib.suppress(ProcessLookupError):
@@ -168,6 +173,43 @@ class Stack:
             "process ready", extra={"component": spec.name, "pid": managed.process.pid}
         )
         return managed
+
+    def start_all(
+        self, specs: Sequence[ProcessSpec], timeout: float = DEFAULT_START_TIMEOUT_S
+    ) -> list[tuple[ManagedProcess, float]]:
+        """Start every process of ``specs`` at once, then wait until each is ready.
+
+        Processes that do not need each other start side by side, so their imports
+        and connections overlap instead of queueing. Returns each process with the
+        seconds it took to be ready; raises ``ProcessStartError`` as soon as one
+        exits, or when one is not ready within ``timeout`` (the rest keep running
+        until ``stop()``).
+        """
+        started = time.monotonic()
+        deadline = started + timeout
+        group: list[ManagedProcess] = []
+        for spec in specs:
+            managed = ManagedProcess(spec, self.log_dir / f"{spec.name}.log")
+            self.processes.append(managed)
+            group.append(managed)
+        ready: dict[str, float] = {}
+        while len(ready) < len(group):
+            for managed in group:
+                if managed.spec.name in ready:
+                    continue
+                if managed.is_ready():
+                    ready[managed.spec.name] = time.monotonic() - started
+                    log.info(
+                        "process ready",
+                        extra={
+                            "component": managed.spec.name,
+                            "pid": managed.process.pid,
+                        },
+                    )
+                    continue
+                managed.check_starting(deadline, timeout)
+            time.sleep(0.2)
+        return [(managed, ready[managed.spec.name]) for managed in group]
 
     def check_alive(self) -> None:
         for managed in self.processes:

@@ -1,48 +1,61 @@
-"""``python -m devstack.run`` (``make run``): the whole platform, then a demo year.
+"""``python -m devstack.run`` (``make run``): the whole platform, then a demo period.
 
-It starts, in this order, each as a process of its own with its output in
-``.run/logs/<name>.log``, and waits for each to be ready before the next:
+It starts a local OpenID Connect issuer (``devstack.issuer``, 8009) as a thread of its
+own process, then each part of the platform as a process of its own with its output in
+``.run/logs/<name>.log``:
 
 1. Apache Kafka (``python -m devstack.kafka run``, topics created), unless
    ``KAFKA_BOOTSTRAP_SERVERS`` names one already running (then only the topics are
    created there);
-2. the mail catcher (SMTP 1025, page 8025), keeping every email in ``.run/mail/``;
-3. the intake API (8001) and its outbox relay;
-4. the deadlines worker and its read API (8003);
-5. the notify worker, with the demo's staff directory written to ``.run/staff.csv``.
+2. side by side, once Kafka is up: the mail catcher (SMTP 1025, page 8025), keeping
+   every email in ``.run/mail/``; the intake API (8001); the plans API (8002) with its
+   relay and its subscriber to intake's topic; the deadlines worker and its read API
+   (8003); the reviews API (8004) with its relay and subscribers; the placement API
+   (8005) with its relay and subscribers; the notify worker, with the demo's staff
+   directory written to ``.run/staff.csv``;
+3. intake's outbox relay, once the intake API has made its store.
+
+Intake, plans and reviews verify a bearer token on every command: they trust the
+issuer (``AUTH_*`` settings), and the demo posts as each member of its staff with a
+token the issuer signs for them (coordinators ``ehc_coordinator``, managers
+``team_manager``, in the team of their manager).
 
 A port that is taken is replaced by a free one, and every address is printed;
 ``--free-ports`` takes free ports throughout (for tests). A process that exits or is
 not ready in time stops everything, and its log's last lines are printed.
 
 Then it posts one request over HTTP and shows it arriving on ``send.intake.events``,
-and plays the demo year (``devstack.demo``): Buckinghamshire's 2024 requests
-(``--scale 1.0``: 1,782 of them; ``--short``: 5%) posted through intake while ticks move
-the clock through the year. The summary is printed and written to
-``.run/summary.json``; the processes keep running, with each API's docs URL printed,
-until Ctrl-C (or SIGTERM, or SIGHUP) stops them all, the Kafka JVM included.
-``--exit-after-demo`` stops them straight after the summary instead, and the exit
-status says whether the numbers reconciled (0) or not (3); 1 means a process or the
-demo failed. ``--no-demo`` plays no caseload after that one request.
+and plays the demo (``devstack.demo``): Buckinghamshire's 2024 requests (``--scale
+1.0``: 1,782 of them; ``--short``: 5%) posted through intake, and every agreed
+assessment carried on through plans and reviews (advice, draft, final plan, first
+annual review and its decision), while ticks move the clock from 1 January 2024 to
+the end of the period (31 July 2025 unless ``--until`` says otherwise). The summary is
+printed and written to ``.run/summary.json``; the processes keep running, with each
+API's docs URL printed, until Ctrl-C (or SIGTERM, or SIGHUP) stops them all, the Kafka
+JVM included. ``--exit-after-demo`` stops them straight after the summary instead, and
+the exit status says whether the numbers reconciled (0) or not (3); 1 means a process
+or the demo failed. ``--no-demo`` plays no caseload after that one request.
 
-Each start begins from empty stores (``.run/intake.db``, ``.run/deadlines.db``,
-``.run/notify.db``, ``.run/mail/``, ``.run/kafka/``), so the demo's figures are its own;
-``--keep-data`` keeps them, for looking at the last demo again with ``--no-demo``. With
-an existing Kafka the topics keep what earlier runs published: the services then
-process that too, but the demo counts only the cases it posted.
+Each start begins from empty stores (``.run/*.db``, ``.run/mail/``, ``.run/kafka/``), so
+the demo's figures are its own; ``--keep-data`` keeps them, for looking at the last
+demo again with ``--no-demo``. With an existing Kafka the topics keep what earlier runs
+published: the services then process that too, but the demo counts only the cases it
+posted.
 
 Known limits: the deadlines processor's time never goes back, so on an existing Kafka
 whose tick topic already holds later ticks (an earlier demo, a ticker) every new clock
 is overdue at once; the start prints a warning and the summary's timing check fails,
-but the run goes on. The plans, reviews and placement services are not started, so
-the 16- and 20-week clocks of agreed requests run out as overdue: that is what the
-platform should report while nobody records the plans.
+but the run goes on. The placement service runs but the demo sends it nothing (no
+phase transfer is identified, no school consulted), so no placement clock is set. The
+issuer's keys live in memory, so tokens it signed do not outlive the ``make run`` that
+started it.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import json
 import logging
 import os
@@ -50,10 +63,11 @@ import shutil
 import signal
 import socket
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, fields
-from datetime import datetime
+from dataclasses import dataclass, field, fields
+from datetime import date, datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
@@ -67,15 +81,29 @@ from devstack.demo import (
     DemoServices,
     DemoSettings,
     DemoSummary,
+    StaffHeaders,
     TopicWatcher,
 )
-from devstack.demo_data import generate_caseload, write_staff_csv
-from devstack.dfe import BUCKINGHAMSHIRE, DemoDataError, load_la_figures
+from devstack.demo_data import (
+    DEMO_SENCOS,
+    DEMO_STAFF,
+    default_period_end,
+    generate_caseload,
+    write_staff_csv,
+)
+from devstack.dfe import BUCKINGHAMSHIRE, DemoDataError, LaFigures, load_la_figures
+from devstack.issuer import LocalIssuer, demo_team_members
 from devstack.kafka import repo_root
 from devstack.kafka_config import LOOPBACK, BrokerLayout, free_port
 from devstack.kafka_errors import KafkaLauncherError
 from devstack.kafka_topics import create_project_topics
-from devstack.processes import ProcessSpec, ProcessStartError, Stack, python_module
+from devstack.processes import (
+    ManagedProcess,
+    ProcessSpec,
+    ProcessStartError,
+    Stack,
+    python_module,
+)
 from send_schemas.topics import CLOCK_TICKS
 
 log = logging.getLogger(__name__)
@@ -83,6 +111,8 @@ log = logging.getLogger(__name__)
 SHORT_SCALE = 0.05
 KAFKA_READY_TIMEOUT_S = 240.0
 SERVICE_READY_TIMEOUT_S = 120.0
+# Several services start side by side on a small machine, so they get longer.
+GROUP_READY_TIMEOUT_S = 240.0
 KAFKA_STOP_TIMEOUT_S = 45.0
 WORKER_STOP_TIMEOUT_S = 40.0
 EXIT_OK = 0
@@ -94,6 +124,11 @@ KAFKA_READY_LINE = "kafka topics ensured on"
 RELAY_READY_LINE = "relay started for send.intake.events"
 NOTIFY_READY_LINE = "notify worker ready"
 DEADLINES_READY_LINE = "deadlines worker ready"
+PLACEMENT_MODULE = "placement"
+"""Started only if it is installed: the service is newer than the rest."""
+RELAY_POLL_S = "0.05"
+TOKEN_REUSE_S = 20 * 60.0
+"""How long the demo reuses a member's token (the issuer's last 30 minutes)."""
 
 
 class RunError(DemoDataError):
@@ -112,6 +147,10 @@ class Ports:
     mail_page: int = 8025
     intake: int = 8001
     deadlines: int = 8003
+    plans: int = 8002
+    reviews: int = 8004
+    placement: int = 8005
+    issuer: int = 8009
 
 
 def port_is_free(port: int) -> bool:
@@ -181,6 +220,18 @@ class RunLayout:
         return self.root / "notify.db"
 
     @property
+    def plans_db(self) -> Path:
+        return self.root / "plans.db"
+
+    @property
+    def reviews_db(self) -> Path:
+        return self.root / "reviews.db"
+
+    @property
+    def placement_db(self) -> Path:
+        return self.root / "placement.db"
+
+    @property
     def staff_csv(self) -> Path:
         return self.root / "staff.csv"
 
@@ -192,7 +243,15 @@ class RunLayout:
         """Everything a fresh start removes (databases with their WAL files)."""
         paths = [self.logs, self.mail, self.kafka, self.work, self.staff_csv]
         paths.append(self.summary)
-        for db in (self.intake_db, self.deadlines_db, self.notify_db):
+        databases = (
+            self.intake_db,
+            self.deadlines_db,
+            self.notify_db,
+            self.plans_db,
+            self.reviews_db,
+            self.placement_db,
+        )
+        for db in databases:
             paths += [
                 db,
                 db.with_name(db.name + "-wal"),
@@ -233,6 +292,8 @@ class Platform:
     ports: Ports
     bootstrap: str
     kafka_launched: bool
+    auth: Mapping[str, str] = field(default_factory=dict)
+    placement: bool = True
 
     @property
     def intake_url(self) -> str:
@@ -241,6 +302,18 @@ class Platform:
     @property
     def deadlines_url(self) -> str:
         return f"http://{LOOPBACK}:{self.ports.deadlines}"
+
+    @property
+    def plans_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.ports.plans}"
+
+    @property
+    def reviews_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.ports.reviews}"
+
+    @property
+    def placement_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.ports.placement}"
 
     @property
     def mail_url(self) -> str:
@@ -259,10 +332,32 @@ def service_env(platform: Platform) -> dict[str, str]:
         "SEND_ENV": "development",
         "LOG_FORMAT": "text",
         "PYTHONUNBUFFERED": "1",
+        **platform.auth,
         "INTAKE_DATABASE_URL": sqlite_url(layout.intake_db),
         "INTAKE_HOST": LOOPBACK,
         "INTAKE_PORT": str(ports.intake),
         "INTAKE_RELAY_ENABLED": "false",
+        # The demo waits for each day's events to be published before the next
+        # day's tick, so a relay that looks often keeps the simulated days short.
+        "INTAKE_RELAY_POLL_SECONDS": RELAY_POLL_S,
+        "PLANS_RELAY_POLL_SECONDS": RELAY_POLL_S,
+        "REVIEWS_RELAY_POLL_SECONDS": RELAY_POLL_S,
+        "PLACEMENT_RELAY_POLL_SECONDS": RELAY_POLL_S,
+        "PLANS_DATABASE_URL": sqlite_url(layout.plans_db),
+        "PLANS_HOST": LOOPBACK,
+        "PLANS_PORT": str(ports.plans),
+        "PLANS_RELAY_ENABLED": "true",
+        "PLANS_SUBSCRIBER_ENABLED": "true",
+        "REVIEWS_DATABASE_URL": sqlite_url(layout.reviews_db),
+        "REVIEWS_HOST": LOOPBACK,
+        "REVIEWS_PORT": str(ports.reviews),
+        "REVIEWS_RELAY_ENABLED": "true",
+        "REVIEWS_SUBSCRIBERS_ENABLED": "true",
+        "PLACEMENT_DATABASE_URL": sqlite_url(layout.placement_db),
+        "PLACEMENT_HOST": LOOPBACK,
+        "PLACEMENT_PORT": str(ports.placement),
+        "PLACEMENT_RELAY_ENABLED": "true",
+        "PLACEMENT_SUBSCRIBERS_ENABLED": "true",
         "DEADLINES_DATABASE_URL": sqlite_url(layout.deadlines_db),
         "DEADLINES_HOST": LOOPBACK,
         "DEADLINES_PORT": str(ports.deadlines),
@@ -271,6 +366,40 @@ def service_env(platform: Platform) -> dict[str, str]:
         "NOTIFY_SMTP_HOST": LOOPBACK,
         "NOTIFY_SMTP_PORT": str(ports.smtp),
     }
+
+
+def auth_env(issuer: LocalIssuer) -> dict[str, str]:
+    """The AUTH_* settings of intake, plans and reviews: trust the local issuer."""
+    return {
+        **issuer.env(),
+        "AUTH_TEAM_MEMBERS": json.dumps(demo_team_members()),
+    }
+
+
+def issuer_headers(issuer: LocalIssuer) -> StaffHeaders:
+    """Bearer-token headers for each demo member of staff, minted by ``issuer``.
+
+    A member's token is reused for a while rather than signed for every command.
+    """
+    lock = threading.Lock()
+    cache: dict[str, tuple[float, dict[str, str]]] = {}
+
+    def headers(staff_id: str) -> Mapping[str, str]:
+        now = time.monotonic()
+        with lock:
+            kept = cache.get(staff_id)
+            if kept is None or kept[0] < now:
+                token = issuer.mint_for_staff(staff_id)
+                kept = (now + TOKEN_REUSE_S, {"Authorization": f"Bearer {token}"})
+                cache[staff_id] = kept
+            return kept[1]
+
+    return headers
+
+
+def placement_installed() -> bool:
+    """Whether ``python -m placement`` can run here (the hook for starting it)."""
+    return importlib.util.find_spec(PLACEMENT_MODULE) is not None
 
 
 def kafka_spec(layout: RunLayout, port: int) -> ProcessSpec:
@@ -287,12 +416,16 @@ def kafka_spec(layout: RunLayout, port: int) -> ProcessSpec:
     )
 
 
-def service_specs(platform: Platform) -> list[ProcessSpec]:
-    """Every process after Kafka, in the order they start."""
+def service_specs(platform: Platform) -> list[list[ProcessSpec]]:
+    """Every process after Kafka, in groups started one after the other.
+
+    The processes of a group need nothing of each other, so they start side by side;
+    intake's relay reads the store the intake API makes, so it comes after.
+    """
     env = service_env(platform)
     layout, ports = platform.layout, platform.ports
     work = layout.work.resolve()
-    return [
+    side_by_side = [
         ProcessSpec(
             name="mail",
             argv=python_module(
@@ -314,10 +447,16 @@ def service_specs(platform: Platform) -> list[ProcessSpec]:
             ready_url=f"{platform.intake_url}/readyz",
         ),
         ProcessSpec(
-            name="intake-relay",
-            argv=python_module("intake.entrypoints.relay"),
+            name="plans-api",
+            argv=python_module("plans"),
             env=env,
-            ready_log_line=RELAY_READY_LINE,
+            ready_url=f"{platform.plans_url}/readyz",
+        ),
+        ProcessSpec(
+            name="reviews-api",
+            argv=python_module("reviews"),
+            env=env,
+            ready_url=f"{platform.reviews_url}/readyz",
         ),
         ProcessSpec(
             name="deadlines-worker",
@@ -342,6 +481,24 @@ def service_specs(platform: Platform) -> list[ProcessSpec]:
             stop_timeout=WORKER_STOP_TIMEOUT_S,
         ),
     ]
+    if platform.placement:
+        side_by_side.append(
+            ProcessSpec(
+                name="placement-api",
+                argv=python_module(PLACEMENT_MODULE),
+                env=env,
+                ready_url=f"{platform.placement_url}/readyz",
+            )
+        )
+    after = [
+        ProcessSpec(
+            name="intake-relay",
+            argv=python_module("intake.entrypoints.relay"),
+            env=env,
+            ready_log_line=RELAY_READY_LINE,
+        )
+    ]
+    return [side_by_side, after]
 
 
 def start_platform(
@@ -351,8 +508,22 @@ def start_platform(
     *,
     existing_kafka: str | None,
     out: TextIO,
+    auth: Mapping[str, str] | None = None,
 ) -> Platform:
-    """Start every process in order; raise ``ProcessStartError`` if one fails."""
+    """Start every process in order; raise ``ProcessStartError`` if one fails.
+
+    ``auth`` holds the AUTH_* settings given to every service; without it they take
+    those of this process's environment.
+    """
+    auth = dict(auth or {})
+    placement = placement_installed()
+    if not placement:
+        print(
+            f"  ({PLACEMENT_MODULE} is not installed here, so the placement API is "
+            "not started)",
+            file=out,
+            flush=True,
+        )
     if existing_kafka:
         print(
             f"Kafka: using the one at {existing_kafka} (KAFKA_BOOTSTRAP_SERVERS)",
@@ -372,24 +543,43 @@ def start_platform(
                 file=out,
                 flush=True,
             )
-        platform = Platform(layout, ports, existing_kafka, kafka_launched=False)
+        platform = Platform(
+            layout,
+            ports,
+            existing_kafka,
+            kafka_launched=False,
+            auth=auth,
+            placement=placement,
+        )
     else:
         print(f"Kafka: starting on {LOOPBACK}:{ports.kafka} ...", file=out, flush=True)
         _start(stack, kafka_spec(layout, ports.kafka), KAFKA_READY_TIMEOUT_S, out)
         bootstrap = f"{LOOPBACK}:{ports.kafka}"
-        platform = Platform(layout, ports, bootstrap, kafka_launched=True)
+        platform = Platform(
+            layout,
+            ports,
+            bootstrap,
+            kafka_launched=True,
+            auth=auth,
+            placement=placement,
+        )
 
-    write_staff_csv(layout.staff_csv)
-    for spec in service_specs(platform):
-        _start(stack, spec, SERVICE_READY_TIMEOUT_S, out)
+    write_staff_csv(layout.staff_csv, (*DEMO_STAFF, *DEMO_SENCOS))
+    for group in service_specs(platform):
+        for managed, seconds in stack.start_all(group, GROUP_READY_TIMEOUT_S):
+            _ready(managed, seconds, out)
     return platform
 
 
 def _start(stack: Stack, spec: ProcessSpec, timeout: float, out: TextIO) -> None:
     started = time.monotonic()
     managed = stack.start(spec, timeout)
+    _ready(managed, time.monotonic() - started, out)
+
+
+def _ready(managed: ManagedProcess, seconds: float, out: TextIO) -> None:
     print(
-        f"  {spec.name:<17} ready in {time.monotonic() - started:4.1f} s  "
+        f"  {managed.spec.name:<17} ready in {seconds:4.1f} s  "
         f"(pid {managed.process.pid}, log {managed.log_path})",
         file=out,
         flush=True,
@@ -482,13 +672,15 @@ class RunOptions:
     free_ports: bool = False
     concurrency: int = 4
     existing_kafka: str | None = None
+    until: date | None = None
 
 
 def parse_options(argv: Sequence[str] | None) -> RunOptions:
     parser = argparse.ArgumentParser(
         prog="python -m devstack.run",
-        description="Start Kafka, intake, deadlines, notify and a mail catcher, then "
-        "play a demo year of requests. Ctrl-C stops everything.",
+        description="Start Kafka, intake, plans, reviews, placement, deadlines, "
+        "notify, a mail catcher and a local token issuer, then play a demo year of "
+        "requests and what follows them. Ctrl-C stops everything.",
         epilog="Environment: KAFKA_BOOTSTRAP_SERVERS uses an existing Kafka instead "
         "of launching one.",
     )
@@ -504,6 +696,12 @@ def parse_options(argv: Sequence[str] | None) -> RunOptions:
         help=f"a small caseload for CI: scale {SHORT_SCALE} unless --scale is given",
     )
     parser.add_argument("--seed", type=int, default=825, help="caseload seed")
+    parser.add_argument(
+        "--until",
+        type=date.fromisoformat,
+        default=None,
+        help="the last simulated day, YYYY-MM-DD (default: 31 July of the next year)",
+    )
     parser.add_argument(
         "--no-demo", action="store_true", help="start everything; post no caseload"
     )
@@ -560,6 +758,7 @@ def parse_options(argv: Sequence[str] | None) -> RunOptions:
         free_ports=args.free_ports,
         concurrency=args.concurrency,
         existing_kafka=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "").strip() or None,
+        until=args.until,
     )
 
 
@@ -584,9 +783,17 @@ def run(options: RunOptions, out: TextIO = sys.stdout) -> int:
     status = EXIT_OK
     stack = Stack(layout.logs)
     started = time.monotonic()
+    issuer = LocalIssuer(port=ports.issuer)
     try:
+        issuer.start()
+        print(f"Token issuer: {issuer.url} (in this process)", file=out, flush=True)
         platform = start_platform(
-            stack, layout, ports, existing_kafka=options.existing_kafka, out=out
+            stack,
+            layout,
+            ports,
+            existing_kafka=options.existing_kafka,
+            auth=auth_env(issuer),
+            out=out,
         )
         print(
             f"All {len(stack.processes)} processes ready in "
@@ -595,14 +802,14 @@ def run(options: RunOptions, out: TextIO = sys.stdout) -> int:
             file=out,
             flush=True,
         )
-        summary = _show_and_play(options, platform, out)
+        summary = _show_and_play(options, platform, issuer_headers(issuer), out)
         if summary is not None:
             layout.summary.write_text(json.dumps(summary.to_json(), indent=2) + "\n")
             print(summary.render(), file=out, flush=True)
             print(f"  (also written to {layout.summary})", file=out, flush=True)
             if not summary.reconciles:
                 status = EXIT_NOT_RECONCILED
-        _print_addresses(platform, out)
+        _print_addresses(platform, issuer, out)
         if options.keep_running:
             print(
                 "Everything keeps running; press Ctrl-C to stop it.",
@@ -631,16 +838,47 @@ def run(options: RunOptions, out: TextIO = sys.stdout) -> int:
         print("\nStopping...", file=out, flush=True)
     finally:
         _stop_everything(stack, out)
+        issuer.stop()
     return status
 
 
+def published_shares(figures: LaFigures) -> dict[str, float | None]:
+    """The published percentages the summary shows beside its own, as shares."""
+
+    def share(percent: float | None) -> float | None:
+        return None if percent is None else percent / 100
+
+    timeliness = figures.timeliness
+    reviews = figures.reviews
+    return {
+        "decided_within_6_weeks": share(figures.requests.published_within_6_weeks_pc),
+        "within_20_weeks": share(timeliness.published_within_20_weeks_pc),
+        "within_20_weeks_excl_exceptions": share(
+            timeliness.published_within_20_weeks_excl_exceptions_pc
+        ),
+        "review_decisions_within_4_weeks": share(
+            reviews.published_within_4_weeks_pc if reviews is not None else None
+        ),
+    }
+
+
 def _show_and_play(
-    options: RunOptions, platform: Platform, out: TextIO
+    options: RunOptions,
+    platform: Platform,
+    staff_headers: StaffHeaders,
+    out: TextIO,
 ) -> DemoSummary | None:
     figures = load_la_figures(BUCKINGHAMSHIRE, options.year)
-    cases = generate_caseload(figures, options.year, options.scale, options.seed)
+    until = options.until or default_period_end(options.year)
+    cases = generate_caseload(
+        figures, options.year, options.scale, options.seed, until=until
+    )
     settings = DemoSettings(
-        year=options.year, scale=options.scale, concurrency=options.concurrency
+        year=options.year,
+        scale=options.scale,
+        concurrency=options.concurrency,
+        until=until,
+        published=published_shares(figures),
     )
     send_tick, close_ticker = kafka_ticker(platform.bootstrap)
     try:
@@ -655,6 +893,9 @@ def _show_and_play(
                 ticker=send_tick,
                 deadlines_url=platform.deadlines_url,
                 ledger_status=ledger,
+                plans_url=platform.plans_url,
+                reviews_url=platform.reviews_url,
+                staff_headers=staff_headers,
             )
             driver = DemoDriver(cases, services, watcher, settings, out)
             try:
@@ -668,12 +909,20 @@ def _show_and_play(
         close_ticker()
 
 
-def _print_addresses(platform: Platform, out: TextIO) -> None:
+def _print_addresses(platform: Platform, issuer: LocalIssuer, out: TextIO) -> None:
     layout = platform.layout
     lines = [
         "Addresses:",
         f"  intake API docs      {platform.intake_url}/docs",
+        f"  plans API docs       {platform.plans_url}/docs",
+        f"  reviews API docs     {platform.reviews_url}/docs",
+    ]
+    if platform.placement:
+        lines.append(f"  placement API docs   {platform.placement_url}/docs")
+    lines += [
         f"  deadlines API docs   {platform.deadlines_url}/docs",
+        f"  token issuer         {issuer.url}  (a token: curl -s -X POST "
+        f'{issuer.url}/token -d \'{{"staff_id": "STAFF-101"}}\')',
         f"  mail page            {platform.mail_url}  (files: {layout.mail}/*.eml)",
         f"  Kafka                {platform.bootstrap}"
         + ("" if platform.kafka_launched else " (not started by make run)"),
