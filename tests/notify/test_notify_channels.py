@@ -191,25 +191,68 @@ def test_preferences_decide_the_channels_and_a_miss_reaches_someone(
         )
 
 
+@pytest.mark.parametrize(
+    ("raised", "just_before", "eight_london"),
+    [
+        # Monday 10 February 2025, 21:00 GMT; 08:00 GMT is 08:00 UTC.
+        (
+            datetime(2025, 2, 10, 21, 0, tzinfo=UTC),
+            datetime(2025, 2, 11, 7, 59, tzinfo=UTC),
+            datetime(2025, 2, 11, 8, 0, tzinfo=UTC),
+        ),
+        # Saturday 29 March 2025, 21:00 GMT; the clocks go forward that night, so
+        # 08:00 BST on Sunday is 07:00 UTC.
+        (
+            datetime(2025, 3, 29, 21, 0, tzinfo=UTC),
+            datetime(2025, 3, 30, 6, 59, tzinfo=UTC),
+            datetime(2025, 3, 30, 7, 0, tzinfo=UTC),
+        ),
+    ],
+    ids=["winter", "spring-forward"],
+)
 def test_a_text_raised_in_quiet_hours_waits_until_eight(
-    tmp_path: Path, catcher: MailCatcher, stub: NotifyStub
+    tmp_path: Path,
+    catcher: MailCatcher,
+    stub: NotifyStub,
+    raised: datetime,
+    just_before: datetime,
+    eight_london: datetime,
 ) -> None:
-    # Monday 10 February 2025, 21:00 in London (GMT).
-    clock = FakeClock(datetime(2025, 2, 10, 21, 0, tzinfo=UTC))
+    clock = FakeClock(raised)
     with wired(tmp_path, catcher, stub, clock) as runtime:
         seed(runtime.db, preferences={COORDINATOR.staff_id: BOTH})
         case = assigned(runtime)
 
         runtime.handlers.handle_deadlines_event(approaching(case))
         evening = runtime.delivery.deliver_due()
-        clock.now = datetime(2025, 2, 11, 7, 59, tzinfo=UTC)
+        assert runtime.delivery.next_attempt_at() == eight_london
+        clock.now = just_before
         dawn = runtime.delivery.deliver_due()
+        clock.now = eight_london
+        morning = runtime.delivery.deliver_due()
+
+        # The email went at once; the text at 08:00 London time, not before.
+        assert (evening.sent, dawn.attempted, morning.sent) == (1, 0, 1)
+        assert len(catcher.wait_for_messages(1)) == 1
+        assert len(stub.notifications()) == 1
+
+
+def test_a_text_still_waiting_when_quiet_hours_begin_is_held_back(
+    tmp_path: Path, catcher: MailCatcher, stub: NotifyStub
+) -> None:
+    # Raised at 19:59, but the delivery only reaches it at 20:01 (a backlog).
+    clock = FakeClock(datetime(2025, 2, 10, 19, 59, tzinfo=UTC))
+    with wired(tmp_path, catcher, stub, clock) as runtime:
+        seed(runtime.db, preferences={COORDINATOR.staff_id: SMS_ONLY})
+        case = assigned(runtime)
+        runtime.handlers.handle_deadlines_event(approaching(case))
+
+        clock.now = datetime(2025, 2, 10, 20, 1, tzinfo=UTC)
+        late = runtime.delivery.deliver_due()
         clock.now = datetime(2025, 2, 11, 8, 0, tzinfo=UTC)
         morning = runtime.delivery.deliver_due()
 
-        # The email went at once; the text at 08:00, not before.
-        assert (evening.sent, dawn.attempted, morning.sent) == (1, 0, 1)
-        assert len(catcher.wait_for_messages(1)) == 1
+        assert (late.deferred, late.attempted, morning.sent) == (1, 0, 1)
         assert len(stub.notifications()) == 1
 
 

@@ -56,7 +56,8 @@ from send_schemas.notify import (
 from sendkit.events import SYSTEM_ACTOR, Metadata, NewEvent
 
 _ADDRESS = re.compile(r"[^\s<>@,;:\"']+@[^\s<>@,;:\"']+")
-_PHONE = re.compile(r"\+?\d[\d ()-]{8,}\d")
+# Digits, spaces and brackets only: a date (2025-02-17) or an id is not a number.
+_PHONE = re.compile(r"\+?\(?\d[\d ()]{8,}\d")
 
 MAX_REASON_LENGTH = 500
 BUNDLE_CASE = ""
@@ -408,16 +409,17 @@ def escalation_for(
         AlertKind.REVIEW_LIST: "termly list of reviews",
     }.get(failed.kind)
     if what is None:
-        what = (
+        title = (
             clock_title(failed.notice.get("clock", ""), failed.notice.get("title"))
             if failed.has_clock_notice
-            else failed.kind.value
+            else "alert"
         )
+        what = f"{title} ({failed.kind.value.replace('_', ' ')})"
     case = failed.case_id or None
     link = routing.link(failed.case_id)
     content = compose_escalation(
         case_id=case,
-        what=f"{failed.kind.value.replace('_', ' ')} alert: {what}",
+        what=what,
         recipient=recipient_label,
         channel="text message" if failed.channel is Channel.SMS else "email",
         reason=redact(reason),
