@@ -6,6 +6,10 @@ the clock is the test's: the scheduler runs when the test says, at the times it 
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -357,3 +361,49 @@ def test_a_list_that_cannot_be_sent_is_escalated_per_case(
         with runtime.db.transaction() as tx:
             counts = tx.count_by_status()
         assert counts == {AlertStatus.FAILED: 2, AlertStatus.SENT: 1}
+
+
+def test_python_m_notify_schedule_records_what_is_due_as_of_a_time(
+    tmp_path: Path, catcher: MailCatcher, clock: FakeClock
+) -> None:
+    with wired(tmp_path, catcher, None, clock) as runtime:
+        seed(runtime.db, preferences={COORDINATOR.staff_id: DIGEST})
+        runtime.handlers.handle_deadlines_event(approaching(assigned(runtime)))
+    env = dict(os.environ)
+    env.update(
+        {
+            "NOTIFY_DATABASE_URL": f"sqlite:///{tmp_path / 'notify.db'}",
+            "NOTIFY_DIRECTORY_CSV": "",
+            "LOG_FORMAT": "text",
+        }
+    )
+
+    def schedule(at: str) -> dict[str, Any]:
+        done = subprocess.run(
+            [sys.executable, "-m", "notify", "schedule", "--at", at],
+            env=env,
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr.decode()[-2000:]
+        answer: dict[str, Any] = json.loads(done.stdout.decode().splitlines()[-1])
+        return answer
+
+    early, due, again = (
+        schedule("2025-02-11T07:29:00+00:00"),
+        schedule("2025-02-11T07:30:00Z"),
+        schedule("2025-02-11T09:00:00Z"),
+    )
+
+    assert (early["digests"], due["digests"], again["digests"]) == (0, 1, 0)
+    assert due["digest_alerts"] == 1
+    refused = subprocess.run(
+        [sys.executable, "-m", "notify", "schedule", "--at", "2025-02-11T07:30"],
+        env=env,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert refused.returncode == 2
+    assert b"has no offset" in refused.stderr

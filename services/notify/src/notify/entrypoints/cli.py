@@ -11,6 +11,12 @@
     the ledger, then exit; a claim left by a process that died mid-send is looked up
     at GOV.UK Notify by reference, or resent with the same Message-ID over SMTP. For
     use when no worker is running, for example after an outage of the mail server.
+``python -m notify schedule [--at 2025-12-17T07:30:00Z]``
+    Record the digests and termly SENCO lists due as of ``--at`` (default: now), print
+    what was recorded as JSON, and exit; a running worker sends them. Each is recorded
+    once, so running it again, or at a time the worker has already covered, adds
+    nothing. For catching up after an outage, and for a demo whose clock is not the
+    wall clock.
 ``python -m notify status``
     Print the ledger's alert counts by status as JSON.
 
@@ -24,11 +30,13 @@ import dataclasses
 import json
 import sys
 from collections.abc import Sequence
+from datetime import datetime
 
 from pydantic import ValidationError
 
 from notify.errors import NotifyError
 from notify.settings import NotifySettings
+from sendkit.events import utcnow
 from sendkit.logging import configure_logging
 
 
@@ -38,6 +46,15 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("worker", help="run the stream worker until SIGTERM")
     commands.add_parser("api", help="serve the HTTP API until SIGTERM")
     commands.add_parser("deliver", help="send the alerts due now, then exit")
+    schedule = commands.add_parser(
+        "schedule", help="record the digests and termly lists due, then exit"
+    )
+    schedule.add_argument(
+        "--at",
+        type=_moment,
+        default=None,
+        help="an ISO 8601 time with its offset (default: now)",
+    )
     commands.add_parser("status", help="print alert counts by status as JSON")
     return parser
 
@@ -54,6 +71,35 @@ def _deliver(settings: NotifySettings) -> int:
         runtime.db.close()
     answer = {**dataclasses.asdict(report), "scheduled": dataclasses.asdict(scheduled)}
     sys.stdout.write(json.dumps(answer) + "\n")
+    return 0
+
+
+def _moment(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO 8601 time: write 2025-12-17T07:30:00Z"
+        ) from error
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} has no offset: add Z or +01:00 so the moment is unambiguous"
+        )
+    return moment
+
+
+def _schedule(settings: NotifySettings, at: datetime | None) -> int:
+    from notify.bootstrap import build_runtime
+
+    moment = at or utcnow()
+    runtime = build_runtime(settings, now=lambda: moment)
+    try:
+        report = runtime.scheduler.run()
+    finally:
+        runtime.db.close()
+    sys.stdout.write(
+        json.dumps({"at": moment.isoformat(), **dataclasses.asdict(report)}) + "\n"
+    )
     return 0
 
 
@@ -90,6 +136,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         if args.command == "deliver":
             return _deliver(settings)
+        if args.command == "schedule":
+            return _schedule(settings, args.at)
         return _status(settings)
     except (NotifyError, ValidationError) as error:
         sys.stderr.write(f"notify: {error}\n")
