@@ -348,7 +348,8 @@ class Shutdown:
         self._exit = exit
         self._watchdog: threading.Timer | None = None
         self._previous: dict[int, Any] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+        self._requested = False
 
     def install(self) -> Shutdown:
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -367,9 +368,13 @@ class Shutdown:
     def request(self, reason: str) -> None:
         """Ask every loop to stop, and start counting the shutdown timeout; ``reason``
         completes "asked to stop by ..." in the log (``"signal SIGTERM"``)."""
+        # A signal's handler may run in the middle of this very method on the main
+        # thread (a second signal), so the lock is re-entrant and the first thing
+        # done is to say that a stop was asked for.
         with self._lock:
-            if self._watchdog is not None:
+            if self._requested:
                 return
+            self._requested = True
             self._watchdog = threading.Timer(self.timeout_s, self._overdue)
             self._watchdog.daemon = True
             self._watchdog.name = f"shutdown-timeout {self.name}"
@@ -385,7 +390,7 @@ class Shutdown:
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         name = signal.Signals(signum).name
-        if self.stop.is_set():
+        if self._requested:
             log.warning(
                 "%s got %s again while stopping; exiting now",
                 self.name,
