@@ -30,8 +30,14 @@ def service(store: InMemoryEventStore, clock: FixedClock) -> PlacementService:
 
 
 @pytest.fixture
-def client(store: InMemoryEventStore, clock: FixedClock) -> Iterator[TestClient]:
+def client(
+    store: InMemoryEventStore,
+    clock: FixedClock,
+    auth_env: dict[str, str],
+    manager_headers: dict[str, str],
+) -> Iterator[TestClient]:
+    """The app, trusting the local issuer, called with a team manager's token."""
     settings = PlacementSettings(database_url="memory://")
     app = create_app(settings, store=store, clock=clock)
-    with TestClient(app) as test_client:
+    with TestClient(app, headers=manager_headers) as test_client:
         yield test_client

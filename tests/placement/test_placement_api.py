@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from httpx import Response
 from placement_support import COLLEGE_UKPRN, SECONDARY, FixedClock, known_case
 
+from auth_fixtures import Mint
 from placement.entrypoints.http import create_app
 from placement.settings import SOURCE, PlacementSettings
 from sendkit.store import InMemoryEventStore, SQLiteEventStore, open_store
@@ -26,8 +27,15 @@ def problem_fields(response: Response, status: int) -> list[str]:
     return [error["field"] for error in body.get("errors", [])]
 
 
-def post(client: TestClient, path: str, body: dict[str, Any], status: int = 200) -> Any:
-    response = client.post(path, json=body, headers={"X-Staff-Id": "ehcco-5"})
+def post(
+    client: TestClient,
+    path: str,
+    body: dict[str, Any],
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+) -> Any:
+    """POST as the client's member of staff, or as the token ``headers`` carry."""
+    response = client.post(path, json=body, headers=headers)
     assert response.status_code == status, response.text
     return response.json()
 
@@ -76,7 +84,7 @@ def schedule(client: TestClient, *case_ids: str, day: str = "2025-10-02") -> str
 
 
 def test_a_request_for_a_setting_answers_201_with_its_id(
-    client: TestClient, store: InMemoryEventStore
+    client: TestClient, store: InMemoryEventStore, mint: Mint
 ) -> None:
     case_id = known_case(store)
 
@@ -92,6 +100,8 @@ def test_a_request_for_a_setting_answers_201_with_its_id(
             "views": "close to home",
         },
         201,
+        # ehcco-5's token; the X-Staff-Id header names nobody while tokens are on.
+        headers={**mint("ehcco-5"), "X-Staff-Id": "someone-else"},
     )
 
     assert answer["case_id"] == case_id
@@ -443,7 +453,9 @@ def test_a_retried_panel_schedule_lists_its_cases_once(
 # The app ---------------------------------------------------------------------------
 
 
-def test_the_app_runs_on_a_sqlite_file_and_is_ready(tmp_path: Path) -> None:
+def test_the_app_runs_on_a_sqlite_file_and_is_ready(
+    tmp_path: Path, auth_env: dict[str, str], manager_headers: dict[str, str]
+) -> None:
     store = SQLiteEventStore(tmp_path / "placement.db", SOURCE)
     try:
         case_id = known_case(store)
@@ -452,7 +464,7 @@ def test_the_app_runs_on_a_sqlite_file_and_is_ready(tmp_path: Path) -> None:
             store=store,
             clock=FixedClock(),
         )
-        with TestClient(app) as client:
+        with TestClient(app, headers=manager_headers) as client:
             consult(client, case_id)
             assert client.get("/readyz").json()["checks"] == {"event_store": "ok"}
             assert client.get(f"/cases/{case_id}").json()["version"] == 1
@@ -461,7 +473,7 @@ def test_the_app_runs_on_a_sqlite_file_and_is_ready(tmp_path: Path) -> None:
 
 
 def test_relay_and_subscribers_start_with_the_app_and_stop_with_it(
-    store: InMemoryEventStore,
+    store: InMemoryEventStore, auth_env: dict[str, str]
 ) -> None:
     started: list[str] = []
     stopped: list[str] = []
@@ -501,7 +513,11 @@ def test_relay_and_subscribers_start_with_the_app_and_stop_with_it(
     assert stopped == ["intake", "plans", "relay"]
 
 
-def test_the_app_runs_on_postgresql(postgres_database: str) -> None:
+def test_the_app_runs_on_postgresql(
+    postgres_database: str,
+    auth_env: dict[str, str],
+    manager_headers: dict[str, str],
+) -> None:
     store = open_store(postgres_database, SOURCE)
     try:
         case_id = known_case(store, curriculum_year=5)
@@ -510,7 +526,7 @@ def test_the_app_runs_on_postgresql(postgres_database: str) -> None:
             store=store,
             clock=FixedClock(),
         )
-        with TestClient(app) as client:
+        with TestClient(app, headers=manager_headers) as client:
             consult(client, case_id)
             identified = post(client, "/phase-transfers/2026/identify", {})
             assert identified["identified"] == [case_id]

@@ -131,7 +131,12 @@ class Platform:
 
 
 @pytest.fixture
-def platform(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Platform]:
+def platform(
+    kafka_bootstrap: str,
+    tmp_path: Path,
+    auth_env: dict[str, str],
+    manager_headers: dict[str, str],
+) -> Iterator[Platform]:
     prefix = f"placement-e2e-{uuid.uuid4().hex[:8]}."
     deadlines = DeadlinesSettings(
         kafka_bootstrap_servers=kafka_bootstrap, topic_prefix=prefix
@@ -212,7 +217,7 @@ def platform(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Platform]:
     )
     try:
         worker.wait_ready()
-        with TestClient(app) as client:
+        with TestClient(app, headers=manager_headers) as client:
             yield Platform(
                 kafka_bootstrap, deadlines, settings, store, clock, client, loops
             )

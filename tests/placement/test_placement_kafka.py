@@ -23,6 +23,7 @@ from kafka.structs import TopicPartition
 from placement_support import SECONDARY, FixedClock, known_case
 from prometheus_client import CollectorRegistry
 
+from auth_fixtures import Mint
 from devstack.kafka_topics import ensure_topics
 from placement.adapters.relay import build_relay, relay_loop
 from placement.adapters.subscribers import subscriber_loop
@@ -31,6 +32,7 @@ from placement.entrypoints.http import create_app
 from placement.settings import CONSUMER_NAME, SOURCE, PlacementSettings
 from send_schemas import placement as contract
 from send_schemas.topics import Topic, dead_letter_topic
+from sendkit.auth.scope import stored_case_scope
 from sendkit.background import BackgroundLoop
 from sendkit.envelope import from_kafka, to_kafka
 from sendkit.events import Metadata, RecordedEvent
@@ -93,7 +95,11 @@ def wait_for(done: Callable[[], bool], what: str) -> None:
 
 @pytest.fixture
 def published(
-    kafka_bootstrap: str, unique_topic: Callable[..., str], tmp_path: Path
+    kafka_bootstrap: str,
+    unique_topic: Callable[..., str],
+    tmp_path: Path,
+    auth_env: dict[str, str],
+    mint: Mint,
 ) -> Iterator[tuple[TestClient, EventStore, str, list[BackgroundLoop]]]:
     topic = unique_topic(partitions=6)
     store = SQLiteEventStore(tmp_path / "placement.db", SOURCE)
@@ -116,14 +122,15 @@ def published(
     app = create_app(
         settings, store=store, clock=FixedClock(), relay_factory=relay_on_test_topic
     )
-    with TestClient(app) as client:
+    # ehcco-77's token: the actor every event must name.
+    with TestClient(app, headers=mint("ehcco-77")) as client:
         yield client, store, topic, started
     store.close()
 
 
 def make_every_event(client: TestClient, store: EventStore) -> set[str]:
     """Cause each placement event type at least once; return the cases."""
-    staff = {"X-Staff-Id": "ehcco-77", "X-Correlation-ID": "placement-corr-1"}
+    staff = {"X-Correlation-ID": "placement-corr-1"}
 
     def post(path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         response = client.post(path, json=body or {}, headers=staff)
@@ -429,6 +436,9 @@ def test_the_subscribers_keep_each_cases_facts_once_and_set_aside_bad_records(
     assert first["plan_status"] == "issued"
     assert [n["setting_urn"] for n in first["namings"]] == [123456, SECONDARY]
     assert facts() == first
+    # The coordinator and school access control reads, kept once across the replay.
+    scope = stored_case_scope(store)(case_id)
+    assert (scope.coordinator_id, scope.school_urns) == ("ehcco-8", {123456})
     assert store.read_all() == []  # following others' events records no events
     # The unreadable record went aside on each run, byte for byte, with the reason.
     assert [record.value for record in dead] == [b"not a cloudevent"] * 2

@@ -34,6 +34,9 @@ sets ``PLACEMENT_PHASE_TRANSFERS`` to its whole table instead, for example::
      {"phase": "middle_to_secondary", "leaving_year": 8, "schools": [131101]},
      {"phase": "primary_to_secondary", "leaving_year": 6, "except_schools": [131101]},
      {"phase": "secondary_to_post16", "leaving_year": 11}]
+
+The access-control names of ``sendkit.auth.settings.AuthSettings`` (AUTH_ISSUER,
+AUTH_AUDIENCE, AUTH_MODE, ...) apply here as in every service.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ from placement.domain.phases import (
 )
 from send_schemas import intake as intake_contract
 from send_schemas import placement as contract
+from sendkit.auth import AuthSettings
 from sendkit.settings import ServiceSettings
 
 SOURCE = "/send/placement"
@@ -85,7 +89,7 @@ class TransferRuleSetting(BaseModel):
         )
 
 
-class PlacementSettings(ServiceSettings):
+class PlacementSettings(ServiceSettings, AuthSettings):
     """Settings of the placement service's HTTP app, relay and subscribers."""
 
     model_config = SettingsConfigDict(env_prefix="PLACEMENT_")

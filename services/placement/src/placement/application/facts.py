@@ -9,6 +9,11 @@ redelivery or a replay from offset 0 changes nothing. Other events pass by (they
 still marked processed). An event whose data names another case than its subject is
 set aside to the dead-letter topic, as is one that breaks its contract.
 
+For access control the follower also records, in the same transaction, the school of
+intake's ``RequestReceived`` and the coordinator of each ``CoordinatorAssigned``
+(``sendkit.auth.scope.remember_intake_scope``): the facts name no coordinator, and the
+checks of placement's API need one.
+
 Commands read the facts with ``load_facts`` in the transaction they decide in.
 """
 
@@ -17,6 +22,7 @@ from __future__ import annotations
 import logging
 
 from placement.domain.facts import OBSERVED_TYPES, CaseFacts, observe
+from sendkit.auth.scope import remember_intake_scope
 from sendkit.envelope import ReceivedEvent
 from sendkit.store.base import Transaction
 from sendkit.subscriber import Unprocessable
@@ -45,6 +51,7 @@ class FactsFollower:
     """Folds each intake or plans event into the case's facts, in the given tx."""
 
     def __call__(self, event: ReceivedEvent, tx: Transaction) -> None:
+        remember_intake_scope(event, tx)
         if event.type not in OBSERVED_TYPES:
             return
         case_id = event.data.get("case_id")

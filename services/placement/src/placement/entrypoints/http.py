@@ -29,10 +29,21 @@ RFC 9457 problem details: 422 for invalid values (each bad field named), 404 for
 unknown case, consultation or panel, 409 for a command the case's state rules out, and
 nothing is written in any of those cases.
 
-Who acts is read from the ``X-Staff-Id`` header, a pseudonymous staff id, and is
-``system`` when the header is absent. Access control is not part of this service yet:
-any caller can act as any staff id and read any case's private details, so the API
-must only be reachable from inside the council's network until authentication lands.
+Every route but the probes needs an OpenID Connect bearer token (``sendkit.auth``):
+401 without a valid one, 403 when the token's roles do not reach the case (``POLICY``
+below says who may do what). The token's pseudonymous staff id is the actor of every
+event. Reading a case (``GET /cases/{case_id}``) is recorded in the access log before
+it is answered; auditors read that log at ``GET /access-log``. The panels and the
+phase-transfer cohort show each caller only the cases they may read, and scheduling a
+panel needs the right to record a panel decision on every case it lists. With
+``AUTH_MODE=off`` (development only) the ``X-Staff-Id`` header names who acts instead.
+
+Placement's facts name no coordinator, so a case's scope for those checks comes from
+intake's events: the subscriber records each case's school (``RequestReceived``) and
+coordinator (``CoordinatorAssigned``) as it consumes them (``FactsFollower``), and the
+settings the case's plan names are added to its schools. A case intake never told
+placement of (a plan transferred in) has no coordinator and, until a plan names one, no
+school.
 """
 
 from __future__ import annotations
@@ -44,13 +55,15 @@ from dataclasses import replace
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
 
 from placement.adapters.relay import start_relay_thread
 from placement.adapters.store import open_placement_store
 from placement.adapters.subscribers import start_subscriber_threads
+from placement.application.facts import load_facts
+from placement.application.index import PanelView
 from placement.application.service import PlacementService, new_id
 from placement.domain import (
     AnswerConsultation,
@@ -92,9 +105,21 @@ from placement.entrypoints.api_models import (
     TransportReferralBody,
 )
 from placement.settings import PlacementSettings
+from sendkit.auth import (
+    ACT_ON_CASE,
+    ADMINISTER,
+    MANAGE_CASELOAD,
+    READ_CASE,
+    RECORD_PANEL_DECISION,
+    CaseScope,
+    NotAuthorized,
+    Policy,
+    Principal,
+    ServiceAuth,
+)
+from sendkit.auth.scope import stored_case_scope
 from sendkit.calendar import london_date
 from sendkit.commands import CommandAnswer
-from sendkit.events import SYSTEM_ACTOR
 from sendkit.idempotency import REPLAYED_HEADER, Idempotency, idempotency_from_request
 from sendkit.problems import ErrorMap
 from sendkit.store import EventStore
@@ -127,14 +152,38 @@ ERRORS = (
 )
 """Which placement error answers which status: the one place it is said."""
 
-StaffId = Annotated[
-    str | None,
-    Header(
-        alias="X-Staff-Id",
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
-        description="The pseudonymous id of the member of staff acting.",
-    ),
-]
+POLICY = Policy(
+    SERVICE_NAME,
+    {
+        "cases.read": READ_CASE,
+        "cases.write": ACT_ON_CASE,
+        "panels.schedule": RECORD_PANEL_DECISION,
+        "panels.decide": RECORD_PANEL_DECISION,
+        "transfers.identify": (*MANAGE_CASELOAD, *ADMINISTER),
+    },
+)
+"""Who may do what: the shared grants of ``sendkit.auth.policy``, one per action.
+
+``cases.write`` is the casework on one case (requests, consultations, submissions,
+post-16 moves, transport); ``panels.schedule`` and ``panels.decide`` are the panel's
+(listing cases, its decisions and telling the family), checked on every case they
+name; ``transfers.identify`` runs over the whole council's cohort, so it is a team
+manager's or an administrator's."""
+
+PERSONAL_FIELDS = (
+    "requests.views",
+    "consultations.reasons",
+    "submission.family_views",
+    "submission.setting_views",
+    "listings.reasons",
+    "transport.reasons",
+    "transport.referral_notes",
+    "history.private",
+)
+"""What ``GET /cases/{case_id}`` shows that the access log must record being read."""
+
+READ = POLICY.qualified("cases.read")
+
 Keyed = Annotated[Idempotency | None, Depends(idempotency_from_request)]
 Year = Annotated[int, Path(ge=2000, le=2100, description="The September's year.")]
 
@@ -144,8 +193,62 @@ SubscribersFactory = Callable[..., list[Any]]
 """Starts the subscribers with a handler and returns their handles."""
 
 
-def _actor(staff_id: str | None) -> str:
-    return staff_id or SYSTEM_ACTOR
+def case_scope_of(store: EventStore) -> Callable[[str], CaseScope]:
+    """A case's coordinator and school from intake's events, and its plan's settings.
+
+    The school in the facts is added too, so a case followed before the scope was kept
+    still has its school.
+    """
+    from_intake = stored_case_scope(store)
+
+    def scope(case_id: str) -> CaseScope:
+        known = from_intake(case_id)
+        with store.transaction() as tx:
+            facts = load_facts(tx, case_id)
+        schools = (
+            []
+            if facts is None
+            else [facts.school_urn, *(naming.setting_urn for naming in facts.namings)]
+        )
+        return CaseScope.of(
+            case_id,
+            coordinator_id=known.coordinator_id,
+            school_urns=[*known.school_urns, *schools],
+        )
+
+    return scope
+
+
+def _check_each_case(
+    auth: ServiceAuth, staff: Principal, action: str, case_ids: list[str]
+) -> None:
+    """Refuse (403) a command on many cases unless ``action`` reaches every one."""
+    qualified = POLICY.qualified(action)
+    refused = [c for c in case_ids if not auth.may_read(staff, qualified, c)]
+    if refused:
+        # Codes and pseudonymous ids only, as the route checks log their refusals.
+        log.warning(
+            "refused %s on %d of its cases",
+            qualified,
+            len(refused),
+            extra={
+                "status": 403,
+                "reason": "forbidden",
+                "action": qualified,
+                "staff_id": staff.staff_id,
+                "case_ids": refused,
+            },
+        )
+        raise NotAuthorized(qualified, staff)
+
+
+def _readable(auth: ServiceAuth, staff: Principal, case_id: str) -> bool:
+    return auth.may_read(staff, READ, case_id)
+
+
+def _visible_panel(auth: ServiceAuth, staff: Principal, view: PanelView) -> PanelOut:
+    kept = tuple(pair for pair in view.cases if _readable(auth, staff, pair[0]))
+    return PanelOut.of(replace(view, cases=kept))
 
 
 def _answer(
@@ -158,8 +261,12 @@ def _answer(
     return JSONResponse(result.body, status_code=status_code, headers=headers)
 
 
-def _case_routes(service: PlacementService) -> APIRouter:
+def _case_routes(service: PlacementService, auth: ServiceAuth) -> APIRouter:
     router = APIRouter()
+
+    # Who may call each route, as POLICY says: each gives the route its principal.
+    may_read = auth.require("cases.read")
+    may_write = auth.require("cases.write")
 
     @router.post(
         "/cases/{case_id}/setting-requests", status_code=201, response_model=CommandOut
@@ -168,7 +275,7 @@ def _case_routes(service: PlacementService) -> APIRouter:
         case_id: str,
         body: SettingRequestBody,
         idempotency: Keyed,
-        staff_id: StaffId = None,
+        staff: Principal = may_write,
     ) -> JSONResponse:
         request_id = new_id()
         command = RequestSetting(
@@ -176,7 +283,7 @@ def _case_routes(service: PlacementService) -> APIRouter:
         )
         result = service.handle(
             command,
-            actor=_actor(staff_id),
+            actor=staff.actor,
             idempotency=idempotency,
             answer_with={"request_id": request_id},
         )
@@ -189,7 +296,7 @@ def _case_routes(service: PlacementService) -> APIRouter:
         case_id: str,
         body: ConsultationBody,
         idempotency: Keyed,
-        staff_id: StaffId = None,
+        staff: Principal = may_write,
     ) -> JSONResponse:
         consultation_id = new_id()
         command = ConsultSetting(
@@ -197,7 +304,7 @@ def _case_routes(service: PlacementService) -> APIRouter:
         )
         result = service.handle(
             command,
-            actor=_actor(staff_id),
+            actor=staff.actor,
             idempotency=idempotency,
             answer_with={"consultation_id": consultation_id},
         )
@@ -212,14 +319,12 @@ def _case_routes(service: PlacementService) -> APIRouter:
         consultation_id: str,
         body: AnswerBody,
         idempotency: Keyed,
-        staff_id: StaffId = None,
+        staff: Principal = may_write,
     ) -> JSONResponse:
         command = AnswerConsultation(
             case_id=case_id, consultation_id=consultation_id, **body.model_dump()
         )
-        result = service.handle(
-            command, actor=_actor(staff_id), idempotency=idempotency
-        )
+        result = service.handle(command, actor=staff.actor, idempotency=idempotency)
         return _answer(result, 200)
 
     @router.post(
@@ -231,7 +336,7 @@ def _case_routes(service: PlacementService) -> APIRouter:
         case_id: str,
         body: SubmissionBody,
         idempotency: Keyed,
-        staff_id: StaffId = None,
+        staff: Principal = may_write,
     ) -> JSONResponse:
         submission_id = new_id()
         command = PrepareSubmission(
@@ -246,7 +351,7 @@ def _case_routes(service: PlacementService) -> APIRouter:
         )
         result = service.handle(
             command,
-            actor=_actor(staff_id),
+            actor=staff.actor,
             idempotency=idempotency,
             answer_with={"submission_id": submission_id},
         )
@@ -257,12 +362,10 @@ def _case_routes(service: PlacementService) -> APIRouter:
         case_id: str,
         body: Post16MoveBody,
         idempotency: Keyed,
-        staff_id: StaffId = None,
+        staff: Principal = may_write,
     ) -> JSONResponse:
         command = ProposePost16Move(case_id=case_id, **body.model_dump())
-        result = service.handle(
-            command, actor=_actor(staff_id), idempotency=idempotency
-        )
+        result = service.handle(command, actor=staff.actor, idempotency=idempotency)
         return _answer(result, 200)
 
     @router.post("/cases/{case_id}/transport-eligibility", response_model=CommandOut)
@@ -270,12 +373,10 @@ def _case_routes(service: PlacementService) -> APIRouter:
         case_id: str,
         body: TransportDecisionBody,
         idempotency: Keyed,
-        staff_id: StaffId = None,
+        staff: Principal = may_write,
     ) -> JSONResponse:
         command = DecideTransport(case_id=case_id, **body.model_dump())
-        result = service.handle(
-            command, actor=_actor(staff_id), idempotency=idempotency
-        )
+        result = service.handle(command, actor=staff.actor, idempotency=idempotency)
         return _answer(result, 200)
 
     @router.post("/cases/{case_id}/transport-referral", response_model=CommandOut)
@@ -283,32 +384,42 @@ def _case_routes(service: PlacementService) -> APIRouter:
         case_id: str,
         body: TransportReferralBody,
         idempotency: Keyed,
-        staff_id: StaffId = None,
+        staff: Principal = may_write,
     ) -> JSONResponse:
         command = ReferTransport(case_id=case_id, **body.model_dump())
-        result = service.handle(
-            command, actor=_actor(staff_id), idempotency=idempotency
-        )
+        result = service.handle(command, actor=staff.actor, idempotency=idempotency)
         return _answer(result, 200)
 
     @router.get("/cases/{case_id}", response_model=CaseOut)
-    def read_case(case_id: str) -> CaseOut:
-        return CaseOut.of(service.case(case_id), london_date(service.clock()))
+    def read_case(
+        case_id: str, request: Request, staff: Principal = may_read
+    ) -> CaseOut:
+        found = service.case(case_id)
+        auth.record_read(request, staff, case_id, PERSONAL_FIELDS)
+        return CaseOut.of(found, london_date(service.clock()))
 
     return router
 
 
-def _panel_routes(service: PlacementService) -> APIRouter:
+def _panel_routes(service: PlacementService, auth: ServiceAuth) -> APIRouter:
     router = APIRouter()
+
+    # Scheduling names its cases in the body, not the path: the role is checked
+    # first, then every case listed (``_check_each_case``). A panel and the list of
+    # panels show each reader only the cases they may read.
+    may_schedule = auth.require("panels.schedule", listing=True)
+    may_decide = auth.require("panels.decide")
+    may_list = auth.require("cases.read", listing=True)
 
     @router.post("/panels", status_code=201)
     def schedule_panel(
-        body: PanelBody, idempotency: Keyed, staff_id: StaffId = None
+        body: PanelBody, idempotency: Keyed, staff: Principal = may_schedule
     ) -> JSONResponse:
+        _check_each_case(auth, staff, "panels.schedule", body.case_ids)
         result = service.schedule_panel(
             body.panel_on,
             body.case_ids,
-            actor=_actor(staff_id),
+            actor=staff.actor,
             idempotency=idempotency,
         )
         location = f"/panels/{result.body['panel_id']}"
@@ -319,13 +430,14 @@ def _panel_routes(service: PlacementService) -> APIRouter:
         panel_id: str,
         body: PanelCasesBody,
         idempotency: Keyed,
-        staff_id: StaffId = None,
+        staff: Principal = may_schedule,
     ) -> JSONResponse:
+        _check_each_case(auth, staff, "panels.schedule", body.case_ids)
         result = service.schedule_panel(
             None,
             body.case_ids,
             panel_id=panel_id,
-            actor=_actor(staff_id),
+            actor=staff.actor,
             idempotency=idempotency,
         )
         return _answer(result, 200)
@@ -338,12 +450,10 @@ def _panel_routes(service: PlacementService) -> APIRouter:
         case_id: str,
         body: PanelDecisionBody,
         idempotency: Keyed,
-        staff_id: StaffId = None,
+        staff: Principal = may_decide,
     ) -> JSONResponse:
         command = DecidePanel(case_id=case_id, panel_id=panel_id, **body.model_dump())
-        result = service.handle(
-            command, actor=_actor(staff_id), idempotency=idempotency
-        )
+        result = service.handle(command, actor=staff.actor, idempotency=idempotency)
         return _answer(result, 200)
 
     @router.post(
@@ -354,53 +464,63 @@ def _panel_routes(service: PlacementService) -> APIRouter:
         case_id: str,
         body: CommunicationBody,
         idempotency: Keyed,
-        staff_id: StaffId = None,
+        staff: Principal = may_decide,
     ) -> JSONResponse:
         command = CommunicateDecision(
             case_id=case_id, panel_id=panel_id, **body.model_dump()
         )
-        result = service.handle(
-            command, actor=_actor(staff_id), idempotency=idempotency
-        )
+        result = service.handle(command, actor=staff.actor, idempotency=idempotency)
         return _answer(result, 200)
 
     @router.get("/panels", response_model=PanelListOut)
     def list_panels(
-        from_on: date | None = None, to_on: date | None = None
+        staff: Principal = may_list,
+        from_on: date | None = None,
+        to_on: date | None = None,
     ) -> PanelListOut:
         views = service.panels(from_on=from_on, to_on=to_on)
-        return PanelListOut(panels=[PanelOut.of(view) for view in views])
+        return PanelListOut(
+            panels=[_visible_panel(auth, staff, view) for view in views]
+        )
 
     @router.get("/panels/{panel_id}", response_model=PanelOut)
-    def read_panel(panel_id: str) -> PanelOut:
-        return PanelOut.of(service.panel(panel_id))
+    def read_panel(panel_id: str, staff: Principal = may_list) -> PanelOut:
+        return _visible_panel(auth, staff, service.panel(panel_id))
 
     return router
 
 
-def _transfer_routes(service: PlacementService) -> APIRouter:
+def _transfer_routes(service: PlacementService, auth: ServiceAuth) -> APIRouter:
     router = APIRouter()
+
+    may_identify = auth.require("transfers.identify")
+    may_list = auth.require("cases.read", listing=True)
 
     @router.post("/phase-transfers/{year}/identify")
     def identify_transfers(
-        year: Year, idempotency: Keyed, staff_id: StaffId = None
+        year: Year, idempotency: Keyed, staff: Principal = may_identify
     ) -> JSONResponse:
         result = service.identify_transfers(
-            year, actor=_actor(staff_id), idempotency=idempotency
+            year, actor=staff.actor, idempotency=idempotency
         )
         return _answer(result, 200)
 
     @router.get("/phase-transfers/{year}", response_model=CohortOut)
     def read_cohort(
         year: Year,
+        staff: Principal = may_list,
         status: Annotated[list[TransferStatus] | None, Query()] = None,
     ) -> CohortOut:
         view = service.cohort(year)
-        if status is not None:
-            wanted = set(status)
-            kept = [entry for entry in view.entries if entry.status in wanted]
-            view = replace(view, entries=kept)
-        return CohortOut.of(view)
+        wanted = None if status is None else set(status)
+        kept = [
+            entry
+            for entry in view.entries
+            if (wanted is None or entry.status in wanted)
+            and _readable(auth, staff, entry.case_id)
+        ]
+        unknown = [c for c in view.year_unknown if _readable(auth, staff, c)]
+        return CohortOut.of(replace(view, entries=kept, year_unknown=unknown))
 
     return router
 
@@ -476,6 +596,9 @@ def create_app(
     if settings.subscribers_enabled:
         checks["subscribers"] = all_alive("subscribers")
 
+    auth = ServiceAuth.from_settings(
+        settings, POLICY, store=store, case_scope=case_scope_of(store)
+    )
     app = create_service_app(
         SERVICE_NAME,
         readiness_checks=checks,
@@ -484,9 +607,10 @@ def create_app(
         description="School consultations, the SEND placement panel, phase transfers "
         "and transport.",
     )
+    auth.install(app)
     app.state.placement = service
     app.state.store = store
-    app.include_router(_case_routes(service))
-    app.include_router(_panel_routes(service))
-    app.include_router(_transfer_routes(service))
+    app.include_router(_case_routes(service, auth))
+    app.include_router(_panel_routes(service, auth))
+    app.include_router(_transfer_routes(service, auth))
     return app
