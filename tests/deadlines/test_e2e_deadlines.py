@@ -478,7 +478,7 @@ def test_clocks_end_to_end_through_kafka_and_a_replay_re_emits_the_same_ids(
         assert client.get("/readyz").status_code == 200
 
     # A fresh app id: an empty table, every topic from offset 0.
-    platform.workers[0].stop()
+    assert platform.workers[0].stop() == 0
     ends = clocks.ends()
     clocks.read_to(ends)
     replayed_from = len(clocks.seen)
