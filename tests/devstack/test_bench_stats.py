@@ -157,8 +157,8 @@ def test_targets_are_judged_on_the_right_side_of_their_limits() -> None:
         end_to_end={
             "medians": {"request_to_clock_p99_ms": 500.0, "request_to_email_p99_ms": 9}
         },
-        replay_county={"medians": {"wall_s": 9.9, "cpu_s": 5.0}},
-        replay_national={"scale": 0.1, "extrapolated_full": {"wall_s": 1000.0}},
+        replay_county={"medians": {"wall_s": 30.0, "cpu_s": 9.9}},
+        replay_national={"scale": 0.1, "extrapolated_full": {"cpu_s": 1000.0}},
         memory={"processes": {"intake-api": {"rss_mib": 143.0}}},
     )
 
@@ -168,8 +168,10 @@ def test_targets_are_judged_on_the_right_side_of_their_limits() -> None:
     assert verdicts[ratio_measure] is True  # at least half
     assert verdicts["request to ClockSet on Kafka, p99"] is False  # under, not at
     assert verdicts["request to email accepted, p99"] is True
-    assert verdicts["county replay, engine in-process (wall)"] is True
-    assert verdicts["national replay, engine in-process (wall)"] is False
+    # Replays are judged on CPU time (30 s of wall time on a busy machine is not
+    # what the replay costs).
+    assert verdicts["county replay, engine in-process (CPU time)"] is True
+    assert verdicts["national replay, engine in-process (CPU time)"] is False
     # 143 MiB is 149.9 MB: under the 150 MB target.
     assert verdicts["resident memory of intake-api"] is True
     assert verdicts["resident memory of notify-worker"] is None

@@ -2,24 +2,26 @@
 
 The run, in order, on a Kafka broker of its own (``.run/bench/``, free ports):
 
-1. histories: the county's year (Buckinghamshire 2024, about 70,000 events) and the
-   smaller one the throughput runs read, generated once and kept in ``.cache/bench/``;
-2. throughput: a county history at ``--throughput-scale`` published under a prefix,
-   then, in each of ``--runs`` runs, a bare kafka-python consumer (with and without
-   its pure-Python CRC check), Kafka's ConsumerPerformance and (in the first
-   ``--worker-runs`` runs) a fresh deadlines worker read it, one after the other;
-3. with ``--worker-county``, a fresh deadlines worker over the whole county history
-   (the faust replay at county size, and the processor's memory with a county in it);
-4. the platform (``devstack.run``'s start-up: mail catcher, intake API and relay,
+1. histories: the county's year (Buckinghamshire 2024, about 70,000 events, with a
+   round of ticks each day) and a tenth of it for the profiles, generated once and
+   kept in ``.cache/bench/``;
+2. throughput: the county history published under a prefix, then, in each of
+   ``--runs`` runs, a bare kafka-python consumer (with and without its pure-Python CRC
+   check), Kafka's ConsumerPerformance and, in the first ``--worker-runs`` runs (one by
+   default: it takes minutes), a fresh deadlines worker read it, one after the other.
+   The worker's run is also the county replay through faust, and its resident memory
+   once done is the processor's with a county in its table. ``--profile-worker`` adds
+   a worker run under cProfile over the tenth;
+3. the platform (``devstack.run``'s start-up: mail catcher, intake API and relay,
    deadlines worker and API, notify worker) after a round of ticks for the present:
    end to end (request to clock event to email) in ``--runs`` runs, then intake's
    latency at ``--steady-rate`` in ``--runs`` runs, then ``--runs`` ramps up the rate
    ladder to the highest rate whose p99 stays within 50 ms, then each process's
    resident memory;
-5. everything is stopped, the JVM included; then the in-process replays: the county
-   history ``--runs`` times, once more under cProfile (of the throughput history, to
-   see where the time goes), and the national history at ``--national-scale``
-   (1.0 is the full 5.3 million events; the default is a fiftieth, and the full-size
+4. everything is stopped, the JVM included; then the in-process replays: the county
+   history ``--runs`` times, the tenth once under cProfile (where the time
+   goes), and the national history at ``--national-scale``
+   (1.0 is the full 5.4 million events; the default is a fiftieth, and the full-size
    time is extrapolated from it, since the cost grows with the number of cases).
 
 The results go to ``bench/results/<date>-<commit>.json`` and the table between the
@@ -83,7 +85,7 @@ from send_schemas.topics import CLOCK_TICKS, DEADLINES, INTAKE
 log = logging.getLogger(__name__)
 
 RESULTS_SCHEMA = 1
-DEFAULT_RAMP = (10, 20, 40, 60, 80, 100, 130, 160, 200, 250, 300, 400, 500, 650, 800)
+DEFAULT_RAMP = (5, 10, 20, 30, 40, 60, 80, 100, 130, 160, 200, 250, 300, 400, 500)
 P99_LIMIT_MS = 50.0
 SETTLE_TIMEOUT_S = 120.0
 DEADLINES_GROUP = "send-deadlines"
@@ -98,15 +100,14 @@ class BenchOptions:
 
     runs: int = 3
     county_scale: float = 1.0
-    throughput_scale: float = 0.25
+    profile_scale: float = 0.1
     national_scale: float = 0.02
     worker_runs: int = 1
-    worker_county: bool = False
     steady_rate: float = 20.0
     steady_seconds: float = 30.0
     ramp: tuple[float, ...] = DEFAULT_RAMP
     ramp_min_seconds: float = 4.0
-    ramp_samples: int = 200
+    ramp_samples: int = 100
     e2e_requests: int = 40
     e2e_interval_s: float = 0.25
     profile: bool = True
@@ -133,7 +134,7 @@ class BenchOptions:
 TINY = {
     "runs": 1,
     "county_scale": 0.01,
-    "throughput_scale": 0.01,
+    "profile_scale": 0.01,
     "national_scale": 0.0005,
     "steady_rate": 5.0,
     "steady_seconds": 2.0,
@@ -217,7 +218,7 @@ class Bench:
         self.layout.prepare()
         county = HistorySpec("county", options.county_scale, options.seed)
         self.history("county", county)
-        self.history("throughput", replace(county, scale=options.throughput_scale))
+        self.history("profile", replace(county, scale=options.profile_scale))
 
         stack = Stack(self.layout.logs)
         try:
@@ -269,7 +270,7 @@ class Bench:
 
     def throughput(self, bootstrap: str) -> None:
         options = self.options
-        topics = self.publish(bootstrap, "throughput")
+        topics = self.publish(bootstrap, "county")
         runs: list[dict[str, Any]] = []
         work = self.layout.work / "throughput"
         for number in range(1, options.runs + 1):
@@ -295,11 +296,11 @@ class Bench:
         self.results["throughput"] = section
 
         if options.profile_worker:
-            self.say("profiling a deadlines worker over the throughput topic")
+            self.say("profiling a deadlines worker over a tenth of the county")
             profile = self.layout.root / "deadlines-worker.prof"
             profiled = deadlines_worker(
                 bootstrap,
-                topics,
+                self.publish(bootstrap, "profile"),
                 name="deadlines-profiled",
                 log_dir=self.layout.logs,
                 work_dir=work,
@@ -307,24 +308,6 @@ class Bench:
             )
             profiled["profile"] = report.profile_rows(profile)
             self.results["worker_profile"] = profiled
-
-        if options.worker_county:
-            county = self.publish(bootstrap, "county")
-            self.say("deadlines worker over the whole county history")
-            replayed = deadlines_worker(
-                bootstrap,
-                county,
-                name="deadlines-county",
-                log_dir=self.layout.logs,
-                work_dir=self.layout.work / "county",
-            )
-            replayed["bare"] = bare_consume(bootstrap, county)
-            replayed["topic"] = county.to_json()
-            self.results["worker_county_replay"] = replayed
-            self.say(
-                f"county replay by the worker: {replayed['seconds']:.1f} s, "
-                f"{replayed['memory']}"
-            )
 
     # -- the platform -------------------------------------------------------------
 
@@ -570,13 +553,14 @@ class Bench:
         if self.options.profile:
             check_stop()
             profile = self.layout.root / "replay.prof"
-            profiled = self.replay_once(self.paths["throughput"], profile)
+            profiled = self.replay_once(self.paths["profile"], profile)
             section["profile"] = {
-                "history": self.histories["throughput"].to_json(),
+                "history": self.histories["profile"].to_json(),
                 "wall_s": profiled["wall_s"],
                 "apply_s": profiled["apply_s"],
                 "tick_s": profiled["tick_s"],
                 "functions": profiled["profile"],
+                "phases": profiled["phases"],
             }
         self.results["replay_county"] = section
 
@@ -691,18 +675,10 @@ def parse_options(argv: Sequence[str] | None) -> BenchOptions:
         type=float,
         default=defaults.national_scale,
         help="share of England's figures for the national replay (1.0: the full "
-        f"history of about 5.3 million events; default {defaults.national_scale})",
+        f"history of about 5.4 million events; default {defaults.national_scale})",
     )
     parser.add_argument("--county-scale", type=float, default=defaults.county_scale)
-    parser.add_argument(
-        "--throughput-scale", type=float, default=defaults.throughput_scale
-    )
     parser.add_argument("--worker-runs", type=int, default=defaults.worker_runs)
-    parser.add_argument(
-        "--worker-county",
-        action="store_true",
-        help="also replay the whole county history through a deadlines worker",
-    )
     parser.add_argument("--steady-rate", type=float, default=defaults.steady_rate)
     parser.add_argument("--steady-seconds", type=float, default=defaults.steady_seconds)
     parser.add_argument("--e2e-requests", type=int, default=defaults.e2e_requests)
@@ -717,8 +693,8 @@ def parse_options(argv: Sequence[str] | None) -> BenchOptions:
     parser.add_argument(
         "--full",
         action="store_true",
-        help="the long run: --worker-runs = --runs, --worker-county, "
-        "--national-scale 1.0 and --profile-worker",
+        help="the long run: --worker-runs = --runs, --national-scale 1.0 and "
+        "--profile-worker",
     )
     parser.add_argument(
         "--skip", action="append", choices=PHASES, default=[], help="leave a step out"
@@ -736,9 +712,7 @@ def parse_options(argv: Sequence[str] | None) -> BenchOptions:
         runs=args.runs,
         national_scale=args.national_scale,
         county_scale=args.county_scale,
-        throughput_scale=args.throughput_scale,
         worker_runs=args.worker_runs,
-        worker_county=args.worker_county,
         steady_rate=args.steady_rate,
         steady_seconds=args.steady_seconds,
         e2e_requests=args.e2e_requests,
@@ -750,7 +724,6 @@ def parse_options(argv: Sequence[str] | None) -> BenchOptions:
         options = replace(
             options,
             worker_runs=options.runs,
-            worker_county=True,
             national_scale=1.0,
             profile_worker=True,
         )
@@ -766,11 +739,7 @@ def parse_options(argv: Sequence[str] | None) -> BenchOptions:
         options = replace(options, run_dir=args.run_dir)
     if args.cache_dir is not None:
         options = replace(options, cache_dir=args.cache_dir)
-    if (
-        options.runs < 1
-        or min(options.county_scale, options.throughput_scale, options.national_scale)
-        <= 0
-    ):
+    if options.runs < 1 or min(options.county_scale, options.national_scale) <= 0:
         parser.error("--runs must be at least 1 and every scale above 0")
     return options
 

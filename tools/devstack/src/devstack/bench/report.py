@@ -71,6 +71,15 @@ def _below(value: float | None, limit: float) -> bool | None:
     return None if value is None else value < limit
 
 
+def first_worker_run(results: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The first throughput run's deadlines worker (the county replay through faust)."""
+    for run in _get(results, "throughput", "runs") or ():
+        worker = _get(run, "worker")
+        if isinstance(worker, Mapping):
+            return worker
+    return None
+
+
 def targets(results: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Each target with the figure it is judged on and whether it was met."""
     found: list[dict[str, Any]] = []
@@ -95,39 +104,43 @@ def targets(results: Mapping[str, Any]) -> list[dict[str, Any]]:
             _target(name, value, "ms", f"< {limit:g} ms", _below(value, limit))
         )
 
-    county = _get(results, "replay_county", "medians", "wall_s")
+    # The replays are judged on CPU time, the time they take on a core of their own:
+    # on this shared machine their wall time also counts the waits for a core.
+    county = _get(results, "replay_county", "medians", "cpu_s")
+    wall = _get(results, "replay_county", "medians", "wall_s")
     found.append(
         _target(
-            "county replay, engine in-process (wall)",
+            "county replay, engine in-process (CPU time)",
             county,
             "s",
             f"< {COUNTY_REPLAY_S:g} s",
             _below(county, COUNTY_REPLAY_S),
-            f"cpu {_get(results, 'replay_county', 'medians', 'cpu_s')} s",
+            f"wall {_fmt(wall)} s",
         )
     )
-    worker_county = _get(results, "worker_county_replay", "seconds")
-    if worker_county is not None:
+    worker = first_worker_run(results)
+    if worker is not None:
         found.append(
             _target(
-                "county replay, deadlines worker over Kafka",
-                worker_county,
+                "county replay, deadlines worker over Kafka (wall)",
+                worker.get("seconds"),
                 "s",
                 f"< {COUNTY_REPLAY_S:g} s",
-                _below(worker_county, COUNTY_REPLAY_S),
+                _below(worker.get("seconds"), COUNTY_REPLAY_S),
+                f"{_fmt(worker.get('inputs'))} records, first clock event to last",
             )
         )
 
     national = _get(results, "replay_national")
     if isinstance(national, Mapping):
         if national.get("full_size"):
-            value, note = national.get("wall_s"), "measured at full size"
+            value, note = national.get("cpu_s"), "measured at full size"
         else:
-            value = _get(national, "extrapolated_full", "wall_s")
+            value = _get(national, "extrapolated_full", "cpu_s")
             note = f"extrapolated from scale {national.get('scale')}"
         found.append(
             _target(
-                "national replay, engine in-process (wall)",
+                "national replay, engine in-process (CPU time)",
                 value,
                 "s",
                 f"< {NATIONAL_REPLAY_S:g} s",
@@ -150,7 +163,7 @@ def targets(results: Mapping[str, Any]) -> list[dict[str, Any]]:
                 "after the end-to-end and latency runs",
             )
         )
-    county_rss = _get(results, "worker_county_replay", "memory", "rss_mib")
+    county_rss = _get(worker, "memory", "rss_mib")
     if county_rss is not None:
         mb = county_rss / MIB_PER_MB
         found.append(
@@ -160,6 +173,7 @@ def targets(results: Mapping[str, Any]) -> list[dict[str, Any]]:
                 "MB",
                 f"< {PROCESS_MB:g} MB",
                 _below(mb, PROCESS_MB),
+                "after the county replay through faust",
             )
         )
     return found
@@ -261,9 +275,24 @@ def render(results: Mapping[str, Any], results_path: str) -> str:
     if profile:
         lines += [
             "",
-            "### Where the replay's time goes (cProfile, the throughput history)",
+            "### Where the replay's time goes (cProfile, a tenth of the county)",
             "",
         ]
+        phases = _get(results, "replay_county", "profile", "phases") or []
+        if phases:
+            lines += _table(
+                ("Part of the engine", "Function", "Cumulative s", "Share of the run"),
+                (
+                    (
+                        row["meaning"],
+                        f"`{row['function']}`",
+                        _fmt(row["cumulative_s"], 2),
+                        "-" if row["share"] is None else f"{row['share']:.0%}",
+                    )
+                    for row in phases
+                ),
+            )
+            lines += ["", "The functions with the most time of their own:", ""]
         lines += _profile_table(profile[:12])
     worker_profile = _get(results, "worker_profile", "profile")
     if worker_profile:
@@ -374,14 +403,14 @@ def _figures(results: Mapping[str, Any]) -> list[tuple[str, str]]:
     add("ratio worker / ConsumerPerformance", medians.get("worker_to_tool"), "", 3)
     add("ratio bare consumer / ConsumerPerformance", medians.get("bare_to_tool"), "", 3)
 
-    county = _get(results, "worker_county_replay")
-    if isinstance(county, Mapping):
+    worker = first_worker_run(results)
+    if isinstance(worker, Mapping):
         add(
-            f"county replay by the worker ({_fmt(county.get('inputs'))} records)",
-            county.get("seconds"),
+            f"county replay by the worker ({_fmt(worker.get('inputs'))} records)",
+            worker.get("seconds"),
             "s",
         )
-        add("  its rate", county.get("records_per_s"), "records/s", 0)
+        add("  clock events it published", worker.get("outputs"))
 
     replay = _get(results, "replay_county", "medians") or {}
     events = _get(results, "replay_county", "history", "events")
@@ -443,10 +472,11 @@ def _figures(results: Mapping[str, Any]) -> list[tuple[str, str]]:
                 value.get("rss_mib"),
                 "MiB",
             )
-    worker_memory = _get(results, "throughput", "runs")
-    if worker_memory:
-        rss = _get(worker_memory[0], "worker", "memory", "rss_mib")
-        add("resident memory of the throughput run's deadlines worker", rss, "MiB")
+    add(
+        "resident memory of a deadlines worker holding the county's clocks",
+        _get(first_worker_run(results), "memory", "rss_mib"),
+        "MiB",
+    )
     return rows
 
 
