@@ -421,6 +421,8 @@ async def test_a_non_cloudevent_is_dead_lettered_and_the_rest_goes_on() -> None:
     assert letter.topic == "deadlines.send.intake.events.dlq"
     assert letter.record.value == b"not json"
     assert headers["dlq_error"] == b"invalid-envelope"
+    assert headers["dlq_error_type"] == b"InvalidEnvelope"
+    assert headers["dlq_consumer"] == b"deadlines"
     assert b"content-type" in headers["dlq_reason"]
     assert headers["dlq_source_topic"] == INTAKE.encode()
     assert headers["dlq_source_offset"] == b"0"
@@ -487,6 +489,27 @@ async def test_an_unreadable_tick_is_dead_lettered_on_the_tick_topics_dlq() -> N
     [letter] = harness.publisher.dead_letters()
     assert letter.topic == "deadlines.send.clock.ticks.dlq"
     assert dict(letter.record.headers)["dlq_error"] == b"invalid-tick"
+
+
+async def test_a_failure_of_the_processor_itself_dead_letters_and_goes_on() -> None:
+    log = Log()
+    harness = Harness(log)
+    broken, fine = case_id("broken-state"), case_id("fine")
+    harness.table[broken.encode()] = {"format": 0}  # written by some other version
+
+    await harness.deliver(
+        [
+            log.request(broken, "2025-01-06T10:00:00Z"),
+            log.request(fine, "2025-01-06T10:00:00Z"),
+        ]
+    )
+
+    [letter] = harness.publisher.dead_letters()
+    headers = dict(letter.record.headers)
+    assert headers["dlq_error"] == b"processing-error"
+    assert headers["dlq_error_type"] == b"ValueError"
+    assert ("ClockSet", "decision") in kinds(harness.outputs(fine))
+    assert len(harness.acked) == 2
 
 
 # Durability and redelivery ----------------------------------------------------------

@@ -53,6 +53,15 @@ UNUSABLE_EVENT = "unusable-event"
 INVALID_TICK = "invalid-tick"
 PROCESSING_ERROR = "processing-error"
 
+_ERROR_TYPES = {
+    INVALID_ENVELOPE: "InvalidEnvelope",
+    KEY_MISMATCH: "KeyMismatch",
+    WRONG_PARTITION: "WrongPartition",
+    UNUSABLE_EVENT: "UnusableEvent",
+    INVALID_TICK: "InvalidTick",
+    PROCESSING_ERROR: "ProcessingError",
+}
+
 
 @dataclass(frozen=True, slots=True)
 class Cause:
@@ -104,6 +113,7 @@ class ClockProcessor:
                     PROCESSING_ERROR,
                     f"the processor failed with {type(error).__name__}; the "
                     "worker's log has the traceback",
+                    type(error).__name__,
                 )
             ]
 
@@ -215,8 +225,19 @@ class ClockProcessor:
             for number, output in enumerate(outputs, start=1)
         ]
 
-    def dead_letter(self, record: InputRecord, error: str, reason: str) -> Publication:
-        """The dead-letter record of ``record``: the original plus ``dlq_*`` headers."""
+    def dead_letter(
+        self,
+        record: InputRecord,
+        error: str,
+        reason: str,
+        error_type: str | None = None,
+    ) -> Publication:
+        """The dead-letter record of ``record``: the original plus ``dlq_*`` headers.
+
+        The headers are those of the kernel's subscriber (``dlq_reason``,
+        ``dlq_error_type``, ``dlq_consumer``, ``dlq_source_*``), so one operator tool
+        reads both, plus ``dlq_error``, this processor's code for the reason.
+        """
         log.warning(
             "record dead-lettered: %s",
             reason,
@@ -232,6 +253,7 @@ class ClockProcessor:
         ]
         headers += [
             ("dlq_error", error.encode()),
+            ("dlq_error_type", (error_type or _ERROR_TYPES[error]).encode()),
             ("dlq_reason", reason.encode()),
             ("dlq_consumer", CONSUMER.encode()),
             ("dlq_source_topic", record.topic.encode()),
