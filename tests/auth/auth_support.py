@@ -1,4 +1,5 @@
-"""The staff, the cases and the apps the access-control tests share.
+"""The staff, the cases and the apps the access-control tests share (intake, plans,
+reviews and placement).
 
 Two teams, ``north`` and ``south``. The case every table checks is at school 990001
 and assigned to coordinator ``co-own`` (north). Each principal is named by how it
@@ -11,7 +12,7 @@ others' from AUTH_TEAM_MEMBERS.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -21,6 +22,9 @@ from intake.domain import AssignCoordinator, ReceiveRequest
 from intake.entrypoints.http import create_app as create_intake_app
 from intake.settings import SOURCE as INTAKE_SOURCE
 from intake.settings import IntakeSettings
+from placement.entrypoints.http import create_app as create_placement_app
+from placement.settings import SOURCE as PLACEMENT_SOURCE
+from placement.settings import PlacementSettings
 from plans.entrypoints.http import create_app as create_plans_app
 from plans.settings import SOURCE as PLANS_SOURCE
 from plans.settings import PlansSettings
@@ -187,4 +191,51 @@ def reviews_case(app: Any) -> str:
     with service.store.transaction() as tx:
         service.apply(StartReviewCycle(case_id, date(2025, 3, 10), SCHOOL), tx, "c-1")
         service.apply(FollowCoordinator(case_id, COORDINATOR), tx, "c-1")
+    return case_id
+
+
+# --- placement ------------------------------------------------------------------------
+
+
+def placement_store() -> InMemoryEventStore:
+    return InMemoryEventStore(PLACEMENT_SOURCE)
+
+
+def placement_app(issuer: LocalIssuer, store: InMemoryEventStore) -> Any:
+    settings = PlacementSettings(database_url="memory://", **auth_fields(issuer))
+    return create_placement_app(settings, store=store)
+
+
+def placement_case(app: Any) -> str:
+    """A case intake and plans told placement of: at SCHOOL, on COORDINATOR's list."""
+    case_id = new_case_id()
+    follower, store = app.state.placement.follower, app.state.store
+    request = {
+        "requester_type": "parent",
+        "channel": "email",
+        "received_at": "2025-01-06T09:30:00Z",
+        "school_urn": SCHOOL,
+        "curriculum_year": 5,
+    }
+    plan = {
+        "issued_on": "2025-05-26",
+        "setting_urn": SCHOOL,
+        "setting_type": "mainstream_maintained",
+        "start_date": "2025-06-02",
+    }
+    issued = replace(
+        intake_event(case_id, "PlanIssued", plan),
+        type="send.plans.PlanIssued.v1",
+        source="/send/plans",
+        topic="send.plans.events",
+    )
+    with store.transaction() as tx:
+        for event in (
+            intake_event(case_id, "RequestReceived", request),
+            intake_event(
+                case_id, "CoordinatorAssigned", {"coordinator_id": COORDINATOR}
+            ),
+            issued,
+        ):
+            follower(event, tx)
     return case_id

@@ -1,9 +1,9 @@
 """The access log: each read of a case's personal details recorded, none of the data.
 
-For intake, plans and reviews alike: a read by a permitted member of staff leaves one
-entry (who, when, which case, which endpoint and fields, the correlation id), a refused
-or failed read leaves none, the entry holds nothing personal, and only auditors read it
-back through ``GET /access-log``.
+For intake, plans, reviews and placement alike: a read by a permitted member of staff
+leaves one entry (who, when, which case, which endpoint and fields, the correlation id),
+a refused or failed read leaves none, the entry holds nothing personal, and only
+auditors read it back through ``GET /access-log``.
 """
 
 from __future__ import annotations
@@ -20,6 +20,9 @@ from auth_support import (
     intake_app,
     intake_case,
     intake_store,
+    placement_app,
+    placement_case,
+    placement_store,
     plans_app,
     plans_case,
     plans_store,
@@ -49,10 +52,16 @@ def _reviews(issuer: LocalIssuer) -> tuple[TestClient, str]:
     return TestClient(app), reviews_case(app)
 
 
+def _placement(issuer: LocalIssuer) -> tuple[TestClient, str]:
+    app = placement_app(issuer, placement_store())
+    return TestClient(app), placement_case(app)
+
+
 SERVICES: dict[str, Callable[[LocalIssuer], tuple[TestClient, str]]] = {
     "intake": _intake,
     "plans": _plans,
     "reviews": _reviews,
+    "placement": _placement,
 }
 PERSONAL_VALUES = ("C-00000001", "Alfa Testcase", "2016-05-14")
 

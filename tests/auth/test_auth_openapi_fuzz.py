@@ -1,11 +1,11 @@
 """Schemathesis against each adopted service's OpenAPI: with a token, and without one.
 
-For every operation of intake, plans and reviews, schemathesis generates requests from
-the published document (a few examples each, derandomised, so the run is short and the
-same every time). With a valid token no answer may be a server error. Without one, or
-with a token that does not verify, no answer may carry data: each is a problem, 401 (or
-422 for a body that is not JSON at all, refused before anything is read), never 2xx,
-never 5xx.
+For every operation of intake, plans, reviews and placement, schemathesis generates
+requests from the published document (a few examples each, derandomised, so the run is
+short and the same every time). With a valid token no answer may be a server error.
+Without one, or with a token that does not verify, no answer may carry data: each is a
+problem, 401 (or 422 for a body that is not JSON at all, refused before anything is
+read), never 2xx, never 5xx.
 
 The operations are driven through schemathesis' strategies with hypothesis directly,
 because its pytest plugin does not run under this pytest (9.x) yet.
@@ -24,6 +24,9 @@ from auth_support import (
     intake_app,
     intake_case,
     intake_store,
+    placement_app,
+    placement_case,
+    placement_store,
     plans_app,
     plans_case,
     plans_store,
@@ -66,10 +69,17 @@ def _reviews(issuer: LocalIssuer) -> Any:
     return app
 
 
+def _placement(issuer: LocalIssuer) -> Any:
+    app = placement_app(issuer, placement_store())
+    placement_case(app)
+    return app
+
+
 APPS: dict[str, Callable[[LocalIssuer], Any]] = {
     "intake": _intake,
     "plans": _plans,
     "reviews": _reviews,
+    "placement": _placement,
 }
 Check = Callable[[Any], None]
 

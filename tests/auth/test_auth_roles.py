@@ -1,11 +1,13 @@
-"""Each role allowed and refused on each endpoint of intake, plans and reviews.
+"""Each role allowed and refused on each endpoint: intake, plans, reviews, placement.
 
 One table per service: every route with the principals (``auth_support.STAFF``) it must
 let through; every other principal must be refused with 403 problem details, before
 anything is read or written. "Let through" means neither 401 nor 403: a command sent
 with an empty body then fails validation (422), which proves the request got past
 access control without changing the case. A second test sends each route no token and
-expects 401 with a ``WWW-Authenticate`` challenge.
+expects 401 with a ``WWW-Authenticate`` challenge. A route whose cases are named in its
+body, not its path (placement's panel scheduling), is sent a body naming the case
+(``BODIES``); it then answers 404 or 409 to those let through, writing nothing.
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ from auth_support import (
     intake_app,
     intake_case,
     intake_store,
+    placement_app,
+    placement_case,
+    placement_store,
     plans_app,
     plans_case,
     plans_store,
@@ -50,6 +55,7 @@ SCHOOL_LIST_READERS = LISTERS - {"senco_far"}
 COORDINATOR_LIST_READERS = frozenset(
     {"coord_own", "coord_team", "mgr_team", "panel", "auditor"}
 )
+IDENTIFIERS = frozenset({"mgr_team", "mgr_far", "admin"})
 
 CASE = "{case}"
 ANY_ID = str(uuid.uuid4())
@@ -113,10 +119,46 @@ REVIEWS_ROUTES: list[tuple[str, str, frozenset[str]]] = [
 ]
 
 
+PLACEMENT_ROUTES: list[tuple[str, str, frozenset[str]]] = [
+    ("POST", f"/cases/{CASE}/setting-requests", CASEWORK),
+    ("POST", f"/cases/{CASE}/consultations", CASEWORK),
+    ("POST", f"/cases/{CASE}/consultations/{ANY_ID}/answer", CASEWORK),
+    ("POST", f"/cases/{CASE}/panel-submissions", CASEWORK),
+    ("POST", "/panels", DECIDERS),
+    ("POST", f"/panels/{ANY_ID}/cases", DECIDERS),
+    ("POST", f"/panels/{ANY_ID}/cases/{CASE}/decision", DECIDERS),
+    ("POST", f"/panels/{ANY_ID}/cases/{CASE}/communication", DECIDERS),
+    ("POST", f"/cases/{CASE}/post16-moves", CASEWORK),
+    ("POST", f"/cases/{CASE}/transport-eligibility", CASEWORK),
+    ("POST", f"/cases/{CASE}/transport-referral", CASEWORK),
+    # A year never open to identification: those let through get 422, nothing new.
+    ("POST", "/phase-transfers/2000/identify", IDENTIFIERS),
+    ("GET", "/phase-transfers/2026", LISTERS),
+    ("GET", f"/cases/{CASE}", READERS),
+    ("GET", "/panels", LISTERS),
+    ("GET", f"/panels/{ANY_ID}", LISTERS),
+    ("GET", "/access-log", AUDITORS),
+]
+
+BODIES: dict[tuple[str, str], dict[str, Any]] = {
+    ("placement", "/panels"): {"panel_on": "2025-10-02", "case_ids": [CASE]},
+    ("placement", f"/panels/{ANY_ID}/cases"): {"case_ids": [CASE]},
+}
+"""The bodies of the routes checked on the cases their body names (else ``{}``)."""
+
+TABLES: dict[str, list[tuple[str, str, frozenset[str]]]] = {
+    "intake": INTAKE_ROUTES,
+    "plans": PLANS_ROUTES,
+    "reviews": REVIEWS_ROUTES,
+    "placement": PLACEMENT_ROUTES,
+}
+
+
 class Service:
     """One adopted service's app, with the case the table checks."""
 
-    def __init__(self, client: TestClient, case_id: str) -> None:
+    def __init__(self, name: str, client: TestClient, case_id: str) -> None:
+        self.name = name
         self.client = client
         self.case_id = case_id
 
@@ -124,38 +166,43 @@ class Service:
         url = path.replace(CASE, self.case_id)
         if method == "GET":
             return self.client.get(url, headers=headers)
-        return self.client.post(url, json={}, headers=headers)
+        body = {
+            key: [self.case_id if item == CASE else item for item in value]
+            if isinstance(value, list)
+            else value
+            for key, value in BODIES.get((self.name, path), {}).items()
+        }
+        return self.client.post(url, json=body, headers=headers)
 
 
 @pytest.fixture(scope="module")
 def services(local_issuer: LocalIssuer) -> Iterator[dict[str, Service]]:
     stores = {"intake": intake_store(), "plans": plans_store()}
     stores["reviews"] = reviews_store()
+    stores["placement"] = placement_store()
     apps = {
         "intake": intake_app(local_issuer, stores["intake"]),
         "plans": plans_app(local_issuer, stores["plans"]),
         "reviews": reviews_app(local_issuer, stores["reviews"]),
+        "placement": placement_app(local_issuer, stores["placement"]),
     }
     cases = {
         "intake": intake_case(stores["intake"]),
         "plans": plans_case(apps["plans"]),
         "reviews": reviews_case(apps["reviews"]),
+        "placement": placement_case(apps["placement"]),
     }
     clients = {name: TestClient(app) for name, app in apps.items()}
     for client in clients.values():
         client.__enter__()
-    yield {name: Service(clients[name], cases[name]) for name in apps}
+    yield {name: Service(name, clients[name], cases[name]) for name in apps}
     for client in clients.values():
         client.__exit__(None, None, None)
 
 
 def _table() -> list[Any]:
     rows = []
-    for service, routes in (
-        ("intake", INTAKE_ROUTES),
-        ("plans", PLANS_ROUTES),
-        ("reviews", REVIEWS_ROUTES),
-    ):
+    for service, routes in TABLES.items():
         for method, path, allowed in routes:
             for name in sorted(EVERYONE):
                 rows.append(
@@ -205,11 +252,7 @@ def test_each_role_is_allowed_or_refused_on_each_endpoint(
 def _routes() -> list[Any]:
     return [
         pytest.param(service, method, path, id=f"{service}-{method}-{path}")
-        for service, routes in (
-            ("intake", INTAKE_ROUTES),
-            ("plans", PLANS_ROUTES),
-            ("reviews", REVIEWS_ROUTES),
-        )
+        for service, routes in TABLES.items()
         for method, path, _ in routes
     ]
 
@@ -241,6 +284,25 @@ def test_lists_show_each_reader_only_the_cases_they_may_read(
     assert intake.case_id not in listed("senco_far")
     assert intake.case_id not in listed("coord_far")
     assert intake.case_id not in listed("mgr_far")
+
+
+def test_placements_cohort_shows_another_teams_coordinator_none_of_this_ones(
+    services: dict[str, Service], local_issuer: LocalIssuer
+) -> None:
+    placement = services["placement"]
+
+    def listed(who: str) -> set[str]:
+        response = placement.client.get(
+            "/phase-transfers/2026", headers=headers_of(local_issuer, who)
+        )
+        assert response.status_code == 200, response.text
+        return {row["case_id"] for row in response.json()["children"]}
+
+    assert placement.case_id in listed("coord_team")
+    assert placement.case_id in listed("senco_school")
+    assert placement.case_id not in listed("coord_far")
+    assert placement.case_id not in listed("mgr_far")
+    assert placement.case_id not in listed("senco_far")
 
 
 def test_a_review_list_shows_a_coordinator_of_another_team_nothing_of_this_one(

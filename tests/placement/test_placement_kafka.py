@@ -438,7 +438,7 @@ def test_the_subscribers_keep_each_cases_facts_once_and_set_aside_bad_records(
     assert facts() == first
     # The coordinator and school access control reads, kept once across the replay.
     scope = stored_case_scope(store)(case_id)
-    assert (scope.coordinator_id, scope.school_urns) == ("ehcco-8", {123456})
+    assert (scope.coordinator_id, scope.school_urns) == ("ehcco-8", frozenset({123456}))
     assert store.read_all() == []  # following others' events records no events
     # The unreadable record went aside on each run, byte for byte, with the reason.
     assert [record.value for record in dead] == [b"not a cloudevent"] * 2
