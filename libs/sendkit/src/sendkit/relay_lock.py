@@ -329,7 +329,7 @@ def run_exclusively(
     One ``sendkit.health`` progress is tracked throughout: a standby's round has
     nothing to do (so a standby is alive), a publisher's rounds are the relay's.
     """
-    with PROGRESS.tracking(f"relay {lock.name}") as progress:
+    with PROGRESS.tracking(lock.name) as progress:
         _run_exclusively(
             make_relay,
             lock,
