@@ -26,8 +26,14 @@ lint: .venv/.synced
 types: .venv/.synced
 	.venv/bin/mypy
 
-test: install lint types
-	.venv/bin/pytest
+# Every step runs even when an earlier one fails, so one run shows every problem; the
+# target fails if any step did.
+test: install
+	@status=0; \
+	$(MAKE) --no-print-directory lint || status=1; \
+	$(MAKE) --no-print-directory types || status=1; \
+	.venv/bin/pytest || status=1; \
+	exit $$status
 
 run: install
 	$(PY) -m devstack.run
