@@ -422,6 +422,8 @@ def api_port() -> int:
     return free_port()
 
 
+# Bearer tokens are verified (the local issuer); the callback needs only its own.
+@pytest.mark.usefixtures("auth_env")
 def test_delivery_receipts_become_events_and_a_failure_reaches_the_manager(
     tmp_path: Path, catcher: MailCatcher, clock: FakeClock, api_port: int
 ) -> None:
@@ -483,6 +485,8 @@ def test_delivery_receipts_become_events_and_a_failure_reaches_the_manager(
         )
 
 
+# Bearer tokens are verified (the local issuer); the callback needs only its own.
+@pytest.mark.usefixtures("auth_env")
 def test_a_delivered_receipt_and_a_repeat_of_it(
     tmp_path: Path, catcher: MailCatcher, clock: FakeClock, api_port: int
 ) -> None:
@@ -514,6 +518,8 @@ def test_a_delivered_receipt_and_a_repeat_of_it(
         ]
 
 
+# Bearer tokens are verified (the local issuer); the callback needs only its own.
+@pytest.mark.usefixtures("auth_env")
 def test_receipts_with_a_wrong_token_are_refused_by_the_running_api(
     tmp_path: Path, catcher: MailCatcher, clock: FakeClock, api_port: int
 ) -> None:

@@ -1,5 +1,8 @@
 """Notify's HTTP API: the staff directory, preferences, the CSV import and bootstrap,
-and the callback endpoint's bearer token, on a real SQLite file."""
+the callback endpoint's bearer token, and who may call what, on a real SQLite file.
+
+Tokens come from the local issuer (``tests/auth_fixtures.py``) and are verified
+through the real path; the directory's tests act as a ``service_admin``."""
 
 from __future__ import annotations
 
@@ -18,12 +21,14 @@ from fastapi.testclient import TestClient
 from notify_factories import COORDINATOR, MANAGER, SENCO, write_directory_csv
 from notify_servers import CALLBACK_TOKEN
 
+from auth_fixtures import Mint
 from devstack.kafka_config import free_port
 from notify.bootstrap import NotifyRuntime, build_runtime
 from notify.entrypoints.api import create_app
 from notify.settings import NotifySettings
 
 CSV_HEADERS = {"Content-Type": "text/csv"}
+ADMIN_ID = "admin-1"
 
 
 def settings(tmp_path: Path, **changes: Any) -> NotifySettings:
@@ -44,7 +49,21 @@ def runtime(tmp_path: Path) -> Iterator[NotifyRuntime]:
 
 
 @pytest.fixture
-def api(runtime: NotifyRuntime) -> Iterator[TestClient]:
+def admin(auth_env: dict[str, str], mint: Mint) -> dict[str, str]:
+    """The Authorization header of a service administrator."""
+    return mint(ADMIN_ID, ["service_admin"])
+
+
+@pytest.fixture
+def api(runtime: NotifyRuntime, admin: dict[str, str]) -> Iterator[TestClient]:
+    """A client sending the administrator's token with every request."""
+    with TestClient(create_app(runtime=runtime), headers=admin) as client:
+        yield client
+
+
+@pytest.fixture
+def bare(runtime: NotifyRuntime, auth_env: dict[str, str]) -> Iterator[TestClient]:
+    """A client that sends no Authorization header unless a request gives one."""
     with TestClient(create_app(runtime=runtime)) as client:
         yield client
 
@@ -214,12 +233,12 @@ def test_a_csv_import_is_all_or_nothing_and_names_each_bad_row(
 
 
 def test_the_directory_csv_is_imported_at_start_only_when_it_changed(
-    tmp_path: Path,
+    tmp_path: Path, admin: dict[str, str]
 ) -> None:
     csv = write_directory_csv(tmp_path / "staff.csv")
     first = build_runtime(settings(tmp_path, directory_csv=csv))
     try:
-        with TestClient(create_app(runtime=first)) as api:
+        with TestClient(create_app(runtime=first), headers=admin) as api:
             assert api.get(f"/staff/{SENCO.staff_id}").json()["school_urn"] == 100234
             # A change made through the API...
             changed = api.put(
@@ -250,8 +269,9 @@ def test_the_directory_csv_is_imported_at_start_only_when_it_changed(
 
 
 def test_a_callback_with_a_wrong_token_is_refused_and_changes_nothing(
-    api: TestClient, runtime: NotifyRuntime
+    bare: TestClient, runtime: NotifyRuntime
 ) -> None:
+    api = bare
     receipt = {
         "id": "8d2c4b1e-1111-4c6b-9a0f-3e5d7c9b1a2f",
         "reference": "no-such-alert",
@@ -280,6 +300,7 @@ def test_a_callback_with_a_wrong_token_is_refused_and_changes_nothing(
     assert runtime.db.store.last_position() == 0
 
 
+@pytest.mark.usefixtures("auth_env")
 def test_callbacks_are_refused_when_no_token_is_configured(tmp_path: Path) -> None:
     runtime = build_runtime(settings(tmp_path, govuk_callback_token=None))
     try:
@@ -294,13 +315,114 @@ def test_callbacks_are_refused_when_no_token_is_configured(tmp_path: Path) -> No
         runtime.db.close()
 
 
-def test_probes_answer(api: TestClient) -> None:
+def test_probes_answer(api: TestClient, bare: TestClient) -> None:
     assert api.get("/healthz").json()["service"] == "notify"
     assert api.get("/readyz").json()["checks"] == {"database": "ok"}
     problem(api.get("/alerts/nope"), 404)
+    # The probes need no token.
+    assert bare.get("/healthz").status_code == 200
+    assert bare.get("/readyz").status_code == 200
 
 
-def test_python_m_notify_api_serves_until_sigterm(tmp_path: Path) -> None:
+def test_without_a_valid_token_every_staff_route_is_401_and_nothing_changes(
+    bare: TestClient, runtime: NotifyRuntime
+) -> None:
+    path = f"/staff/{MANAGER.staff_id}"
+    calls = [
+        ("GET", "/staff", {}),
+        ("POST", "/staff", {"json": manager_body()}),
+        ("POST", "/staff/import", {"content": "staff_id\n", "headers": CSV_HEADERS}),
+        ("GET", path, {}),
+        ("PUT", path, {"json": manager_body()}),
+        ("DELETE", path, {}),
+        ("GET", f"{path}/preferences", {}),
+        ("PUT", f"{path}/preferences", {"json": {}}),
+        ("GET", "/alerts/nope", {}),
+    ]
+    for method, url, options in calls:
+        response = bare.request(method, url, **options)
+        problem(response, 401)
+        assert response.headers["www-authenticate"].startswith("Bearer realm=")
+    forged = bare.get("/staff", headers={"Authorization": "Bearer not.a.jwt"})
+    problem(forged, 401)
+    assert 'error="invalid_token"' in forged.headers["www-authenticate"]
+    assert runtime.staff.members() == []
+
+
+@pytest.mark.parametrize(
+    "roles",
+    [["team_manager"], ["ehc_coordinator"], ["senco"], ["panel_officer"], ["auditor"]],
+)
+def test_only_an_administrator_changes_the_directory(
+    api: TestClient, bare: TestClient, mint: Mint, roles: list[str]
+) -> None:
+    assert api.post("/staff", json=manager_body()).status_code == 201
+    other = mint("someone-1", roles)
+    path = f"/staff/{MANAGER.staff_id}"
+    fields = {k: v for k, v in manager_body().items() if k != "staff_id"}
+    writes = [
+        bare.post(
+            "/staff", json={**manager_body(), "staff_id": "new-1"}, headers=other
+        ),
+        bare.put(path, json={**fields, "name": "Changed"}, headers=other),
+        bare.delete(path, headers=other),
+        bare.put(f"{path}/preferences", json={"daily_digest": True}, headers=other),
+        bare.post(
+            "/staff/import",
+            content="staff_id,name,email,role,manager_id\n",
+            headers={**other, **CSV_HEADERS},
+        ),
+    ]
+    for response in writes:
+        assert problem(response, 403)["action"] == "notify:staff.write"
+    assert [m.name for m in api.app.state.runtime.staff.members()] == [MANAGER.name]
+    assert api.get(f"{path}/preferences").json()["daily_digest"] is False
+
+
+def test_an_auditor_reads_the_directory_and_alerts_and_others_may_not(
+    api: TestClient, bare: TestClient, mint: Mint
+) -> None:
+    api.post("/staff", json=manager_body())
+    path = f"/staff/{MANAGER.staff_id}"
+    auditor = mint("auditor-1", ["auditor"])
+    assert bare.get("/staff", headers=auditor).json()["count"] == 1
+    assert bare.get(path, headers=auditor).json()["email"] == MANAGER.email
+    assert bare.get(f"{path}/preferences", headers=auditor).status_code == 200
+    problem(bare.get("/alerts/nope", headers=auditor), 404)
+
+    for roles in (["team_manager"], ["ehc_coordinator"], ["senco"]):
+        other = mint("someone-1", roles)
+        for url in ("/staff", path, f"{path}/preferences"):
+            assert problem(bare.get(url, headers=other), 403)["action"] == (
+                "notify:staff.read"
+            )
+        refused = problem(bare.get("/alerts/nope", headers=other), 403)
+        assert refused["action"] == "notify:alerts.read"
+
+
+def test_reads_of_contact_details_are_logged_without_their_values(
+    api: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    api.post("/staff", json={**manager_body(), "mobile": "07700900102"})
+    with caplog.at_level("INFO", logger="notify.entrypoints.api"):
+        api.get(f"/staff/{MANAGER.staff_id}")
+        api.get("/staff")
+    reads = [
+        r for r in caplog.records if r.getMessage() == "staff contact details read"
+    ]
+    assert [(r.__dict__["endpoint"], r.__dict__["subjects"]) for r in reads] == [
+        ("GET /staff/{staff_id}", [MANAGER.staff_id]),
+        ("GET /staff", [MANAGER.staff_id]),
+    ]
+    assert all(r.__dict__["staff_id"] == ADMIN_ID for r in reads)
+    logged = " ".join(str(r.__dict__) for r in reads)
+    assert MANAGER.email not in logged
+    assert "7700900102" not in logged
+
+
+def test_python_m_notify_api_serves_until_sigterm(
+    tmp_path: Path, admin: dict[str, str]
+) -> None:
     port = free_port()
     env = dict(os.environ)
     env.update(
@@ -328,7 +450,8 @@ def test_python_m_notify_api_serves_until_sigterm(tmp_path: Path) -> None:
                 time.sleep(0.2)
         assert ready is not None, "the API never answered"
         assert ready.status_code == 200
-        staff = httpx.get(f"http://127.0.0.1:{port}/staff").json()
+        assert httpx.get(f"http://127.0.0.1:{port}/staff").status_code == 401
+        staff = httpx.get(f"http://127.0.0.1:{port}/staff", headers=admin).json()
         assert staff["count"] == 5
     finally:
         process.send_signal(signal.SIGTERM)

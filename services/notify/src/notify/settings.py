@@ -3,6 +3,12 @@
 The shared names (``KAFKA_BOOTSTRAP_SERVERS``, ``SEND_ENV``, ``LOG_FORMAT``,
 ``LOG_LEVEL``) come from ``sendkit.settings.ServiceSettings``. ``describe
 (NotifySettings)`` lists every name with its default and meaning.
+
+``NotifySettings`` is what the worker, the relay and the command line read.
+``NotifyApiSettings`` adds the access-control names of
+``sendkit.auth.settings.AuthSettings`` (AUTH_ISSUER, AUTH_AUDIENCE, AUTH_MODE, ...) for
+the HTTP API only: the worker serves no staff, so it starts without them, even with
+``SEND_ENV=production``.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from notify.domain.delivery import RetryPolicy
 from notify.domain.preferences import DEFAULT_QUIET_HOURS, Preferences, QuietHours
 from notify.domain.terms import Term, check_terms, parse_terms, parse_terms_csv
 from notify.errors import ConfigurationError
+from sendkit.auth import AuthSettings
 from sendkit.settings import ServiceSettings
 
 _UUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
@@ -309,6 +316,15 @@ class NotifySettings(ServiceSettings):
         if self.message_id_domain:
             return self.message_id_domain
         return self.from_address.rpartition("@")[2].rstrip(">").strip() or "localhost"
+
+
+class NotifyApiSettings(NotifySettings, AuthSettings):
+    """The HTTP API's settings: notify's own and how bearer tokens are verified."""
+
+    # Set again: the merged config would take AuthSettings' empty prefix last.
+    model_config = SettingsConfigDict(
+        env_prefix="NOTIFY_", extra="ignore", populate_by_name=True, frozen=True
+    )
 
 
 def _loopback(host: str) -> bool:

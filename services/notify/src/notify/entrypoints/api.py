@@ -19,6 +19,22 @@ wrong token is 401 problem details and changes nothing).
 ``GET /alerts/{alert_id}`` answers where an alert is (status, attempts, channel,
 provider, delivery status), without its address or text. ``/healthz``, ``/readyz``
 and ``/metrics`` come from ``sendkit.web``. Every error is RFC 9457 problem details.
+
+Every route but the probes and the receipts callback needs an OpenID Connect bearer
+token (``sendkit.auth``, ADR 009): 401 without a valid one, 403 when its roles are not
+granted the route's action (``POLICY`` below). Changing the directory or anyone's
+preferences, and importing a CSV, is a ``service_admin``'s; reading the directory,
+preferences and alerts is also an ``auditor``'s. The callback carries GOV.UK Notify's
+own token instead: ``ServiceAuth`` checks a token only on a route that asks for an
+action, and the callback asks for none. Auditors read the access log at
+``GET /access-log``.
+
+Known limit: reading the directory shows staff's contact details (email, mobile), but
+the kernel's access log records reads of a case (``AccessEntry.case_id``) and has no
+subject for a member of staff, so those reads are not in the access log; each is a log
+line (reader's and subjects' pseudonymous ids, endpoint, field names, no values)
+instead, which a council keeping its logs can audit but ``GET /access-log`` does not
+show.
 """
 
 from __future__ import annotations
@@ -51,7 +67,18 @@ from notify.domain.preferences import (
     Preferences,
     QuietHours,
 )
-from notify.settings import NotifySettings
+from notify.settings import NotifyApiSettings, NotifySettings
+from sendkit.auth import (
+    ADMINISTER,
+    UNALLOCATED,
+    AuthSettings,
+    Grant,
+    Policy,
+    Principal,
+    Reach,
+    Role,
+    ServiceAuth,
+)
 from sendkit.logging import configure_logging
 from sendkit.problems import ErrorMap
 from sendkit.web import create_app as create_service_app
@@ -62,6 +89,29 @@ StaffIdPath = Annotated[
     str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", description="A staff id.")
 ]
 CSV_TYPES = ("text/csv", "text/plain", "application/csv")
+
+SERVICE_NAME = "notify"
+
+ADMINISTER_OR_AUDIT: tuple[Grant, ...] = (
+    *ADMINISTER,
+    Grant(Role.AUDITOR, Reach.ALL),
+)
+
+POLICY = Policy(
+    SERVICE_NAME,
+    {
+        "staff.write": ADMINISTER,
+        "staff.read": ADMINISTER_OR_AUDIT,
+        "alerts.read": ADMINISTER_OR_AUDIT,
+    },
+)
+"""Who may do what: ``staff.write`` is every change to the directory or to anyone's
+preferences (the CSV import too); ``staff.read`` reads the directory and preferences;
+``alerts.read`` is ``GET /alerts/{id}``. Every grant reaches all, so no case's scope is
+ever looked up."""
+
+CONTACT_FIELDS = ("name", "email", "mobile")
+"""What a directory answer shows of a person, named in the log line of each read."""
 
 
 class StaffFields(BaseModel):
@@ -178,11 +228,40 @@ def _token_matches(header: str | None, token: str | None) -> bool:
     return hmac.compare_digest(given.strip().encode(), token.encode())
 
 
+def _log_contact_read(
+    request: Request, reader: Principal, members: Sequence[StaffMember]
+) -> None:
+    # Pseudonymous ids and field names only: never a name, address or number.
+    route = getattr(request.scope.get("route"), "path", request.url.path)
+    log.info(
+        "staff contact details read",
+        extra={
+            "staff_id": reader.staff_id,
+            "roles": sorted(reader.roles),
+            "endpoint": f"{request.method} {route}",
+            "subjects": [m.staff_id for m in members],
+            "fields": list(CONTACT_FIELDS),
+        },
+    )
+
+
 def create_app(
-    settings: NotifySettings | None = None, *, runtime: NotifyRuntime | None = None
+    settings: NotifySettings | None = None,
+    *,
+    runtime: NotifyRuntime | None = None,
+    auth_settings: AuthSettings | None = None,
 ) -> FastAPI:
-    """The API over ``runtime`` (built from the settings when not given)."""
-    settings = settings or (runtime.settings if runtime else NotifySettings())
+    """The API over ``runtime`` (built from the settings when not given).
+
+    Tokens are verified as ``auth_settings`` say, else as ``settings`` do when they
+    are ``NotifyApiSettings``, else as the AUTH_* environment does;
+    ``AuthConfigError`` names what is missing.
+    """
+    settings = settings or (runtime.settings if runtime else NotifyApiSettings())
+    if auth_settings is None:
+        auth_settings = (
+            settings if isinstance(settings, AuthSettings) else AuthSettings()
+        )
     owned = runtime is None
     parts = runtime or build_runtime(settings)
     token = (
@@ -214,17 +293,31 @@ def create_app(
     )
     app.state.runtime = parts
     staff = parts.staff
+    auth = ServiceAuth.from_settings(
+        auth_settings,
+        POLICY,
+        store=parts.db.store,
+        case_scope=lambda _case_id: UNALLOCATED,
+    )
+    auth.install(app)
+    may_write = auth.require("staff.write")
+    may_read = auth.require("staff.read")
+    may_list = auth.require("staff.read", listing=True)
+    may_read_alerts = auth.require("alerts.read")
 
     @app.get("/staff", summary="The staff directory")
     def list_staff(
+        request: Request,
         role: StaffRole | None = None,
         school_urn: Annotated[int | None, Query(ge=100000, le=999999)] = None,
+        reader: Principal = may_list,
     ) -> dict[str, Any]:
         found = staff.members(role=role.value if role else None, school_urn=school_urn)
+        _log_contact_read(request, reader, found)
         return {"count": len(found), "staff": [staff_json(m) for m in found]}
 
     @app.post("/staff", status_code=201, summary="Add a member of staff")
-    def add_staff(body: NewStaff) -> JSONResponse:
+    def add_staff(body: NewStaff, admin: Principal = may_write) -> JSONResponse:
         member = staff.create(body.member(body.staff_id))
         return JSONResponse(
             staff_json(member),
@@ -236,6 +329,7 @@ def create_app(
     async def import_staff(
         request: Request,
         content_type: Annotated[str | None, Header()] = None,
+        admin: Principal = may_write,
     ) -> dict[str, Any]:
         media = (content_type or "").split(";")[0].strip().lower()
         if media not in CSV_TYPES:
@@ -259,27 +353,35 @@ def create_app(
         }
 
     @app.get("/staff/{staff_id}", summary="One member of staff")
-    def get_staff(staff_id: StaffIdPath) -> dict[str, Any]:
-        return staff_json(staff.get(staff_id))
+    def get_staff(
+        request: Request, staff_id: StaffIdPath, reader: Principal = may_read
+    ) -> dict[str, Any]:
+        member = staff.get(staff_id)
+        _log_contact_read(request, reader, [member])
+        return staff_json(member)
 
     @app.put("/staff/{staff_id}", summary="Add or replace a member of staff")
-    def put_staff(staff_id: StaffIdPath, body: StaffFields) -> JSONResponse:
+    def put_staff(
+        staff_id: StaffIdPath, body: StaffFields, admin: Principal = may_write
+    ) -> JSONResponse:
         member = body.member(staff_id)
         created = staff.replace(member)
         return JSONResponse(staff_json(member), status_code=201 if created else 200)
 
     @app.delete("/staff/{staff_id}", status_code=204, summary="Remove a member")
-    def delete_staff(staff_id: StaffIdPath) -> Response:
+    def delete_staff(staff_id: StaffIdPath, admin: Principal = may_write) -> Response:
         staff.delete(staff_id)
         return Response(status_code=204)
 
     @app.get("/staff/{staff_id}/preferences", summary="How they want alerts")
-    def get_preferences(staff_id: StaffIdPath) -> dict[str, object]:
+    def get_preferences(
+        staff_id: StaffIdPath, reader: Principal = may_read
+    ) -> dict[str, object]:
         return staff.preferences(staff_id).to_dict()
 
     @app.put("/staff/{staff_id}/preferences", summary="Set how they want alerts")
     def put_preferences(
-        staff_id: StaffIdPath, body: PreferencesIn
+        staff_id: StaffIdPath, body: PreferencesIn, admin: Principal = may_write
     ) -> dict[str, object]:
         return staff.set_preferences(staff_id, body.preferences()).to_dict()
 
@@ -309,6 +411,7 @@ def create_app(
     @app.get("/alerts/{alert_id}", summary="Where one alert is")
     def get_alert(
         alert_id: Annotated[str, Path(min_length=1, max_length=100)],
+        reader: Principal = may_read_alerts,
     ) -> dict[str, Any]:
         with parts.db.transaction() as tx:
             alert = tx.get_alert(alert_id)
@@ -337,10 +440,10 @@ def create_app(
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m notify api",
-        description="Serve notify's HTTP API (settings from NOTIFY_*).",
+        description="Serve notify's HTTP API (settings from NOTIFY_* and AUTH_*).",
     )
     parser.parse_args(argv)
-    settings = NotifySettings()
+    settings = NotifyApiSettings()
     configure_logging(
         "notify", log_format=settings.log_format, level=settings.log_level
     )
