@@ -255,6 +255,10 @@ class IdempotentSubscriber:
             for index, (tp, records) in enumerate(pending):
                 for record in records:
                     try:
+                        if self._stop.is_set():
+                            # Stopping: the rest of the batch is left, uncommitted,
+                            # to whichever member of the group polls it next.
+                            raise _GaveUp
                         outcome = self._handle(record)
                     except BaseException:
                         # Nothing from here on is durable: make the next poll start at
@@ -281,12 +285,13 @@ class IdempotentSubscriber:
     ) -> None:
         """Poll until ``stop_event`` is set, then leave the group and close.
 
-        A stop is seen between polls and during a retry's backoff; the records
-        handled so far have their offsets committed, the rest are left to the next
-        member of the group. Each poll is a round on ``progress`` (``sendkit.health``;
-        by default one tracked in ``PROGRESS`` while this runs): fine when it handled
-        records or none were waiting, blocked when it handled none while the
-        partitions' known high-water marks are ahead of the consumer's position.
+        A stop is seen between records and during a retry's backoff: the record in
+        hand is finished, the offsets of what was handled are committed, and the rest
+        of the batch is left to the next member of the group. Each poll is a round on
+        ``progress`` (``sendkit.health``; by default one tracked in ``PROGRESS`` while
+        this runs): fine when it handled records or none were waiting, blocked when
+        it handled none while the partitions' known high-water marks are ahead of the
+        consumer's position.
         """
         log.info(
             "subscriber %s started on %s",
