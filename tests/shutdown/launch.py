@@ -23,7 +23,6 @@ from prometheus_client import REGISTRY
 # takes ``topic=``, that function).
 ENTRY_POINTS = {
     "intake-relay": ("intake.entrypoints.relay",) * 2 + ("build_relay",),
-    "plans-relay": ("plans.entrypoints.relay",) * 2 + ("build_relay",),
     "plans-subscriber": ("plans.entrypoints.subscriber",) * 2 + ("build_subscriber",),
     # The HTTP app, uvicorn and all, with its relay thread on the test's topic.
     "intake-api": ("intake.__main__", "intake.adapters.relay", "build_relay"),
