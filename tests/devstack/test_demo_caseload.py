@@ -27,6 +27,7 @@ from devstack.demo_data import (
     CHILD_FAMILY_NAME,
     CHILD_GIVEN_NAMES,
     DEMO_SCHOOLS,
+    DEMO_SENCOS,
     DEMO_STAFF,
     LATE_BY_AT_MOST,
     OFFICE_HOURS,
@@ -369,7 +370,9 @@ def test_the_command_line_writes_the_cases_and_the_directory(tmp_path: Path) -> 
     first = json.loads(lines[0])
     assert first["child_ref"].startswith("C-")
     assert datetime.fromisoformat(first["received_at"]).tzinfo is not None
-    assert len(read_staff_csv(tmp_path / "staff.csv")) == len(DEMO_STAFF)
+    staff = read_staff_csv(tmp_path / "staff.csv")
+    assert staff == [*DEMO_STAFF, *DEMO_SENCOS]
+    assert "66 plans issued, 21 within 20 weeks" in done.stdout
 
 
 # The intake contract the demo posts to

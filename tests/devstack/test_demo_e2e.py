@@ -298,7 +298,12 @@ def test_ctrl_c_stops_everything_after_a_request_reaches_the_topic(
 
     output = log_path.read_text()
     assert status == 0, output
-    assert "Stopped notify-worker" in output
+    stopped = re.search(r"^Stopped (.*) in [\d.]+ s\.$", output, re.MULTILINE)
+    assert stopped is not None, output
+    names = stopped.group(1).split(", ")
+    # Everything, in the reverse of the order it started: Kafka last.
+    assert {"notify-worker", "plans-api", "reviews-api", "intake-relay"} <= set(names)
+    assert names[-1] == "kafka"
     jvm = JVM_PID.search(output)
     assert jvm is not None, output
     assert not is_alive(int(jvm.group(1)))

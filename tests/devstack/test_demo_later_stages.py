@@ -92,6 +92,12 @@ def test_the_full_year_issues_plans_at_the_published_32_point_1_percent() -> Non
     # Buckinghamshire reported no exception to the 20-week limit, and nor does the plan.
     assert timeliness.plans_issued == timeliness.plans_issued_excl_exceptions
     assert timeliness.plans_issued > figures().timeliness.plans_issued
+    # The reviews' figure reads as the published one too.
+    reviews = figures().reviews
+    assert reviews is not None
+    decided = timeliness.within_4_weeks_share
+    assert decided is not None
+    assert round(100 * decided, 1) == reviews.published_within_4_weeks_pc == 52.1
 
 
 @pytest.mark.parametrize(("scale", "seed"), RUNS)

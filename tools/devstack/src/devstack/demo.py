@@ -557,9 +557,6 @@ class ApiClient:
         return result
 
 
-IntakeClient = ApiClient
-
-
 def _problem_detail(answer: httpx.Response) -> str:
     try:
         body = answer.json()
