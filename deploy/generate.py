@@ -361,6 +361,10 @@ def _subscriber(service: str, module: str) -> Workload:
     )
 
 
+AUTH_ISSUER_PLACEHOLDER = "https://login.council.example/send-casework"
+AUTH_AUDIENCE_PLACEHOLDER = "api://send-casework"
+
+
 def _event_sourced(
     name: str, port: int, subscriber: tuple[str, str] | None = None
 ) -> Service:
@@ -372,6 +376,10 @@ def _event_sourced(
         f"{prefix}_HOST": "0.0.0.0",  # noqa: S104 - inside the pod, behind policies
         f"{prefix}_PORT": str(port),
         f"{prefix}_RELAY_ENABLED": "false",
+        # The council's OpenID Connect provider (ADR 009): set both for the council's
+        # tenant before applying; every API refuses to start without them.
+        "AUTH_ISSUER": AUTH_ISSUER_PLACEHOLDER,
+        "AUTH_AUDIENCE": AUTH_AUDIENCE_PLACEHOLDER,
     }
     workloads = [_api(name, port), _relay(name)]
     if subscriber is not None:
