@@ -113,7 +113,9 @@ def projector_loops(
                     group,
                     store,
                     handler,
-                    poll_timeout_ms=200,
+                    # Not shorter than the default: kafka-python 3.0.12 can end a
+                    # group join with no partitions when a poll's timeout expires
+                    # between JoinGroup and SyncGroup (seen with 10-200 ms polls).
                     registry=registry,
                 ),
                 stop,
