@@ -37,6 +37,7 @@ from devstack.demo import (
 from devstack.demo_data import PlannedCase, Timeliness, generate_caseload
 from devstack.dfe import load_la_figures
 from devstack.kafka_config import LOOPBACK, BrokerLayout, free_port
+from devstack.processes import ProcessSpec, ProcessStartError, Stack
 from devstack.run import Ports, RunError, RunLayout, choose_ports
 from send_schemas.topics import DEADLINES, INTAKE, NOTIFY
 from sendkit.calendar import LONDON, london_date
@@ -563,3 +564,59 @@ def test_the_summary_shows_the_dfe_figures_beside_the_published_ones(
     assert "the clocks' figures agree." in text
     assert data["timeliness"]["within_4_weeks_share"] == 0.6
     assert data["planned_timeliness"]["plans_issued"] == 66
+
+
+# Starting side by side ----------------------------------------------------------------
+
+
+def _printer(name: str, line: str, *, then_exit: bool = False) -> ProcessSpec:
+    code = f"import sys, time; print({line!r}, flush=True); "
+    code += "sys.exit(4)" if then_exit else "time.sleep(60)"
+    return ProcessSpec(
+        name=name,
+        argv=[sys.executable, "-c", code],
+        ready_log_line="ready" if not then_exit else "never said",
+        stop_timeout=5,
+    )
+
+
+def test_a_group_starts_side_by_side_and_each_is_waited_for(tmp_path: Path) -> None:
+    with Stack(tmp_path) as stack:
+        started = stack.start_all(
+            [_printer("one", "one ready"), _printer("two", "two ready")], timeout=60
+        )
+
+        names = [managed.spec.name for managed, _ in started]
+        assert names == ["one", "two"]
+        assert all(managed.running for managed, _ in started)
+        assert all(seconds >= 0 for _, seconds in started)
+        assert sorted(stack.pids()) == ["one", "two"]
+    assert stack.processes == []
+
+
+def test_a_group_fails_at_once_when_one_of_it_exits(tmp_path: Path) -> None:
+    with Stack(tmp_path) as stack:
+        group = [_printer("slow", "not yet"), _printer("quits", "bye", then_exit=True)]
+        with pytest.raises(ProcessStartError, match="quits exited with code 4"):
+            stack.start_all(group, timeout=60)
+
+        # The one still starting runs on until the stack is stopped.
+        assert [m.spec.name for m in stack.processes] == ["slow", "quits"]
+    assert stack.processes == []
+
+
+def test_only_a_new_event_counts_as_progress() -> None:
+    watcher = TopicWatcher("unused:9092")
+    feed = Feed(watcher)
+    event = feed.clock("ClockSet", str(uuid.uuid4()))
+    record = to_kafka(event)
+    again = Record(
+        DEADLINES.name, 0, 99, 1, record.key, record.value, list(record.headers)
+    )
+
+    # A worker that crashes and starts again publishes the same event again: that
+    # is no progress, so the demo's stall detection still fires.
+    assert watcher.take(again) is False
+    junk = Record(DEADLINES.name, 0, 100, 1, b"k", b"not json", [])
+    assert watcher.take(junk) is False
+    assert watcher.unreadable == 1

@@ -333,10 +333,15 @@ class TopicWatcher:
                 if not batches:
                     continue
                 with self._lock:
-                    for records in batches.values():
-                        for record in records:
-                            self.take(record)
-                    self._last_record_at = time.monotonic()
+                    fresh = [
+                        self.take(record)
+                        for records in batches.values()
+                        for record in records
+                    ]
+                    # Only a new event counts as progress: a worker crashing and
+                    # starting again may publish the same events over and over.
+                    if any(fresh):
+                        self._last_record_at = time.monotonic()
                     self._lock.notify_all()
         except Exception as error:
             # The driver waits on this thread; a dead watcher must end the demo with
@@ -346,16 +351,16 @@ class TopicWatcher:
                 self._failure = error
                 self._lock.notify_all()
 
-    def take(self, record: Any) -> None:
-        """Count one consumed record; a repeat of an id already seen is ignored."""
+    def take(self, record: Any) -> bool:
+        """Count one consumed record; whether it was new (a repeated id is not)."""
         try:
             event = from_kafka(record)
         except InvalidEnvelope as error:
             self.unreadable += 1
             log.warning("unreadable record on %s: %s", record.topic, error)
-            return
+            return False
         if event.id in self.seen_ids:
-            return
+            return False
         self.seen_ids.add(event.id)
         timestamp = int(record.timestamp)
         if record.topic in (PLANS.name, REVIEWS.name):
@@ -389,6 +394,7 @@ class TopicWatcher:
                 str(event.data.get("alert_kind", "")),
                 str(event.data.get("recipient_role", "")),
             )
+        return True
 
     def _take_clock_event(
         self,
@@ -1062,7 +1068,11 @@ class DemoDriver:
     # Step 2 of make run: one request, seen arriving on the topic.
 
     def show_request_on_topic(self) -> IntakeRecord:
-        """Post the first planned request and read it back from the intake topic."""
+        """Post the first planned request and read it back from the intake topic.
+
+        Then wait for its decision clock's ``ClockSet``, so a deadlines worker that is
+        up but not processing stops the demo here, before the year begins.
+        """
         case = self.cases[0]
         started = time.monotonic()
         work = _DayWork()
@@ -1081,6 +1091,11 @@ class DemoDriver:
             f"read back from {INTAKE.name} (partition {record.partition}, offset "
             f"{record.offset}) {seconds:.2f} s later: ce_type={record.ce_type} "
             f"key={record.key}"
+        )
+        self._await_answers(work.expected)
+        self._print(
+            f"  and its decision clock set on {DEADLINES.name} "
+            f"{time.monotonic() - started:.2f} s after the POST."
         )
         return record
 

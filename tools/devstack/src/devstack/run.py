@@ -127,6 +127,8 @@ DEADLINES_READY_LINE = "deadlines worker ready"
 PLACEMENT_MODULE = "placement"
 """Started only if it is installed: the service is newer than the rest."""
 RELAY_POLL_S = "0.05"
+WARM_UP_GROUP = "devstack-run-warm-up"
+WARM_UP_TIMEOUT_S = 120.0
 TOKEN_REUSE_S = 20 * 60.0
 """How long the demo reuses a member's token (the issuer's last 30 minutes)."""
 
@@ -565,6 +567,7 @@ def start_platform(
         )
 
     write_staff_csv(layout.staff_csv, (*DEMO_STAFF, *DEMO_SENCOS))
+    warm_group_coordinator(platform.bootstrap)
     for group in service_specs(platform):
         for managed, seconds in stack.start_all(group, GROUP_READY_TIMEOUT_S):
             _ready(managed, seconds, out)
@@ -599,6 +602,35 @@ def ticks_held(bootstrap: str) -> int:
         first = consumer.beginning_offsets(partitions)
         last = consumer.end_offsets(partitions)
         return sum(int(last[tp]) - int(first[tp]) for tp in partitions)
+    finally:
+        consumer.close()
+
+
+def warm_group_coordinator(bootstrap: str, timeout: float = WARM_UP_TIMEOUT_S) -> None:
+    """Join a consumer group once, so the broker's group coordinator is up.
+
+    On a new broker the first group to join creates ``__consumer_offsets``; until it
+    exists every join is refused. When the services all start at once, a faust worker
+    that meets those refusals may be assigned its partitions before it has made its
+    table's changelog topic, and then fails on every write to the table; a broker
+    whose coordinator already answers spares it that.
+    """
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap.split(","),
+        client_id="devstack-run-warm-up",
+        group_id=WARM_UP_GROUP,
+        enable_auto_commit=False,
+    )
+    deadline = time.monotonic() + timeout
+    try:
+        consumer.subscribe([CLOCK_TICKS.name])
+        while not consumer.assignment():
+            if time.monotonic() > deadline:
+                raise RunError(
+                    f"Kafka at {bootstrap} gave no consumer group a partition in "
+                    f"{timeout:.0f} s; see its log under .run/logs/kafka.log"
+                )
+            consumer.poll(timeout_ms=500)
     finally:
         consumer.close()
 
