@@ -3,8 +3,9 @@
 ``replay(path)`` reads a history (``devstack.bench.history``) in order and does what
 the deadlines processor does with each input, without Kafka: a domain event goes to
 ``engine.apply`` for its case with its partition's latest tick as "now", and a round of
-ticks runs ``engine.tick`` for every case of every partition, as
-``ClockProcessor._tick`` does, keeping a state only when the engine returns a new one.
+ticks runs ``engine.tick`` for every case of every partition whose next wake-up day has
+come, as ``ClockProcessor._tick`` does, keeping a state only when the engine returns a
+new one.
 The outputs are counted, not serialised or published, so the figure is the cost of the
 state rebuild itself; the faust worker's cost over Kafka is measured separately
 (``devstack.bench.kafka_bench``).
@@ -38,6 +39,7 @@ from deadlines.domain.errors import DeadlinesError
 from devstack.bench.history import read_history
 from devstack.bench.machine import own_peak_rss_mib, own_rss_mib
 from send_schemas.topics import PARTITIONS
+from sendkit.calendar import london_date
 from sendkit.envelope import parse_time
 
 
@@ -128,10 +130,15 @@ def replay(
         if line.is_tick:
             now = parse_time(line.payload)
             began = clock()
+            today = london_date(now)
             for number in range(partitions):
                 now_of[number] = now
                 for case_id in by_partition[number]:
                     state = states[case_id]
+                    # As the processor does: a case whose next wake-up day has not
+                    # come is passed over without a call.
+                    if state.wake_on is None or today < state.wake_on:
+                        continue
                     new, outputs = engine.tick(state, now, config)
                     result.tick_calls += 1
                     if new is not state:

@@ -26,6 +26,8 @@ SERVICE_PROCESSES = (
     "deadlines-api",
     "notify-worker",
 )
+NOT_SERVICES = ("kafka", "mail")
+"""Processes measured but not held to the target: the broker and the mail catcher."""
 MIB_PER_MB = 1e6 / 2**20
 
 RATIO_TARGET = 0.5
@@ -150,7 +152,8 @@ def targets(results: Mapping[str, Any]) -> list[dict[str, Any]]:
         )
 
     memory = _get(results, "memory", "processes") or {}
-    for name in SERVICE_PROCESSES:
+    services = [name for name in memory if name not in NOT_SERVICES]
+    for name in services or SERVICE_PROCESSES:
         rss = _get(memory, name, "rss_mib")
         mb = None if rss is None else rss / MIB_PER_MB
         found.append(
@@ -245,6 +248,7 @@ def render(results: Mapping[str, Any], results_path: str) -> str:
             if commit.get("modified_files")
             else ""
         )
+        + _commit_moved(results)
         + f"; results in `{results_path}`; {_fmt(results.get('duration_s'))} s in all.",
         "",
         f"Machine: {machine.get('cores')} cores, {_fmt(machine.get('memory_mib'))} MiB "
@@ -301,6 +305,18 @@ def render(results: Mapping[str, Any], results_path: str) -> str:
     return "\n".join(lines)
 
 
+def _commit_moved(results: Mapping[str, Any]) -> str:
+    start = _get(results, "commit", "commit")
+    end = _get(results, "commit_at_end", "commit")
+    if end is None or end == start:
+        return ""
+    short = _get(results, "commit_at_end", "short")
+    return (
+        f" (the checkout moved to `{short}` during the run, so later steps may "
+        "have run newer code)"
+    )
+
+
 def _profile_table(rows: Iterable[Mapping[str, Any]]) -> list[str]:
     return _table(
         ("Function", "Calls", "Own s", "Cumulative s"),
@@ -343,6 +359,14 @@ def _figures(results: Mapping[str, Any]) -> list[tuple[str, str]]:
         "requests/s",
         0,
     )
+    alone = _get(results, "intake_in_process", "ms") or {}
+    add(
+        "intake's command in-process, no HTTP (ReceiveRequest), p50",
+        alone.get("p50"),
+        "ms",
+        2,
+    )
+    add("intake's command in-process, no HTTP, p99", alone.get("p99"), "ms", 2)
     e2e = _get(results, "end_to_end", "medians") or {}
     add(
         "request sent to ClockSet on send.deadlines.events, p50",
@@ -423,7 +447,7 @@ def _figures(results: Mapping[str, Any]) -> list[tuple[str, str]]:
     add("  of which engine.apply", replay.get("apply_s"), "s")
     add("  of which tick rounds", replay.get("tick_s"), "s")
     add("  apply per event", replay.get("apply_us_per_event"), "µs")
-    add("  tick per case and round", replay.get("tick_us_per_case"), "µs", 2)
+    add("  tick per due case", replay.get("tick_us_per_case"), "µs", 2)
     add("  peak resident memory", replay.get("peak_rss_mib"), "MiB")
     add(
         "  peak above the interpreter's start",
