@@ -15,6 +15,9 @@ own process, then each part of the platform as a process of its own with its out
    directory written to ``.run/staff.csv``;
 3. intake's outbox relay, once the intake API has made its store.
 
+Before the side-by-side start it joins a throwaway consumer group once, so a new
+broker's group coordinator is up before the services' groups all join at once.
+
 Intake, plans and reviews verify a bearer token on every command: they trust the
 issuer (``AUTH_*`` settings), and the demo posts as each member of its staff with a
 token the issuer signs for them (coordinators ``ehc_coordinator``, managers
