@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import signal
 import subprocess
 import sys
@@ -68,7 +67,7 @@ from devstack.bench.loadgen import LoadResult, Target, find_max_rate, open_loop
 from devstack.bench.machine import git_commit, machine_info, process_memory
 from devstack.bench.stats import median, median_of_runs, ratio
 from devstack.demo_data import DEMO_STAFF
-from devstack.issuer import LocalIssuer, demo_team_members
+from devstack.issuer import LocalIssuer
 from devstack.kafka import repo_root
 from devstack.kafka_config import LOOPBACK
 from devstack.processes import ProcessStartError, Stack
@@ -76,6 +75,7 @@ from devstack.run import (
     KAFKA_READY_TIMEOUT_S,
     Platform,
     RunLayout,
+    auth_env,
     broker_pid,
     choose_ports,
     kafka_spec,
@@ -240,14 +240,17 @@ class Bench:
                             ports,
                             existing_kafka=bootstrap,
                             out=self.out,
+                            auth=auth_env(issuer),
                         )
                         self.platform(stack, platform)
         finally:
             stopping = time.monotonic()
+            started = len(stack.processes)
             stack.stop()
-            if stack.processes == []:
+            if started:
                 self.say(
-                    f"stopped every process in {time.monotonic() - stopping:.1f} s"
+                    f"stopped all {started} processes in "
+                    f"{time.monotonic() - stopping:.1f} s"
                 )
 
         if "platform" not in options.skip:
@@ -314,20 +317,18 @@ class Bench:
                 profile_to=profile,
             )
             profiled["profile"] = report.profile_rows(profile)
+            profiled["phases"] = report.worker_phases(profile)
             self.results["worker_profile"] = profiled
 
     # -- the platform -------------------------------------------------------------
 
     def trust(self, issuer: LocalIssuer) -> None:
-        """Point the services at a local issuer and mint the benchmark's token.
+        """Mint the benchmark's token from the issuer the services will trust.
 
-        The services inherit this process's environment, so they verify bearer
-        tokens as in production (``AUTH_MODE=on``); a setting ``devstack.run`` gives
-        a service itself still takes precedence. The token is a team manager's, who
-        may receive requests and assign coordinators in their team.
+        The services are given ``devstack.run.auth_env(issuer)``, so they verify
+        bearer tokens as in production (``AUTH_MODE=on``). The token is a team
+        manager's, who may receive requests and assign coordinators in their team.
         """
-        os.environ.update(issuer.env())
-        os.environ["AUTH_TEAM_MEMBERS"] = json.dumps(demo_team_members())
         manager = next(m for m in DEMO_STAFF if m.role == "manager")
         coordinator = next(
             m
@@ -341,7 +342,7 @@ class Bench:
             "X-Staff-Id": manager.staff_id,
         }
         self.results["auth"] = {
-            "mode": os.environ.get("AUTH_MODE"),
+            "mode": auth_env(issuer).get("AUTH_MODE"),
             "staff_id": manager.staff_id,
             "algorithm": issuer.algorithm,
         }
@@ -367,7 +368,7 @@ class Bench:
         self.results["memory"] = {
             "processes": memory,
             "broker_jvm_pid": broker_pid(self.layout),
-            "intake_cases": _intake_cases(platform),
+            "intake_cases": _intake_cases(platform, self.headers),
         }
         self.say(
             "resident memory (MiB): "
@@ -605,10 +606,12 @@ class Bench:
         self.results["replay_national"] = result
 
 
-def _intake_cases(platform: Platform) -> int | None:
+def _intake_cases(platform: Platform, headers: dict[str, str]) -> int | None:
     """How many cases intake holds (its list's total), or None if it cannot say."""
     try:
-        answer = httpx.get(f"{platform.intake_url}/cases", params={"limit": 1})
+        answer = httpx.get(
+            f"{platform.intake_url}/cases", params={"limit": 1}, headers=headers
+        )
         total = answer.json().get("total")
     except (httpx.HTTPError, ValueError, AttributeError):
         return None

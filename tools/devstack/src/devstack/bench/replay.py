@@ -213,15 +213,48 @@ ENGINE_PHASES = (
 """Functions whose cumulative time says where the replay's time goes."""
 
 
-def phase_times(stats: pstats.Stats) -> list[dict[str, Any]]:
-    """The cumulative time of each of ``ENGINE_PHASES``, and its share of the run."""
+WORKER_PHASES = (
+    ("deadlines/application/pipeline.py", "drain", "the pipeline's drains (all below)"),
+    ("deadlines/application/processor.py", "handle", "the processor, per input"),
+    ("deadlines/domain/engine.py", "apply", "engine.apply"),
+    ("deadlines/domain/engine.py", "tick", "engine.tick"),
+    ("sendkit/envelope.py", "from_kafka", "reading input envelopes"),
+    ("deadlines/application/processor.py", "clock_record", "clock events as records"),
+    ("deadlines/adapters/faust_ports.py", "publish", "handing outputs to the producer"),
+    ("deadlines/adapters/table_states.py", "save", "case states to plain JSON"),
+    ("deadlines/adapters/table_states.py", "flush", "writing states to the table"),
+    ("faust/tables/base.py", "send_changelog", "changelog records of the table"),
+    (
+        "aiokafka/producer/sender.py",
+        "_send_produce_req",
+        "produce requests on the wire",
+    ),
+    ("selectors.py", "select", "waiting for the network (idle)"),
+)
+"""Functions whose cumulative time says where the deadlines worker's time goes."""
+
+
+def phase_times(
+    stats: pstats.Stats,
+    phases: tuple[tuple[str, str, str], ...] = ENGINE_PHASES,
+    *,
+    total_of: str | None = "replay",
+) -> list[dict[str, Any]]:
+    """The cumulative time of each phase, and its share of the run.
+
+    The share is of ``total_of``'s cumulative time, or of the whole profiled time
+    (the profiled thread's own times summed) when ``total_of`` is None.
+    """
     table: dict[Any, Any] = stats.stats  # type: ignore[attr-defined]
-    total = max(
-        (row[3] for (path, _l, name), row in table.items() if name == "replay"),
-        default=0.0,
-    )
+    if total_of is None:
+        total = float(stats.total_tt)  # type: ignore[attr-defined]
+    else:
+        total = max(
+            (row[3] for (_p, _l, name), row in table.items() if name == total_of),
+            default=0.0,
+        )
     found: list[dict[str, Any]] = []
-    for suffix, name, meaning in ENGINE_PHASES:
+    for suffix, name, meaning in phases:
         cumulative = sum(
             row[3]
             for (path, _line, function), row in table.items()

@@ -192,10 +192,24 @@ def results_name(results: Mapping[str, Any]) -> str:
 
 
 def write_results(results: Mapping[str, Any], folder: Path) -> Path:
+    """Write the results; a second run on the same day and commit gets ``-2``."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / results_name(results)
+    number = 1
+    while path.exists():
+        number += 1
+        path = folder / results_name(results).replace(".json", f"-{number}.json")
     path.write_text(json.dumps(results, indent=2, sort_keys=False) + "\n")
     return path
+
+
+def worker_phases(path: Path) -> list[dict[str, Any]]:
+    """Where a profiled deadlines worker's main thread spent its time."""
+    from devstack.bench.replay import WORKER_PHASES, phase_times
+
+    if not path.is_file():
+        return []
+    return phase_times(pstats.Stats(str(path)), WORKER_PHASES, total_of=None)
 
 
 def profile_rows(path: Path, limit: int = 20) -> list[dict[str, Any]]:
@@ -284,24 +298,23 @@ def render(results: Mapping[str, Any], results_path: str) -> str:
         ]
         phases = _get(results, "replay_county", "profile", "phases") or []
         if phases:
-            lines += _table(
-                ("Part of the engine", "Function", "Cumulative s", "Share of the run"),
-                (
-                    (
-                        row["meaning"],
-                        f"`{row['function']}`",
-                        _fmt(row["cumulative_s"], 2),
-                        "-" if row["share"] is None else f"{row['share']:.0%}",
-                    )
-                    for row in phases
-                ),
-            )
+            lines += _phase_table(phases, "Part of the engine")
             lines += ["", "The functions with the most time of their own:", ""]
         lines += _profile_table(profile[:12])
     worker_profile = _get(results, "worker_profile", "profile")
     if worker_profile:
-        lines += ["", "### Where the deadlines worker's time goes (cProfile)", ""]
-        lines += _profile_table(worker_profile[:15])
+        records = _get(results, "worker_profile", "inputs")
+        lines += [
+            "",
+            "### Where the deadlines worker's time goes "
+            f"(cProfile of its main thread, {_fmt(records)} records)",
+            "",
+        ]
+        phases = _get(results, "worker_profile", "phases") or []
+        if phases:
+            lines += _phase_table(phases, "Part of the worker")
+            lines += ["", "The functions with the most time of their own:", ""]
+        lines += _profile_table(worker_profile[:12])
     return "\n".join(lines)
 
 
@@ -314,6 +327,21 @@ def _commit_moved(results: Mapping[str, Any]) -> str:
     return (
         f" (the checkout moved to `{short}` during the run, so later steps may "
         "have run newer code)"
+    )
+
+
+def _phase_table(rows: Iterable[Mapping[str, Any]], first: str) -> list[str]:
+    return _table(
+        (first, "Function", "Cumulative s", "Share of the run"),
+        (
+            (
+                row["meaning"],
+                f"`{row['function']}`",
+                _fmt(row["cumulative_s"], 2),
+                "-" if row["share"] is None else f"{row['share']:.0%}",
+            )
+            for row in rows
+        ),
     )
 
 
