@@ -121,7 +121,10 @@ def targets(results: Mapping[str, Any]) -> list[dict[str, Any]]:
         )
     )
     worker = first_worker_run(results)
-    if worker is not None:
+    scale = _get(results, "options", "throughput_scale")
+    county_scale = _get(results, "options", "county_scale") or 1.0
+    whole_county = scale is None or scale >= county_scale
+    if worker is not None and whole_county:
         found.append(
             _target(
                 "county replay, deadlines worker over Kafka (wall)",
@@ -167,7 +170,7 @@ def targets(results: Mapping[str, Any]) -> list[dict[str, Any]]:
             )
         )
     county_rss = _get(worker, "memory", "rss_mib")
-    if county_rss is not None:
+    if county_rss is not None and whole_county:
         mb = county_rss / MIB_PER_MB
         found.append(
             _target(
