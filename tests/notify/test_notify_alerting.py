@@ -7,6 +7,7 @@ is proven to behave like SQLite.
 from __future__ import annotations
 
 import contextlib
+from typing import Any
 
 from notify_factories import (
     COORDINATOR,
@@ -40,7 +41,7 @@ def assigned_case(
     return case
 
 
-def notify_events(db: NotifyDatabase, case_id: str) -> list[tuple[str, dict]]:  # type: ignore[type-arg]
+def notify_events(db: NotifyDatabase, case_id: str) -> list[tuple[str, dict[str, Any]]]:
     with db.transaction() as tx:
         return [(e.type.split(".")[2], e.data) for e in tx.events.read_stream(case_id)]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
+from typing import Any
 
 import pytest
 from notify_factories import (
@@ -49,7 +50,7 @@ def notice(kind: AlertKind = AlertKind.APPROACHING, **changes: object) -> ClockN
     return ClockNotice(**fields)  # type: ignore[arg-type]
 
 
-def roles(recipients: list) -> list[tuple[RecipientRole, str | None, bool]]:  # type: ignore[type-arg]
+def roles(recipients: list[Any]) -> list[tuple[RecipientRole, str | None, bool]]:
     return [(r.role, r.staff_id, r.reachable) for r in recipients]
 
 
