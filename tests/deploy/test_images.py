@@ -16,7 +16,6 @@ import os
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,6 +27,8 @@ import httpx
 import pytest
 from deploy_support import REPO, by_name, of_kind, render
 from dockerfile_model import IgnoreRules, Stage, copy_parts, parse
+
+from devstack.kafka_config import free_port
 
 STAGES = {stage.name: stage for stage in parse((REPO / "Dockerfile").read_text())}
 START_ATTEMPTS = 150
@@ -169,13 +170,6 @@ def _run(python: Path, *args: str, env: dict[str, str] | None = None) -> str:
     return result.stdout + result.stderr
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def _serve(python: Path, args: tuple[str, ...], env: dict[str, str]) -> None:
     process = subprocess.Popen(
         [str(python), "-m", *args],
@@ -229,7 +223,7 @@ def _api_env(service: str, overlay: str, tmp: Path) -> dict[str, str]:
     config.update(
         {
             f"{prefix}_HOST": "127.0.0.1",
-            f"{prefix}_PORT": str(_free_port()),
+            f"{prefix}_PORT": str(free_port()),
             f"{prefix}_DATABASE_URL": f"sqlite:///{tmp / 'store.db'}",
             "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9",
             "SEND_ENV": "test",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import shutil
+import socket
 from pathlib import Path
 
 import pytest
@@ -12,9 +13,12 @@ import pytest
 from devstack.kafka import COMPLETE_MARKER, failure_excerpt, fetch_jars, repo_root
 from devstack.kafka_config import (
     KAFKA_VERSION,
+    LISTEN_PORTS_FROM,
     broker_log4j2_properties,
+    ephemeral_ports,
     free_port,
     new_cluster_id,
+    port_is_free,
     server_properties,
 )
 from devstack.kafka_errors import JarFetchError
@@ -71,6 +75,24 @@ def test_free_ports_are_concrete_and_honour_exclusions() -> None:
     assert first > 0
     assert second > 0
     assert second != first
+
+
+def test_free_ports_lie_below_the_ephemeral_range_no_connection_can_take() -> None:
+    ephemeral = ephemeral_ports()
+    ports = {free_port() for _ in range(50)}
+
+    assert ephemeral.start > LISTEN_PORTS_FROM  # this machine has room below it
+    assert all(LISTEN_PORTS_FROM <= port < ephemeral.start for port in ports), ports
+    assert all(port_is_free(port) for port in ports)
+
+
+def test_a_port_something_listens_on_is_not_free() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.bind(("127.0.0.1", free_port()))
+        listener.listen()
+        taken = int(listener.getsockname()[1])
+
+        assert not port_is_free(taken)
 
 
 def test_broker_logging_writes_a_file_at_info_with_noisy_loggers_at_warn(

@@ -195,6 +195,39 @@ def read_to_end(bootstrap: str, topic: str) -> list[Any]:
         consumer.close(autocommit=False)
 
 
+class TopicFollower:
+    """Reads a topic from its beginning, a little more at each ``read``: a test that
+    waits on a growing topic reads each record once, not the whole topic each time."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.topic = topic
+        self.records: list[Any] = []
+        self._consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
+        )
+        self._partitions = [
+            TopicPartition(topic, p)
+            for p in sorted(self._consumer.partitions_for_topic(topic))
+        ]
+        self._consumer.assign(self._partitions)
+        self._consumer.seek_to_beginning(*self._partitions)
+
+    def read(self) -> list[Any]:
+        """Every record so far, after reading up to the end offsets of now."""
+        consumer = self._consumer
+        ends = consumer.end_offsets(self._partitions)
+        deadline = time.monotonic() + GUARD_S
+        while any(consumer.position(tp) < ends[tp] for tp in self._partitions):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"could not read {self.topic} to {ends}")
+            for records in consumer.poll(timeout_ms=200).values():
+                self.records.extend(records)
+        return self.records
+
+    def close(self) -> None:
+        self._consumer.close(autocommit=False)
+
+
 def ids_by_case(records: Sequence[Any]) -> dict[bytes, list[int]]:
     """Each key's ``ce_sequence`` values in offset order."""
     per_case: dict[bytes, list[int]] = defaultdict(list)

@@ -10,7 +10,6 @@ a restarted process's relay publishes whatever was left.
 from __future__ import annotations
 
 import signal
-import socket
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -20,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
+from devstack.kafka_config import free_port
 from sendkit.store import SQLiteEventStore
 
 from .shutdown_support import (
@@ -40,13 +40,6 @@ def processes() -> Iterator[Processes]:
     started = Processes()
     yield started
     started.kill_all()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def request_body(n: int) -> dict[str, Any]:

@@ -29,7 +29,13 @@ from send_schemas.topics import PARTITIONS, Topic, dead_letter_topic
 from sendkit.envelope import from_kafka, to_kafka
 from sendkit.events import Metadata, RecordedEvent
 
-from .shutdown_support import Processes, process_env, read_to_end, wait_for
+from .shutdown_support import (
+    Processes,
+    TopicFollower,
+    process_env,
+    read_to_end,
+    wait_for,
+)
 
 CASES = 600
 BACKLOG = 200  # waiting when the worker starts; the rest arrive while it runs
@@ -102,14 +108,21 @@ def publish_requests(settings: DeadlinesSettings, cases: list[str]) -> None:
         producer.close()
 
 
-def decision_clocks(settings: DeadlinesSettings) -> dict[str, list[Any]]:
+def decision_clocks(records: list[Any]) -> dict[str, list[Any]]:
     """Each case's ``ClockSet`` events of the decision clock, copies included."""
     found: dict[str, list[Any]] = defaultdict(list)
-    for record in read_to_end(settings.kafka_bootstrap_servers, settings.clocks_topic):
+    for record in records:
         event = from_kafka(record)
         if event.name == "ClockSet" and event.data["clock_id"] == "decision":
             found[event.subject].append(event)
     return found
+
+
+@pytest.fixture
+def clocks_topic(settings: DeadlinesSettings) -> Iterator[TopicFollower]:
+    follower = TopicFollower(settings.kafka_bootstrap_servers, settings.clocks_topic)
+    yield follower
+    follower.close()
 
 
 def group_members(bootstrap: str, group: str) -> list[Any]:
@@ -121,8 +134,12 @@ def group_members(bootstrap: str, group: str) -> list[Any]:
     return members
 
 
+@pytest.mark.timeout(480)  # two worker starts under load, and the wait for every clock
 def test_the_worker_beats_after_recovery_and_stops_on_sigterm_losing_nothing(
-    settings: DeadlinesSettings, tmp_path: Path, processes: Processes
+    settings: DeadlinesSettings,
+    tmp_path: Path,
+    processes: Processes,
+    clocks_topic: TopicFollower,
 ) -> None:
     app_id = f"deadlines-stop-{uuid.uuid4().hex[:8]}"
     heartbeat = tmp_path / "heartbeat"
@@ -146,22 +163,33 @@ def test_the_worker_beats_after_recovery_and_stops_on_sigterm_losing_nothing(
     publisher = threading.Thread(target=keep_publishing)
     publisher.start()
     try:
-        wait_for(lambda: len(decision_clocks(settings)) >= 20, "the first clocks")
+        wait_for(
+            lambda: len(decision_clocks(clocks_topic.read())) >= 20, "the first clocks"
+        )
         first_code = first.terminate()
         members = group_members(settings.kafka_bootstrap_servers, app_id)
-        clocked_at_stop = len(decision_clocks(settings))
+        clocked_at_stop = len(decision_clocks(clocks_topic.read()))
     finally:
         publisher.join()
     log = first.text()
 
     second = processes.start(["-m", "deadlines", "worker"], env, tmp_path / "2.log")
-    wait_for(
-        lambda: set(decision_clocks(settings)) == set(cases),
-        "every case's decision clock",
-        guard_s=300,
-    )
+    missing: set[str] = set(cases)
+
+    def every_case_clocked() -> bool:
+        missing.clear()
+        missing.update(set(cases) - set(decision_clocks(clocks_topic.read())))
+        return not missing
+
+    try:
+        wait_for(every_case_clocked, "every case's decision clock", guard_s=200)
+    except AssertionError as gave_up:
+        raise AssertionError(
+            f"{len(missing)} of {CASES} cases have no decision clock; the second "
+            f"worker's log ends:\n{second.text()[-3000:]}"
+        ) from gave_up
     second_code = second.terminate()
-    clocks = decision_clocks(settings)
+    clocks = decision_clocks(clocks_topic.read())
 
     assert first_code == 0, log[-3000:]
     assert second_code == 0, second.text()[-3000:]

@@ -7,6 +7,7 @@ that make the broker fit a 2-core machine can be read and tested without a JVM.
 from __future__ import annotations
 
 import base64
+import random
 import socket
 import uuid
 from collections.abc import Iterable, Mapping
@@ -118,20 +119,54 @@ def new_cluster_id() -> str:
             return text
 
 
-def free_port(exclude: Iterable[int] = ()) -> int:
-    """A TCP port on loopback that nothing listens on now.
+EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+LISTEN_PORTS_FROM = 20000  # below every common ephemeral range, above well-known ports
 
-    The broker needs a concrete port: with port 0 it would bind before it is ready and
-    could not advertise its address. Another process may still take the port before the
-    broker binds it; the launcher retries on that.
+
+def ephemeral_ports() -> range:
+    """The ports the kernel gives the local ends of outgoing connections (Linux's
+    default if the range cannot be read)."""
+    try:
+        low, high = (int(part) for part in EPHEMERAL_RANGE_FILE.read_text().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999
+    return range(low, high + 1)
+
+
+def free_port(exclude: Iterable[int] = ()) -> int:
+    """A TCP port on loopback that nothing listens on now, outside the ephemeral range.
+
+    The broker and the services need concrete ports: with port 0 the broker would bind
+    before it is ready and could not advertise its address. A port from the ephemeral
+    range, even one free now, can be taken a moment later as the local end of any
+    process's outgoing connection (every Kafka client opens several), so the port is
+    drawn at random from below that range. Another listener may still take it first;
+    the launcher retries on that.
     """
     excluded = set(exclude)
+    candidates = range(LISTEN_PORTS_FROM, ephemeral_ports().start)
+    if len(candidates) >= 1000:
+        for _ in range(200):
+            port = random.choice(candidates)
+            if port not in excluded and port_is_free(port):
+                return port
+    # An unusual ephemeral range, or a crowded machine: the kernel's choice.
     while True:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
             probe.bind((LOOPBACK, 0))
             port = int(probe.getsockname()[1])
         if port not in excluded:
             return port
+
+
+def port_is_free(port: int) -> bool:
+    """Whether nothing listens on ``port`` of the loopback address now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((LOOPBACK, port))
+        except OSError:
+            return False
+    return True
 
 
 def server_properties(

@@ -64,7 +64,6 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import sys
 import threading
 import time
@@ -97,7 +96,7 @@ from devstack.demo_data import (
 from devstack.dfe import BUCKINGHAMSHIRE, DemoDataError, LaFigures, load_la_figures
 from devstack.issuer import LocalIssuer, demo_team_members
 from devstack.kafka import repo_root
-from devstack.kafka_config import LOOPBACK, BrokerLayout, free_port
+from devstack.kafka_config import LOOPBACK, BrokerLayout, free_port, port_is_free
 from devstack.kafka_errors import KafkaLauncherError
 from devstack.kafka_topics import create_project_topics
 from devstack.processes import (
@@ -156,16 +155,6 @@ class Ports:
     reviews: int = 8004
     placement: int = 8005
     issuer: int = 8009
-
-
-def port_is_free(port: int) -> bool:
-    """Whether nothing listens on ``port`` of the loopback address now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        try:
-            probe.bind((LOOPBACK, port))
-        except OSError:
-            return False
-    return True
 
 
 def choose_ports(
