@@ -55,6 +55,8 @@ CLUSTER = "send"
 PART_OF = "send-casework"
 LABEL_PREFIX = "send-casework"
 KAFKA_CLIENT_LABEL = f"{LABEL_PREFIX}/kafka-client"
+HTTP_LABEL = f"{LABEL_PREFIX}/serves-http"
+"""On every pod with an HTTP server: the ingress policy admits traffic to these."""
 SERVICE_LABEL = f"{LABEL_PREFIX}/service"
 TOPIC_REPLICAS = 3
 
@@ -265,10 +267,21 @@ class Workload:
     extra_env: tuple[tuple[str, str], ...] = ()
     principal: str | None = None
     description: str = ""
+    sidecars: tuple[Workload, ...] = ()
+    """Processes that must share this one's pod (notify's API shares its worker's
+    SQLite ledger): each is a container of its own, with its own probes."""
 
     @property
     def http(self) -> bool:
         return self.port is not None
+
+    @property
+    def containers(self) -> tuple[Workload, ...]:
+        return (self, *self.sidecars)
+
+    @property
+    def serves_http(self) -> bool:
+        return any(part.http for part in self.containers)
 
 
 @dataclass(frozen=True, slots=True)
@@ -479,6 +492,10 @@ SERVICES: tuple[Service, ...] = (
             "NOTIFY_TOPIC_PARTITIONS": "6",
             "NOTIFY_RELAY_ENABLED": "true",
             "FAUST_DATADIR": "/tmp/faust",  # noqa: S108 - the pod's own emptyDir
+            "NOTIFY_HOST": "0.0.0.0",  # noqa: S104 - inside the pod, behind policies
+            "NOTIFY_PORT": "8006",
+            "AUTH_ISSUER": AUTH_ISSUER_PLACEHOLDER,
+            "AUTH_AUDIENCE": AUTH_AUDIENCE_PLACEHOLDER,
         },
         workloads=(
             Workload(
@@ -495,21 +512,39 @@ SERVICES: tuple[Service, ...] = (
                 startup_budget_s=600,
                 data_volume="notify-data",
                 description="The notify worker (faust): clock events in, emails out, "
-                "with its ledger and outbox relay.",
+                "with its ledger and outbox relay; its pod also runs notify's API.",
+                sidecars=(
+                    _api(
+                        "notify",
+                        8006,
+                        ("notify", "api"),
+                        replicas=1,
+                        description="Notify's HTTP API (the staff directory, "
+                        "preferences, GOV.UK Notify's delivery receipts), beside the "
+                        "worker because both use the ledger's SQLite file.",
+                    ),
+                ),
             ),
         ),
         secret_env=(
             SecretEnv("NOTIFY_SMTP_USERNAME", "notify-smtp", "username", optional=True),
             SecretEnv("NOTIFY_SMTP_PASSWORD", "notify-smtp", "password", optional=True),
-            # Read once GOV.UK Notify is built (issue 8); ignored until then.
+            # GOV.UK Notify's API key (sending), and the bearer token its delivery
+            # receipts carry to the callback (set as the callback's token in Notify).
             SecretEnv("NOTIFY_GOVUK_API_KEY", "notify-govuk", "api-key", optional=True),
+            SecretEnv(
+                "NOTIFY_GOVUK_CALLBACK_TOKEN",
+                "notify-govuk",
+                "callback-token",
+                optional=True,
+            ),
         ),
         secret_files=(
             SecretFile(
                 "staff-directory", "notify-staff-directory", "/etc/send/directory"
             ),
         ),
-        description="The notify service: alerts by email, each sent once.",
+        description="The notify service: alerts by email and SMS, each sent once.",
     ),
 )
 
@@ -597,30 +632,9 @@ def _env(service: Service, workload: Workload) -> list[dict[str, Any]]:
     return env
 
 
-def deployment(service: Service, workload: Workload) -> dict[str, Any]:
-    mounts: list[dict[str, Any]] = [{"name": "tmp", "mountPath": "/tmp"}]  # noqa: S108
-    volumes: list[dict[str, Any]] = [
-        {"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}}
-    ]
-    if workload.data_volume:
-        mounts.append({"name": "data", "mountPath": "/var/lib/send"})
-        volumes.append(
-            {
-                "name": "data",
-                "persistentVolumeClaim": {"claimName": workload.data_volume},
-            }
-        )
-    for item in service.secret_files:
-        mounts.append(
-            {"name": item.volume, "mountPath": item.mount_path, "readOnly": True}
-        )
-        volumes.append(
-            {
-                "name": item.volume,
-                "secret": {"secretName": item.secret, "defaultMode": 0o440},
-            }
-        )
-
+def _container(
+    service: Service, workload: Workload, mounts: list[dict[str, Any]]
+) -> dict[str, Any]:
     container: dict[str, Any] = {
         "name": workload.component,
         "image": service.image,
@@ -654,6 +668,35 @@ def deployment(service: Service, workload: Workload) -> dict[str, Any]:
     if not container["env"]:
         del container["env"]
 
+    return container
+
+
+def deployment(service: Service, workload: Workload) -> dict[str, Any]:
+    mounts: list[dict[str, Any]] = [{"name": "tmp", "mountPath": "/tmp"}]  # noqa: S108
+    volumes: list[dict[str, Any]] = [
+        {"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}}
+    ]
+    if workload.data_volume:
+        mounts.append({"name": "data", "mountPath": "/var/lib/send"})
+        volumes.append(
+            {
+                "name": "data",
+                "persistentVolumeClaim": {"claimName": workload.data_volume},
+            }
+        )
+    for item in service.secret_files:
+        mounts.append(
+            {"name": item.volume, "mountPath": item.mount_path, "readOnly": True}
+        )
+        volumes.append(
+            {
+                "name": item.volume,
+                "secret": {"secretName": item.secret, "defaultMode": 0o440},
+            }
+        )
+
+    containers = [_container(service, part, mounts) for part in workload.containers]
+
     strategy: dict[str, Any]
     if workload.recreate:
         strategy = {"type": "Recreate"}
@@ -671,6 +714,8 @@ def deployment(service: Service, workload: Workload) -> dict[str, Any]:
 
     pod_labels = _labels(service, workload)
     pod_labels[KAFKA_CLIENT_LABEL] = "true"
+    if workload.serves_http:
+        pod_labels[HTTP_LABEL] = "true"
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -698,7 +743,7 @@ def deployment(service: Service, workload: Workload) -> dict[str, Any]:
                         "fsGroup": 10001,
                         "seccompProfile": {"type": "RuntimeDefault"},
                     },
-                    "containers": [container],
+                    "containers": containers,
                     "volumes": volumes,
                 },
             },
@@ -734,28 +779,29 @@ def manifests_of(service: Service) -> list[dict[str, Any]]:
             )
     for workload in service.workloads:
         docs.append(deployment(service, workload))
-        if workload.http:
-            docs.append(
-                {
-                    "apiVersion": "v1",
-                    "kind": "Service",
-                    "metadata": {
-                        "name": service.name,
-                        "labels": _labels(service, workload),
-                    },
-                    "spec": {
-                        "selector": _selector(workload),
-                        "ports": [
-                            {
-                                "name": "http",
-                                "port": workload.port,
-                                "targetPort": "http",
-                                "protocol": "TCP",
-                            }
-                        ],
-                    },
-                }
-            )
+        for part in workload.containers:
+            if part.http:
+                docs.append(
+                    {
+                        "apiVersion": "v1",
+                        "kind": "Service",
+                        "metadata": {
+                            "name": service.name,
+                            "labels": _labels(service, workload),
+                        },
+                        "spec": {
+                            "selector": _selector(workload),
+                            "ports": [
+                                {
+                                    "name": "http",
+                                    "port": part.port,
+                                    "targetPort": "http",
+                                    "protocol": "TCP",
+                                }
+                            ],
+                        },
+                    }
+                )
         docs.append(
             {
                 "apiVersion": "policy/v1",

@@ -143,16 +143,25 @@ def image_python(
 
 
 def _processes() -> list[Any]:
-    seen: dict[tuple[str, tuple[str, ...]], tuple[str, str]] = {}
+    """Each process the manifests run (every container of every pod), once."""
+    seen: dict[tuple[str, tuple[str, ...]], tuple[str, str, str]] = {}
     for overlay in ("dev", "prod"):
         for deployment in of_kind(render(f"overlays/{overlay}"), "Deployment"):
-            container = deployment["spec"]["template"]["spec"]["containers"][0]
-            service = container["image"].rpartition(":")[0].rpartition("/")[2]
-            key = (service.removeprefix("send-"), tuple(container["args"]))
-            seen.setdefault(key, (deployment["metadata"]["name"], overlay))
+            name = deployment["metadata"]["name"]
+            for container in deployment["spec"]["template"]["spec"]["containers"]:
+                service = container["image"].rpartition(":")[0].rpartition("/")[2]
+                key = (service.removeprefix("send-"), tuple(container["args"]))
+                seen.setdefault(key, (name, container["name"], overlay))
     return [
-        pytest.param(service, args, name, overlay, id=name)
-        for (service, args), (name, overlay) in sorted(seen.items())
+        pytest.param(
+            service,
+            args,
+            name,
+            component,
+            overlay,
+            id=name if name.endswith(component) else f"{name}-{component}",
+        )
+        for (service, args), (name, component, overlay) in sorted(seen.items())
     ]
 
 
@@ -231,20 +240,24 @@ def _api_env(service: str, overlay: str, tmp: Path) -> dict[str, str]:
     )
     if service == "deadlines":
         config["DEADLINES_PROJECTOR_ENABLED"] = "false"
+    if service == "notify":
+        config["NOTIFY_DIRECTORY_CSV"] = ""  # the Secret's file is not mounted here
     return {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp), **config}
 
 
-@pytest.mark.parametrize(("service", "args", "deployment", "overlay"), _processes())
+@pytest.mark.parametrize(
+    ("service", "args", "deployment", "component", "overlay"), _processes()
+)
 def test_the_process_starts_from_its_images_environment(
     service: str,
     args: tuple[str, ...],
     deployment: str,
+    component: str,
     overlay: str,
     tmp_path: Path,
     image_python: Callable[[str], Path],
 ) -> None:
     python = image_python(service)
-    component = deployment.rpartition("-")[2]
 
     if component == "api":
         _serve(python, args, _api_env(service, overlay, tmp_path))
@@ -264,7 +277,7 @@ def test_the_process_starts_from_its_images_environment(
         _run(python, "-c", f"import {args[0]}.entrypoints.{args[1]}")
     elif component == "ticker":
         assert "--every" in _run(python, "-m", *args, "--help")
-    elif component == "catcher":
+    elif component in {"catcher", "smtp"}:  # the dev mail catcher's container
         assert "--listen" in _run(python, "-m", args[0], "--help")
     else:
         raise AssertionError(f"no start check for {deployment}: add one here")

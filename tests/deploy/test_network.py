@@ -125,7 +125,7 @@ def test_only_http_apis_take_traffic_from_ingress_and_monitoring(
         if "namespaceSelector" in peer
     ]
 
-    if labels["app.kubernetes.io/component"] == "api":
+    if labels.get("send-casework/serves-http") == "true":
         assert sorted(sources) == ["send-casework/ingress", "send-casework/monitoring"]
         assert [p["port"] for rule in rules for p in rule["ports"]] == ["http"]
     elif name == "mail-catcher":
@@ -135,3 +135,22 @@ def test_only_http_apis_take_traffic_from_ingress_and_monitoring(
         ]
     else:
         assert rules == []
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_exactly_the_pods_with_an_http_server_are_labelled_as_serving_it(
+    overlay: str,
+) -> None:
+    for deployment in of_kind(render(f"overlays/{overlay}"), "Deployment"):
+        name = deployment["metadata"]["name"]
+        containers = deployment["spec"]["template"]["spec"]["containers"]
+        serves = any(
+            port.get("name") == "http"
+            for container in containers
+            for port in container.get("ports", ())
+        )
+
+        labelled = pod_labels(deployment).get("send-casework/serves-http") == "true"
+
+        # The dev mail catcher serves SMTP, not HTTP: no ingress for it.
+        assert labelled == (serves and name != "mail-catcher"), name

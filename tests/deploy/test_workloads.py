@@ -39,21 +39,47 @@ CASES = [
     for name in _ids(overlay)
 ]
 
+SHARED_PODS = {"notify-worker": ["worker", "api"]}
+"""Pods of more than one process: notify's API shares its worker's SQLite ledger."""
+
 
 def _deployment(overlay: str, name: str) -> dict[str, Any]:
     return by_name(render(f"overlays/{overlay}"), "Deployment")[name]
 
 
-def _container(deployment: dict[str, Any]) -> dict[str, Any]:
-    containers = pod_spec(deployment)["containers"]
-    assert len(containers) == 1, "one process per pod: its probes are the pod's"
-    container: dict[str, Any] = containers[0]
-    return container
+def _containers(deployment: dict[str, Any]) -> list[dict[str, Any]]:
+    containers: list[dict[str, Any]] = pod_spec(deployment)["containers"]
+    return containers
+
+
+CONTAINER_CASES = [
+    pytest.param(overlay, name, c["name"], id=f"{overlay}-{name}-{c['name']}")
+    for overlay in OVERLAYS
+    for name in _ids(overlay)
+    for c in _containers(_deployment(overlay, name))
+]
+
+
+def _container(deployment: dict[str, Any], name: str | None = None) -> dict[str, Any]:
+    """The pod's container ``name``, or its first (its main process)."""
+    containers = _containers(deployment)
+    if name is None:
+        return containers[0]
+    return next(c for c in containers if c["name"] == name)
 
 
 @pytest.mark.parametrize(("overlay", "name"), CASES)
-def test_probes(overlay: str, name: str) -> None:
-    container = _container(_deployment(overlay, name))
+def test_one_process_per_pod_unless_it_shares_a_volume(overlay: str, name: str) -> None:
+    names = [c["name"] for c in _containers(_deployment(overlay, name))]
+
+    # Each process has probes of its own; a second one only where it must share a
+    # ReadWriteOnce volume with the first.
+    assert names == SHARED_PODS.get(name, names[:1])
+
+
+@pytest.mark.parametrize(("overlay", "name", "part"), CONTAINER_CASES)
+def test_probes(overlay: str, name: str, part: str) -> None:
+    container = _container(_deployment(overlay, name), part)
     serves = bool(container.get("ports"))
 
     assert "startupProbe" in container
@@ -77,11 +103,11 @@ def test_faust_workers_get_half_an_hour_to_recover_their_tables() -> None:
         assert startup["periodSeconds"] * startup["failureThreshold"] >= 1800
 
 
-@pytest.mark.parametrize(("overlay", "name"), CASES)
+@pytest.mark.parametrize(("overlay", "name", "part"), CONTAINER_CASES)
 def test_processes_without_http_are_judged_by_a_heartbeat_file(
-    overlay: str, name: str
+    overlay: str, name: str, part: str
 ) -> None:
-    container = _container(_deployment(overlay, name))
+    container = _container(_deployment(overlay, name), part)
     if container.get("ports") and "httpGet" in container["livenessProbe"]:
         return
     if "tcpSocket" in container["livenessProbe"]:
@@ -97,21 +123,23 @@ def test_processes_without_http_are_judged_by_a_heartbeat_file(
     assert container["startupProbe"]["exec"]["command"] == command
 
 
-@pytest.mark.parametrize(("overlay", "name"), CASES)
-def test_requests_and_a_memory_limit_but_no_cpu_limit(overlay: str, name: str) -> None:
-    resources = _container(_deployment(overlay, name))["resources"]
+@pytest.mark.parametrize(("overlay", "name", "part"), CONTAINER_CASES)
+def test_requests_and_a_memory_limit_but_no_cpu_limit(
+    overlay: str, name: str, part: str
+) -> None:
+    resources = _container(_deployment(overlay, name), part)["resources"]
 
     assert set(resources["requests"]) == {"cpu", "memory"}
     assert set(resources["limits"]) == {"memory"}
 
 
-@pytest.mark.parametrize(("overlay", "name"), CASES)
+@pytest.mark.parametrize(("overlay", "name", "part"), CONTAINER_CASES)
 def test_security_context_meets_the_restricted_standard(
-    overlay: str, name: str
+    overlay: str, name: str, part: str
 ) -> None:
     deployment = _deployment(overlay, name)
     pod = pod_spec(deployment)
-    container = _container(deployment)
+    container = _container(deployment, part)
     context = container["securityContext"]
     mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
     volumes = {v["name"]: v for v in pod["volumes"]}
@@ -175,13 +203,13 @@ def test_its_selector_picks_its_own_pods_only(overlay: str, name: str) -> None:
     assert matching == [name]
 
 
-@pytest.mark.parametrize(("overlay", "name"), CASES)
+@pytest.mark.parametrize(("overlay", "name", "part"), CONTAINER_CASES)
 def test_config_and_secret_references_are_as_documented(
-    overlay: str, name: str
+    overlay: str, name: str, part: str
 ) -> None:
     docs = render(f"overlays/{overlay}")
     config_maps = by_name(docs, "ConfigMap")
-    container = _container(_deployment(overlay, name))
+    container = _container(_deployment(overlay, name), part)
 
     for source in container.get("envFrom", ()):
         assert source["configMapRef"]["name"] in config_maps
@@ -197,13 +225,13 @@ def test_config_and_secret_references_are_as_documented(
         ), ref
 
 
-@pytest.mark.parametrize(("overlay", "name"), CASES)
+@pytest.mark.parametrize(("overlay", "name", "part"), CONTAINER_CASES)
 def test_http_apis_listen_where_their_settings_and_service_say(
-    overlay: str, name: str
+    overlay: str, name: str, part: str
 ) -> None:
     docs = render(f"overlays/{overlay}")
     deployment = _deployment(overlay, name)
-    container = _container(deployment)
+    container = _container(deployment, part)
     if name == "mail-catcher" or not container.get("ports"):
         return
     config = {}
