@@ -377,25 +377,46 @@ class PlacementService:
         self,
         transfer_year: int,
         *,
+        identified_on: date | None = None,
         actor: str = SYSTEM_ACTOR,
         idempotency: Idempotency | None = None,
     ) -> CommandAnswer:
-        """Record ``PhaseTransferDue`` for each child due to move in that September."""
+        """Record ``PhaseTransferDue`` for each child due to move in that September.
+
+        ``identified_on`` is the London day the council identified the cohort (a day
+        recorded late, or a replayed year); without it, today. The next two
+        Septembers are counted from that day.
+        """
         with correlation_scope(get_correlation_id()):
-            return self._identify(transfer_year, actor, idempotency)
+            return self._identify(transfer_year, identified_on, actor, idempotency)
 
     def _identify(
-        self, transfer_year: int, actor: str, idempotency: Idempotency | None
+        self,
+        transfer_year: int,
+        identified_on: date | None,
+        actor: str,
+        idempotency: Idempotency | None,
     ) -> CommandAnswer:
         now = self.clock()
-        first, last = identifiable_years(london_date(now))
+        today = london_date(now)
+        if identified_on is not None and identified_on > today:
+            raise InvalidCommand(
+                [
+                    (
+                        "identified_on",
+                        f"must not be in the future (today is {today} in London)",
+                    )
+                ]
+            )
+        on = identified_on or today
+        first, last = identifiable_years(on)
         if not first <= transfer_year <= last:
             raise InvalidCommand(
                 [
                     (
                         "path.year",
                         f"must be {first} or {last}: transfers are identified for the "
-                        "next two Septembers",
+                        f"next two Septembers after {on}",
                     )
                 ]
             )
@@ -425,6 +446,7 @@ class PlacementService:
                     transfer_year=transfer_year,
                     phase=due.phase,
                     leaving_year=due.leaving_year,
+                    identified_on=on,
                 )
                 context = self._context(actor, command_id, facts, now)
                 decided[case_id] = decide(

@@ -117,13 +117,18 @@ class CommunicateDecision:
 
 @dataclass(frozen=True, slots=True)
 class RecordTransferDue:
-    """Record that the child moves phase in September of ``transfer_year``."""
+    """Record that the child moves phase in September of ``transfer_year``.
+
+    ``identified_on`` is the London day the council identified the move; without it,
+    the day the command is handled.
+    """
 
     case_id: str
     transfer: str
     transfer_year: int
     phase: str
     leaving_year: int
+    identified_on: date | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -546,8 +546,8 @@ def _record_transfer(
         leaving_year=command.leaving_year,
     )
     # The day it was identified is placement's own record, not part of the contract.
-    identified_on = london_date(context.now).isoformat()
-    return [_event(due, context, {"identified_on": identified_on})]
+    identified_on = command.identified_on or london_date(context.now)
+    return [_event(due, context, {"identified_on": identified_on.isoformat()})]
 
 
 def _propose_move(

@@ -117,6 +117,14 @@ class CommunicationBody(_Body):
     communicated_on: date
 
 
+class IdentifyBody(_Body):
+    """Optional: the day the council identified the cohort (default today)."""
+
+    identified_on: date | None = Field(
+        default=None, description="London date; not in the future."
+    )
+
+
 class Post16MoveBody(_Body):
     """A proposed move between post-16 institutions."""
 

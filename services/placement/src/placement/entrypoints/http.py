@@ -19,6 +19,7 @@ POST    /cases/{case_id}/post16-moves                       propose a post-16 mo
 POST    /cases/{case_id}/transport-eligibility              decide travel assistance
 POST    /cases/{case_id}/transport-referral                 refer to the transport team
 POST    /phase-transfers/{year}/identify                    identify a year's transfers
+                                                            (``identified_on`` optional)
 GET     /phase-transfers/{year}?status=                     that year's cohort
 GET     /cases/{case_id}                                    a case, its facts, history
 GET     /panels?from_on=&to_on=, /panels/{panel_id}         panels and their cases
@@ -93,6 +94,7 @@ from placement.entrypoints.api_models import (
     CommandOut,
     CommunicationBody,
     ConsultationBody,
+    IdentifyBody,
     PanelBody,
     PanelCasesBody,
     PanelDecisionBody,
@@ -498,10 +500,16 @@ def _transfer_routes(service: PlacementService, auth: ServiceAuth) -> APIRouter:
 
     @router.post("/phase-transfers/{year}/identify")
     def identify_transfers(
-        year: Year, idempotency: Keyed, staff: Principal = may_identify
+        year: Year,
+        idempotency: Keyed,
+        body: IdentifyBody | None = None,
+        staff: Principal = may_identify,
     ) -> JSONResponse:
         result = service.identify_transfers(
-            year, actor=staff.actor, idempotency=idempotency
+            year,
+            identified_on=None if body is None else body.identified_on,
+            actor=staff.actor,
+            idempotency=idempotency,
         )
         return _answer(result, 200)
 
