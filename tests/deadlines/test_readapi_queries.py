@@ -152,9 +152,12 @@ def store(tmp_path: Path, cases: list[Case]) -> Iterator[EventStore]:
 
 
 @pytest.fixture
-def client(store: EventStore) -> Iterator[TestClient]:
+def client(
+    store: EventStore, auth_env: dict[str, str], manager_headers: dict[str, str]
+) -> Iterator[TestClient]:
+    # A manager reads every case; who else may read what is test_readapi_access's.
     app = create_app(DeadlinesSettings(), store=store, projector=False)
-    with TestClient(app) as test_client:
+    with TestClient(app, headers=manager_headers) as test_client:
         yield test_client
 
 

@@ -2,11 +2,21 @@
 
 Case documents live in the store's ``cases`` document collection (SQLite by default,
 ``DEADLINES_DATABASE_URL``). Two ``sendkit.subscriber.IdempotentSubscriber`` loops feed
-it, with consumer name ``deadlines``: one follows ``send.deadlines.events``, the other
-``send.intake.events`` (for the school and the coordinator). Each event's id is marked
-processed in the same transaction as the document it changes, so a redelivery or a
-replay changes nothing; an event that cannot be folded goes to
+it, with consumer name ``deadlines-readmodel``: one follows ``send.deadlines.events``,
+the other ``send.intake.events`` (for the school and the coordinator). Each event's id
+is marked processed in the same transaction as the document it changes, so a
+redelivery or a replay changes nothing; an event that cannot be folded goes to
 ``deadlines.<topic>.dlq``.
+
+Why a consumer name of its own but the service's dead-letter topic: the worker also
+reads ``send.intake.events`` as ``deadlines``, so a record neither can use is
+dead-lettered by both; the ``dlq_consumer`` header of each (``deadlines`` or
+``deadlines-readmodel``), the subscriber's metrics and its processed ids then say
+which did it. A topic of its own (``deadlines-readmodel.<topic>.dlq``) would need the
+name registered as a consumer in ``send_schemas.topics``, and the registry makes a
+Kafka principal of every consumer, whose credentials and ACLs the API's pod would then
+have to run with (it runs as ``deadlines`` in ``deploy/``); the topics the deadlines
+principal may already write are kept instead.
 
 The consumer groups are named after a random id the read model keeps in its own
 store (``meta/readmodel``), so a new, empty database is always built from offset 0,
@@ -27,14 +37,17 @@ from deadlines.application.readmodel import (
     apply_clock_event,
     apply_intake_event,
 )
-from send_schemas.topics import DEADLINES, INTAKE
+from send_schemas.topics import DEADLINES, INTAKE, dead_letter_topic
 from sendkit.background import BackgroundLoop, connect_with_retry
 from sendkit.envelope import ReceivedEvent
 from sendkit.events import utcnow
 from sendkit.store import EventStore, Transaction
 from sendkit.subscriber import IdempotentSubscriber
 
-CONSUMER = "deadlines"
+CONSUMER = "deadlines-readmodel"
+"""The read model's consumer name: its processed ids and its dead letters' header."""
+DEAD_LETTER_OWNER = "deadlines"
+"""Whose dead-letter topics the read model writes to (the registry's consumer)."""
 META = "meta"
 INSTANCE_KEY = "readmodel"
 
@@ -113,6 +126,7 @@ def projector_loops(
                     group,
                     store,
                     handler,
+                    dead_letter_to=dead_letter_topic(DEAD_LETTER_OWNER, topic),
                     # Not shorter than the default: kafka-python 3.0.12 can end a
                     # group join with no partitions when a poll's timeout expires
                     # between JoinGroup and SyncGroup (seen with 10-200 ms polls).

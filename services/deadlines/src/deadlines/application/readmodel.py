@@ -4,7 +4,9 @@ It is built from the service's own clock events (``send.deadlines.events``) and 
 the two intake facts the queries filter on (``RequestReceived.school_urn`` and
 ``CoordinatorAssigned.coordinator_id``). ``apply_clock_event`` and
 ``apply_intake_event`` fold one event into a case's document; ``timeline``, ``due`` and
-``summary`` answer the API's questions from documents. Nothing here touches a store.
+``summary`` answer the API's questions from documents (``deadlines.application.
+timeliness`` the DfE's counts), and ``scope_of`` gives access control a case's
+coordinator and school. Nothing here touches a store.
 
 A case document::
 
@@ -30,6 +32,7 @@ from typing import Any
 from deadlines.domain import rules
 from deadlines.domain.errors import RulesError
 from send_schemas.deadlines import CLOCK_EVENTS
+from sendkit.auth.policy import CaseScope
 from sendkit.envelope import ReceivedEvent
 
 CASES = "cases"
@@ -259,6 +262,21 @@ def _copy(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 # Answering ----------------------------------------------------------------------------
+
+
+def scope_of(doc: Mapping[str, Any] | None, case_id: str | None = None) -> CaseScope:
+    """What access control needs of a case: its coordinator and school, if known.
+
+    A case the read model does not know, or whose intake facts it has not seen yet,
+    has neither: every team's staff may reach it and no SENCO may.
+    """
+    if doc is None:
+        return CaseScope.of(case_id)
+    return CaseScope.of(
+        doc.get("case_id", case_id),
+        coordinator_id=doc.get("coordinator_id"),
+        school_urns=[doc.get("school_urn")],
+    )
 
 
 def _started_by(

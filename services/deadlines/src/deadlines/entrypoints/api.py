@@ -1,16 +1,47 @@
 """The deadlines read API: ``python -m deadlines api`` (FastAPI on DEADLINES_PORT).
 
-- ``GET /cases/{case_id}/timeline``: every clock of one case, its status, due date,
-  act-by day, legal basis, what started and stopped it, and its history;
-- ``GET /due?from=&to=&coordinator_id=&school_urn=&include_overdue=``: clocks not yet
-  stopped that fall due in the range (default: today in London and six weeks on), and
-  with ``include_overdue`` (default true) every overdue clock due before it;
-- ``GET /summary``: counts of clocks by clock and status (set, open, approaching,
-  overdue, met, late, cancelled, with an exception).
+=======  ===========================================  ================================
+Method   Path                                         Answers
+=======  ===========================================  ================================
+GET      /cases/{case_id}/timeline                    every clock of one case
+GET      /due?from=&to=&coordinator_id=&school_urn=   clocks due (and overdue) in a
+         &include_overdue=                            range of at most 366 days
+GET      /summary                                     clocks by clock and status
+GET      /timeliness?from=&to=&format=json|csv        the DfE's timeliness_20_week
+                                                      and requests figures for a
+                                                      period of at most 1,096 days
+GET      /access-log                                  who read which timeline
+=======  ===========================================  ================================
+
+- ``/cases/{case_id}/timeline``: each clock's status, due date, act-by day, legal
+  basis, what started and stopped it, and its history;
+- ``/due``: clocks not yet stopped that fall due in the range (default: today in
+  London and six weeks on), and with ``include_overdue`` (default true) every overdue
+  clock due before it;
+- ``/summary``: counts of clocks by clock and status (set, open, approaching, overdue,
+  met, late, cancelled, with an exception);
+- ``/timeliness``: the counts of ``deadlines.application.timeliness``, under the
+  column names of the DfE's files; ``format=csv`` answers one CSV row.
+
+Every route but the probes and ``/metrics`` needs an OpenID Connect bearer token
+(``sendkit.auth``): 401 without a valid one, 403 when the token's roles do not reach
+what is asked. ``POLICY`` says who reads what: a coordinator reads the cases of their
+team (and those no coordinator has yet), a SENCO only the cases of the schools in their
+token, and managers, panel officers, administrators and auditors every case. The lists
+and the counts (``/due``, ``/summary``, ``/timeliness``) hold only the cases the caller
+may read, and naming a coordinator or school beyond the caller's reach in ``/due`` is
+refused with 403 rather than answered empty. Each timeline read is recorded in the
+access log before it is answered; auditors read that log at ``GET /access-log``.
 
 The read model is built by subscriber threads of this process
 (``DEADLINES_PROJECTOR_ENABLED``); ``/readyz`` fails when the store cannot be read or a
-subscriber thread has died. Bad query parameters are answered 422 with problem details.
+subscriber thread has died. Bad query parameters are answered 422 with problem details
+naming each field at fault.
+
+Known limits: the rows of ``/due`` are not recorded in the access log one case at a
+time (they hold pseudonymous case ids, school URNs and dates, nothing more than the
+topics carry); every request reads all of the read model's documents, which suits a
+county's caseload but would want indexed queries for a much larger one.
 """
 
 from __future__ import annotations
@@ -20,15 +51,29 @@ import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import date, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import uvicorn
-from fastapi import FastAPI, HTTPException, Path, Query
+from fastapi import FastAPI, HTTPException, Path, Query, Request
+from fastapi.responses import Response
+from pydantic_settings import SettingsConfigDict
 
 from deadlines.adapters.readmodel_store import projector_loops, read_case, read_cases
 from deadlines.application import readmodel
 from deadlines.application.processor import SOURCE
+from deadlines.application.timeliness import timeliness as count_timeliness
 from deadlines.settings import DeadlinesSettings
+from sendkit.auth import (
+    AuthSettings,
+    CaseScope,
+    Grant,
+    NotAuthorized,
+    Policy,
+    Principal,
+    Reach,
+    Role,
+    ServiceAuth,
+)
 from sendkit.background import BackgroundLoop
 from sendkit.calendar import london_date
 from sendkit.events import utcnow
@@ -39,7 +84,52 @@ from sendkit.web import create_app as create_service_app
 
 log = logging.getLogger(__name__)
 
+SERVICE_NAME = "deadlines"
 DEFAULT_WINDOW = timedelta(weeks=6)
+MAX_DUE_DAYS = 366
+"""The longest range ``/due`` answers, both days counted: a year, leap day included."""
+MAX_TIMELINESS_DAYS = 1096
+"""The longest period ``/timeliness`` counts, both days counted: three years."""
+
+CLOCKS_READ = "clocks.read"
+REPORTS_READ = "reports.read"
+
+READ_CLOCKS: tuple[Grant, ...] = (
+    Grant(Role.EHC_COORDINATOR, Reach.TEAM),
+    Grant(Role.TEAM_MANAGER, Reach.ALL),
+    Grant(Role.SENCO, Reach.SCHOOL),
+    Grant(Role.PANEL_OFFICER, Reach.ALL),
+    Grant(Role.SERVICE_ADMIN, Reach.ALL),
+    Grant(Role.AUDITOR, Reach.ALL),
+)
+"""Reading clocks: the team's for a coordinator, a SENCO's schools', all for the rest.
+
+Panel officers read every case, as ``sendkit.auth.READ_CASE`` lets them in the other
+services (a panel may be put any case); managers, administrators and auditors oversee
+the whole service's deadlines, so their reach is every team's."""
+
+POLICY = Policy(
+    SERVICE_NAME,
+    {
+        CLOCKS_READ: READ_CLOCKS,
+        REPORTS_READ: READ_CLOCKS,
+    },
+)
+"""Who may do what: ``clocks.read`` is a timeline and ``/due``, ``reports.read`` the
+counts (``/summary``, ``/timeliness``), each over the cases within the reader's
+reach."""
+
+TIMELINE_FIELDS = ("school_urn", "coordinator_id", "received_at", "clocks")
+"""What a timeline shows of a case, named in its access-log entry."""
+
+
+class DeadlinesApiSettings(DeadlinesSettings, AuthSettings):
+    """The read API's settings: the service's own and how bearer tokens are verified."""
+
+    # Set again: the merged config would take AuthSettings' empty prefix last.
+    model_config = SettingsConfigDict(
+        env_prefix="DEADLINES_", extra="ignore", populate_by_name=True, frozen=True
+    )
 
 
 class InvalidQuery(ValueError):
@@ -50,14 +140,45 @@ class InvalidQuery(ValueError):
         self.field_errors = list(field_errors)
 
 
+def api_settings(settings: DeadlinesSettings | None = None) -> DeadlinesApiSettings:
+    """``settings`` with the AUTH_* names, from the environment if it lacks them."""
+    if isinstance(settings, DeadlinesApiSettings):
+        return settings
+    if settings is None:
+        return DeadlinesApiSettings()
+    return DeadlinesApiSettings(**settings.model_dump())
+
+
+def check_range(first: date, last: date, *, longest_days: int, what: str) -> None:
+    """Refuse a range that ends before it starts or is longer than ``longest_days``."""
+    if last < first:
+        raise InvalidQuery(
+            f"the range ends ({last.isoformat()}) before it starts "
+            f"({first.isoformat()}): give 'to' on or after 'from'",
+            [("query.to", "must be on or after 'from'")],
+        )
+    days = (last - first).days + 1
+    if days > longest_days:
+        raise InvalidQuery(
+            f"{what} covers at most {longest_days} days, both counted; "
+            f"{first.isoformat()} to {last.isoformat()} is {days}: ask for a shorter "
+            "range, in parts if need be",
+            [("query.to", f"must be at most {longest_days - 1} days after 'from'")],
+        )
+
+
 def create_app(
     settings: DeadlinesSettings | None = None,
     *,
     store: EventStore | None = None,
     projector: bool | None = None,
 ) -> FastAPI:
-    """The read API over ``store`` (opened from the settings when not given)."""
-    settings = settings or DeadlinesSettings()
+    """The read API over ``store`` (opened from the settings when not given).
+
+    Settings without the AUTH_* names (a plain ``DeadlinesSettings``) take them from
+    the environment; ``sendkit.auth.AuthConfigError`` says what is unset.
+    """
+    settings = api_settings(settings)
     owned = store is None
     store = store or open_store(settings.database_url, SOURCE)
     run_projector = settings.projector_enabled if projector is None else projector
@@ -94,11 +215,17 @@ def create_app(
     def projector_alive() -> bool:
         return all(loop.is_alive() for loop in loops)
 
+    def case_scope(case_id: str) -> CaseScope:
+        return readmodel.scope_of(read_case(store, case_id), case_id)
+
     checks = {"store": store_readable}
     if run_projector:
         checks["projector"] = projector_alive
+    auth = ServiceAuth.from_settings(
+        settings, POLICY, store=store, case_scope=case_scope
+    )
     app = create_service_app(
-        "deadlines",
+        SERVICE_NAME,
         readiness_checks=checks,
         error_map=ErrorMap().register(
             InvalidQuery, 422, slug="invalid-query", title="Invalid query"
@@ -106,11 +233,45 @@ def create_app(
         lifespan=lifespan,
         description="Statutory clocks of each case: timelines, what is due, counts.",
     )
+    auth.install(app)
     app.state.store = store
+
+    # Who may call each route, as POLICY says: each gives the route its principal.
+    may_read_case = auth.require(CLOCKS_READ)
+    may_list = auth.require(CLOCKS_READ, listing=True)
+    may_count = auth.require(REPORTS_READ, listing=True)
+
+    def readable(staff: Principal, action: str) -> list[dict[str, Any]]:
+        return [
+            doc
+            for doc in read_cases(store)
+            if auth.permits(staff, POLICY.qualified(action), readmodel.scope_of(doc))
+        ]
+
+    def refuse_beyond_reach(staff: Principal, scope: CaseScope, parameter: str) -> None:
+        action = POLICY.qualified(CLOCKS_READ)
+        if auth.permits(staff, action, scope):
+            return
+        # Codes and pseudonymous ids only, as sendkit.auth logs its own refusals.
+        log.warning(
+            "refused GET /due with 403: %s beyond reach",
+            parameter,
+            extra={
+                "status": 403,
+                "reason": "forbidden",
+                "action": action,
+                "route": "/due",
+                "staff_id": staff.staff_id,
+                "parameter": parameter,
+            },
+        )
+        raise NotAuthorized(action, staff)
 
     @app.get("/cases/{case_id}/timeline", summary="Every clock of one case")
     def case_timeline(
         case_id: Annotated[str, Path(min_length=1, max_length=100)],
+        request: Request,
+        staff: Principal = may_read_case,
     ) -> dict[str, Any]:
         doc = read_case(store, case_id)
         if doc is None:
@@ -119,6 +280,7 @@ def create_app(
                 f"no clock events for case {case_id} yet: check the case id, or wait "
                 "until the processor has handled its request",
             )
+        auth.record_read(request, staff, case_id, TIMELINE_FIELDS)
         return readmodel.timeline(doc)
 
     @app.get("/due", summary="Clocks due or overdue in a date range")
@@ -130,17 +292,21 @@ def create_app(
         ] = None,
         school_urn: Annotated[int | None, Query(ge=100000, le=999999)] = None,
         include_overdue: bool = True,
+        staff: Principal = may_list,
     ) -> dict[str, Any]:
         first = first or london_date(utcnow())
         last = last or first + DEFAULT_WINDOW
-        if last < first:
-            raise InvalidQuery(
-                f"the range ends ({last.isoformat()}) before it starts "
-                f"({first.isoformat()}): give 'to' on or after 'from'",
-                [("to", "must be on or after 'from'")],
+        check_range(first, last, longest_days=MAX_DUE_DAYS, what="/due")
+        if coordinator_id is not None:
+            refuse_beyond_reach(
+                staff, CaseScope(coordinator_id=coordinator_id), "coordinator_id"
+            )
+        if school_urn is not None:
+            refuse_beyond_reach(
+                staff, CaseScope.of(None, school_urns=[school_urn]), "school_urn"
             )
         items = readmodel.due(
-            read_cases(store),
+            readable(staff, CLOCKS_READ),
             first=first,
             last=last,
             coordinator_id=coordinator_id,
@@ -155,8 +321,35 @@ def create_app(
         }
 
     @app.get("/summary", summary="Counts of clocks by clock and status")
-    def summary() -> dict[str, Any]:
-        return readmodel.summary(read_cases(store))
+    def summary(staff: Principal = may_count) -> dict[str, Any]:
+        return readmodel.summary(readable(staff, REPORTS_READ))
+
+    @app.get(
+        "/timeliness",
+        summary="EHC plans within 20 weeks and requests decided within 6 weeks",
+        description="The counts of the DfE's timeliness_20_week.csv and requests.csv "
+        "for the period from 'from' to 'to' (both included), under the files' own "
+        "column names; format=csv answers them as one CSV row.",
+        responses={200: {"content": {"text/csv": {}}}},
+    )
+    def timeliness(
+        first: Annotated[date, Query(alias="from")],
+        last: Annotated[date, Query(alias="to")],
+        output: Annotated[Literal["json", "csv"], Query(alias="format")] = "json",
+        staff: Principal = may_count,
+    ) -> Any:
+        check_range(first, last, longest_days=MAX_TIMELINESS_DAYS, what="/timeliness")
+        figures = count_timeliness(
+            readable(staff, REPORTS_READ), first=first, last=last
+        )
+        if output == "csv":
+            name = f"timeliness_{first.isoformat()}_{last.isoformat()}.csv"
+            return Response(
+                figures.as_csv(),
+                media_type="text/csv; charset=utf-8",
+                headers={"Content-Disposition": f'attachment; filename="{name}"'},
+            )
+        return figures.as_json()
 
     return app
 
@@ -164,10 +357,11 @@ def create_app(
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m deadlines api",
-        description="Serve the deadlines read API (settings from DEADLINES_*).",
+        description="Serve the deadlines read API (settings from DEADLINES_* and "
+        "AUTH_*).",
     )
     parser.parse_args(argv)
-    settings = DeadlinesSettings()
+    settings = DeadlinesApiSettings()
     configure_logging(
         "deadlines", log_format=settings.log_format, level=settings.log_level
     )
