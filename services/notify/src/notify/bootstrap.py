@@ -4,6 +4,9 @@ Entry points (the faust worker, the HTTP API, the command line) and tests call
 ``build_runtime``; nothing else constructs adapters, so swapping one (a fake provider
 in a test, another database later) happens here only. At start-up it imports the
 directory CSV (``NOTIFY_DIRECTORY_CSV``) if that file changed since the last import.
+With ``NOTIFY_CLOCK=ticks`` the scheduler, the digest an alert goes in and SMS quiet
+hours follow a ``TickClock`` (``notify.application.clock``) the worker moves, and the
+scheduler runs whenever it moves.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from notify.adapters.directory_csv import read_directory_csv
 from notify.adapters.govuk_notify import GovukNotifyProvider
 from notify.adapters.smtp import SMTPEmailSender, SMTPProvider
 from notify.adapters.sqlite_db import NotifySQLiteDatabase, sqlite_path
+from notify.application.clock import TICKS, TickClock, when_moved
 from notify.application.delivery import Delivery, DeliveryThread
 from notify.application.handlers import NotifyHandlers
 from notify.application.ports import EmailSender, MessageProvider
@@ -56,24 +60,34 @@ def govuk_provider(settings: NotifySettings) -> GovukNotifyProvider | None:
 
 
 class _Throttled:
-    """Runs ``action`` at most once per ``interval`` seconds of the clock given."""
+    """Runs ``action`` at most once per ``interval`` seconds of the clock given, and
+    also whenever ``moved()`` answers something new (the calendar clock moved)."""
 
     def __init__(
         self,
         action: Callable[[], object],
         interval: float,
         now: Callable[[], datetime],
+        moved: Callable[[], object] | None = None,
     ) -> None:
         self._action = action
         self._interval = timedelta(seconds=interval)
         self._now = now
+        self._moved = moved
         self._last: datetime | None = None
+        self._last_token: object = None
 
     def __call__(self) -> object:
         moment = self._now()
-        if self._last is not None and moment - self._last < self._interval:
+        token = self._moved() if self._moved is not None else None
+        if (
+            self._last is not None
+            and moment - self._last < self._interval
+            and token == self._last_token
+        ):
             return None
         self._last = moment
+        self._last_token = token
         return self._action()
 
 
@@ -88,16 +102,27 @@ class NotifyRuntime:
     scheduler: Scheduler
     staff: StaffService
     receipts: Receipts
+    clock: TickClock | None = None
     delivery_thread: DeliveryThread = field(init=False)
 
     def __post_init__(self) -> None:
+        clock = self.clock
         self.delivery_thread = DeliveryThread(
             self.delivery,
             poll_interval=self.settings.delivery_poll_seconds,
             schedule=_Throttled(
-                self.scheduler.run, self.settings.schedule_interval_seconds, utcnow
+                self._schedule,
+                self.settings.schedule_interval_seconds,
+                utcnow,
+                moved=when_moved(clock) if clock is not None else None,
             ),
         )
+
+    def _schedule(self) -> object:
+        if self.clock is not None and not self.clock.has_tick:
+            # No tick yet: nothing is known to be due on the ticks' calendar.
+            return None
+        return self.scheduler.run()
 
     def close(self) -> None:
         self.delivery_thread.stop(timeout=self.settings.smtp_timeout_seconds * 4)
@@ -115,6 +140,8 @@ def build_runtime(
     """Open the database, import the directory CSV if it changed, wire the parts."""
     db = NotifySQLiteDatabase(sqlite_path(settings.database_url))
     try:
+        clock = TickClock(db, wall=now) if settings.clock == TICKS else None
+        calendar = clock.now if clock is not None else None
         staff = StaffService(db)
         if import_directory and settings.directory_csv is not None:
             path = settings.directory_csv
@@ -141,6 +168,8 @@ def build_runtime(
             claim_lease=timedelta(seconds=settings.claim_lease_seconds),
             routing=routing,
             now=now,
+            calendar_clock=calendar,
+            quiet_recheck=timedelta(seconds=settings.delivery_poll_seconds),
         )
         scheduler = Scheduler(
             db,
@@ -148,7 +177,7 @@ def build_runtime(
             digest_time=settings.digest_time,
             terms=settings.terms(),
             list_lead_working_days=settings.senco_list_lead_working_days,
-            now=now,
+            now=calendar or now,
         )
         handlers = NotifyHandlers(
             db,
@@ -156,6 +185,7 @@ def build_runtime(
             digest_time=settings.digest_time,
             default_preferences=settings.default_preferences,
             now=now,
+            calendar_clock=calendar,
         )
     except BaseException:
         db.close()
@@ -168,4 +198,5 @@ def build_runtime(
         scheduler=scheduler,
         staff=staff,
         receipts=Receipts(db, routing=routing, now=now),
+        clock=clock,
     )

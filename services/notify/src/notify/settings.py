@@ -192,6 +192,13 @@ class NotifySettings(ServiceSettings):
         gt=0,
         description="How often the worker checks for digests and termly lists due.",
     )
+    clock: Literal["wall", "ticks"] = Field(
+        default="wall",
+        description=(
+            "What digests, termly lists and SMS quiet hours follow: the wall clock, "
+            "or the latest tick on send.clock.ticks (a demo in compressed time)."
+        ),
+    )
 
     @field_validator("directory_csv", "term_dates_file", mode="before")
     @classmethod

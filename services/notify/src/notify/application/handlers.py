@@ -126,12 +126,16 @@ class NotifyHandlers:
         digest_time: time = DEFAULT_DIGEST_TIME,
         default_preferences: Preferences = DEFAULT_PREFERENCES,
         now: Callable[[], datetime] = utcnow,
+        calendar_clock: Callable[[], datetime] | None = None,
     ) -> None:
         self._db = db
         self._routing = routing or Routing()
         self._digest_time = digest_time
         self._defaults = default_preferences
         self._now = now
+        # The digest an alert goes in follows the calendar clock (the ticks', in a
+        # demo), while its timestamps stay on the wall clock.
+        self._calendar = calendar_clock or now
 
     # send.deadlines.events ------------------------------------------------------------
 
@@ -315,7 +319,7 @@ class NotifyHandlers:
                 alert = held_alert(
                     notice,
                     recipient,
-                    digest_on=digest_day(now, self._digest_time),
+                    digest_on=digest_day(self._calendar(), self._digest_time),
                     correlation_id=correlation_id,
                     now=now,
                     routing=self._routing,

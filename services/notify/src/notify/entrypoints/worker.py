@@ -19,6 +19,10 @@ a faust agent that lets an exception escape may skip the record on restart witho
 trace (faust-streaming#315), so parking it is the visible choice. A database that
 stays locked is retried in place first (``StoreUnavailable``, with backoff).
 
+With ``NOTIFY_CLOCK=ticks`` a fourth agent follows ``send.clock.ticks`` and moves the
+calendar clock (``notify.application.clock``) that digests, termly lists and quiet
+hours then follow, waking the delivery thread so the scheduler runs at once.
+
 Beside the agents, the worker runs the delivery thread (sends what the ledger holds,
 and between passes records the digests and termly lists due) and the outbox relay
 (publishes notify's events to ``send.notify.events``); both start with the app and
@@ -46,13 +50,21 @@ from notify.adapters.kafka_records import (
     header_list,
     read_record,
 )
+from notify.application.clock import TickClock
 from notify.application.handlers import Handled
 from notify.application.inbound import InboundEvent
 from notify.bootstrap import NotifyRuntime, build_runtime
 from notify.entrypoints.relay import RelayThread
 from notify.errors import UnreadableMessage
 from notify.settings import NotifySettings
-from send_schemas.topics import DEADLINES, INTAKE, NOTIFY, REVIEWS, dead_letter_topic
+from send_schemas.topics import (
+    CLOCK_TICKS,
+    DEADLINES,
+    INTAKE,
+    NOTIFY,
+    REVIEWS,
+    dead_letter_topic,
+)
 from sendkit.logging import configure_logging, correlation_scope
 from sendkit.store.base import StoreUnavailable
 
@@ -177,6 +189,33 @@ class RecordConsumer:
         await sent
 
 
+async def follow_tick(
+    loop: asyncio.AbstractEventLoop,
+    executor: ThreadPoolExecutor,
+    runtime: NotifyRuntime,
+    clock: TickClock,
+    message: Any,
+) -> bool:
+    """Move the calendar clock to one tick record's time; whether it moved.
+
+    A record that is not a tick is logged and passed over: the topic is the ticker's,
+    and a bad tick holds no alert that could be lost.
+    """
+    try:
+        moved = await loop.run_in_executor(executor, clock.take_record, message.value)
+    except UnreadableMessage as error:
+        log.warning(
+            "record on the tick topic passed over: %s",
+            error,
+            extra={"partition": message.partition, "offset": message.offset},
+        )
+        return False
+    if moved:
+        # The scheduler runs when the clock moves: a digest may now be due.
+        runtime.delivery_thread.wake()
+    return bool(moved)
+
+
 def create_app(runtime: NotifyRuntime) -> faust.App:
     """The faust app with notify's agents and background services."""
     settings = runtime.settings
@@ -230,6 +269,16 @@ def create_app(runtime: NotifyRuntime) -> faust.App:
     async def follow_reviews(stream: Any) -> None:
         async for event in stream.events():
             await consumer.consume(event, runtime.handlers.handle_reviews_event)
+
+    clock = runtime.clock
+    if clock is not None:
+        ticks = raw_topic(CLOCK_TICKS.name)
+
+        @app.agent(ticks, name="notify.follow_ticks")
+        async def follow_ticks(stream: Any) -> None:
+            loop = asyncio.get_running_loop()
+            async for event in stream.events():
+                await follow_tick(loop, executor, runtime, clock, event.message)
 
     relay = (
         RelayThread(runtime.db.store, NOTIFY.name, settings.kafka_bootstrap_servers)
