@@ -96,7 +96,18 @@ from sendkit.calendar import (
 DEFAULT_SEED = 825
 DECISION_WEEKS = 6
 STAFF_DOMAIN = "send-demo.example.org"
-STAFF_CSV_COLUMNS = ("staff_id", "name", "email", "role", "manager_id", "school_urn")
+STAFF_CSV_COLUMNS = (
+    "staff_id",
+    "name",
+    "email",
+    "role",
+    "manager_id",
+    "school_urn",
+    "mobile",
+)
+DRAMA_MOBILES = "07700900"
+"""Ofcom's range of mobile numbers for drama (07700 900000 to 900999): never anyone's.
+The demo's numbers start at 900500, clear of GOV.UK Notify's simulator numbers."""
 FIRST_URN = 990001
 CURRICULUM_YEAR_FIRST = -2
 CURRICULUM_YEAR_LAST = 14
@@ -193,6 +204,7 @@ class StaffMember:
     role: Role
     manager_id: str | None
     school_urn: int | None = None
+    mobile: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,7 +262,23 @@ def _member(
     local = name.lower().replace(" ", ".")
     if number > 20:
         local += str(number)
-    return StaffMember(staff_id, name, f"{local}@{STAFF_DOMAIN}", role, manager_id)
+    # Managers 07700 900501..., coordinators 900601...: Ofcom's drama range.
+    first = 500 if role == "manager" else 600
+    return StaffMember(
+        staff_id,
+        name,
+        f"{local}@{STAFF_DOMAIN}",
+        role,
+        manager_id,
+        mobile=drama_mobile(first + number),
+    )
+
+
+def drama_mobile(number: int) -> str:
+    """The ``number``-th mobile of Ofcom's drama range (07700 900000 + number)."""
+    if not 0 <= number <= 999:
+        raise DemoDataError(f"the drama range has 1,000 numbers; {number} is outside")
+    return f"{DRAMA_MOBILES}{number:03d}"
 
 
 def demo_schools() -> tuple[School, ...]:
@@ -301,7 +329,8 @@ def demo_schools() -> tuple[School, ...]:
 
 
 def demo_sencos(schools: Iterable[School]) -> tuple[StaffMember, ...]:
-    """One synthetic SENCO for each school (``SENCO-<urn>``), told of its reviews."""
+    """One synthetic SENCO for each school (``SENCO-<urn>``), told of its reviews;
+    their mobiles are 07700 900700 onwards."""
     return tuple(
         StaffMember(
             f"SENCO-{school.urn}",
@@ -310,9 +339,44 @@ def demo_sencos(schools: Iterable[School]) -> tuple[StaffMember, ...]:
             "senco",
             None,
             school.urn,
+            mobile=drama_mobile(700 + index),
         )
-        for school in schools
+        for index, school in enumerate(schools)
     )
+
+
+def demo_preferences(
+    staff: Iterable[StaffMember],
+) -> dict[str, dict[str, object]]:
+    """How each demo member of staff wants alerts: notify's preferences bodies.
+
+    Coordinators by email, the first of them as a daily digest of approaching alerts;
+    the second by text for approaching alerts and by email and text when overdue,
+    with quiet hours of 21:00 to 07:00; managers by email and text for a missed
+    deadline; SENCOs by email. Everyone else (and every unset kind) has notify's
+    defaults: email, no digest, texts held between 20:00 and 08:00.
+    """
+    chosen: dict[str, dict[str, object]] = {}
+    coordinators = 0
+    for member in staff:
+        channels = {"approaching": "email", "overdue": "email"}
+        body: dict[str, object] = {}
+        if member.role == "manager":
+            channels["overdue"] = "both"
+            body["quiet_hours"] = "20:00-08:00"
+        elif member.role == "coordinator":
+            coordinators += 1
+            if coordinators == 1:
+                body["daily_digest"] = True
+            elif coordinators == 2:
+                channels = {"approaching": "sms", "overdue": "both"}
+                body["quiet_hours"] = "21:00-07:00"
+        if {"sms", "both"} & set(channels.values()) and member.mobile is None:
+            raise DemoDataError(
+                f"{member.staff_id} is to get texts but has no mobile number"
+            )
+        chosen[member.staff_id] = {"channels": channels, **body}
+    return chosen
 
 
 DEMO_STAFF = demo_staff()
@@ -2293,6 +2357,7 @@ def write_staff_csv(
                     member.role,
                     member.manager_id or "",
                     "" if member.school_urn is None else member.school_urn,
+                    member.mobile or "",
                 )
             )
     return target
@@ -2327,6 +2392,7 @@ def read_staff_csv(path: Path | str) -> list[StaffMember]:
                     roles[role],
                     row["manager_id"] or None,
                     int(urn) if urn else None,
+                    row["mobile"] or None,
                 )
             )
     return members
