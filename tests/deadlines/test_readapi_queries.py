@@ -60,20 +60,23 @@ class Case:
         self.school_urn = school_urn
         self.coordinator = coordinator
 
-    def event(self, name: str, data: dict[str, Any]) -> None:
+    def event(self, name: str, data: dict[str, Any], service: str = "intake") -> None:
+        """A fact of ``service`` (intake's are folded into the read model too)."""
         self.number += 1
         recorded = RecordedEvent(
             id=f"{self.case_id}/{self.number}",
             stream_id=self.case_id,
             version=self.number,
             position=self.number,
-            type=f"send.intake.{name}.v1",
-            source="/send/intake",
+            type=f"send.{service}.{name}.v1",
+            source=f"/send/{service}",
             time=datetime(2025, 1, 6, 10, tzinfo=UTC),
             data={"case_id": self.case_id, **data},
             metadata=Metadata(actor="ehcco-1"),
         )
-        self.intake.append(as_received("send.intake.events", to_kafka(recorded), 0))
+        if service == "intake":
+            topic = "send.intake.events"
+            self.intake.append(as_received(topic, to_kafka(recorded), 0))
         self.state, outputs = engine.apply(
             self.state,
             CaseEvent(recorded.id, recorded.type, self.case_id, recorded.data),
