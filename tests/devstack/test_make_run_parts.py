@@ -391,7 +391,8 @@ def test_a_lost_email_or_a_clock_gone_astray_is_reported(
     wrong_clock = reconcile(replace(good, clocks=[astray]), len(caseload))
 
     assert lost_email == [
-        "11 emails in the mail catcher, but 12 NotificationSent events"
+        "11 emails in the mail catcher, but 12 sent over SMTP (NotificationSent "
+        "events, a digest once)"
     ]
     assert wrong_clock == [
         f"decision clock: met is {astray.met}, the plan says {decision.met}",

@@ -84,15 +84,21 @@ import httpx
 from kafka import KafkaConsumer, TopicPartition
 
 from devstack.demo_data import (
+    DEMO_STAFF,
     STEP_KINDS,
     PlannedCase,
     PlannedStep,
+    PlannedTransfer,
     Timeliness,
+    TransferPlan,
+    TransferStep,
+    plan_transfers,
     planned_clocks,
     planned_timeliness,
+    transfer_year_of,
 )
 from devstack.dfe import DemoDataError
-from send_schemas.topics import DEADLINES, INTAKE, NOTIFY, PLANS, REVIEWS
+from send_schemas.topics import DEADLINES, INTAKE, NOTIFY, PLACEMENT, PLANS, REVIEWS
 from sendkit.calendar import LONDON, london_date
 from sendkit.envelope import InvalidEnvelope, from_kafka
 
@@ -123,7 +129,7 @@ REQUEST_RECEIVED = "RequestReceived"
 ASSESSMENT_OPENED = "AssessmentOpened"
 REVIEW_CYCLE_STARTED = "ReviewCycleStarted"
 
-ActionKind = Literal["receive", "exception", "outcome", "step"]
+ActionKind = Literal["receive", "exception", "outcome", "step", "transfer"]
 Ticker = Callable[[datetime], None]
 """Sends one clock tick for the given moment to every partition of the tick topic."""
 
@@ -143,6 +149,7 @@ class Action:
     kind: ActionKind
     case: PlannedCase
     step: PlannedStep | None = None
+    transfer: TransferStep | None = None
 
     @property
     def day(self) -> date:
@@ -154,17 +161,60 @@ _KIND_ORDER: Mapping[ActionKind, int] = {
     "exception": 1,
     "outcome": 2,
     "step": 3,
+    "transfer": 4,
 }
 
 
-def plan_actions(cases: Iterable[PlannedCase]) -> list[Action]:
+@dataclass(frozen=True, slots=True)
+class CouncilAction:
+    """A command about many cases: identifying a year's transfers, or a panel agenda.
+
+    ``index`` is the identification's or the panel's position in the transfer plan.
+    """
+
+    at: datetime
+    kind: Literal["identify", "list"]
+    index: int
+
+    @property
+    def day(self) -> date:
+        return london_date(self.at)
+
+
+def council_actions(transfers: TransferPlan | None) -> list[CouncilAction]:
+    """The identifications and panel agendas of ``transfers``, in order."""
+    if transfers is None:
+        return []
+    actions = [
+        CouncilAction(transfers.identified_at(i), "identify", i)
+        for i in range(len(transfers.identifications))
+    ]
+    actions += [
+        CouncilAction(panel.listed_at, "list", i)
+        for i, panel in enumerate(transfers.panels)
+    ]
+    return sorted(actions, key=lambda a: (a.at, a.kind, a.index))
+
+
+def plan_actions(
+    cases: Iterable[PlannedCase], transfers: TransferPlan | None = None
+) -> list[Action]:
     """Every command of ``cases`` in the order it happened.
 
     An exception is recorded at 10:00 London on the day the coordinator noted it; the
-    later stages' steps at the moments the plan gives them. A case's own commands keep
-    their order even when two share a moment.
+    later stages' steps and the phase transfers' at the moments the plan gives them. A
+    case's own commands keep their order even when two share a moment.
     """
     actions: list[Action] = []
+    cases = list(cases)
+    if transfers is not None:
+        by_sequence = {case.sequence: case for case in cases}
+        for transfer in transfers.transfers:
+            case = by_sequence[transfer.sequence]
+            actions += [
+                Action(step.at, "transfer", case, transfer=step)
+                for step in transfer.steps()
+            ]
     for case in cases:
         actions.append(Action(case.received_at, "receive", case))
         if case.exception_noted_on is not None:
@@ -235,7 +285,14 @@ class ClockTrack:
 
 
 _FINAL_STATES = {CLOCK_MET: "met", CLOCK_LATE: "late", CLOCK_CANCELLED: "cancelled"}
-WATCHED_TOPICS = (INTAKE.name, PLANS.name, REVIEWS.name, DEADLINES.name, NOTIFY.name)
+WATCHED_TOPICS = (
+    INTAKE.name,
+    PLANS.name,
+    REVIEWS.name,
+    PLACEMENT.name,
+    DEADLINES.name,
+    NOTIFY.name,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,6 +303,9 @@ class Notification:
     case_id: str
     alert_kind: str
     recipient_role: str
+    channel: str = "email"
+    provider: str = "smtp"
+    bundle_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,6 +345,8 @@ class TopicWatcher:
         self.decision_tracks: dict[str, ClockTrack] = {}
         self.clock_events: Counter[str] = Counter()
         self.notifications: dict[str, Notification] = {}
+        self.placement_events: list[tuple[str, str, str]] = []
+        """(case id, event name, outcome) of each placement event, in order."""
         self.unreadable = 0
 
     def start(self) -> TopicWatcher:
@@ -363,9 +425,12 @@ class TopicWatcher:
             return False
         self.seen_ids.add(event.id)
         timestamp = int(record.timestamp)
-        if record.topic in (PLANS.name, REVIEWS.name):
+        if record.topic in (PLANS.name, REVIEWS.name, PLACEMENT.name):
             self.domain_ids.add(event.id)
             self.followed.setdefault(event.subject, set()).add(event.name)
+            if record.topic == PLACEMENT.name:
+                outcome = str(event.data.get("outcome") or "")
+                self.placement_events.append((event.subject, event.name, outcome))
         elif record.topic == INTAKE.name:
             self.intake_ids.add(event.id)
             self.domain_ids.add(event.id)
@@ -393,6 +458,9 @@ class TopicWatcher:
                 event.subject,
                 str(event.data.get("alert_kind", "")),
                 str(event.data.get("recipient_role", "")),
+                str(event.data.get("channel") or "email"),
+                str(event.data.get("provider") or "smtp"),
+                event.data.get("bundle_id"),
             )
         return True
 
@@ -562,6 +630,23 @@ class ApiClient:
         result: dict[str, Any] = answer.json()
         return result
 
+    def get(self, path: str, *, staff_id: str) -> dict[str, Any]:
+        """A query as ``staff_id``; a refusal or a lost answer is a ``DemoError``."""
+        try:
+            answer = self._http.get(path, headers=dict(self._staff_headers(staff_id)))
+        except httpx.TransportError as error:
+            raise DemoError(
+                f"{self.service} at {self.base_url} did not answer GET {path}: "
+                f"{error!r}; see its log under .run/logs/"
+            ) from error
+        if answer.status_code != 200:
+            raise DemoError(
+                f"{self.service} refused GET {path} with {answer.status_code}: "
+                f"{_problem_detail(answer)}"
+            )
+        result: dict[str, Any] = answer.json()
+        return result
+
 
 def _problem_detail(answer: httpx.Response) -> str:
     try:
@@ -668,6 +753,10 @@ class DemoSummary:
     read_model_timeliness: str = ""
     sent_by_kind_and_role: dict[str, int] = field(default_factory=dict)
     time_spent: dict[str, float] = field(default_factory=dict)
+    transfers: dict[str, Any] = field(default_factory=dict)
+    """The phase-transfer year: see ``DemoDriver.transfer_figures``."""
+    email_messages: int | None = None
+    """Emails handed to SMTP: one per NotificationSent, but one per digest or list."""
 
     @property
     def alerts_raised(self) -> dict[str, int]:
@@ -753,6 +842,7 @@ class DemoSummary:
             f"  Read them as files in {self.mail_dir} or on {self.mail_url}",
         ]
         lines += self._render_later()
+        lines += render_transfers(self.transfers)
         lines.append(f"  The deadlines read model: {self.read_model}.")
         if self.read_model_timeliness:
             lines.append(f"  Its timeliness: {self.read_model_timeliness}.")
@@ -819,6 +909,54 @@ class DemoSummary:
 
 def _percent(share: float | None) -> str:
     return "-" if share is None else f"{share:.1%}"
+
+
+def render_transfers(transfers: Mapping[str, Any]) -> list[str]:
+    """The summary's lines on the phase-transfer year (none without one)."""
+    if not transfers:
+        return []
+    seen: Mapping[str, int] = transfers.get("observed", {})
+    planned: Mapping[str, int] = transfers.get("planned", {})
+    listed: Mapping[str, Any] = transfers.get("placement_cohort", {})
+    read: Mapping[str, Any] = transfers.get("read_api", {})
+    runs = ", ".join(
+        f"{n:,} on {day}" for day, n in transfers.get("identified", {}).items()
+    )
+    statuses = ", ".join(
+        f"{name} {n:,}" for name, n in sorted(listed.get("by_status", {}).items())
+    )
+    missed = seen.get("deadline_late", 0) + seen.get("deadline_overdue", 0)
+
+    def n(name: str) -> str:
+        return f"{seen.get(name, 0):,}"
+
+    lines = [
+        f"  Phase transfers into September {transfers['transfer_year']} (placement; "
+        "its clocks on send.deadlines.events):",
+        f"    cohort {n('cohort')} children with plans ({n('cohort_school')} school "
+        f"moves due by {transfers.get('school_due_on')}, {n('cohort_post16')} to "
+        f"post-16 due by {transfers.get('post16_due_on')}), identified {runs or 'never'}"
+        f"; the plan says {planned.get('cohort', 0):,}.",
+        f"    schools and colleges consulted {n('consultations')} times: answered "
+        f"within 15 days {n('answered_within_15_days')}, after 15 days "
+        f"{n('answered_after_15_days')}, unanswered after 15 days "
+        f"{n('unanswered_after_15_days')} (still within them "
+        f"{n('unanswered_within_15_days')}); {n('place_offered')} places offered, "
+        f"{n('declined')} declined.",
+        f"    panels: {transfers.get('panels_listed', 0):,} agendas on "
+        f"{transfers.get('panel_days', 0):,} days; decisions: setting named "
+        f"{n('panel_setting_named')}, deferred {n('panel_deferred')}, declined "
+        f"{n('panel_declined')}; {n('communicated')} communicated to the family.",
+        f"    plans amended naming the next setting {n('plans_amended')}: deadlines "
+        f"met {n('deadline_met')}, missed {missed:,} (named late "
+        f"{n('deadline_late')}, still overdue {n('deadline_overdue')}), not yet due "
+        f"{n('deadline_open')}, plan ended {n('deadline_cancelled')}.",
+        f"    placement's cohort list: {listed.get('total', 0):,} children ({statuses}"
+        f"; {listed.get('not_identified', 0):,} of them never identified, their "
+        "plans issued after the last identification).",
+        f"    the deadlines read API's timelines: {read.get('note', 'not asked')}.",
+    ]
+    return lines
 
 
 TIME_SPENT_ON = ("ticks", "commands", "publishing", "clock answers", "last alerts")
@@ -973,6 +1111,7 @@ class DemoServices:
     plans_url: str | None = None
     reviews_url: str | None = None
     staff_headers: StaffHeaders = staff_id_header
+    placement_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -1023,6 +1162,7 @@ class DemoDriver:
         watcher: TopicWatcher,
         settings: DemoSettings,
         out: TextIO,
+        transfers: TransferPlan | None = None,
     ) -> None:
         if not cases:
             raise DemoError("the caseload is empty; give a larger --scale")
@@ -1040,6 +1180,16 @@ class DemoDriver:
         )
         self._plans = self._client("plans", services.plans_url)
         self._reviews = self._client("reviews", services.reviews_url)
+        self._placement = self._client("placement", services.placement_url)
+        if transfers is None and self._placement is not None and settings.until:
+            transfers = plan_transfers(
+                self.cases, transfer_year_of(settings.year), settings.until
+            )
+        self.transfers = transfers if self._placement is not None else None
+        self._consultation_ids: dict[tuple[int, int], str] = {}
+        self._panel_ids: dict[tuple[date, int], str] = {}
+        self.identified: dict[str, set[str]] = {}
+        """The case ids each identification (by its day) recorded as new."""
         self._advice_ids: dict[tuple[int, str], str] = {}
         self._review_ids: dict[int, str] = {}
         self._followed: set[tuple[str, str]] = set()
@@ -1061,7 +1211,7 @@ class DemoDriver:
         )
 
     def close(self) -> None:
-        for client in (self._intake, self._plans, self._reviews):
+        for client in (self._intake, self._plans, self._reviews, self._placement):
             if client is not None:
                 client.close()
 
@@ -1103,7 +1253,8 @@ class DemoDriver:
 
     def run(self) -> DemoSummary:
         started = time.monotonic()
-        actions = plan_actions(self.cases)
+        actions = plan_actions(self.cases, self.transfers)
+        council = council_actions(self.transfers)
         steps = [a for a in actions if a.step is not None]
         if steps and (self._plans is None or self._reviews is None):
             raise DemoError(
@@ -1119,6 +1270,16 @@ class DemoDriver:
         by_day: dict[date, list[Action]] = {}
         for action in actions:
             by_day.setdefault(action.day, []).append(action)
+        council_by_day: dict[date, list[CouncilAction]] = {}
+        for item in council:
+            council_by_day.setdefault(item.day, []).append(item)
+        if self.transfers is not None:
+            self._print(
+                f"Phase transfers into September {self.transfers.transfer_year}: "
+                f"{self.transfers.cohort:,} children of the demo's plans, identified on "
+                + ", ".join(f"{d}" for d in self.transfers.identifications)
+                + f"; {len(self.transfers.panels):,} panel agendas."
+            )
         self._print(
             f"Demo: {len(self.cases):,} requests of {self.settings.year} (scale "
             f"{self.settings.scale:g}), {len(actions):,} commands "
@@ -1134,9 +1295,13 @@ class DemoDriver:
                 with self._timed("ticks"):
                     self.services.ticker(tick_moment(day))
                 todays = by_day.get(day, [])
-                if todays:
+                council_today = council_by_day.get(day, [])
+                if todays or council_today:
                     with self._timed("commands"):
-                        work = self._post_day(pool, todays)
+                        work = self._council_day(council_today)
+                        day_work = self._post_day(pool, todays)
+                        work.event_ids |= day_work.event_ids
+                        work.expected += day_work.expected
                     with self._timed("publishing"):
                         self._await_published(work, day)
                     unanswered += work.expected
@@ -1184,6 +1349,8 @@ class DemoDriver:
                 self._exception(action.case, work)
             elif action.step is not None:
                 self._step(action.case, action.step, work)
+            elif action.transfer is not None:
+                self._transfer_step(action.case, action.transfer, work)
             else:
                 self._outcome(action.case, work)
         return work
@@ -1477,7 +1644,10 @@ class DemoDriver:
             ours = [
                 n for n in self.watcher.notifications.values() if n.case_id in case_ids
             ]
-        sent = [n for n in ours if n.name == NOTIFICATION_SENT]
+        # Texts are counted by make run's closing note; the emails are held here to
+        # the mail catcher, a digest being one email for the alerts it carries.
+        sent = [n for n in ours if n.name == NOTIFICATION_SENT and n.channel == "email"]
+        smtp = [n for n in sent if n.provider == "smtp"]
         with self._lock:
             posted = Counter(self._posted)
         remote, read_model, differences = self._read_model_check(clocks, case_ids)
@@ -1504,7 +1674,9 @@ class DemoDriver:
             planned_decision=planned,
             emails_in_catcher=self._mail_api_count() - self._mail_at_start,
             notifications_sent=len(sent),
-            notifications_failed=len(ours) - len(sent),
+            notifications_failed=sum(n.name == NOTIFICATION_FAILED for n in ours),
+            email_messages=sum(n.bundle_id is None for n in smtp)
+            + len({n.bundle_id for n in smtp if n.bundle_id is not None}),
             sent_by_kind=dict(Counter(n.alert_kind for n in sent)),
             sent_by_role=dict(Counter(n.recipient_role for n in sent)),
             sent_by_kind_and_role=dict(
@@ -1665,10 +1837,13 @@ def reconcile(summary: DemoSummary, planned_requests: int) -> list[str]:
             f"{decided} decisions were posted"
         )
     problems += _alerts_sent_once(summary)
-    if summary.emails_in_catcher != summary.notifications_sent:
+    messages = summary.email_messages
+    if messages is None:
+        messages = summary.notifications_sent
+    if summary.emails_in_catcher != messages:
         problems.append(
             f"{summary.emails_in_catcher} emails in the mail catcher, but "
-            f"{summary.notifications_sent} NotificationSent events"
+            f"{messages} sent over SMTP (NotificationSent events, a digest once)"
         )
     return problems
 

@@ -12,7 +12,11 @@ own process, then each part of the platform as a process of its own with its out
    relay and its subscriber to intake's topic; the deadlines worker and its read API
    (8003); the reviews API (8004) with its relay and subscribers; the placement API
    (8005) with its relay and subscribers; the notify worker, with the demo's staff
-   directory written to ``.run/staff.csv``;
+   directory written to ``.run/staff.csv`` (synthetic mobiles in Ofcom's drama range)
+   and its calendar on the ticks (``NOTIFY_CLOCK=ticks``: a daily digest per demo
+   day); notify's API (8006); and the local GOV.UK Notify (``devstack.notify_stub``,
+   8007), which notify's texts go through with the stub's API key and which posts
+   its delivery receipts to notify's API with a bearer token new each run;
 3. intake's outbox relay, once the intake API has made its store.
 
 Before the side-by-side start it joins a throwaway consumer group once, so a new
@@ -27,13 +31,22 @@ A port that is taken is replaced by a free one, and every address is printed;
 ``--free-ports`` takes free ports throughout (for tests). A process that exits or is
 not ready in time stops everything, and its log's last lines are printed.
 
+Once everything is up it sets each demo member of staff's preferences through notify's
+API, as a ``service_admin`` (``devstack.demo_data.demo_preferences``: coordinators by
+email, the first as a daily digest and the second by text with quiet hours; managers
+by email and text for a missed deadline; SENCOs by email).
+
 Then it posts one request over HTTP and shows it arriving on ``send.intake.events``,
 and plays the demo (``devstack.demo``): Buckinghamshire's 2024 requests (``--scale
 1.0``: 1,782 of them; ``--short``: 5%) posted through intake, and every agreed
 assessment carried on through plans and reviews (advice, draft, final plan, first
 annual review and its decision), while ticks move the clock from 1 January 2024 to
 the end of the period (31 July 2025 unless ``--until`` says otherwise). The summary is
-printed and written to ``.run/summary.json``; the processes keep running, with each
+printed and written to ``.run/summary.json``, with notify's closing note (``notify``
+there): emails accepted by SMTP by role, daily digests, texts sent through the local
+GOV.UK Notify by kind and role, delivery receipts notify accepted, each held to what
+the preferences say; what the local GOV.UK Notify was sent is kept in
+``.run/govuk-notify.json``; the processes keep running, with each
 API's docs URL printed, until Ctrl-C (or SIGTERM, or SIGHUP) stops them all, the Kafka
 JVM included. ``--exit-after-demo`` stops them straight after the summary instead, and
 the exit status says whether the numbers reconciled (0) or not (3); 1 means a process
@@ -48,8 +61,12 @@ posted.
 Known limits: the deadlines processor's time never goes back, so on an existing Kafka
 whose tick topic already holds later ticks (an earlier demo, a ticker) every new clock
 is overdue at once; the start prints a warning and the summary's timing check fails,
-but the run goes on. The placement service runs but the demo sends it nothing (no
-phase transfer is identified, no school consulted), so no placement clock is set. The
+but the run goes on. The demo ticks at 08:00 London, so no text falls in anyone's
+quiet hours and none is held back (the notify tests show them holding on the ticks'
+clock); the alerts raised on the last demo day wait for a digest no later tick
+gathers, and the closing note counts them as waiting. The placement service runs but
+the demo sends it nothing (no phase transfer is identified, no school consulted), so
+no placement clock is set. The
 issuer's keys live in memory, so tokens it signed do not outlive the ``make run`` that
 started it.
 """
@@ -62,11 +79,13 @@ import importlib.util
 import json
 import logging
 import os
+import secrets
 import shutil
 import signal
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime
@@ -74,6 +93,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
+import httpx
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
@@ -83,13 +103,16 @@ from devstack.demo import (
     DemoServices,
     DemoSettings,
     DemoSummary,
+    Notification,
     StaffHeaders,
     TopicWatcher,
 )
 from devstack.demo_data import (
     DEMO_SENCOS,
     DEMO_STAFF,
+    StaffMember,
     default_period_end,
+    demo_preferences,
     generate_caseload,
     write_staff_csv,
 )
@@ -99,6 +122,9 @@ from devstack.kafka import repo_root
 from devstack.kafka_config import LOOPBACK, BrokerLayout, free_port, port_is_free
 from devstack.kafka_errors import KafkaLauncherError
 from devstack.kafka_topics import create_project_topics
+from devstack.notify_stub import DEFAULT_API_KEY as STUB_API_KEY
+from devstack.notify_stub import DEFAULT_EMAIL_TEMPLATE_ID as STUB_EMAIL_TEMPLATE_ID
+from devstack.notify_stub import DEFAULT_SMS_TEMPLATE_ID as STUB_SMS_TEMPLATE_ID
 from devstack.processes import (
     ManagedProcess,
     ProcessSpec,
@@ -133,6 +159,11 @@ WARM_UP_GROUP = "devstack-run-warm-up"
 WARM_UP_TIMEOUT_S = 120.0
 TOKEN_REUSE_S = 20 * 60.0
 """How long the demo reuses a member's token (the issuer's last 30 minutes)."""
+DIRECTORY: tuple[StaffMember, ...] = (*DEMO_STAFF, *DEMO_SENCOS)
+"""The staff directory notify is given: the SEND team and the schools' SENCOs."""
+ADMIN_ID = "devstack-run"
+"""Who sets the demo staff's preferences in notify's API (a service_admin)."""
+RECEIPTS_WAIT_S = 60.0
 
 
 class RunError(DemoDataError):
@@ -154,6 +185,8 @@ class Ports:
     plans: int = 8002
     reviews: int = 8004
     placement: int = 8005
+    notify: int = 8006
+    notify_stub: int = 8007
     issuer: int = 8009
 
 
@@ -233,10 +266,15 @@ class RunLayout:
     def summary(self) -> Path:
         return self.root / "summary.json"
 
+    @property
+    def govuk_messages(self) -> Path:
+        """What the local GOV.UK Notify was sent (kept in its memory), after a demo."""
+        return self.root / "govuk-notify.json"
+
     def data_paths(self) -> list[Path]:
         """Everything a fresh start removes (databases with their WAL files)."""
         paths = [self.logs, self.mail, self.kafka, self.work, self.staff_csv]
-        paths.append(self.summary)
+        paths += [self.summary, self.govuk_messages]
         databases = (
             self.intake_db,
             self.deadlines_db,
@@ -288,6 +326,8 @@ class Platform:
     kafka_launched: bool
     auth: Mapping[str, str] = field(default_factory=dict)
     placement: bool = True
+    callback_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    """The bearer token the local GOV.UK Notify's receipts carry, new each run."""
 
     @property
     def intake_url(self) -> str:
@@ -312,6 +352,19 @@ class Platform:
     @property
     def mail_url(self) -> str:
         return f"http://{LOOPBACK}:{self.ports.mail_page}/"
+
+    @property
+    def notify_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.ports.notify}"
+
+    @property
+    def notify_stub_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.ports.notify_stub}"
+
+    @property
+    def receipts_url(self) -> str:
+        """Notify's endpoint for GOV.UK Notify's delivery receipts."""
+        return f"{self.notify_url}/callbacks/govuk-notify"
 
 
 def sqlite_url(path: Path) -> str:
@@ -359,6 +412,20 @@ def service_env(platform: Platform) -> dict[str, str]:
         "NOTIFY_DIRECTORY_CSV": str(layout.staff_csv.resolve()),
         "NOTIFY_SMTP_HOST": LOOPBACK,
         "NOTIFY_SMTP_PORT": str(ports.smtp),
+        "NOTIFY_HOST": LOOPBACK,
+        "NOTIFY_PORT": str(ports.notify),
+        # Texts (and, with NOTIFY_EMAIL_PROVIDER=govuk_notify in make run's own
+        # environment, email) go through the official client to the local Notify.
+        "NOTIFY_GOVUK_API_KEY": STUB_API_KEY,
+        "NOTIFY_GOVUK_BASE_URL": platform.notify_stub_url,
+        "NOTIFY_GOVUK_EMAIL_TEMPLATE_ID": STUB_EMAIL_TEMPLATE_ID,
+        "NOTIFY_GOVUK_SMS_TEMPLATE_ID": STUB_SMS_TEMPLATE_ID,
+        "NOTIFY_GOVUK_CALLBACK_TOKEN": platform.callback_token,
+        # The demo's days pass in seconds: digests, quiet hours and termly lists
+        # follow its ticks, and the scheduler looks as soon as a tick moves them.
+        "NOTIFY_CLOCK": "ticks",
+        "NOTIFY_SCHEDULE_INTERVAL_SECONDS": "1",
+        "NOTIFY_DELIVERY_POLL_SECONDS": "1",
     }
 
 
@@ -474,6 +541,26 @@ def service_specs(platform: Platform) -> list[list[ProcessSpec]]:
             cwd=work,
             stop_timeout=WORKER_STOP_TIMEOUT_S,
         ),
+        ProcessSpec(
+            name="notify-api",
+            argv=python_module("notify", "api"),
+            env=env,
+            ready_url=f"{platform.notify_url}/readyz",
+        ),
+        ProcessSpec(
+            name="notify-stub",
+            argv=python_module(
+                "devstack.notify_stub",
+                "--port",
+                str(ports.notify_stub),
+                "--callback-url",
+                platform.receipts_url,
+                "--callback-token",
+                platform.callback_token,
+            ),
+            env=env,
+            ready_url=f"{platform.notify_stub_url}/healthz",
+        ),
     ]
     if platform.placement:
         side_by_side.append(
@@ -558,7 +645,7 @@ def start_platform(
             placement=placement,
         )
 
-    write_staff_csv(layout.staff_csv, (*DEMO_STAFF, *DEMO_SENCOS))
+    write_staff_csv(layout.staff_csv, DIRECTORY)
     warm_group_coordinator(platform.bootstrap)
     for group in service_specs(platform):
         for managed, seconds in stack.start_all(group, GROUP_READY_TIMEOUT_S):
@@ -677,6 +764,190 @@ def notify_ledger(path: Path) -> Iterator[Callable[[], Mapping[str, int] | None]
     finally:
         for db in opened:
             db.close()
+
+
+def set_demo_preferences(
+    platform: Platform,
+    headers: Mapping[str, str],
+    staff: Sequence[StaffMember] = DIRECTORY,
+) -> int:
+    """Give each demo member of staff their preferences through notify's API.
+
+    ``headers`` carry a ``service_admin``'s token. Returns how many were set.
+    """
+    bodies = demo_preferences(staff)
+    with httpx.Client(
+        base_url=platform.notify_url, headers=dict(headers), timeout=30.0
+    ) as client:
+        for staff_id, body in bodies.items():
+            answer = client.put(f"/staff/{staff_id}/preferences", json=body)
+            if answer.status_code != 200:
+                raise RunError(
+                    f"notify's API refused the preferences of {staff_id} "
+                    f"({answer.status_code}: {answer.text[:300]}); see "
+                    f"{platform.layout.logs}/notify-api.log"
+                )
+    return len(bodies)
+
+
+@dataclass(slots=True)
+class NotifyCounts:
+    """What notify sent in the demo, by channel and role: the closing note's counts.
+
+    Emails and texts are counted from notify's events on ``send.notify.events`` (this
+    demo's cases only) and held to what the mail catcher and the local GOV.UK Notify
+    received; receipts are those notify's callback endpoint accepted.
+    """
+
+    emails_accepted_by_smtp: int
+    email_messages_by_role: dict[str, int]
+    digests: int
+    digest_alerts: int
+    texts_sent: int
+    texts_by_kind_and_role: dict[str, int]
+    texts_at_govuk_notify: int
+    emails_at_govuk_notify: int
+    receipts_accepted: dict[str, int]
+    failed: int
+    held_for_digest: int
+    problems: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {name.name: getattr(self, name.name) for name in fields(self)}
+
+    def render(self) -> str:
+        def listed(counts: Mapping[str, int]) -> str:
+            return ", ".join(f"{k} {n:,}" for k, n in sorted(counts.items())) or "none"
+
+        delivered = self.receipts_accepted.get("delivered", 0)
+        lines = [
+            "  Notify's closing note (this demo's cases, by what each person chose):",
+            f"    email: {self.emails_accepted_by_smtp:,} accepted by SMTP (by role: "
+            f"{listed(self.email_messages_by_role)}), of which {self.digests:,} "
+            f"daily digests carrying {self.digest_alerts:,} alerts; "
+            f"{self.held_for_digest:,} alerts wait for a digest after the last day",
+            f"    SMS: {self.texts_sent:,} sent via the local GOV.UK Notify (by kind "
+            f"and role: {listed(self.texts_by_kind_and_role)}); it holds "
+            f"{self.texts_at_govuk_notify:,} texts and "
+            f"{self.emails_at_govuk_notify:,} emails",
+            f"    delivery receipts accepted by notify: {delivered:,} delivered"
+            + "".join(
+                f", {n:,} {status}"
+                for status, n in sorted(self.receipts_accepted.items())
+                if status != "delivered"
+            )
+            + f"; {self.failed:,} NotificationFailed",
+        ]
+        if self.problems:
+            lines.append("    NOT as the preferences say:")
+            lines += [f"      - {problem}" for problem in self.problems]
+        return "\n".join(lines)
+
+
+def count_notify(
+    notifications: Sequence[Notification],
+    emails_accepted: int,
+    stub_messages: Sequence[Mapping[str, Any]],
+    callbacks: Sequence[Mapping[str, Any]],
+    ledger: Mapping[str, int],
+) -> NotifyCounts:
+    """The closing note's counts, and each way they differ from the preferences."""
+    sent = [n for n in notifications if n.name == "NotificationSent"]
+    emails = [n for n in sent if n.channel == "email"]
+    texts = [n for n in sent if n.channel == "sms"]
+    by_role: Counter[str] = Counter(
+        n.recipient_role for n in emails if n.provider == "smtp" and not n.bundle_id
+    )
+    bundles = {
+        (n.bundle_id, n.recipient_role)
+        for n in emails
+        if n.provider == "smtp" and n.bundle_id
+    }
+    by_role.update(role for _, role in bundles)
+    carried = [n for n in emails if n.bundle_id and n.alert_kind != "review_list"]
+    accepted: dict[str, str] = {}
+    for attempt in callbacks:
+        answer = attempt.get("answer")
+        if isinstance(answer, int) and 200 <= answer < 300:
+            accepted[str(attempt["notification_id"])] = str(attempt["status"])
+    email_pairs = Counter(f"{n.alert_kind}/{n.recipient_role}" for n in emails)
+    text_pairs = Counter(f"{n.alert_kind}/{n.recipient_role}" for n in texts)
+    counts = NotifyCounts(
+        emails_accepted_by_smtp=emails_accepted,
+        email_messages_by_role=dict(by_role),
+        digests=len({n.bundle_id for n in carried}),
+        digest_alerts=len(carried),
+        texts_sent=len(texts),
+        texts_by_kind_and_role=dict(text_pairs),
+        texts_at_govuk_notify=sum(m.get("type") == "sms" for m in stub_messages),
+        emails_at_govuk_notify=sum(m.get("type") == "email" for m in stub_messages),
+        receipts_accepted=dict(Counter(accepted.values())),
+        failed=sum(n.name == "NotificationFailed" for n in notifications),
+        held_for_digest=int(ledger.get("held", 0)),
+    )
+    problems = counts.problems
+    if counts.texts_sent != counts.texts_at_govuk_notify:
+        problems.append(
+            f"{counts.texts_sent} texts recorded as sent, but the local GOV.UK Notify "
+            f"holds {counts.texts_at_govuk_notify}"
+        )
+    if len(accepted) != len(stub_messages):
+        problems.append(
+            f"notify accepted delivery receipts for {len(accepted)} of the "
+            f"{len(stub_messages)} messages the local GOV.UK Notify took"
+        )
+    # Managers chose email and text for a missed deadline, so each overdue email to a
+    # manager has its text; the coordinators and SENCOs chose no text for it.
+    for kind in ("overdue", "escalation"):
+        pair = f"{kind}/manager"
+        if email_pairs[pair] != text_pairs[pair]:
+            problems.append(
+                f"{email_pairs[pair]} {kind} emails to managers but {text_pairs[pair]} "
+                "texts: managers chose both"
+            )
+    if text_pairs["approaching/senco"] or text_pairs["overdue/senco"]:
+        problems.append("a SENCO was texted, but the SENCOs chose email")
+    return counts
+
+
+def wait_for_receipts(
+    stub_url: str, timeout: float = RECEIPTS_WAIT_S
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The local GOV.UK Notify's messages and receipts, once each has its receipt.
+
+    It posts each receipt a moment after it accepts a message, so the last texts of
+    the demo may still be on their way when the demo settles; after ``timeout`` it
+    answers what there is.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        messages = _stub_list(stub_url, "notifications")
+        callbacks = _stub_list(stub_url, "callbacks")
+        answered = {
+            str(c["notification_id"])
+            for c in callbacks
+            if isinstance(c.get("answer"), int) and 200 <= int(c["answer"]) < 300
+        }
+        if {str(m["id"]) for m in messages} <= answered:
+            return messages, callbacks
+        if time.monotonic() > deadline:
+            return messages, callbacks
+        time.sleep(0.5)
+
+
+def _stub_list(stub_url: str, what: str) -> list[dict[str, Any]]:
+    url = f"{stub_url}/_stub/{what}"
+    try:
+        answer = httpx.get(url, timeout=30.0)
+        answer.raise_for_status()
+        found = answer.json()
+    except (httpx.HTTPError, ValueError) as error:
+        raise DemoError(
+            f"the local GOV.UK Notify did not list {what}: {error!r}"
+        ) from error
+    if not isinstance(found, list):
+        raise DemoError(f"the local GOV.UK Notify's {url} is not a list")
+    return [item for item in found if isinstance(item, dict)]
 
 
 # -- the command -----------------------------------------------------------------------
@@ -826,10 +1097,24 @@ def run(options: RunOptions, out: TextIO = sys.stdout) -> int:
             file=out,
             flush=True,
         )
-        summary = _show_and_play(options, platform, issuer_headers(issuer), out)
-        if summary is not None:
-            layout.summary.write_text(json.dumps(summary.to_json(), indent=2) + "\n")
+        admin = issuer.headers_for(ADMIN_ID, ["service_admin"])
+        chosen = set_demo_preferences(platform, admin)
+        print(
+            f"Notify: preferences set for {chosen} demo staff (coordinators email, "
+            "one as a daily digest and one by text; managers email and text for a "
+            "miss; SENCOs email).",
+            file=out,
+            flush=True,
+        )
+        played = _show_and_play(options, platform, issuer_headers(issuer), out)
+        if played is not None:
+            summary, counts = played
+            # The closing note's problems are the summary's too (and its exit status).
+            summary.problems += counts.problems
+            data = summary.to_json() | {"notify": counts.to_json()}
+            layout.summary.write_text(json.dumps(data, indent=2) + "\n")
             print(summary.render(), file=out, flush=True)
+            print(counts.render(), file=out, flush=True)
             print(f"  (also written to {layout.summary})", file=out, flush=True)
             if not summary.reconciles:
                 status = EXIT_NOT_RECONCILED
@@ -891,7 +1176,7 @@ def _show_and_play(
     platform: Platform,
     staff_headers: StaffHeaders,
     out: TextIO,
-) -> DemoSummary | None:
+) -> tuple[DemoSummary, NotifyCounts] | None:
     figures = load_la_figures(BUCKINGHAMSHIRE, options.year)
     until = options.until or default_period_end(options.year)
     cases = generate_caseload(
@@ -926,7 +1211,24 @@ def _show_and_play(
                 driver.show_request_on_topic()
                 if not options.demo:
                     return None
-                return driver.run()
+                summary = driver.run()
+                messages, callbacks = wait_for_receipts(platform.notify_stub_url)
+                platform.layout.govuk_messages.write_text(
+                    json.dumps(messages, indent=2) + "\n"
+                )
+                ours = set(driver.case_ids.values())
+                with watcher.locked():
+                    notifications = [
+                        n for n in watcher.notifications.values() if n.case_id in ours
+                    ]
+                counts = count_notify(
+                    notifications,
+                    summary.emails_in_catcher,
+                    messages,
+                    callbacks,
+                    ledger() or {},
+                )
+                return summary, counts
             finally:
                 driver.close()
     finally:
@@ -945,6 +1247,10 @@ def _print_addresses(platform: Platform, issuer: LocalIssuer, out: TextIO) -> No
         lines.append(f"  placement API docs   {platform.placement_url}/docs")
     lines += [
         f"  deadlines API docs   {platform.deadlines_url}/docs",
+        f"  notify API docs      {platform.notify_url}/docs  (receipts: "
+        f"{platform.receipts_url})",
+        f"  local GOV.UK Notify  {platform.notify_stub_url}  (what it was sent: "
+        f"{platform.notify_stub_url}/_stub/notifications)",
         f"  token issuer         {issuer.url}  (a token: curl -s -X POST "
         f'{issuer.url}/token -d \'{{"staff_id": "STAFF-101"}}\')',
         f"  mail page            {platform.mail_url}  (files: {layout.mail}/*.eml)",
