@@ -935,8 +935,8 @@ def render_transfers(transfers: Mapping[str, Any]) -> list[str]:
         "its clocks on send.deadlines.events):",
         f"    cohort {n('cohort')} children with plans ({n('cohort_school')} school "
         f"moves due by {transfers.get('school_due_on')}, {n('cohort_post16')} to "
-        f"post-16 due by {transfers.get('post16_due_on')}), identified {runs or 'never'}"
-        f"; the plan says {planned.get('cohort', 0):,}.",
+        f"post-16 due by {transfers.get('post16_due_on')}), identified "
+        f"{runs or 'never'}; the plan says {planned.get('cohort', 0):,}.",
         f"    schools and colleges consulted {n('consultations')} times: answered "
         f"within 15 days {n('answered_within_15_days')}, after 15 days "
         f"{n('answered_after_15_days')}, unanswered after 15 days "
@@ -1276,7 +1276,8 @@ class DemoDriver:
         if self.transfers is not None:
             self._print(
                 f"Phase transfers into September {self.transfers.transfer_year}: "
-                f"{self.transfers.cohort:,} children of the demo's plans, identified on "
+                f"{self.transfers.cohort:,} children of the demo's plans, identified "
+                "on "
                 + ", ".join(f"{d}" for d in self.transfers.identifications)
                 + f"; {len(self.transfers.panels):,} panel agendas."
             )
@@ -1528,6 +1529,374 @@ class DemoDriver:
         }
         return f"{base}/{review_id}{paths[step.kind]}"
 
+    # The phase-transfer year: placement's commands, and the amended plans.
+
+    def _transfer_plan(self) -> TransferPlan:
+        if self.transfers is None or self._placement is None:
+            raise DemoError("a phase-transfer command came without placement's URL")
+        return self.transfers
+
+    def _council_day(self, todays: Sequence[CouncilAction]) -> _DayWork:
+        """The day's identifications and panel agendas, one after another."""
+        work = _DayWork()
+        for item in todays:
+            if item.kind == "identify":
+                self._identify(item.index, work)
+            else:
+                self._list_panel(item.index, work)
+        return work
+
+    def _identify(self, index: int, work: _DayWork) -> None:
+        plan = self._transfer_plan()
+        client = self._require(self._placement)
+        day = plan.identifications[index]
+        planned = {self._case_id_of(s): s for s in plan.cohorts[index]}
+        self._await_cohort_known(set(planned))
+        answer = client.post(
+            f"/phase-transfers/{plan.transfer_year}/identify",
+            {"identified_on": day.isoformat()},
+            key=f"identify-{plan.transfer_year}-{index}",
+            staff_id=plan.identifier_id,
+        )
+        identified = {str(case_id) for case_id in answer.get("identified", ())}
+        with self._lock:
+            self.identified[day.isoformat()] = identified
+            self._posted["transfer_identifications"] += 1
+        work.event_ids |= _event_ids(answer)
+        for case_id in sorted(identified & set(planned)):
+            transfer = plan.transfer_of(planned[case_id])
+            assert transfer is not None  # every planned sequence has its transfer
+            clock = f"phase_transfer_{transfer.transfer}"
+            work.expected.append(
+                _Expected(
+                    case_id,
+                    clock,
+                    frozenset({CLOCK_SET}),
+                    f"the {clock} clock's ClockSet after identifying on {day}",
+                )
+            )
+
+    def _await_cohort_known(self, case_ids: set[str]) -> None:
+        """Wait until placement's cohort list shows ``case_ids`` (it read the plans).
+
+        Placement learns of a plan from the plans topic; until it has, identifying the
+        year would leave the child out.
+        """
+        if not case_ids:
+            return
+        plan = self._transfer_plan()
+        client = self._require(self._placement)
+        started = time.monotonic()
+        while True:
+            listed = self._cohort_entries(client, plan.transfer_year)
+            if case_ids <= set(listed):
+                return
+            if time.monotonic() - started > self.settings.output_stall:
+                missing = ", ".join(sorted(case_ids - set(listed)))
+                raise DemoError(
+                    f"placement's cohort for {plan.transfer_year} still lacks {missing}"
+                    f" after {self.settings.output_stall:.0f} s: is its subscriber to "
+                    f"{PLANS.name} up? see .run/logs/placement-api.log"
+                )
+            time.sleep(0.5)
+
+    @staticmethod
+    def _cohort_entries(client: ApiClient, year: int) -> dict[str, dict[str, Any]]:
+        """Placement's cohort list for ``year``, as every manager sees it together.
+
+        Each reader sees only the cases they may read, a manager their own team's.
+        """
+        entries: dict[str, dict[str, Any]] = {}
+        for manager in (m.staff_id for m in DEMO_STAFF if m.role == "manager"):
+            answer = client.get(f"/phase-transfers/{year}", staff_id=manager)
+            for child in answer.get("children", ()):
+                entries[str(child["case_id"])] = child
+        return entries
+
+    def _list_panel(self, index: int, work: _DayWork) -> None:
+        plan = self._transfer_plan()
+        client = self._require(self._placement)
+        panel = plan.panels[index]
+        answer = client.post(
+            "/panels",
+            {
+                "panel_on": panel.panel_on.isoformat(),
+                "case_ids": [self._case_id_of(s) for s in panel.sequences],
+            },
+            key=f"panel-{plan.transfer_year}-{index}",
+            staff_id=panel.manager_id,
+        )
+        with self._lock:
+            for sequence in panel.sequences:
+                self._panel_ids[(panel.panel_on, sequence)] = str(answer["panel_id"])
+            self._posted["panels_listed"] += 1
+        work.event_ids |= _event_ids(answer)
+
+    def _case_id_of(self, sequence: int) -> str:
+        try:
+            return self.case_ids[sequence]
+        except KeyError:
+            raise DemoError(
+                f"planned case {sequence} is in the transfer plan before its request "
+                "was received; the plan is out of order"
+            ) from None
+
+    def _transfer_step(
+        self, case: PlannedCase, step: TransferStep, work: _DayWork
+    ) -> None:
+        plan = self._transfer_plan()
+        transfer = plan.transfer_of(case.sequence)
+        if transfer is None:
+            raise DemoError(f"case {case.sequence} has no planned transfer")
+        case_id = self._case_id(case)
+        body = transfer.step_body(step)
+        key = f"{case.sequence}-transfer-{step.kind}-{step.index}-{step.on}"
+        if step.kind == "amended":
+            answer = self._require(self._plans).post(
+                f"/cases/{case_id}/amendments",
+                body,
+                key=key,
+                staff_id=case.coordinator_id,
+            )
+        else:
+            path, staff = self._placement_path(case, transfer, step, case_id)
+            answer = self._require(self._placement).post(
+                path, body, key=key, staff_id=staff
+            )
+        if step.kind == "consulted":
+            with self._lock:
+                self._consultation_ids[(case.sequence, step.index)] = str(
+                    answer["consultation_id"]
+                )
+        with self._lock:
+            self._posted[f"transfer_{step.kind}"] += 1
+        work.event_ids |= _event_ids(answer)
+        # The clock move each step must bring; a submission or a panel's step none.
+        answers: Mapping[str, tuple[str, frozenset[str]]] = {
+            "consulted": ("school_consultation", frozenset({CLOCK_SET})),
+            "answered": ("school_consultation", _STOPPED),
+            "amended": (f"phase_transfer_{transfer.transfer}", _STOPPED),
+        }
+        if step.kind in answers:
+            clock, names = answers[step.kind]
+            work.expected.append(
+                _Expected(
+                    case_id, clock, names, f"the {clock} clock's answer to {step.kind}"
+                )
+            )
+
+    def _placement_path(
+        self,
+        case: PlannedCase,
+        transfer: PlannedTransfer,
+        step: TransferStep,
+        case_id: str,
+    ) -> tuple[str, str]:
+        """Where a transfer step goes in placement, and who posts it."""
+        if step.kind == "consulted":
+            return f"/cases/{case_id}/consultations", case.coordinator_id
+        if step.kind == "answered":
+            consultation_id = self._consultation_ids.get((case.sequence, step.index))
+            if consultation_id is None:
+                raise DemoError(
+                    f"case {case_id}'s consultation {step.index} is answered before it "
+                    "was sent; the plan is out of order"
+                )
+            return (
+                f"/cases/{case_id}/consultations/{consultation_id}/answer",
+                case.coordinator_id,
+            )
+        if step.kind == "submitted":
+            return f"/cases/{case_id}/panel-submissions", case.coordinator_id
+        panel_on = transfer.panels[step.index]
+        panel_id = self._panel_ids.get((panel_on, case.sequence))
+        if panel_id is None:
+            raise DemoError(
+                f"case {case_id} has a panel's {step.kind} on {panel_on}, but no panel "
+                "listed it; the plan is out of order"
+            )
+        what = "decision" if step.kind == "decided" else "communication"
+        return f"/panels/{panel_id}/cases/{case_id}/{what}", case.manager_id
+
+    def transfer_figures(self, until: date) -> tuple[dict[str, Any], list[str]]:
+        """The phase-transfer year as the topics, placement and the read API show it.
+
+        Returns the summary's ``transfers`` part and every way it differs from the
+        plan: the cohort identified, consultations answered and not, panel decisions,
+        deadlines met and missed; placement's status of each child; the deadlines read
+        API's due date and status of each child's clock.
+        """
+        plan = self.transfers
+        client = self._placement
+        if plan is None or client is None:
+            return {}, []
+        by_case = {self._case_id_of(t.sequence): t for t in plan.transfers}
+        case_ids = set(by_case)
+        seen: Counter[str] = Counter()
+        with self.watcher.locked():
+            tracks = [t for t in self.watcher.clocks.values() if t.case_id in case_ids]
+            events = [e for e in self.watcher.placement_events if e[0] in case_ids]
+        for case_id, name, outcome in events:
+            if name == "PhaseTransferDue":
+                seen["cohort"] += 1
+                seen[f"cohort_{by_case[case_id].transfer}"] += 1
+            elif name == "SettingConsulted":
+                seen["consultations"] += 1
+            elif name == "ConsultationAnswered":
+                seen[outcome] += 1
+            elif name == "PanelDecided":
+                seen[f"panel_{outcome}"] += 1
+            elif name == "PanelDecisionCommunicated":
+                seen["communicated"] += 1
+        consultation_states = {
+            "met": "answered_within_15_days",
+            "late": "answered_after_15_days",
+            "overdue": "unanswered_after_15_days",
+            "open": "unanswered_within_15_days",
+        }
+        topic_states: dict[str, str] = {}
+        for track in tracks:
+            if track.set_at_ms is None:
+                continue
+            if track.clock == "school_consultation":
+                seen[consultation_states.get(track.state, track.state)] += 1
+            elif track.clock.startswith("phase_transfer_"):
+                seen[f"deadline_{track.state}"] += 1
+                topic_states[track.case_id] = track.state
+        with self._lock:
+            seen["plans_amended"] = self._posted["transfer_amended"]
+            panels_listed = self._posted["panels_listed"]
+        planned = plan.figures(until)
+        problems = [
+            f"phase transfers: {name.replace('_', ' ')} is {seen.get(name, 0)}, the "
+            f"plan says {value}"
+            for name, value in sorted(planned.items())
+            if name not in ("panels", "panel_agendas") and seen.get(name, 0) != value
+        ]
+        listed = self._cohort_entries(client, plan.transfer_year)
+        problems += self._identified_as_planned(plan)
+        children: list[dict[str, Any]] = []
+        wanted_status = {
+            "met": "named",
+            "late": "named_late",
+            "overdue": "overdue",
+            "open": "identified",
+            "cancelled": "plan_ended",
+        }
+        read_right = Counter[str]()
+        for case_id, transfer in sorted(by_case.items()):
+            state = transfer.state_by(until)
+            entry = listed.get(case_id, {})
+            timeline = self._timeline_clock(
+                case_id, f"phase_transfer_{transfer.transfer}"
+            )
+            child = {
+                "case_id": case_id,
+                "phase": transfer.phase,
+                "leaving_year": transfer.leaving_year,
+                "due_on": transfer.due_on.isoformat(),
+                "identified_on": transfer.identified_on.isoformat(),
+                "amended_on": _iso(transfer.amended_on),
+                "planned": state,
+                "topic": topic_states.get(case_id),
+                "placement_status": entry.get("status"),
+                "placement_due_on": entry.get("due_on"),
+                "placement_act_by": entry.get("act_by"),
+                "read_api_due_on": None if timeline is None else timeline["due_on"],
+                "read_api_status": None if timeline is None else timeline["status"],
+            }
+            children.append(child)
+            if child["placement_status"] != wanted_status[state]:
+                problems.append(
+                    f"phase transfer of {case_id}: placement says "
+                    f"{child['placement_status']}, the plan says {wanted_status[state]}"
+                )
+            if child["placement_due_on"] != child["due_on"]:
+                problems.append(
+                    f"phase transfer of {case_id}: placement's due date is "
+                    f"{child['placement_due_on']}, the plan's {child['due_on']}"
+                )
+            if timeline is not None:
+                read_right["asked"] += 1
+                read_right["due"] += child["read_api_due_on"] == child["due_on"]
+                read_right["state"] += child["read_api_status"] == state
+        if read_right["asked"]:
+            note = (
+                f"due dates right for {read_right['due']:,} and final states for "
+                f"{read_right['state']:,} of {read_right['asked']:,} children"
+            )
+            if read_right["asked"] != min(read_right["due"], read_right["state"]):
+                problems.append(f"the deadlines read API's transfer clocks: {note}")
+        else:
+            note = "it showed none of the cohort's clocks"
+        statuses = Counter(str(e.get("status")) for e in listed.values())
+        school = next((t for t in plan.transfers if t.transfer == "school"), None)
+        post16 = next((t for t in plan.transfers if t.transfer == "post16"), None)
+        figures = {
+            "transfer_year": plan.transfer_year,
+            "school_due_on": _iso(school.due_on if school else None),
+            "post16_due_on": _iso(post16.due_on if post16 else None),
+            "identified": {day: len(ids) for day, ids in self.identified.items()},
+            "planned": planned,
+            "planned_clocks": plan.clocks(until),
+            "observed": dict(seen),
+            "panels_listed": panels_listed,
+            "panel_days": len({p.panel_on for p in plan.panels}),
+            "placement_cohort": {
+                "total": len(listed),
+                "by_status": dict(statuses),
+                "not_identified": sum(
+                    1 for e in listed.values() if e.get("identified_on") is None
+                ),
+            },
+            "read_api": {"note": note, **read_right},
+            "children": children,
+        }
+        return figures, problems
+
+    def _identified_as_planned(self, plan: TransferPlan) -> list[str]:
+        problems: list[str] = []
+        for index, day in enumerate(plan.identifications):
+            planned = {self._case_id_of(s) for s in plan.cohorts[index]}
+            found = self.identified.get(day.isoformat(), set())
+            if found != planned:
+                problems.append(
+                    f"identifying on {day} found {len(found)} children, the plan "
+                    f"{len(planned)} ({len(found - planned)} unplanned, "
+                    f"{len(planned - found)} missed)"
+                )
+        return problems
+
+    def _timeline_clock(self, case_id: str, clock: str) -> dict[str, Any] | None:
+        """The read API's view of the case's ``clock``, if it answers."""
+        url = self.services.deadlines_url
+        if url is None:
+            return None
+        coordinator = next(
+            (
+                c.coordinator_id
+                for c in self.cases
+                if self.case_ids.get(c.sequence) == case_id
+            ),
+            None,
+        )
+        headers = dict(self.services.staff_headers(coordinator or ""))
+        try:
+            answer = httpx.get(
+                f"{url.rstrip('/')}/cases/{case_id}/timeline",
+                headers=headers,
+                timeout=HTTP_TIMEOUT_S,
+            )
+            body = answer.json() if answer.status_code == 200 else None
+        except (httpx.HTTPError, ValueError):
+            return None
+        if not isinstance(body, dict):
+            return None
+        for item in body.get("clocks", ()):
+            if isinstance(item, dict) and item.get("clock") == clock:
+                return item
+        return None
+
     def _await_followed(self, case_id: str, name: str, topic: str) -> None:
         """Wait until plans or reviews has taken the case on (its reaction event).
 
@@ -1653,6 +2022,11 @@ class DemoDriver:
         remote, read_model, differences = self._read_model_check(clocks, case_ids)
         until = self.settings.until
         intended = planned_clocks(self.cases, until) if until is not None else {}
+        transfers: dict[str, Any] = {}
+        transfer_problems: list[str] = []
+        if until is not None and self.transfers is not None:
+            intended |= self.transfers.clocks(until)
+            transfers, transfer_problems = self.transfer_figures(until)
         timeliness = count_timeliness(self.watcher, case_ids)
         timeliness_note, timeliness_differences = self._read_model_timeliness(
             timeliness
@@ -1696,9 +2070,13 @@ class DemoDriver:
             planned_timeliness=planned_timeliness(self.cases),
             published=dict(self.settings.published),
             read_model_timeliness=timeliness_note,
+            transfers=transfers,
         )
         summary.problems = (
-            reconcile(summary, len(self.cases)) + differences + timeliness_differences
+            reconcile(summary, len(self.cases))
+            + differences
+            + timeliness_differences
+            + transfer_problems
         )
         return summary
 
@@ -1976,6 +2354,10 @@ def compare_read_model(
         f"/summary has a {name} clock the topic never showed" for name in extra
     ]
     return differences
+
+
+def _iso(day: date | None) -> str | None:
+    return None if day is None else day.isoformat()
 
 
 def _event_ids(answer: Mapping[str, Any]) -> set[str]:

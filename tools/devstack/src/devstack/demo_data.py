@@ -77,7 +77,8 @@ import itertools
 import json
 import math
 import random
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -2396,6 +2397,745 @@ def read_staff_csv(path: Path | str) -> list[StaffMember]:
                 )
             )
     return members
+
+
+# -- phase transfers: the cohort, consultations, the panel, the amended plans ----------
+
+TransferKind = Literal["school", "post16"]
+SettingIdKind = Literal["urn", "ukprn"]
+ConsultationOutcome = Literal["place_offered", "declined"]
+PanelOutcome = Literal["setting_named", "deferred"]
+TransferStepKind = Literal[
+    "consulted", "answered", "submitted", "decided", "communicated", "amended"
+]
+TRANSFER_STEP_KINDS: tuple[TransferStepKind, ...] = (
+    "consulted",
+    "answered",
+    "submitted",
+    "decided",
+    "communicated",
+    "amended",
+)
+"""A transfer's commands to placement and plans, in the order they come on one day."""
+
+# The transfers placement's default rules know (``placement.domain.phases``): the
+# year a child leaves, the move, and its kind. Infant to junior (Year 2) is a council
+# setting (PLACEMENT_INFANT_SCHOOLS) that make run leaves off, so it is not planned.
+TRANSFER_RULES: Mapping[int, tuple[str, TransferKind]] = {
+    -1: ("into_reception", "school"),
+    6: ("primary_to_secondary", "school"),
+    11: ("secondary_to_post16", "post16"),
+}
+CONSULTATION_DAYS = 15
+UKPRN_OFFSET = 10_000_000
+"""A demo college's synthetic UKPRN is this plus its URN (8 digits, 1xxxxxxx)."""
+
+# Assumptions of the demo, not published figures: the DfE publishes nothing on school
+# consultations, panels or phase-transfer timeliness, so these shares are synthetic
+# (chosen so the demo shows each path), and are apportioned exactly over the cohort.
+CONSULTATIONS_PER_CASE = (2, 3)
+CONSULTATION_ANSWERS: Mapping[str, float] = {
+    "within_15_days": 0.6,
+    "after_15_days": 0.25,
+    "never": 0.15,
+}
+PLACE_OFFERED_SHARE = 0.7
+PANEL_DEFERRED_SHARE = 0.1
+TRANSFER_NAMED_IN_TIME_SHARE = 0.75
+LATE_NAMING_BY_AT_MOST = timedelta(days=45)
+# The council identifies the year's cohort on the first working day of the school
+# year, and again on the first working day of January for the plans issued since.
+IDENTIFY_ON = ((9, 2), (1, 6))
+TRANSFER_STEP_TIME = time(16, 0)
+PANEL_AGENDA_CASES = 40
+COUNCIL_ACTION_TIME = time(8, 30)
+OPTION_COSTS_PENCE: Mapping[Phase, tuple[int, int, int]] = {
+    "early_years": (1_200_000, 150_000, 0),
+    "primary": (1_400_000, 150_000, 0),
+    "secondary": (1_900_000, 200_000, 0),
+    "special": (4_800_000, 600_000, 350_000),
+    "college": (1_600_000, 100_000, 0),
+}
+"""Synthetic yearly costs of a place (education, health, social care), in pence."""
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedConsultation:
+    """A setting consulted about a child's next phase, and its answer, if any."""
+
+    setting_id: int
+    setting_id_kind: SettingIdKind
+    setting_urn: int
+    setting_type: SettingType
+    phase: Phase
+    sent_on: date
+    answered_on: date | None
+    outcome: ConsultationOutcome | None
+
+    @property
+    def due_on(self) -> date:
+        """The 15 days of good practice: the deadlines rules' ``sent_on + 15``."""
+        return self.sent_on + timedelta(days=CONSULTATION_DAYS)
+
+    @property
+    def answered_in_time(self) -> bool | None:
+        if self.answered_on is None:
+            return None
+        return self.answered_on <= self.due_on
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedTransfer:
+    """One child's phase transfer, from identification to the plan naming the setting.
+
+    ``panels`` are the panel days the case is on, with ``outcomes`` (a deferral, then
+    the setting named); every fact after the period's end, or after the plan ends, is
+    left out (None or missing).
+    """
+
+    sequence: int
+    phase: str
+    transfer: TransferKind
+    transfer_year: int
+    leaving_year: int
+    identified_on: date
+    consultations: tuple[PlannedConsultation, ...]
+    submitted_on: date | None
+    panels: tuple[date, ...]
+    outcomes: tuple[PanelOutcome, ...]
+    named: PlannedConsultation | None
+    communicated_on: date | None
+    amended_on: date | None
+    plan_ends_on: date | None
+
+    @property
+    def due_on(self) -> date:
+        """14 February of the transfer year, or 30 March for post-16 (Reg 18(1))."""
+        if self.transfer == "post16":
+            return date(self.transfer_year, 3, 30)
+        return date(self.transfer_year, 2, 14)
+
+    @property
+    def named_in_time(self) -> bool | None:
+        if self.amended_on is None:
+            return None
+        return self.amended_on <= self.due_on
+
+    def state_by(self, until: date) -> str:
+        """How the transfer's clock ends by ``until``: met, late, cancelled, overdue
+        or open (a clock state of the deadlines service)."""
+        if self.named_in_time is not None:
+            return "met" if self.named_in_time else "late"
+        if self.plan_ends_on is not None and self.plan_ends_on <= until:
+            return "cancelled"
+        return "overdue" if until > self.due_on else "open"
+
+    def steps(self) -> tuple[TransferStep, ...]:
+        """The transfer's commands in order, each at its moment (16:00 London on)."""
+        facts: list[tuple[date, TransferStepKind, int]] = []
+        for index, consulted in enumerate(self.consultations):
+            facts.append((consulted.sent_on, "consulted", index))
+            if consulted.answered_on is not None:
+                facts.append((consulted.answered_on, "answered", index))
+        if self.submitted_on is not None:
+            facts.append((self.submitted_on, "submitted", 0))
+        facts += [(on, "decided", index) for index, on in enumerate(self.panels)]
+        if self.communicated_on is not None:
+            facts.append((self.communicated_on, "communicated", len(self.panels) - 1))
+        if self.amended_on is not None:
+            facts.append((self.amended_on, "amended", 0))
+        order = {kind: number for number, kind in enumerate(TRANSFER_STEP_KINDS)}
+        facts.sort(key=lambda fact: (fact[0], order[fact[1]], fact[2]))
+        steps: list[TransferStep] = []
+        same_day = 0
+        for on, kind, index in facts:
+            same_day = same_day + 1 if steps and steps[-1].on == on else 0
+            minutes = TRANSFER_STEP_TIME.hour * 60 + _STEP_GAP_MINUTES * same_day
+            at = _local(on, time(minutes // 60, minutes % 60))
+            steps.append(TransferStep(kind, on, at, index))
+        return tuple(steps)
+
+    def step_body(self, step: TransferStep) -> dict[str, Any]:
+        """The JSON body of ``step``'s command to placement or plans."""
+        if step not in self.steps():
+            raise DemoDataError(
+                f"transfer step {step.kind} on {step.on} is not case {self.sequence}'s"
+            )
+        if step.kind == "consulted":
+            consulted = self.consultations[step.index]
+            return {
+                "setting_id": consulted.setting_id,
+                "setting_id_kind": consulted.setting_id_kind,
+                "sent_on": consulted.sent_on.isoformat(),
+            }
+        if step.kind == "answered":
+            consulted = self.consultations[step.index]
+            body: dict[str, Any] = {
+                "outcome": consulted.outcome,
+                "answered_on": step.on.isoformat(),
+            }
+            if consulted.outcome == "declined":
+                body["reasons"] = (
+                    "Synthetic demo: the setting says it cannot meet the needs "
+                    "set out in the plan."
+                )
+            return body
+        if step.kind == "submitted":
+            return {
+                "prepared_on": step.on.isoformat(),
+                "options": [_option(c) for c in self.consultations],
+                "family_views": "Synthetic demo: the family's views on the options.",
+                "setting_views": "Synthetic demo: the settings' answers in brief.",
+            }
+        if step.kind == "decided":
+            if self.outcomes[step.index] == "deferred":
+                return {
+                    "outcome": "deferred",
+                    "reasons": "Synthetic demo: the panel asked for more information.",
+                }
+            named = self._named()
+            return {
+                "outcome": "setting_named",
+                "setting_id": named.setting_id,
+                "setting_id_kind": named.setting_id_kind,
+                "reasons": "Synthetic demo: the setting can meet the needs.",
+            }
+        if step.kind == "communicated":
+            return {"communicated_on": step.on.isoformat()}
+        named = self._named()
+        return {
+            "issued_on": step.on.isoformat(),
+            "changes": ["I"],
+            "setting_urn": named.setting_urn,
+            "setting_type": named.setting_type,
+            "summary": "Synthetic demo: section I names the setting for the next "
+            "phase.",
+        }
+
+    def _named(self) -> PlannedConsultation:
+        if self.named is None:
+            raise DemoDataError(f"case {self.sequence}'s panel named no setting")
+        return self.named
+
+    def step_service(self, step: TransferStep) -> Literal["placement", "plans"]:
+        return "plans" if step.kind == "amended" else "placement"
+
+
+@dataclass(frozen=True, slots=True)
+class TransferStep:
+    """One command of a transfer: what, the date of the fact, when it is recorded.
+
+    ``index`` is the consultation an ``consulted`` or ``answered`` step belongs to,
+    and the panel (of the transfer's ``panels``) a ``decided`` or ``communicated``
+    one does.
+    """
+
+    kind: TransferStepKind
+    on: date
+    at: datetime
+    index: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedPanel:
+    """A meeting of the SEND placement panel for one team's cases.
+
+    The agenda is recorded ``listed_on`` by the team's manager (a manager lists only
+    their own team's cases), a week before the panel meets.
+    """
+
+    panel_on: date
+    listed_on: date
+    manager_id: str
+    sequences: tuple[int, ...]
+
+    @property
+    def listed_at(self) -> datetime:
+        return _local(self.listed_on, COUNCIL_ACTION_TIME)
+
+
+@dataclass(frozen=True, slots=True)
+class TransferPlan:
+    """A year's phase transfers: who is identified when, and what follows for each."""
+
+    transfer_year: int
+    identifications: tuple[date, ...]
+    cohorts: tuple[tuple[int, ...], ...]
+    """The case sequences each identification (same index) finds new."""
+    transfers: tuple[PlannedTransfer, ...]
+    panels: tuple[PlannedPanel, ...]
+    identifier_id: str
+
+    def identified_at(self, index: int) -> datetime:
+        return _local(self.identifications[index], COUNCIL_ACTION_TIME)
+
+    @property
+    def cohort(self) -> int:
+        return len(self.transfers)
+
+    def transfer_of(self, sequence: int) -> PlannedTransfer | None:
+        return next((t for t in self.transfers if t.sequence == sequence), None)
+
+    def figures(self, until: date) -> dict[str, int]:
+        """What the demo must report: consultations, panels, deadlines, by ``until``."""
+        counts: Counter[str] = Counter()
+        counts["cohort"] = self.cohort
+        for transfer in self.transfers:
+            counts[f"cohort_{transfer.transfer}"] += 1
+            for consulted in transfer.consultations:
+                counts["consultations"] += 1
+                if consulted.answered_in_time is True:
+                    counts["answered_within_15_days"] += 1
+                elif consulted.answered_in_time is False:
+                    counts["answered_after_15_days"] += 1
+                elif until > consulted.due_on:
+                    counts["unanswered_after_15_days"] += 1
+                else:
+                    counts["unanswered_within_15_days"] += 1
+                if consulted.outcome is not None:
+                    counts[consulted.outcome] += 1
+            for outcome in transfer.outcomes:
+                counts[f"panel_{outcome}"] += 1
+            counts["communicated"] += transfer.communicated_on is not None
+            counts["plans_amended"] += transfer.amended_on is not None
+            state = transfer.state_by(until)
+            counts[f"deadline_{state}"] += 1
+        counts["panels"] = len({p.panel_on for p in self.panels})
+        counts["panel_agendas"] = len(self.panels)
+        return dict(counts)
+
+    def clocks(self, until: date) -> dict[str, dict[str, int]]:
+        """How the consultation and phase-transfer clocks must end by ``until``."""
+        rows: dict[str, Counter[str]] = {}
+
+        def add(clock: str, state: str) -> None:
+            row = rows.setdefault(clock, Counter())
+            row["set"] += 1
+            row[state] += 1
+
+        for transfer in self.transfers:
+            for consulted in transfer.consultations:
+                if consulted.answered_in_time is not None:
+                    state = "met" if consulted.answered_in_time else "late"
+                else:
+                    state = "overdue" if until > consulted.due_on else "open"
+                add("school_consultation", state)
+            add(f"phase_transfer_{transfer.transfer}", transfer.state_by(until))
+        return {
+            clock: {state: row[state] for state in CLOCK_STATES}
+            for clock, row in sorted(rows.items())
+        }
+
+
+def _option(consulted: PlannedConsultation) -> dict[str, Any]:
+    education, health, social_care = OPTION_COSTS_PENCE[consulted.phase]
+    return {
+        "setting_id": consulted.setting_id,
+        "setting_id_kind": consulted.setting_id_kind,
+        "education_pence": education,
+        "health_pence": health,
+        "social_care_pence": social_care,
+    }
+
+
+def transfer_year_of(year: int) -> int:
+    """The September a caseload of ``year``'s requests has its transfers in."""
+    return year + 1
+
+
+def curriculum_year_in(case: PlannedCase, school_year: int) -> int:
+    """The child's year in the school year starting in September ``school_year``.
+
+    As placement counts it: the year stated at the request, one more each September.
+    """
+    at_request = case.received_on.year - (case.received_on.month < 9)
+    return case.curriculum_year + (school_year - at_request)
+
+
+def plan_transfers(
+    cases: Sequence[PlannedCase],
+    transfer_year: int,
+    until: date,
+    seed: int = DEFAULT_SEED,
+    schools: Sequence[School] = DEMO_SCHOOLS,
+) -> TransferPlan:
+    """The phase transfers of September ``transfer_year`` among ``cases``' plans.
+
+    A child is in the cohort when their plan was issued before an identification day
+    (``IDENTIFY_ON``, in the school year before the move) and they are then in a year
+    ``TRANSFER_RULES`` names. The shares of answers, offers, deferrals and plans named
+    in time are apportioned over the cohort (``CONSULTATION_ANSWERS`` and the rest).
+    """
+    rng = random.Random(f"transfers-{seed}-{transfer_year}")
+    calendar = _WorkingDays(transfer_year - 1, transfer_year + 1)
+    identifications = tuple(
+        day
+        for month, day_of_month in IDENTIFY_ON
+        if (
+            day := _on_or_after_working(
+                date(transfer_year - (month >= 9), month, day_of_month)
+            )
+        )
+        <= until
+    )
+    found: list[tuple[PlannedCase, date, int]] = []
+    cohorts: list[tuple[int, ...]] = []
+    taken: set[int] = set()
+    for day in identifications:
+        new: list[int] = []
+        for case in cases:
+            assessment = case.assessment
+            plan = assessment.plan if assessment is not None else None
+            if plan is None or case.sequence in taken or plan.issued_on >= day:
+                continue
+            ends = _plan_ends_on(case)
+            if ends is not None and ends < day:
+                continue
+            year = curriculum_year_in(case, transfer_year - 1)
+            if year in TRANSFER_RULES:
+                taken.add(case.sequence)
+                new.append(case.sequence)
+                found.append((case, day, year))
+        cohorts.append(tuple(new))
+
+    drafts = [
+        _draft_transfer(rng, calendar, c, d, y, schools) | {"year": transfer_year}
+        for c, d, y in found
+    ]
+    consultations = [c for draft in drafts for c in draft["consultations"]]
+    answers = _shuffled_labels(rng, CONSULTATION_ANSWERS, len(consultations))
+    answered = [a for a in answers if a != "never"]
+    offers = _shuffled_labels(
+        rng,
+        {"place_offered": PLACE_OFFERED_SHARE, "declined": 1 - PLACE_OFFERED_SHARE},
+        len(answered),
+    )
+    answer_of = iter(answers)
+    offer_of = iter(offers)
+    for draft in drafts:
+        draft["consultations"] = [
+            _answer(rng, calendar, consulted, next(answer_of), offer_of, until)
+            for consulted in draft["consultations"]
+        ]
+    deferred = set(
+        rng.sample(range(len(drafts)), _count_of(PANEL_DEFERRED_SHARE, len(drafts)))
+    )
+    panel_days = _panel_days(transfer_year)
+    in_time = _count_of(TRANSFER_NAMED_IN_TIME_SHARE, len(drafts))
+    transfers: list[PlannedTransfer] = []
+    for index, draft in enumerate(drafts):
+        transfers.append(
+            _finish_transfer(
+                rng,
+                calendar,
+                draft,
+                panel_days,
+                deferred=index in deferred,
+                until=until,
+            )
+        )
+    transfers = _name_in_time(rng, calendar, transfers, in_time, found, until)
+    panels = _panels_of(transfers, {c.sequence: c for c, _, _ in found})
+    managers = sorted({m.staff_id for m in DEMO_STAFF if m.role == "manager"})
+    return TransferPlan(
+        transfer_year=transfer_year,
+        identifications=identifications,
+        cohorts=tuple(cohorts),
+        transfers=tuple(transfers),
+        panels=panels,
+        identifier_id=managers[0],
+    )
+
+
+def _on_or_after_working(day: date) -> date:
+    return day if is_working_day(day) else _next_working_day(day)
+
+
+def _plan_ends_on(case: PlannedCase) -> date | None:
+    review = case.assessment.review if case.assessment is not None else None
+    if review is None or review.decision != "cease":
+        return None
+    return review.ceased_on or date.max
+
+
+def _shuffled_labels(
+    rng: random.Random, weights: Mapping[str, float], total: int
+) -> list[str]:
+    labels = [k for k, n in apportion(weights, total).items() for _ in range(n)]
+    rng.shuffle(labels)
+    return labels
+
+
+def _count_of(share: float, total: int) -> int:
+    """``share`` of ``total``, but at least one either way when there are two."""
+    count = round(share * total)
+    if total >= 2:
+        count = min(max(count, 1), total - 1)
+    return count
+
+
+def _settings_for(
+    leaving_year: int, case: PlannedCase, schools: Sequence[School]
+) -> list[School]:
+    plan = case.assessment.plan if case.assessment is not None else None
+    special = plan is not None and plan.setting_type.startswith("special")
+    next_phases: Mapping[int, Phase] = {-1: "primary", 6: "secondary"}
+    wanted: Phase = next_phases.get(leaving_year, "college")
+    pool = [s for s in schools if s.phase == wanted]
+    specials = [s for s in schools if s.phase == "special"]
+    if special and specials:
+        return [specials[case.sequence % len(specials)], *pool]
+    return pool
+
+
+def _draft_transfer(
+    rng: random.Random,
+    calendar: _WorkingDays,
+    case: PlannedCase,
+    identified_on: date,
+    leaving_year: int,
+    schools: Sequence[School],
+) -> dict[str, Any]:
+    phase, kind = TRANSFER_RULES[leaving_year]
+    settings = _settings_for(leaving_year, case, schools)
+    count = min(len(settings), rng.randint(*CONSULTATIONS_PER_CASE))
+    # The family's preference (a special school for a child at one) comes first.
+    chosen = [settings[0], *rng.sample(settings[1:], count - 1)]
+    sent_on = rng.choice(
+        calendar.between(
+            identified_on + timedelta(days=1), identified_on + timedelta(days=14)
+        )
+    )
+    consultations = []
+    for school in chosen:
+        ukprn = school.phase == "college"
+        consultations.append(
+            PlannedConsultation(
+                setting_id=UKPRN_OFFSET + school.urn if ukprn else school.urn,
+                setting_id_kind="ukprn" if ukprn else "urn",
+                setting_urn=school.urn,
+                setting_type=_transfer_setting_type(school),
+                phase=school.phase,
+                sent_on=sent_on,
+                answered_on=None,
+                outcome=None,
+            )
+        )
+    return {
+        "case": case,
+        "phase": phase,
+        "kind": kind,
+        "leaving_year": leaving_year,
+        "identified_on": identified_on,
+        "consultations": consultations,
+    }
+
+
+def _transfer_setting_type(school: School) -> SettingType:
+    types: Mapping[Phase, SettingType] = {
+        "early_years": "early_years",
+        "primary": "mainstream_maintained",
+        "secondary": "mainstream_academy",
+        "special": "special_maintained",
+        "college": "further_education",
+    }
+    return types[school.phase]
+
+
+def _answer(
+    rng: random.Random,
+    calendar: _WorkingDays,
+    consulted: PlannedConsultation,
+    answer: str,
+    offers: Iterator[str],
+    until: date,
+) -> PlannedConsultation:
+    if answer == "never":
+        return consulted
+    if answer == "within_15_days":
+        first, last = 2, CONSULTATION_DAYS - 1
+    else:
+        first, last = CONSULTATION_DAYS + 1, CONSULTATION_DAYS + 20
+    days = calendar.between(
+        consulted.sent_on + timedelta(days=first),
+        consulted.sent_on + timedelta(days=last),
+    )
+    outcome: ConsultationOutcome = (
+        "place_offered" if next(offers) == "place_offered" else "declined"
+    )
+    answered_on = rng.choice(days)
+    if answered_on > until:
+        return consulted
+    return replace(consulted, answered_on=answered_on, outcome=outcome)
+
+
+def _panel_days(transfer_year: int) -> list[date]:
+    """The panel meets on the first and third Wednesday of each month but August."""
+    days: list[date] = []
+    for year, month in itertools.product(
+        (transfer_year - 1, transfer_year), range(1, 13)
+    ):
+        if month == 8:
+            continue
+        first = date(year, month, 1)
+        wednesday = first + timedelta(days=(2 - first.weekday()) % 7)
+        for day in (wednesday, wednesday + timedelta(days=14)):
+            if is_working_day(day):
+                days.append(day)
+    return sorted(days)
+
+
+def _finish_transfer(
+    rng: random.Random,
+    calendar: _WorkingDays,
+    draft: dict[str, Any],
+    panel_days: Sequence[date],
+    *,
+    deferred: bool,
+    until: date,
+) -> PlannedTransfer:
+    case: PlannedCase = draft["case"]
+    consultations: list[PlannedConsultation] = draft["consultations"]
+    ends = _plan_ends_on(case)
+    base = PlannedTransfer(
+        sequence=case.sequence,
+        phase=draft["phase"],
+        transfer=draft["kind"],
+        transfer_year=draft["year"],
+        leaving_year=draft["leaving_year"],
+        identified_on=draft["identified_on"],
+        consultations=(),
+        submitted_on=None,
+        panels=(),
+        outcomes=(),
+        named=None,
+        communicated_on=None,
+        amended_on=None,
+        plan_ends_on=ends,
+    )
+    if ends is not None:
+        # A plan the review decided to cease is not taken to a panel for a move.
+        return base
+    # The submission follows the consultations' 15 days, whoever has answered.
+    window_ends = max(c.due_on for c in consultations)
+    submitted = rng.choice(
+        calendar.between(
+            window_ends + timedelta(days=1), window_ends + timedelta(days=6)
+        )
+    )
+    first = next(day for day in panel_days if _listing_day(day) > submitted)
+    panels = [first]
+    outcomes: list[PanelOutcome] = ["setting_named"]
+    if deferred:
+        panels.append(next(day for day in panel_days if _listing_day(day) > first))
+        outcomes = ["deferred", "setting_named"]
+    offered = [c for c in consultations if c.outcome == "place_offered"]
+    # The council may name a school that objected (CFA 2014 s.39(4)) when none offered.
+    named = offered[0] if offered else consultations[0]
+    told = rng.choice(
+        calendar.between(panels[-1] + timedelta(days=1), panels[-1] + timedelta(days=6))
+    )
+    base = replace(
+        base, consultations=tuple(c for c in consultations if c.sent_on <= until)
+    )
+    if submitted > until:
+        return base
+    kept = [day for day in panels if _listing_day(day) <= until and day <= until]
+    return replace(
+        base,
+        submitted_on=submitted,
+        panels=tuple(kept),
+        outcomes=tuple(outcomes[: len(kept)]),
+        named=named,
+        communicated_on=told if len(kept) == len(panels) and told <= until else None,
+    )
+
+
+def _listing_day(panel_on: date) -> date:
+    """The agenda is recorded a week ahead, on a working day."""
+    return _previous_working_day(panel_on - timedelta(days=7))
+
+
+def _name_in_time(
+    rng: random.Random,
+    calendar: _WorkingDays,
+    transfers: list[PlannedTransfer],
+    in_time: int,
+    found: Sequence[tuple[PlannedCase, date, int]],
+    until: date,
+) -> list[PlannedTransfer]:
+    """Give each transfer its amended plan: ``in_time`` of them by the due date.
+
+    Only a transfer whose family was told before its due date can be named in time;
+    the others are late whatever the share says. An amendment falling inside a
+    review's own amendment (its notice sent, its amended plan not yet issued) moves
+    after it, or before the notice, so the review's clocks end as planned.
+    """
+    cases = {case.sequence: case for case, _, _ in found}
+    possible = [
+        i
+        for i, t in enumerate(transfers)
+        if t.communicated_on is not None and t.communicated_on < t.due_on
+    ]
+    on_time = set(rng.sample(possible, min(in_time, len(possible))))
+    named: list[PlannedTransfer] = []
+    for index, transfer in enumerate(transfers):
+        told = transfer.communicated_on
+        if told is None or not transfer.outcomes or transfer.outcomes[-1] == "deferred":
+            named.append(transfer)
+            continue
+        if index in on_time:
+            days = calendar.between(
+                told + timedelta(days=1),
+                min(told + timedelta(days=20), transfer.due_on),
+            )
+        else:
+            start = max(told, transfer.due_on) + timedelta(days=1)
+            days = calendar.between(start, start + LATE_NAMING_BY_AT_MOST)
+        amended: date | None = rng.choice(days) if days else None
+        amended = _clear_of_review(cases[transfer.sequence], amended, told)
+        if amended is not None and amended > until:
+            amended = None
+        named.append(replace(transfer, amended_on=amended))
+    return named
+
+
+def _clear_of_review(
+    case: PlannedCase, amended: date | None, told: date
+) -> date | None:
+    review = case.assessment.review if case.assessment is not None else None
+    if amended is None or review is None or review.decision != "amend":
+        return amended
+    notice, issued = review.decision_notified_on, review.amended_on
+    if notice is None or notice > amended:
+        return amended
+    if issued is not None and issued < amended:
+        return amended
+    if issued is not None:
+        return _next_working_day(issued)
+    before = _previous_working_day(notice - timedelta(days=1))
+    return before if before > told else None
+
+
+def _panels_of(
+    transfers: Sequence[PlannedTransfer], cases: Mapping[int, PlannedCase]
+) -> tuple[PlannedPanel, ...]:
+    agendas: dict[tuple[date, str], list[int]] = {}
+    for transfer in transfers:
+        manager = cases[transfer.sequence].manager_id
+        for day in transfer.panels:
+            agendas.setdefault((day, manager), []).append(transfer.sequence)
+    # A panel's agenda holds at most PANEL_AGENDA_CASES (placement takes 60 at once).
+    return tuple(
+        PlannedPanel(
+            panel_on=day,
+            listed_on=_listing_day(day),
+            manager_id=manager,
+            sequences=tuple(sequences[start : start + PANEL_AGENDA_CASES]),
+        )
+        for (day, manager), sequences in sorted(agendas.items())
+        for start in range(0, len(sequences), PANEL_AGENDA_CASES)
+    )
 
 
 def write_cases_jsonl(path: Path | str, cases: Iterable[PlannedCase]) -> Path:

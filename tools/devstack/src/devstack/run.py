@@ -1205,6 +1205,7 @@ def _show_and_play(
                 plans_url=platform.plans_url,
                 reviews_url=platform.reviews_url,
                 staff_headers=staff_headers,
+                placement_url=platform.placement_url if platform.placement else None,
             )
             driver = DemoDriver(cases, services, watcher, settings, out)
             try:
