@@ -437,6 +437,9 @@ SERVICES: tuple[Service, ...] = (
             "DEADLINES_PROJECTOR_ENABLED": "true",
             "DEADLINES_TICK_EVERY_SECONDS": "60",
             "FAUST_DATADIR": "/tmp/faust",  # noqa: S108 - the pod's own emptyDir
+            # The read API verifies bearer tokens like every other HTTP API.
+            "AUTH_ISSUER": AUTH_ISSUER_PLACEHOLDER,
+            "AUTH_AUDIENCE": AUTH_AUDIENCE_PLACEHOLDER,
         },
         workloads=(
             Workload(

@@ -316,7 +316,10 @@ def find(seen: list[Seen], case: str, name: str, clock_id: str) -> list[Received
 
 
 def test_clocks_end_to_end_through_kafka_and_a_replay_re_emits_the_same_ids(
-    platform: Platform, tmp_path: Path
+    platform: Platform,
+    tmp_path: Path,
+    auth_env: dict[str, str],
+    manager_headers: dict[str, str],
 ) -> None:
     settings = platform.settings()
     decided, undecided = str(uuid.uuid4()), str(uuid.uuid4())
@@ -445,7 +448,7 @@ def test_clocks_end_to_end_through_kafka_and_a_replay_re_emits_the_same_ids(
     api_settings = platform.settings(
         app_id=first_app, database_url=f"sqlite:///{tmp_path / 'deadlines.db'}"
     )
-    with TestClient(create_app(api_settings)) as client:
+    with TestClient(create_app(api_settings), headers=manager_headers) as client:
         deadline = time.monotonic() + WAIT_S
         while True:
             answer = client.get("/summary").json()

@@ -2101,8 +2101,9 @@ class DemoDriver:
         if self.services.deadlines_url is None:
             return "", []
         url = self.services.deadlines_url.rstrip("/") + "/timeliness"
+        headers = dict(self.services.staff_headers(self.cases[0].manager_id))
         try:
-            answer = httpx.get(url, timeout=HTTP_TIMEOUT_S)
+            answer = httpx.get(url, headers=headers, timeout=HTTP_TIMEOUT_S)
             remote = answer.json() if answer.status_code == 200 else None
         except (httpx.HTTPError, ValueError):
             remote = None
@@ -2138,11 +2139,13 @@ class DemoDriver:
         if self.services.deadlines_url is None:
             return None, "no deadlines read API to compare with", []
         url = self.services.deadlines_url.rstrip("/") + "/summary"
+        # A manager's token: the read API counts every team's cases for a manager.
+        headers = dict(self.services.staff_headers(self.cases[0].manager_id))
         ours = len(case_ids)
         deadline = time.monotonic() + READ_MODEL_WAIT_S
         while True:
             try:
-                answer = httpx.get(url, timeout=HTTP_TIMEOUT_S)
+                answer = httpx.get(url, headers=headers, timeout=HTTP_TIMEOUT_S)
                 remote = answer.json() if answer.status_code == 200 else None
             except (httpx.HTTPError, ValueError):
                 remote = None
