@@ -14,22 +14,53 @@ is made (kafka-python's consumer waits up to 30 seconds for a broker, then raise
 retrying with a backoff that doubles up to a cap, so a loop started before the broker
 is up waits for it instead of dying. While it waits it counts as alive (a broker that
 is down, with no work known to wait, is no reason to restart).
+
+A loop that fails on a transient error (``KafkaError``, ``StoreUnavailable`` or
+``OSError``: a broker restarting, a store briefly unreachable) is not dead: the loop
+logs the error and is run again from the start after a backoff that doubles up to
+``RESTART_MAX_S``, so it reconnects (a loop that calls ``connect_with_retry`` makes
+fresh clients). Only any other exception, a defect, ends the thread.
+
+``bootstrapped`` tells whether a Kafka client of the loop has reached a broker at
+least once: ``connect_with_retry`` and ``sendkit.relay.run_one_at_a_time`` say so
+for the loop whose thread they run on (``mark_bootstrapped``). It never goes back to
+``False``, so a readiness check built on it (``loops_bootstrapped``) fails until the
+first contact and is not affected by a later outage, and it costs no request.
+
+``stop_then_close(loops, close)`` is the shutdown order of an app: every loop is
+asked to stop at once, each is joined within its stop timeout, and ``close`` (the
+store's) runs only if none is still running. A loop still inside the store after its
+timeout keeps the store open, which is left to the process's exit; closing it under
+the thread could crash the interpreter (SQLite) or fail the thread's write.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable
-from typing import TypeVar
+from typing import Protocol, Self, TypeVar
 
 from kafka.errors import KafkaError
 
 from sendkit.health import PROGRESS, Progress
+from sendkit.store.base import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
 STOP_TIMEOUT_S = 30.0
+RESTART_INITIAL_S = 1.0
+RESTART_MAX_S = 30.0
+
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    KafkaError,
+    StoreUnavailable,
+    OSError,
+)
+"""Errors after which a loop is run again, after a backoff, rather than given up."""
+
+_current = threading.local()
 
 Loop = Callable[[threading.Event], None]
 """Runs until the event it is given is set."""
@@ -41,48 +72,98 @@ class BackgroundLoop:
     """One ``Loop`` on a daemon thread, from ``start()`` until ``stop()``."""
 
     def __init__(
-        self, name: str, loop: Loop, *, stop_timeout_s: float = STOP_TIMEOUT_S
+        self,
+        name: str,
+        loop: Loop,
+        *,
+        stop_timeout_s: float = STOP_TIMEOUT_S,
+        restart_initial_s: float = RESTART_INITIAL_S,
+        restart_max_s: float = RESTART_MAX_S,
     ) -> None:
         self.name = name
         self._loop = loop
         self._stop_timeout_s = stop_timeout_s
+        self._restart_initial_s = restart_initial_s
+        self._restart_max_s = restart_max_s
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._died: Progress | None = None
+        self._bootstrapped = threading.Event()
+        self.restarts = 0
 
     def _run(self) -> None:
-        try:
-            self._loop(self._stop)
-        except Exception:
-            # The loops retry their transient failures themselves; what reaches here
-            # is a defect, and is_alive() now tells the readiness check. A loop that
-            # never progresses tells the liveness check, which restarts the process.
-            log.exception(
-                "background loop %s died", self.name, extra={"loop": self.name}
-            )
-            self._died = PROGRESS.track(f"{self.name} (died)")
-            raise
+        _current.loop = self
+        delay = self._restart_initial_s
+        while not self._stop.is_set():
+            began = time.monotonic()
+            try:
+                self._loop(self._stop)
+                return
+            except TRANSIENT_ERRORS as error:
+                if self._stop.is_set():
+                    return
+                if time.monotonic() - began > self._restart_max_s:
+                    delay = self._restart_initial_s  # it ran well for a while
+                self.restarts += 1
+                log.error(
+                    "background loop %s failed (%s: %s); running it again in %.0f s",
+                    self.name,
+                    type(error).__name__,
+                    _first_line(error),
+                    delay,
+                    extra={"loop": self.name, "error_type": type(error).__name__},
+                )
+                # Nothing is known to wait while it backs off: a broker outage is
+                # no reason for the liveness probe to restart the process.
+                with PROGRESS.tracking(f"{self.name} (restarting)") as progress:
+                    progress.record(0, None)
+                    if self._stop.wait(delay):
+                        return
+                delay = min(self._restart_max_s, delay * 2)
+            except Exception:
+                # What reaches here is a defect, and is_alive() now tells the
+                # readiness check. A loop that never progresses tells the liveness
+                # check, which restarts the process.
+                log.exception(
+                    "background loop %s died", self.name, extra={"loop": self.name}
+                )
+                self._died = PROGRESS.track(f"{self.name} (died)")
+                raise
 
-    def start(self) -> BackgroundLoop:
+    def start(self) -> Self:
         self._thread.start()
         log.info("background loop %s started", self.name, extra={"loop": self.name})
         return self
 
+    @property
+    def loop(self) -> Loop:
+        """The function the thread runs."""
+        return self._loop
+
     def is_alive(self) -> bool:
         return self._thread.is_alive()
+
+    @property
+    def bootstrapped(self) -> bool:
+        """Whether a Kafka client of this loop has reached a broker at least once."""
+        return self._bootstrapped.is_set()
+
+    def mark_bootstrapped(self) -> None:
+        self._bootstrapped.set()
 
     def request_stop(self) -> None:
         """Ask the loop to stop after its current round, without waiting."""
         self._stop.set()
 
-    def stop(self) -> None:
-        """Ask the loop to stop after its current round and wait for it."""
+    def stop(self) -> bool:
+        """Ask the loop to stop after its current round and wait for it, at most the
+        stop timeout; return whether the thread has stopped."""
         self._stop.set()
         died, self._died = self._died, None
         if died is not None:
             PROGRESS.untrack(died)
         if self._thread.ident is None:
-            return
+            return True
         self._thread.join(self._stop_timeout_s)
         if self._thread.is_alive():
             log.error(
@@ -91,15 +172,77 @@ class BackgroundLoop:
                 self._stop_timeout_s,
                 extra={"loop": self.name},
             )
+            return False
+        return True
 
 
-def stop_loops(loops: Iterable[BackgroundLoop]) -> None:
-    """Ask every loop to stop at once, then wait for each: they stop side by side."""
+class _Stoppable(Protocol):
+    def stop(self) -> object: ...
+
+    def is_alive(self) -> bool: ...
+
+
+def stop_loops(loops: Iterable[_Stoppable]) -> bool:
+    """Ask every loop to stop at once, then wait for each: they stop side by side.
+    Return whether every one has stopped."""
     loops = list(loops)
     for loop in loops:
-        loop.request_stop()
+        request = getattr(loop, "request_stop", None)
+        if request is not None:
+            request()
     for loop in loops:
         loop.stop()
+    return not any(loop.is_alive() for loop in loops)
+
+
+def stop_then_close(
+    loops: Iterable[_Stoppable], close: Callable[[], None] | None, *, what: str
+) -> bool:
+    """Stop ``loops`` (``stop_loops``), then ``close()`` only if all have stopped.
+
+    A loop still running after its stop timeout may be inside the store: the store is
+    then left open for the process's exit, and an error says so. Return whether
+    ``close`` ran (``True`` also when there was nothing to close).
+    """
+    loops = list(loops)
+    if not stop_loops(loops):
+        running = [
+            getattr(loop, "name", repr(loop)) for loop in loops if loop.is_alive()
+        ]
+        log.error(
+            "%s left open: %s still running after the stop timeout; the process's "
+            "exit will end them",
+            what,
+            ", ".join(running),
+            extra={"running": running},
+        )
+        return False
+    if close is not None:
+        close()
+    return True
+
+
+def mark_bootstrapped() -> None:
+    """Say that a Kafka client of the loop running on this thread reached a broker
+    (nothing happens on a thread that is not a ``BackgroundLoop``'s)."""
+    loop = getattr(_current, "loop", None)
+    if loop is not None:
+        loop.mark_bootstrapped()
+
+
+def bootstrapped_here() -> bool:
+    """Whether the loop running on this thread has reached a broker before."""
+    loop = getattr(_current, "loop", None)
+    return loop is not None and bool(loop.bootstrapped)
+
+
+def loops_bootstrapped(loops: Callable[[], Iterable[object]]) -> Callable[[], bool]:
+    """A readiness check: every loop ``loops()`` returns has reached Kafka once.
+
+    Loops without a ``bootstrapped`` attribute (stand-ins in tests) count as having
+    reached it. The check makes no request: it reads flags the loops set.
+    """
+    return lambda: all(bool(getattr(loop, "bootstrapped", True)) for loop in loops())
 
 
 def connect_with_retry(
@@ -130,7 +273,7 @@ def _connect(
     while not stop_event.is_set():
         progress.record(0, None)  # nothing is known to wait yet
         try:
-            return make()
+            made = make()
         except KafkaError as error:
             log.error(
                 "cannot connect the %s to Kafka; retrying in %.0f s",
@@ -141,4 +284,12 @@ def _connect(
             if stop_event.wait(delay):
                 break
             delay = min(max_s, delay * 2)
+            continue
+        mark_bootstrapped()
+        return made
     return None
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

@@ -14,8 +14,9 @@ key and so one partition, and events are sent in position order.
 One relay publishes per topic and store at a time. The process entry point below takes
 the relay lock of ``sendkit.relay_lock`` (a PostgreSQL advisory lock, or a file lock
 beside a SQLite file) and stands by while another replica holds it, so a deployment
-may run several replicas; a relay run by other code should go through
-``sendkit.relay_lock.run_exclusively`` for the same guarantee.
+may run several replicas; a relay run by other code goes through
+``run_one_at_a_time`` (or ``exclusive_relay_loop``, for the relay thread of an HTTP
+app) for the same guarantee.
 
 Known weakness: if Kafka stays unreachable longer than the producer's delivery timeout
 (two minutes by default) part-way through a batch, the producer may give up on one
@@ -44,6 +45,13 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError, KafkaTimeoutError
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
 
+from sendkit.background import (
+    STOP_TIMEOUT_S,
+    BackgroundLoop,
+    bootstrapped_here,
+    connect_with_retry,
+    mark_bootstrapped,
+)
 from sendkit.envelope import to_kafka
 from sendkit.health import PROGRESS, Progress, supervised
 from sendkit.kafka_security import kafka_python_config
@@ -58,6 +66,8 @@ DEFAULT_POLL_INTERVAL_S = 0.5
 MAX_BACKOFF_S = 30.0
 STOP_FLUSH_S = 5.0
 """How long a stopping relay still waits for Kafka to acknowledge the batch it sent."""
+PROBE_TIMEOUT_S = 5.0
+"""How long one bootstrap probe waits for a broker (short, so a stop is seen soon)."""
 
 
 class RelayError(Exception):
@@ -301,6 +311,11 @@ class OutboxRelay:
         """Flush and close the producer (the store belongs to the caller)."""
         self._disconnect()
 
+    def forget_checkpoint(self) -> None:
+        """Read the checkpoint from the store again at the next round (another
+        replica may have moved it while this one stood by)."""
+        self._checkpoint = None
+
     def __enter__(self) -> OutboxRelay:
         return self
 
@@ -322,7 +337,23 @@ class OutboxRelay:
                     f"({error!r}): check KAFKA_BOOTSTRAP_SERVERS and that the broker "
                     "is up"
                 ) from error
+            mark_bootstrapped()
         return self._producer
+
+    def probe_kafka(self, timeout_s: float = PROBE_TIMEOUT_S) -> None:
+        """Bootstrap a producer with the relay's settings once and close it; raises
+        ``KafkaError`` when no broker answers within ``timeout_s``. A readiness check
+        learns from this that the relay's producer can reach Kafka, even on a replica
+        that stands by or has nothing to publish."""
+        producer = KafkaProducer(
+            **{
+                **self._producer_config,
+                "bootstrap_timeout_ms": int(timeout_s * 1000),
+                "client_id": f"relay-probe-{self.topic}",
+            }
+        )
+        producer.close(timeout=timeout_s)
+        mark_bootstrapped()
 
     def _await_acknowledgements(self, producer: KafkaProducer) -> None:
         """Wait for Kafka to acknowledge what was sent, in slices, so a stop is seen:
@@ -396,14 +427,52 @@ def run_one_at_a_time(
 ) -> None:
     """Publish with relays from ``make_relay`` while this replica holds the relay lock
     of ``store`` (``sendkit.relay_lock``), standing by while another does, until
-    ``stop_event`` is set; a service's relay entry point is this call."""
+    ``stop_event`` is set; a service's relay entry point, and the relay thread of a
+    service's HTTP app, is this call.
+
+    Run on a ``sendkit.background.BackgroundLoop``, it first bootstraps a producer once
+    (retried while Kafka is down), so the loop's ``bootstrapped`` flag, which readiness
+    reads, says the relay can reach Kafka whether or not this replica takes the lock.
+    """
     probe = make_relay()  # makes no connection: only its checkpoint name is wanted
     lock = relay_lock_for(store, probe.checkpoint_name)
-    probe.close()
+    try:
+        if not bootstrapped_here():
+            connect_with_retry(
+                probe.probe_kafka,
+                stop_event,
+                what=f"relay producer for {probe.topic}",
+                max_s=MAX_BACKOFF_S,
+            )
+    finally:
+        probe.close()
     try:
         run_exclusively(make_relay, lock, stop_event, poll_interval=poll_interval)
     finally:
         lock.release()
+
+
+def exclusive_relay_loop(
+    relay: OutboxRelay,
+    *,
+    poll_interval: float = DEFAULT_POLL_INTERVAL_S,
+    stop_timeout_s: float = STOP_TIMEOUT_S,
+) -> BackgroundLoop:
+    """``relay`` publishing on a ``BackgroundLoop`` (not yet started) while this
+    replica holds the relay lock of its store, as ``run_one_at_a_time`` does: the
+    relay thread of a service's HTTP app. Each tenure reads the checkpoint afresh."""
+
+    def this_relay() -> OutboxRelay:
+        relay.forget_checkpoint()
+        return relay
+
+    return BackgroundLoop(
+        f"relay-{relay.topic}",
+        lambda stop: run_one_at_a_time(
+            this_relay, relay.store, stop, poll_interval=poll_interval
+        ),
+        stop_timeout_s=stop_timeout_s,
+    )
 
 
 def _parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:

@@ -30,6 +30,11 @@ handler, and Kafka failing to take a dead letter. If they last longer than the r
 budget, the poll gives up on the rest of its records and rewinds to the first one not
 handled, so the next poll starts there and the consumer keeps its group membership.
 
+A poll that fails because Kafka is away (a ``KafkaError`` from the consumer: a
+broker restarting, a coordinator not yet elected) is logged and tried again after the
+same capped backoff, for as long as it takes: the consumer reconnects by itself, and
+``run_forever`` carries on with the records that follow.
+
 Any other exception from the handler is taken for a bug: the partition is rewound to
 the record and the exception propagates out of ``poll_once`` and ``run_forever``, so
 the process stops (and is restarted by its supervisor) rather than set aside every
@@ -303,9 +308,20 @@ class IdempotentSubscriber:
         own_progress = progress is None
         if progress is None:
             progress = PROGRESS.track(f"subscriber {self.consumer_name} {self.topic}")
+        failures = 0
         try:
             while not stop_event.is_set():
-                outcome = self.poll_once()
+                try:
+                    outcome = self.poll_once()
+                except KafkaError as error:
+                    # The broker is away (restarting, unreachable): the client
+                    # reconnects by itself, so wait and poll again. Nothing polled
+                    # was handled, and no work is known to wait.
+                    failures += 1
+                    progress.record(0, None)
+                    self._poll_failed(error, failures)
+                    continue
+                failures = 0
                 progress.record(
                     outcome.records, 0 if outcome.records else self.known_lag()
                 )
@@ -333,6 +349,27 @@ class IdempotentSubscriber:
                 self.topic,
                 extra={"consumer": self.consumer_name, "topic": self.topic},
             )
+
+    def _poll_failed(self, error: KafkaError, failures: int) -> None:
+        delay = min(self._retry_max_s, self._retry_initial_s * 2 ** (failures - 1))
+        self._metrics.retries.labels(
+            self.consumer_name, self.topic, type(error).__name__
+        ).inc()
+        # Said at the first failure and then every tenth, not at every poll.
+        log.log(
+            logging.ERROR if failures == 1 or failures % 10 == 0 else logging.DEBUG,
+            "subscriber %s cannot poll Kafka (%s); polling again in %.1f s",
+            self.consumer_name,
+            type(error).__name__,
+            delay,
+            extra={
+                "consumer": self.consumer_name,
+                "topic": self.topic,
+                "error_type": type(error).__name__,
+                "attempt": failures,
+            },
+        )
+        self._stop.wait(delay)
 
     def known_lag(self) -> int | None:
         """Records behind the position on the assigned partitions, as far as the last

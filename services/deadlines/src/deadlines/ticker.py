@@ -11,18 +11,23 @@ the domain topics on each partition and puts them in the tick as its barrier, so
 processor applies the tick after exactly those events, on the first run and on every
 replay. ``send_ticks`` returns once Kafka has acknowledged every tick of the round.
 
-As a process, the ticker waits for Kafka if it is down at start, and a round Kafka
-does not take is logged and tried again at the next interval rather than ending the
-process. SIGTERM stops it after the round in hand, within
-``SEND_SHUTDOWN_TIMEOUT_SECONDS``; each round sent keeps ``SEND_HEARTBEAT_FILE``
-fresh, and a round due but not sent does not (``sendkit.health``), so a ticker that
-cannot send for the probe's limit is restarted.
+As a process, the ticker waits for Kafka if it is down at start, and a round that
+fails is logged and tried again after a backoff that doubles up to 30 seconds, for as
+long as the outage lasts, rather than ending the process; after a few failures in a
+row it makes its Kafka clients afresh, so it resumes sending as soon as the broker is
+back. SIGTERM stops it after the round in hand, within
+``SEND_SHUTDOWN_TIMEOUT_SECONDS``. Each round sent keeps ``SEND_HEARTBEAT_FILE``
+fresh, and so does a round that failed (``sendkit.health`` counts it as a failure with
+no work known to wait), so a Kafka outage does not get the ticker restarted by its
+liveness probe; the cost is that a ticker which can never send is not restarted
+either, and shows only in its error log and in the absence of ticks.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import threading
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -37,13 +42,17 @@ from deadlines.settings import DOMAIN_TOPICS, DeadlinesSettings
 from send_schemas.topics import CLOCK_TICKS
 from sendkit.background import connect_with_retry
 from sendkit.events import utcnow
-from sendkit.health import PROGRESS, supervised
+from sendkit.health import PROGRESS, Progress, supervised
 from sendkit.logging import KAFKA_CORRELATION_HEADER, configure_logging
 
 log = logging.getLogger(__name__)
 
 BARRIER_TOPICS: tuple[str, ...] = DOMAIN_TOPICS
 DEFAULT_TIMEOUT_S = 30.0
+RETRY_MAX_S = 30.0
+"""The longest wait between two tries at a round that failed."""
+RECONNECT_AFTER = 5
+"""Failed rounds in a row after which the ticker's clients are made afresh."""
 
 
 class TickerError(Exception):
@@ -154,7 +163,8 @@ class Ticker:
     def close(self) -> None:
         self.offsets.close()
         if self._own_producer:
-            self.producer.close()
+            # Bounded: records of a failed round may still wait for a broker.
+            self.producer.close(timeout=self.timeout_s)
 
     def __enter__(self) -> Ticker:
         return self
@@ -198,55 +208,87 @@ def run_ticker(
     """Send a round of ticks with the real time every ``every_s`` until stopped.
 
     With ``once``, send one round and return; a round Kafka does not take then raises
-    ``TickerError``.
+    ``TickerError``. Otherwise a round that fails is logged and tried again after a
+    backoff that doubles from ``every_s`` up to ``RETRY_MAX_S``; after
+    ``RECONNECT_AFTER`` failures in a row the clients are closed and made afresh.
     """
     with supervised("deadlines-ticker") as shutdown:
         stop = shutdown.stop
-        made = connect_with_retry(
-            lambda: Ticker(
-                settings.bootstrap_servers,
-                topic=settings.ticks_topic,
-                barrier_topics=settings.domain_topics,
-            ),
-            stop,
-            what="ticker",
-        )
-        if made is None:
-            return 0
-        with made as ticker, PROGRESS.tracking("ticker") as progress:
-            log.info(
-                "ticker started", extra={"every_s": every_s, "topic": ticker.topic}
-            )
+        with PROGRESS.tracking("ticker") as progress:
             while not stop.is_set():
-                try:
-                    sent = ticker.send(utcnow())
-                except (TickerError, KafkaError) as error:
-                    if once:
-                        raise
-                    # The round was due and is not on Kafka: work waits, none done.
-                    progress.record(0, 1)
-                    log.error(
-                        "ticks not sent; trying again in %.0f s: %s",
-                        every_s,
-                        error,
-                        extra={"error_type": type(error).__name__},
+                made = _connect(settings, stop)
+                if made is None:
+                    break
+                with made as ticker:
+                    log.info(
+                        "ticker started",
+                        extra={"every_s": every_s, "topic": ticker.topic},
                     )
-                    stop.wait(every_s)
-                    continue
-                progress.record(1, 0)
-                log.info(
-                    "ticks sent",
-                    extra={
-                        "tick_id": sent.tick_id,
-                        "now": sent.now.isoformat(),
-                        "partitions": len(sent.partitions),
-                    },
-                )
+                    _send_rounds(ticker, stop, progress, every_s=every_s, once=once)
                 if once:
                     break
-                stop.wait(every_s)
     log.info("ticker stopped")
     return 0
+
+
+def _connect(settings: DeadlinesSettings, stop: threading.Event) -> Ticker | None:
+    return connect_with_retry(
+        lambda: Ticker(
+            settings.bootstrap_servers,
+            topic=settings.ticks_topic,
+            barrier_topics=settings.domain_topics,
+        ),
+        stop,
+        what="ticker",
+    )
+
+
+def _send_rounds(
+    ticker: Ticker,
+    stop: threading.Event,
+    progress: Progress,
+    *,
+    every_s: float,
+    once: bool,
+) -> None:
+    """Send rounds until stopped (or, with ``once``, one round); return early, for
+    fresh clients, after ``RECONNECT_AFTER`` failed rounds in a row."""
+    failures = 0
+    while not stop.is_set():
+        try:
+            sent = ticker.send(utcnow())
+        except Exception as error:
+            if once:
+                raise
+            failures += 1
+            # The broker is away, or the round failed in a way not foreseen: either
+            # way the ticker's one job is to try again. No work is known to wait, so
+            # an outage does not make the liveness probe restart the process.
+            progress.record(0, None)
+            delay = min(RETRY_MAX_S, every_s * 2 ** (failures - 1))
+            log.error(
+                "ticks not sent; trying again in %.0f s: %s",
+                delay,
+                error,
+                exc_info=not isinstance(error, (TickerError, KafkaError)),
+                extra={"error_type": type(error).__name__, "attempt": failures},
+            )
+            if stop.wait(delay) or failures >= RECONNECT_AFTER:
+                return
+            continue
+        failures = 0
+        progress.record(1, 0)
+        log.info(
+            "ticks sent",
+            extra={
+                "tick_id": sent.tick_id,
+                "now": sent.now.isoformat(),
+                "partitions": len(sent.partitions),
+            },
+        )
+        if once:
+            return
+        stop.wait(every_s)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,26 +1,24 @@
 """The outbox relay that publishes intake's events to ``send.intake.events``.
 
-``RelayThread`` runs ``sendkit.relay.OutboxRelay`` on a daemon thread beside the HTTP
-app (``INTAKE_RELAY_ENABLED=true``); ``python -m intake.entrypoints.relay`` runs the
-same relay as a process of its own. Run one or the other for a store, never both: two
-relays on one checkpoint lose nothing but publish every event twice.
+``RelayThread`` runs ``sendkit.relay.OutboxRelay`` on a ``sendkit.background``
+loop beside the HTTP app (``INTAKE_RELAY_ENABLED=true``); ``python -m
+intake.entrypoints.relay`` runs the same relay as a process of its own. Either way the
+relay takes the relay lock of its store first (``sendkit.relay_lock``), so however many
+replicas run, one publishes and the others stand by.
 """
 
 from __future__ import annotations
-
-import logging
-import threading
 
 from prometheus_client import CollectorRegistry
 
 from intake.settings import IntakeSettings
 from send_schemas.intake import TOPIC
-from sendkit.relay import OutboxRelay
+from sendkit.background import BackgroundLoop
+from sendkit.relay import OutboxRelay, exclusive_relay_loop
 from sendkit.store import EventStore
 
-log = logging.getLogger(__name__)
-
 STOP_TIMEOUT_S = 30.0
+"""How long the app's shutdown waits for the relay thread before leaving it be."""
 
 
 def build_relay(
@@ -36,43 +34,24 @@ def build_relay(
     )
 
 
-class RelayThread:
-    """An ``OutboxRelay`` publishing on a daemon thread until ``stop()``."""
+class RelayThread(BackgroundLoop):
+    """An ``OutboxRelay`` publishing, while this replica holds the relay lock, on a
+    daemon thread until ``stop()``."""
 
-    def __init__(self, relay: OutboxRelay, *, poll_interval: float) -> None:
+    def __init__(
+        self,
+        relay: OutboxRelay,
+        *,
+        poll_interval: float,
+        stop_timeout_s: float | None = None,
+    ) -> None:
         self.relay = relay
-        self._poll_interval = poll_interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, name=f"relay-{relay.topic}", daemon=True
+        loop = exclusive_relay_loop(relay, poll_interval=poll_interval)
+        super().__init__(
+            loop.name,
+            loop.loop,
+            stop_timeout_s=STOP_TIMEOUT_S if stop_timeout_s is None else stop_timeout_s,
         )
-
-    def _run(self) -> None:
-        try:
-            self.relay.run_forever(self._stop, self._poll_interval)
-        except Exception:
-            # run_forever retries Kafka and store failures itself; anything else is a
-            # defect, and the readiness check reports the thread as stopped.
-            log.exception("relay thread died", extra={"topic": self.relay.topic})
-            raise
-
-    def start(self) -> RelayThread:
-        self._thread.start()
-        return self
-
-    def is_alive(self) -> bool:
-        return self._thread.is_alive()
-
-    def stop(self) -> None:
-        """Ask the relay to stop after its current round and wait for it."""
-        self._stop.set()
-        self._thread.join(STOP_TIMEOUT_S)
-        if self._thread.is_alive():
-            log.error(
-                "relay thread did not stop within %.0f s",
-                STOP_TIMEOUT_S,
-                extra={"topic": self.relay.topic},
-            )
 
 
 def start_relay_thread(

@@ -89,6 +89,7 @@ from sendkit.auth import (
     Principal,
     ServiceAuth,
 )
+from sendkit.background import loops_bootstrapped, stop_then_close
 from sendkit.commands import CommandAnswer
 from sendkit.idempotency import REPLAYED_HEADER, Idempotency, idempotency_from_request
 from sendkit.problems import ErrorMap
@@ -311,8 +312,11 @@ def create_app(
     """The intake FastAPI app; with no arguments, configured from the environment.
 
     A ``store`` passed in is the caller's to close; one opened from the settings is
-    closed when the app shuts down. With ``INTAKE_RELAY_ENABLED``, the outbox relay
-    runs as a thread from start-up to shutdown (``relay_factory`` replaces it in tests).
+    closed when the app shuts down, once the relay thread has stopped (left open, with
+    an error logged, if it did not stop in time). With ``INTAKE_RELAY_ENABLED``, the
+    outbox relay runs as a thread from start-up to shutdown, publishing while this
+    replica holds the relay lock (``relay_factory`` replaces it in tests), and
+    ``/readyz`` waits until its producer has reached Kafka once.
     """
     settings = settings or IntakeSettings()
     owns_store = store is None
@@ -339,11 +343,14 @@ def create_app(
         try:
             yield
         finally:
+            # uvicorn takes no new requests by now. The relay is joined (bounded)
+            # before the store closes, and the store stays open if it did not stop.
             relay = relay_holder.pop("relay", None)
-            if relay is not None:
-                relay.stop()
-            if owns_store:
-                store.close()
+            stop_then_close(
+                [relay] if relay is not None else [],
+                store.close if owns_store else None,
+                what="intake's event store",
+            )
             log.info("intake stopped")
 
     def store_answers() -> None:
@@ -356,6 +363,10 @@ def create_app(
     checks: dict[str, Callable[[], object]] = {"event_store": store_answers}
     if settings.relay_enabled:
         checks["outbox_relay"] = relay_running
+        # Set once the relay's producer has reached Kafka; no request per probe.
+        checks["kafka_producer"] = loops_bootstrapped(
+            lambda: [relay_holder["relay"]] if "relay" in relay_holder else []
+        )
 
     auth = ServiceAuth.from_settings(
         settings, POLICY, store=store, case_scope=case_scope_of(store)

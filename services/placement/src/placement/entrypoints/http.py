@@ -120,6 +120,7 @@ from sendkit.auth import (
     ServiceAuth,
 )
 from sendkit.auth.scope import stored_case_scope
+from sendkit.background import loops_bootstrapped, stop_then_close
 from sendkit.calendar import london_date
 from sendkit.commands import CommandAnswer
 from sendkit.idempotency import REPLAYED_HEADER, Idempotency, idempotency_from_request
@@ -584,12 +585,15 @@ def create_app(
         try:
             yield
         finally:
-            for kind in ("subscribers", "relay"):
-                for loop in running[kind]:
-                    loop.stop()
-                running[kind] = []
-            if owns_store:
-                store.close()
+            # The loops stop side by side and are joined (bounded) before the store
+            # closes; it stays open if one did not stop.
+            stopping = [*running["subscribers"], *running["relay"]]
+            running["subscribers"], running["relay"] = [], []
+            stop_then_close(
+                stopping,
+                store.close if owns_store else None,
+                what="placement's event store",
+            )
             log.info("placement stopped")
 
     def store_answers() -> None:
@@ -603,6 +607,11 @@ def create_app(
         checks["outbox_relay"] = all_alive("relay")
     if settings.subscribers_enabled:
         checks["subscribers"] = all_alive("subscribers")
+    if settings.relay_enabled or settings.subscribers_enabled:
+        # Set once each loop's Kafka client has reached a broker; no request per probe.
+        checks["kafka_bootstrapped"] = loops_bootstrapped(
+            lambda: [*running["relay"], *running["subscribers"]]
+        )
 
     auth = ServiceAuth.from_settings(
         settings, POLICY, store=store, case_scope=case_scope_of(store)

@@ -120,6 +120,7 @@ from sendkit.auth import (
     ServiceAuth,
 )
 from sendkit.auth.scope import stored_case_scope
+from sendkit.background import loops_bootstrapped, stop_then_close
 from sendkit.idempotency import IdempotencyKey
 from sendkit.problems import ErrorMap
 from sendkit.store import EventStore
@@ -456,12 +457,14 @@ def create_app(
         try:
             yield
         finally:
-            for name in ("intake_subscriber", "outbox_relay"):
-                loop = loops.pop(name, None)
-                if loop is not None:
-                    loop.stop()
-            if owns_store:
-                store.close()
+            # The loops stop side by side and are joined (bounded) before the store
+            # closes; it stays open if one did not stop.
+            running = [loops.pop(name) for name in list(loops)]
+            stop_then_close(
+                running,
+                store.close if owns_store else None,
+                what="plans' event store",
+            )
             log.info("plans stopped")
 
     def store_answers() -> None:
@@ -479,6 +482,9 @@ def create_app(
         checks["outbox_relay"] = running("outbox_relay")
     if settings.subscriber_enabled:
         checks["intake_subscriber"] = running("intake_subscriber")
+    if settings.relay_enabled or settings.subscriber_enabled:
+        # Set once each loop's Kafka client has reached a broker; no request per probe.
+        checks["kafka_bootstrapped"] = loops_bootstrapped(lambda: list(loops.values()))
 
     auth = ServiceAuth.from_settings(
         settings, POLICY, store=store, case_scope=case_scope_of(store)

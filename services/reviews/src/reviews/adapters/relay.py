@@ -3,8 +3,8 @@
 ``start_relay_thread`` runs ``sendkit.relay.OutboxRelay`` on a
 ``sendkit.background.BackgroundLoop`` beside the HTTP app
 (``REVIEWS_RELAY_ENABLED=true``); ``python -m reviews.entrypoints.relay`` runs the same
-relay as a process of its own. Run one or the other for a store, never both: two relays
-on one checkpoint lose nothing but publish every event twice.
+relay as a process of its own. Either way the relay takes the relay lock of its store
+first (``sendkit.relay_lock``), so one publishes and any other stands by.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry
 from reviews.settings import ReviewsSettings
 from send_schemas.reviews import TOPIC
 from sendkit.background import BackgroundLoop
-from sendkit.relay import OutboxRelay
+from sendkit.relay import OutboxRelay, exclusive_relay_loop
 from sendkit.store import EventStore
 
 
@@ -32,10 +32,9 @@ def build_relay(
 
 
 def relay_loop(relay: OutboxRelay, poll_interval: float) -> BackgroundLoop:
-    """``relay`` publishing on a daemon thread, not yet started."""
-    return BackgroundLoop(
-        f"relay-{relay.topic}", lambda stop: relay.run_forever(stop, poll_interval)
-    )
+    """``relay`` publishing on a daemon thread, while this replica holds the relay
+    lock of its store (``sendkit.relay_lock``); not yet started."""
+    return exclusive_relay_loop(relay, poll_interval=poll_interval)
 
 
 def start_relay_thread(

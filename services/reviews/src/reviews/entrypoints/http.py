@@ -107,6 +107,7 @@ from sendkit.auth import (
     Role,
     ServiceAuth,
 )
+from sendkit.background import loops_bootstrapped, stop_then_close
 from sendkit.commands import CommandAnswer
 from sendkit.idempotency import Idempotency, IdempotencyKey
 from sendkit.problems import ErrorMap
@@ -459,12 +460,16 @@ def create_app(
         try:
             yield
         finally:
-            for handle in [*loops["subscribers"], *loops["relay"]]:
-                handle.stop()
+            # The loops stop side by side and are joined (bounded) before the store
+            # closes; it stays open if one did not stop.
+            running = [*loops["subscribers"], *loops["relay"]]
             loops["subscribers"].clear()
             loops["relay"].clear()
-            if owns_store:
-                store.close()
+            stop_then_close(
+                running,
+                store.close if owns_store else None,
+                what="the reviews event store",
+            )
             log.info("reviews stopped")
 
     def store_answers() -> None:
@@ -478,6 +483,11 @@ def create_app(
         checks["outbox_relay"] = alive("relay")
     if settings.subscribers_enabled:
         checks["subscribers"] = alive("subscribers")
+    if settings.relay_enabled or settings.subscribers_enabled:
+        # Set once each loop's Kafka client has reached a broker; no request per probe.
+        checks["kafka_bootstrapped"] = loops_bootstrapped(
+            lambda: [*loops["relay"], *loops["subscribers"]]
+        )
 
     auth = ServiceAuth.from_settings(
         settings, POLICY, store=store, case_scope=case_scope_of(store)
