@@ -295,7 +295,14 @@ def create_app(
         staff: Principal = may_list,
     ) -> dict[str, Any]:
         first = first or london_date(utcnow())
-        last = last or first + DEFAULT_WINDOW
+        if last is None:
+            if first > date.max - DEFAULT_WINDOW:
+                raise InvalidQuery(
+                    f"'from' ({first.isoformat()}) leaves no room for the default "
+                    "six weeks: give 'to' as well",
+                    [("query.from", "too late in the calendar without 'to'")],
+                )
+            last = first + DEFAULT_WINDOW
         check_range(first, last, longest_days=MAX_DUE_DAYS, what="/due")
         if coordinator_id is not None:
             refuse_beyond_reach(
