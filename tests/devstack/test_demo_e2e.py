@@ -8,8 +8,12 @@ clocks, every later clock the plan predicts, and the DfE's 20-week and review fi
 ports and its own run directory, launching its own Kafka from the jars (the shared
 test broker is not used: the demo's clock starts in January 2024, and ticks a shared
 broker already holds from other tests would have moved the processor's time past it).
-The test then reads what it left: the summary it wrote, the emails in its mail folder,
-and ``/proc``, which must hold no process of the run any more.
+It runs as ``make run`` does by default, until Ctrl-C: once the summary is printed, the
+subscriber of ``docs/subscribing.md`` (its kafka-python example, as written) reads every
+event of the domain, deadlines and notify topics from the run's broker, and then the
+test sends SIGINT. The test then reads what it left: the summary it wrote (with
+notify's closing note), the emails in its mail folder, the texts the local GOV.UK
+Notify was sent, and ``/proc``, which must hold no process of the run any more.
 
 A second test starts the platform without the demo, sees a request posted over HTTP
 arrive on the topic, and stops everything with SIGINT, as Ctrl-C in a terminal does.
@@ -26,11 +30,13 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 import pytest
+from kafka import KafkaConsumer, TopicPartition
 
 from devstack.demo_data import (
     CHILD_FAMILY_NAME,
@@ -42,6 +48,8 @@ from devstack.demo_data import (
     planned_timeliness,
 )
 from devstack.dfe import load_la_figures
+from devstack.kafka import repo_root
+from devstack.notify_stub import normalise_uk_mobile
 from devstack.run import SHORT_SCALE
 
 pytestmark = pytest.mark.kafka
@@ -61,6 +69,16 @@ SHOWN_ON_TOPIC = re.compile(
     r"key=(?P<key>[0-9a-f-]{36})"
 )
 JVM_PID = re.compile(r"Kafka JVM pid (\d+)")
+KAFKA_ADDRESS = re.compile(r"^  Kafka +(\S+)", re.MULTILINE)
+SUBSCRIBER_TIMEOUT_S = 300
+DEMO_TOPICS = (
+    "send.intake.events",
+    "send.plans.events",
+    "send.reviews.events",
+    "send.placement.events",
+    "send.deadlines.events",
+    "send.notify.events",
+)
 
 
 def run_env() -> dict[str, str]:
@@ -135,24 +153,131 @@ def check_numbers_add_up(summary: dict[str, Any]) -> None:
         assert row["exception"] <= row["set"], row
 
 
-@pytest.fixture(scope="module")
-def short_demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, int]:
-    """The run directory, output and exit status of one short ``make run``."""
-    run_dir = tmp_path_factory.mktemp("make-run")
+@dataclass(frozen=True)
+class Subscribed:
+    """What the documented subscriber did with the run's topics."""
+
+    status: int
+    stderr: str
+    handled: list[str]
+    set_aside: list[str]
+    on_the_topics: set[str]
+
+
+def subscribing_example() -> str:
+    """The kafka-python example of ``docs/subscribing.md``, as written."""
+    text = (repo_root() / "docs" / "subscribing.md").read_text(encoding="utf-8")
+    found = re.search(r"<!-- test: kafka-python -->\n```python\n(.*?)\n```", text, re.S)
+    assert found is not None, "docs/subscribing.md has no kafka-python example"
+    return found.group(1)
+
+
+def event_ids_on(bootstrap: str) -> set[str]:
+    """The ce_id of every record of the demo's topics on the broker at ``bootstrap``."""
+    consumer = KafkaConsumer(bootstrap_servers=[bootstrap], enable_auto_commit=False)
     try:
-        result = subprocess.run(
-            make_run(run_dir, "--short", "--exit-after-demo"),
+        partitions = [
+            TopicPartition(topic, number)
+            for topic in DEMO_TOPICS
+            for number in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        ends = consumer.end_offsets(partitions)
+        ids: set[str] = set()
+        while any(consumer.position(tp) < ends[tp] for tp in partitions):
+            for records in consumer.poll(timeout_ms=1000).values():
+                for record in records:
+                    headers = dict(record.headers or [])
+                    if headers.get("ce_id") is not None:
+                        ids.add(headers["ce_id"].decode())
+        return ids
+    finally:
+        consumer.close()
+
+
+def subscribe(bootstrap: str, folder: Path) -> Subscribed:
+    # What is on the topics now; the subscriber, started after, must read it all.
+    on_the_topics = event_ids_on(bootstrap)
+    script = folder / "subscriber.py"
+    script.write_text(subscribing_example(), encoding="utf-8")
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "GROUP_ID": "demo-e2e-subscriber",
+        "STOP_WHEN_IDLE_MS": "20000",
+    }
+    finished = subprocess.run(
+        [sys.executable, str(script)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=SUBSCRIBER_TIMEOUT_S,
+        check=False,
+    )
+    lines = [json.loads(line) for line in finished.stdout.splitlines() if line]
+    set_aside = [
+        line for line in finished.stderr.splitlines() if line.startswith('{"set_aside"')
+    ]
+    return Subscribed(
+        finished.returncode,
+        finished.stderr[-4000:],
+        [line["id"] for line in lines if "id" in line],
+        set_aside,
+        on_the_topics,
+    )
+
+
+@dataclass(frozen=True)
+class ShortDemo:
+    run_dir: Path
+    output: str
+    status: int
+    subscribed: Subscribed | None
+
+
+@pytest.fixture(scope="module")
+def short_demo_run(tmp_path_factory: pytest.TempPathFactory) -> ShortDemo:
+    """One short ``make run``, read by the documented subscriber, then Ctrl-C."""
+    run_dir = tmp_path_factory.mktemp("make-run")
+    log_path = run_dir.parent / f"{run_dir.name}.out"
+    with log_path.open("w") as log_file:
+        process = subprocess.Popen(
+            make_run(run_dir, "--short"),
             env=run_env(),
-            capture_output=True,
-            text=True,
-            timeout=DEMO_TIMEOUT_S,
-            check=False,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
-    except subprocess.TimeoutExpired as expired:
-        output = expired.stdout or b""
-        text = output.decode(errors="replace") if isinstance(output, bytes) else output
-        pytest.fail(f"make run --short did not finish in {DEMO_TIMEOUT_S} s:\n{text}")
-    return run_dir, result.stdout + result.stderr, result.returncode
+    subscribed: Subscribed | None = None
+    try:
+        deadline = time.monotonic() + DEMO_TIMEOUT_S
+        while "press Ctrl-C" not in log_path.read_text():
+            if process.poll() is not None:
+                break
+            if time.monotonic() > deadline:
+                pytest.fail(
+                    f"make run --short did not finish in {DEMO_TIMEOUT_S} s:\n"
+                    f"{log_path.read_text()}"
+                )
+            time.sleep(1.0)
+        address = KAFKA_ADDRESS.search(log_path.read_text())
+        if process.poll() is None and address is not None:
+            subscribed = subscribe(address.group(1), run_dir.parent)
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+        status = process.wait(STOP_TIMEOUT_S)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    return ShortDemo(run_dir, log_path.read_text(), status, subscribed)
+
+
+@pytest.fixture(scope="module")
+def short_demo(short_demo_run: ShortDemo) -> tuple[Path, str, int]:
+    """The run directory, output and exit status of one short ``make run``."""
+    return short_demo_run.run_dir, short_demo_run.output, short_demo_run.status
 
 
 @pytest.mark.timeout(DEMO_TIMEOUT_S + 120)
@@ -211,11 +336,88 @@ def test_the_short_demo_reconciles(short_demo: tuple[Path, str, int]) -> None:
     assert posted["review_decided"] == expected.review_decisions
     assert posted["no_plan_notice"] >= 1
 
-    # Every email is accounted for by a NotificationSent event, and the other way.
+    # Every email is accounted for by a NotificationSent event, and the other way (a
+    # digest is one email for the alerts it carries, each with its event).
     mail = read_mail(run_dir / "mail")
-    assert len(mail) == summary["emails_in_catcher"] == summary["notifications_sent"]
+    assert len(mail) == summary["emails_in_catcher"] == summary["email_messages"]
+    notify = summary["notify"]
+    assert summary["notifications_sent"] == (
+        len(mail) - notify["digests"] + notify["digest_alerts"]
+    )
     assert summary["notifications_failed"] == 0
     assert "The numbers reconcile." in output
+
+
+@pytest.mark.timeout(DEMO_TIMEOUT_S + 120)
+def test_the_short_demo_texts_and_digests_follow_the_preferences(
+    short_demo: tuple[Path, str, int],
+) -> None:
+    run_dir, output, status = short_demo
+    assert status == 0, output
+    summary = json.loads((run_dir / "summary.json").read_text())
+    notify = summary["notify"]
+    assert notify["problems"] == []
+    texts = [
+        m
+        for m in json.loads((run_dir / "govuk-notify.json").read_text())
+        if m["type"] == "sms"
+    ]
+    assert notify["texts_sent"] == len(texts) > 0
+    # Every message the local GOV.UK Notify took came back as delivered, and notify
+    # took the receipt.
+    assert notify["receipts_accepted"] == {"delivered": len(texts)}
+    assert {m["status"] for m in texts} == {"delivered"}
+
+    # A manager got a text for a missed deadline, as managers chose; so did the
+    # coordinator who chose texts; no SENCO did.
+    by_pair = notify["texts_by_kind_and_role"]
+    assert by_pair["overdue/manager"] > 0
+    assert not {pair for pair in by_pair if pair.endswith("/senco")}
+    managers = {
+        normalise_uk_mobile(s.mobile)
+        for s in DEMO_STAFF
+        if s.role == "manager" and s.mobile
+    }
+    overdue_to_managers = [
+        m
+        for m in texts
+        if m["phone_number"] in managers and m["body"].startswith("SEND OVERDUE")
+    ]
+    assert overdue_to_managers, [m["body"] for m in texts[:5]]
+    texting = next(s for s in DEMO_STAFF if s.staff_id == "STAFF-102")
+    assert texting.mobile is not None
+    assert any(m["phone_number"] == normalise_uk_mobile(texting.mobile) for m in texts)
+    sencos = {normalise_uk_mobile(s.mobile) for s in DEMO_SENCOS if s.mobile}
+    assert not [m for m in texts if m["phone_number"] in sencos]
+
+    # No text names a child: every demo child's family name is the same word.
+    assert not [m["body"] for m in texts if CHILD_FAMILY_NAME in m["body"]]
+
+    # The digest coordinator got one digest per demo day it had alerts for, dated by
+    # the demo's calendar, not the wall clock's.
+    mail = read_mail(run_dir / "mail")
+    digests = [m for m in mail if "Daily digest" in m["Subject"]]
+    days = [" ".join(str(m["Subject"]).split()).split(":")[0] for m in digests]
+    assert len(digests) == notify["digests"] > 1
+    assert len(set(days)) == len(days), "two digests for one day"
+    assert all(re.search(r" 202[45]$", day) for day in days), days
+    digester = next(s for s in DEMO_STAFF if s.staff_id == "STAFF-101")
+    assert {str(m["To"]) for m in digests} == {digester.email}
+    assert "Notify's closing note" in output
+
+
+@pytest.mark.timeout(DEMO_TIMEOUT_S + 120)
+def test_the_documented_subscriber_reads_every_event_of_the_demo(
+    short_demo_run: ShortDemo,
+) -> None:
+    assert short_demo_run.status == 0, short_demo_run.output
+    subscribed = short_demo_run.subscribed
+    assert subscribed is not None, short_demo_run.output
+    assert subscribed.status == 0, subscribed.stderr
+    assert subscribed.set_aside == []
+    assert len(subscribed.handled) == len(set(subscribed.handled))
+    assert len(subscribed.on_the_topics) > 1000
+    assert subscribed.on_the_topics <= set(subscribed.handled)
 
 
 @pytest.mark.timeout(DEMO_TIMEOUT_S + 120)

@@ -517,11 +517,11 @@ class Delivery:
 class DeliveryThread(threading.Thread):
     """Runs a ``Delivery`` on its own thread until stopped.
 
-    It runs ``schedule`` (when given), delivers everything due, then sleeps until the
-    next attempt is due, a handler calls ``wake``, or ``poll_interval`` passes (a
-    safety net should a wake be missed). An error from the database is logged and
-    retried after ``poll_interval``: the ledger still holds every alert, so nothing
-    is lost while the thread waits.
+    It runs ``schedule`` (when given) before each send, delivers everything due, then
+    sleeps until the next attempt is due, a handler calls ``wake``, or
+    ``poll_interval`` passes (a safety net should a wake be missed). An error from
+    the database is logged and retried after ``poll_interval``: the ledger still
+    holds every alert, so nothing is lost while the thread waits.
     """
 
     def __init__(
@@ -559,9 +559,11 @@ class DeliveryThread(threading.Thread):
         while not self._stop_requested.is_set():
             self._wake.clear()
             try:
-                if self._schedule is not None:
-                    self._schedule()
                 while not self._stop_requested.is_set():
+                    # Between sends too, so a backlog never holds back a digest that
+                    # fell due (the schedule is throttled, so this is cheap).
+                    if self._schedule is not None:
+                        self._schedule()
                     if self._delivery.deliver_one() is None:
                         break
                 wait = self._seconds_to_next()
