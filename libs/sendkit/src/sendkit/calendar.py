@@ -17,6 +17,13 @@ of either that disagrees fails the build instead of silently moving a due date. 
 those years the ``holidays`` package is used alone; a one-off bank holiday announced
 after the package's release is then missing until the package is upgraded or the file
 extended.
+
+Working-day questions are answered from a table built on first use over the data file's
+years: each day's ordinal indexes whether it is a working day and how many working days
+come before it, so "N working days before" is a subtraction and an index whatever N is.
+The table is built from :func:`is_bank_holiday` and the weekday rule, and any question
+whose answer reaches outside those years is counted day by day from the same rule, so
+the answers are those of counting one day at a time.
 """
 
 from __future__ import annotations
@@ -24,6 +31,8 @@ from __future__ import annotations
 import calendar as _stdlib_calendar
 import csv
 import io
+from array import array
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import cache
 from importlib import resources
@@ -258,9 +267,58 @@ def is_bank_holiday(day: date) -> bool:
     return day in bank_holidays(day.year)
 
 
+def _counted_is_working_day(day: date) -> bool:
+    # The definition itself; the table below is built from it and falls back on it.
+    return day.weekday() < 5 and not is_bank_holiday(day)
+
+
+# The working-day table ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _WorkingDays:
+    """Every day of the data file's years, classified once, with running counts.
+
+    ``working[i]`` is 1 when the day ``first + i`` (ordinals) is a working day;
+    ``before[i]`` is how many working days come before it in the table, so the n-th
+    working day before or after a day is one subtraction and one index into
+    ``ordinals``, the ordinals of the working days in order. A question whose answer
+    needs a day outside the table is answered by counting day by day instead.
+    """
+
+    first: int
+    working: bytes
+    before: array[int]
+    ordinals: array[int]
+
+    @classmethod
+    def build(cls, years: range) -> _WorkingDays:
+        first = date(years.start, 1, 1).toordinal()
+        end = date(years.stop, 1, 1).toordinal()
+        working = bytearray()
+        before = array("l", [0])
+        ordinals = array("l")
+        for ordinal in range(first, end):
+            is_working = _counted_is_working_day(date.fromordinal(ordinal))
+            working.append(is_working)
+            if is_working:
+                ordinals.append(ordinal)
+            before.append(len(ordinals))
+        return cls(first, bytes(working), before, ordinals)
+
+
+@cache
+def _table() -> _WorkingDays:
+    return _WorkingDays.build(bank_holiday_file_years())
+
+
 def is_working_day(day: date) -> bool:
     """Monday to Friday and not an England-and-Wales bank holiday."""
-    return day.weekday() < 5 and not is_bank_holiday(day)
+    table = _table()
+    index = day.toordinal() - table.first
+    if 0 <= index < len(table.working):
+        return table.working[index] == 1
+    return _counted_is_working_day(day)
 
 
 # Working days -------------------------------------------------------------------------
@@ -268,18 +326,12 @@ def is_working_day(day: date) -> bool:
 
 def next_working_day(day: date) -> date:
     """The first working day after ``day``."""
-    candidate = day + _ONE_DAY
-    while not is_working_day(candidate):
-        candidate += _ONE_DAY
-    return candidate
+    return working_days_after(day, 1)
 
 
 def previous_working_day(day: date) -> date:
     """The last working day before ``day``."""
-    candidate = day - _ONE_DAY
-    while not is_working_day(candidate):
-        candidate -= _ONE_DAY
-    return candidate
+    return working_days_before(day, 1)
 
 
 def working_day_on_or_before(day: date) -> date:
@@ -300,9 +352,20 @@ def working_days_after(start: date, days: int) -> date:
     """The day that is ``days`` working days after ``start`` (``start`` not counted)."""
     if days < 0:
         raise CalendarError(f"cannot count {days} working days forward: use 0 or more")
+    if days == 0:
+        return start
+    table = _table()
+    index = start.toordinal() - table.first
+    if 0 <= index < len(table.working):
+        # before[index + 1] working days of the table are on or before ``start``.
+        wanted = table.before[index + 1] + days - 1
+        if wanted < len(table.ordinals):
+            return date.fromordinal(table.ordinals[wanted])
     current = start
     for _ in range(days):
-        current = next_working_day(current)
+        current += _ONE_DAY
+        while not is_working_day(current):
+            current += _ONE_DAY
     return current
 
 
@@ -310,9 +373,19 @@ def working_days_before(anchor: date, days: int) -> date:
     """The day ``days`` working days before ``anchor`` (``anchor`` not counted)."""
     if days < 0:
         raise CalendarError(f"cannot count {days} working days back: use 0 or more")
+    if days == 0:
+        return anchor
+    table = _table()
+    index = anchor.toordinal() - table.first
+    if 0 <= index < len(table.working):
+        wanted = table.before[index] - days
+        if wanted >= 0:
+            return date.fromordinal(table.ordinals[wanted])
     current = anchor
     for _ in range(days):
-        current = previous_working_day(current)
+        current -= _ONE_DAY
+        while not is_working_day(current):
+            current -= _ONE_DAY
     return current
 
 
@@ -332,6 +405,11 @@ def count_working_days(first: date, last: date) -> int:
     """How many working days there are from ``first`` to ``last``, both included."""
     if last < first:
         return 0
+    table = _table()
+    start = first.toordinal() - table.first
+    end = last.toordinal() - table.first
+    if start >= 0 and end < len(table.working):
+        return table.before[end + 1] - table.before[start]
     total = 0
     current = first
     while current <= last:

@@ -21,14 +21,26 @@ same inputs to a fresh state yields the same outputs with the same ids.
 
 When several lead times are reached by one tick (a clock set late, or ticks far apart),
 only the nearest is raised: the others would arrive in the same moment and say less.
+
+Each step does only the work the step can need. ``apply`` derives again only the clocks
+of the rules that read the type of the fact recorded or corrected
+(``EngineConfig.rules_reading``): every other clock is derived from facts that did not
+change, and was brought in line with that derivation when they last did, so comparing
+it again would raise nothing. A new state shares its clocks with the state it came from
+and copies a clock only before changing it, so the state passed in is never changed.
+One consequence of deriving only what an event touches: clocks already published are
+compared with new council settings or a changed engine only at the next fact their rule
+reads, not at the next event of the case.
 """
 
 from __future__ import annotations
 
+import hashlib
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
+from functools import lru_cache
 from typing import Any
 
 from deadlines.domain import contract
@@ -77,12 +89,26 @@ __all__ = [
 DEFAULT_CONFIG = EngineConfig()
 
 _NAMESPACE = uuid.UUID("6b1f8f52-3f0e-5d7a-9c1e-2f4b7d0a5e31")
+_NAMESPACE_BYTES = _NAMESPACE.bytes
+
+
+def _sha1(data: bytes) -> Any:
+    # RFC 4122 names SHA-1 for version 5 UUIDs; the ids are names, not secrets.
+    return hashlib.sha1(data, usedforsecurity=False)
 
 
 def output_id(case_id: str, clock_id: str, transition: str, *parts: object) -> str:
-    """The deterministic id of an output event."""
+    """The deterministic id of an output event: ``uuid.uuid5`` of the joined parts.
+
+    Computed here from the SHA-1 digest as RFC 4122 defines a version 5 UUID, which
+    gives the same text as ``str(uuid.uuid5(...))`` without building a UUID object.
+    """
     name = "\x1f".join([case_id, clock_id, transition, *(str(part) for part in parts)])
-    return str(uuid.uuid5(_NAMESPACE, name))
+    digest = bytearray(_sha1(_NAMESPACE_BYTES + name.encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50
+    digest[8] = (digest[8] & 0x3F) | 0x80
+    text = digest.hex()
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 # Inputs and outputs -------------------------------------------------------------------
@@ -264,6 +290,19 @@ class CaseState:
             wake_on=self.wake_on,
         )
 
+    def _successor(self, facts: list[Fact] | None = None) -> CaseState:
+        # The next state of a step. It shares its lists and clocks with this one: no
+        # step changes a list in place (apply records a fact in a new list), and a
+        # step replaces a clock by a copy before it changes it (``_Out.own``).
+        return CaseState(
+            case_id=self.case_id,
+            facts=self.facts if facts is None else facts,
+            seen=self.seen,
+            clocks=dict(self.clocks),
+            ticked_on=self.ticked_on,
+            wake_on=self.wake_on,
+        )
+
 
 def _clone(clock: _Clock) -> _Clock:
     # Alerts are never changed once made, so the copy may share them.
@@ -360,7 +399,8 @@ def _same(kind: FieldKind, left: Any, right: Any) -> bool:
         return False
 
 
-def _correct(facts: list[Fact], event: CaseEvent) -> None:
+def _correct(facts: list[Fact], event: CaseEvent) -> str:
+    """Correct the fact the event names; return the corrected fact's type."""
     correction = contract.CORRECTIONS_BY_TYPE[event.type]
     name = event.data.get("field")
     targets = correction.targets.get(str(name))
@@ -393,6 +433,7 @@ def _correct(facts: list[Fact], event: CaseEvent) -> None:
         )
     fact = facts[index]
     facts[index] = Fact(fact.id, fact.type, {**fact.data, str(name): new_value})
+    return fact.type
 
 
 # The engine ---------------------------------------------------------------------------
@@ -430,22 +471,23 @@ def apply(
         if event.type in contract.EXCEPTION_TYPES:
             _check_exception(event, data, config)
         _record(facts, spec, Fact(event.id, event.type, data))
+        changed = event.type
     else:
-        _correct(facts, event)
+        changed = _correct(facts, event)
 
-    new = state.copy()
-    new.facts = facts
-    new.seen.append(event.id)
-    outputs = _reconcile(new, config)
+    new = state._successor(facts)
+    new.seen = [*state.seen, event.id]
+    out = _Out(new, config)
+    _reconcile(out, config.rules_reading(changed))
     today = new.ticked_on
     if now is not None:
         current = calendar.london_date(now)
         today = current if today is None or current > today else today
     if today is not None:
         new.ticked_on = today
-        outputs.extend(_alerts(new, today, config))
+        _alerts(out, today)
     new.wake_on = _wake_on(new, config)
-    return new, outputs
+    return new, out.items
 
 
 def tick(
@@ -461,11 +503,12 @@ def tick(
         return state, []
     if state.ticked_on is not None and today <= state.ticked_on:
         return state, []
-    new = state.copy()
+    new = state._successor()
     new.ticked_on = today
-    outputs = _alerts(new, today, config)
+    out = _Out(new, config)
+    _alerts(out, today)
     new.wake_on = _wake_on(new, config)
-    return new, outputs
+    return new, out.items
 
 
 def run(
@@ -490,12 +533,22 @@ def run(
 
 
 class _Out:
-    """Collects the outputs of one step for one case."""
+    """Collects the outputs of one step for one case, and the clocks it copied."""
 
     def __init__(self, state: CaseState, config: EngineConfig) -> None:
         self.state = state
         self.config = config
         self.items: list[Emitted] = []
+        self.owned: set[str] = set()
+
+    def own(self, clock: _Clock) -> _Clock:
+        """The step's own copy of ``clock``, to change: the first call makes it."""
+        if clock.clock_id in self.owned:
+            return clock
+        mine = _clone(clock)
+        self.state.clocks[clock.clock_id] = mine
+        self.owned.add(clock.clock_id)
+        return mine
 
     def rule(self, clock: _Clock) -> ClockRule:
         return self.config.version(clock.version).rule(clock.clock)
@@ -547,20 +600,23 @@ class _Out:
 _ALL_ALERTS = (AlertKind.APPROACHING, AlertKind.OVERDUE)
 
 
-def _reconcile(state: CaseState, config: EngineConfig) -> list[Emitted]:
-    out = _Out(state, config)
+def _reconcile(out: _Out, rules: Collection[str]) -> None:
+    """Derive the clocks of ``rules`` again and publish how they changed."""
+    if not rules:
+        return
+    state = out.state
     pinned = {clock_id: clock.version for clock_id, clock in state.clocks.items()}
-    derived = derive(state.facts, config, pinned)
+    derived = derive(state.facts, out.config, pinned, only=rules)
     for clock_id, found in derived.items():
         clock = state.clocks.get(clock_id)
         if clock is None:
             _set(out, found)
-        else:
-            _update(out, clock, found)
-    for clock_id, clock in state.clocks.items():
-        if clock_id not in derived and clock.status == OPEN:
-            _cancel(out, clock, Cancelled(None, "rules no longer apply", False))
-    return out.items
+        elif clock.status != CANCELLED:
+            _update(out, out.own(clock), found)
+    for clock_id, clock in list(state.clocks.items()):
+        if clock_id not in derived and clock.clock in rules and clock.status == OPEN:
+            reason = Cancelled(None, "rules no longer apply", False)
+            _cancel(out, out.own(clock), reason)
 
 
 def _set(out: _Out, found: DerivedClock) -> None:
@@ -575,6 +631,7 @@ def _set(out: _Out, found: DerivedClock) -> None:
         lead_working_days=found.lead_working_days,
     )
     out.state.clocks[found.clock_id] = clock
+    out.owned.add(found.clock_id)
     window = rule.kind is ClockKind.WINDOW
     event = ClockSet(
         **out.base(clock),
@@ -698,6 +755,7 @@ def _cancel(out: _Out, clock: _Clock, ending: Cancelled) -> None:
 # Alerts that time brings --------------------------------------------------------------
 
 
+@lru_cache(maxsize=1 << 16)
 def alert_day(due_on: date, lead: int) -> date:
     """The working day a lead time falls on; lead 0 is the act-by day itself."""
     if lead == 0:
@@ -722,17 +780,18 @@ def _wake_on(state: CaseState, config: EngineConfig) -> date | None:
     return min(days, default=None)
 
 
-def _alerts(state: CaseState, today: date, config: EngineConfig) -> list[Emitted]:
-    out = _Out(state, config)
-    for clock in state.clocks.values():
+def _alerts(out: _Out, today: date) -> None:
+    for clock in list(out.state.clocks.values()):
         if clock.status != OPEN:
             continue
         rule = out.rule(clock)
         if today > clock.due_on:
             if rule.kind is ClockKind.WINDOW:
+                clock = out.own(clock)
                 _end(out, clock, Stopped(clock.due_on, WINDOW_CLOSED))
                 clock.status = CLOSED
             elif not clock.overdue_done:
+                clock = out.own(clock)
                 clock.overdue_done = True
                 # Lead times not yet reached are moot once the clock is overdue.
                 clock.leads_done = list(clock.lead_working_days)
@@ -751,6 +810,7 @@ def _alerts(state: CaseState, today: date, config: EngineConfig) -> list[Emitted
         ]
         if not reached:
             continue
+        clock = out.own(clock)
         lead = min(reached)
         clock.leads_done.extend(reached)
         approaching = ClockApproaching(
@@ -763,7 +823,6 @@ def _alerts(state: CaseState, today: date, config: EngineConfig) -> list[Emitted
             clock, approaching, "approaching", clock.rev, clock.due_on, lead
         )
         clock.alerts[alert_id] = _Alert(AlertKind.APPROACHING, clock.due_on, lead)
-    return out.items
 
 
 # Reading the state --------------------------------------------------------------------

@@ -10,13 +10,19 @@ clocks already published and with "now".
 A clock starts at the first fact that starts it, and only facts recorded after that one
 stop or cancel it; the first such fact decides. Dates come from the facts themselves,
 never from when they were recorded, so a stop recorded late but dated in time is met.
+
+A rule's clocks depend only on the facts of the event types the rule reads (its start,
+stop and cancel events, the events its dates come from, and the exception events), so
+``derive`` can be asked for some rules only (``only``), and
+``EngineConfig.rules_reading`` says which rules a fact of a type can change.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
+from functools import lru_cache
 from typing import Any
 
 from deadlines.domain import contract
@@ -103,11 +109,13 @@ class EngineConfig:
     _starts: dict[str, tuple[_Trigger, ...]] = field(
         init=False, repr=False, compare=False
     )
+    _readers: dict[str, frozenset[str]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         check_rulesets(self.rulesets)
         self.council.check(self.rulesets)
         starts: dict[str, list[_Trigger]] = {}
+        readers: dict[str, set[str]] = {}
         for rules in self.rulesets:
             for rule in rules.rules:
                 _check_rule(rule)
@@ -115,12 +123,23 @@ class EngineConfig:
                     starts.setdefault(start.event_type, []).append(
                         _Trigger(rules, rule, start)
                     )
+                for event_type in read_types(rule):
+                    readers.setdefault(event_type, set()).add(rule.name)
         object.__setattr__(
             self, "_starts", {kind: tuple(found) for kind, found in starts.items()}
+        )
+        object.__setattr__(
+            self,
+            "_readers",
+            {kind: frozenset(names) for kind, names in readers.items()},
         )
 
     def triggers(self, event_type: str) -> tuple[_Trigger, ...]:
         return self._starts.get(event_type, ())
+
+    def rules_reading(self, event_type: str) -> frozenset[str]:
+        """The names of the rules whose clocks a fact of ``event_type`` can change."""
+        return self._readers.get(event_type, frozenset())
 
     def version(self, version: str) -> RuleSet:
         for rules in self.rulesets:
@@ -133,6 +152,38 @@ class EngineConfig:
 
 
 _DATE_KINDS = (FieldKind.DATE, FieldKind.TIMESTAMP)
+
+
+def read_types(rule: ClockRule) -> frozenset[str]:
+    """Every event type whose facts the rule's clocks are derived from."""
+    found = {start.event_type for start in rule.starts}
+    endings: tuple[Stop | Cancel, ...] = (*rule.stops, *rule.cancels)
+    found.update(trigger.event_type for trigger in endings)
+    found.update(contract.EXCEPTION_TYPES)
+    for due in (rule.due, rule.guidance_due):
+        if due is not None:
+            found.update(_due_types(due))
+    return frozenset(found)
+
+
+def _due_types(due: DueRule) -> set[str]:
+    if isinstance(due, Offset):
+        return _ref_types(due.base)
+    if isinstance(due, Earliest):
+        return {kind for part in due.parts for kind in _due_types(part)}
+    if isinstance(due, DayInYear):
+        return set()
+    if isinstance(due, OnDayIfKnownInTime):
+        return _ref_types(due.day) | _ref_types(due.learned)
+    return _due_types(due.inner)
+
+
+def _ref_types(ref: DateRef) -> set[str]:
+    if isinstance(ref, FactOf):
+        return {ref.event_type}
+    if isinstance(ref, FirstKnown):
+        return {kind for part in ref.refs for kind in _ref_types(part)}
+    return set()
 
 
 # Reading facts ------------------------------------------------------------------------
@@ -152,9 +203,28 @@ def fact_date(fact: Fact, name: str) -> date | None:
     value = fact.data.get(name)
     if value is None:
         return None
-    if _spec(fact.type).field(name).kind is FieldKind.TIMESTAMP:
+    kind = _field_kind(fact.type, name)
+    if isinstance(value, str):
+        return _text_date(value, kind)
+    return _read_date(value, kind)
+
+
+@lru_cache(maxsize=1024)
+def _field_kind(event_type: str, name: str) -> FieldKind:
+    return _spec(event_type).field(name).kind
+
+
+def _read_date(value: Any, kind: FieldKind) -> date:
+    if kind is FieldKind.TIMESTAMP:
         return calendar.london_date(calendar.parse_timestamp(value))
     return calendar.parse_date(value)
+
+
+@lru_cache(maxsize=1 << 16)
+def _text_date(value: str, kind: FieldKind) -> date:
+    # Facts hold canonical ISO strings and the same ones are read again at every
+    # step; a value that cannot be read raises, and an error is never cached.
+    return _read_date(value, kind)
 
 
 def _holds(conditions: tuple[Condition, ...], fact: Fact) -> bool:
@@ -396,12 +466,13 @@ def derive(
     facts: Sequence[Fact],
     config: EngineConfig,
     pinned: Mapping[str, str] | None = None,
+    only: Collection[str] | None = None,
 ) -> dict[str, DerivedClock]:
     """Every clock the facts give, keyed by clock id, in the order they started.
 
     ``pinned`` maps the ids of clocks already set to the rules version they were set
     under, which they keep. A clock whose dates are not all known yet is left out until
-    they are.
+    they are. With ``only`` (rule names), the clocks of other rules are left out too.
     """
     pinned = pinned or {}
     ordinals: dict[str, int] = {}
@@ -409,6 +480,8 @@ def derive(
     for position, fact in enumerate(facts):
         ordinals[fact.type] = ordinals.get(fact.type, 0) + 1
         for trigger in config.triggers(fact.type):
+            if only is not None and trigger.rule.name not in only:
+                continue
             if trigger.rule.name in config.council.disabled:
                 continue
             if not _holds(trigger.start.when, fact):

@@ -19,6 +19,7 @@ time to the JSON.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import json
 import pstats
@@ -26,7 +27,7 @@ import resource
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -34,7 +35,7 @@ from typing import Any
 
 from deadlines.application.partitioning import case_partition
 from deadlines.domain import engine
-from deadlines.domain.engine import CaseEvent, CaseState, EngineConfig
+from deadlines.domain.engine import CaseEvent, CaseState, Emitted, EngineConfig
 from deadlines.domain.errors import DeadlinesError
 from devstack.bench.history import read_history
 from devstack.bench.machine import own_peak_rss_mib, own_rss_mib
@@ -116,8 +117,14 @@ def replay(
     config: EngineConfig = engine.DEFAULT_CONFIG,
     partitions: int = PARTITIONS,
     progress: Callable[[ReplayResult], None] | None = None,
+    sink: Callable[[Sequence[Emitted]], None] | None = None,
 ) -> ReplayResult:
-    """Apply every event and tick of the history at ``path``; return the costs."""
+    """Apply every event and tick of the history at ``path``; return the costs.
+
+    ``sink``, if given, is handed every step's outputs in the order they were made,
+    so two versions of the engine can be compared output for output (its own cost is
+    counted in the CPU time, so leave it out when measuring).
+    """
     result = ReplayResult(rss_start_mib=own_rss_mib())
     states: dict[str, CaseState] = {}
     partition_of: dict[str, int] = {}
@@ -144,6 +151,8 @@ def replay(
                     if new is not state:
                         states[case_id] = new
                         result.outputs.update(output.type for output in outputs)
+                        if sink is not None and outputs:
+                            sink(outputs)
             result.tick_s += clock() - began
             result.tick_rounds += 1
             if progress is not None and result.tick_rounds % 30 == 0:
@@ -172,6 +181,8 @@ def replay(
             by_partition[number].append(case_id)
         states[case_id] = new
         result.outputs.update(output.type for output in outputs)
+        if sink is not None and outputs:
+            sink(outputs)
 
     result.wall_s = clock() - started
     result.cpu_s = _cpu_seconds() - cpu_started
@@ -287,6 +298,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", type=Path, default=None, help="cProfile output")
     parser.add_argument("--top", type=int, default=20)
     parser.add_argument(
+        "--outputs",
+        type=Path,
+        default=None,
+        help="write every clock event made, in order, as JSON lines (id, type, "
+        "subject, data) to compare two engines; adds its own cost to the times",
+    )
+    parser.add_argument(
         "--progress", action="store_true", help="report progress on stderr"
     )
     args = parser.parse_args(argv)
@@ -299,17 +317,35 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     reporter = report if args.progress else None
-    if args.profile is None:
-        result = replay(args.history, progress=reporter)
-    else:
-        profiler = cProfile.Profile()
-        result = profiler.runcall(replay, args.history, progress=reporter)
-        profiler.dump_stats(str(args.profile))
-        stats = pstats.Stats(str(args.profile))
-        result.profile = top_functions(stats, args.top)
-        result.phases = phase_times(stats)
+    with contextlib.ExitStack() as stack:
+        sink: Callable[[Sequence[Emitted]], None] | None = None
+        if args.outputs is not None:
+            out = stack.enter_context(args.outputs.open("w", encoding="utf-8"))
+
+            def write(outputs: Sequence[Emitted]) -> None:
+                for output in outputs:
+                    out.write(json.dumps(output.to_dict(), sort_keys=True) + "\n")
+
+            sink = write
+        result = _run(args, reporter, sink)
     print(json.dumps(result.to_json()))
     return 0
+
+
+def _run(
+    args: argparse.Namespace,
+    reporter: Callable[[ReplayResult], None] | None,
+    sink: Callable[[Sequence[Emitted]], None] | None,
+) -> ReplayResult:
+    if args.profile is None:
+        return replay(args.history, progress=reporter, sink=sink)
+    profiler = cProfile.Profile()
+    result = profiler.runcall(replay, args.history, progress=reporter, sink=sink)
+    profiler.dump_stats(str(args.profile))
+    stats = pstats.Stats(str(args.profile))
+    result.profile = top_functions(stats, args.top)
+    result.phases = phase_times(stats)
+    return result
 
 
 if __name__ == "__main__":

@@ -1,0 +1,146 @@
+"""The engine's shortcuts give what the plain computation gives.
+
+``apply`` derives again only the clocks of the rules that read the changed fact's type,
+shares unchanged clocks with the state it was given, and makes output ids without
+``uuid.uuid5``. Each shortcut is checked here against the plain computation: an engine
+configured to derive every rule on every event, a state compared as JSON before and
+after, and ``uuid.uuid5`` itself.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import date, timedelta
+
+import pytest
+from deadlines_support import SCENARIOS, Case, Scenario, Spec, at
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from deadlines.domain import engine
+from deadlines.domain.engine import CaseEvent, CaseState, Emitted, apply, tick
+from deadlines.domain.evaluate import EngineConfig
+
+
+class _EveryRule(EngineConfig):
+    """A configuration under which every event derives every rule's clocks again."""
+
+    def rules_reading(self, event_type: str) -> frozenset[str]:
+        return frozenset(rule.name for rules in self.rulesets for rule in rules.rules)
+
+
+def _every_rule(config: EngineConfig) -> EngineConfig:
+    return _EveryRule(rulesets=config.rulesets, council=config.council)
+
+
+def _dump(outputs: list[Emitted]) -> list[str]:
+    return [json.dumps(output.to_dict(), sort_keys=True) for output in outputs]
+
+
+def _steps(
+    scenario: Scenario, extra: list[Spec], ticks: list[int]
+) -> list[CaseEvent | date]:
+    """The scenario's setup, then the extra events with ticks between them."""
+    case = Case()
+    items: list[CaseEvent | date] = list(case.events(scenario.setup))
+    days = iter(sorted(scenario.due + timedelta(days=offset) for offset in ticks))
+    for spec in extra:
+        day = next(days, None)
+        if day is not None:
+            items.append(day)
+        items.append(case.event(*spec))
+    items.extend(days)
+    return items
+
+
+def _run(
+    items: list[CaseEvent | date], config: EngineConfig
+) -> tuple[list[str], list[dict[str, object]]]:
+    """Every step's outputs and state, checking that no step changes its input."""
+    state: CaseState | None = None
+    outputs: list[str] = []
+    states: list[dict[str, object]] = []
+    for item in items:
+        before = None if state is None else json.dumps(state.to_dict())
+        if isinstance(item, date):
+            if state is None:
+                continue
+            new, emitted = tick(state, at(item), config)
+        else:
+            new, emitted = apply(state, item, config)
+        if state is not None:
+            assert json.dumps(state.to_dict()) == before, "a step changed its input"
+        state = new
+        outputs.extend(_dump(emitted))
+        states.append(state.to_dict())
+    return outputs, states
+
+
+def _extras(scenario: Scenario, stop_offset: int) -> list[Spec]:
+    extra: list[Spec] = []
+    if scenario.exception is not None:
+        extra.append(scenario.exception)
+    extra.extend(scenario.correction)
+    if scenario.stop is not None:
+        extra.append(scenario.stop(scenario.due + timedelta(days=stop_offset)))
+    extra.append(scenario.cancel)
+    return extra
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=str)
+@settings(max_examples=15, deadline=None)
+@given(
+    order=st.permutations(range(5)),
+    ticks=st.lists(st.integers(min_value=-40, max_value=40), max_size=6),
+    stop_offset=st.integers(min_value=-20, max_value=20),
+)
+def test_deriving_what_an_event_touches_gives_every_output_as_deriving_all(
+    scenario: Scenario, order: list[int], ticks: list[int], stop_offset: int
+) -> None:
+    extras = _extras(scenario, stop_offset)
+    extra = [extras[i] for i in order if i < len(extras)]
+    items = _steps(scenario, extra, ticks)
+
+    fast = _run(items, scenario.config)
+    full = _run(items, _every_rule(scenario.config))
+
+    assert fast == full
+    assert fast[0], "the scenario published nothing, so it compared nothing"
+
+
+def test_a_scenario_run_is_the_same_from_a_state_read_back_from_json() -> None:
+    # A state read from the worker's table has no clocks shared with another state.
+    scenario = SCENARIOS[0]
+    items = _steps(scenario, _extras(scenario, 3), [-12, -3, 1, 5])
+    expected, _ = _run(items, scenario.config)
+
+    state: CaseState | None = None
+    outputs: list[str] = []
+    for item in items:
+        if state is not None:
+            state = CaseState.from_dict(json.loads(json.dumps(state.to_dict())))
+        if isinstance(item, date):
+            if state is not None:
+                state, emitted = tick(state, at(item), scenario.config)
+                outputs.extend(_dump(emitted))
+        else:
+            state, emitted = apply(state, item, scenario.config)
+            outputs.extend(_dump(emitted))
+
+    assert outputs == expected
+
+
+@given(
+    st.text(max_size=40),
+    st.text(max_size=20),
+    st.text(max_size=12),
+    st.lists(st.one_of(st.integers(), st.text(max_size=10), st.dates()), max_size=4),
+)
+def test_output_ids_are_uuid5_of_the_joined_parts(
+    case_id: str, clock_id: str, transition: str, parts: list[object]
+) -> None:
+    name = "\x1f".join([case_id, clock_id, transition, *(str(p) for p in parts)])
+    expected = str(uuid.uuid5(engine._NAMESPACE, name))
+
+    assert engine.output_id(case_id, clock_id, transition, *parts) == expected
