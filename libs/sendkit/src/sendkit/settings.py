@@ -152,3 +152,27 @@ def describe(settings_class: type[BaseSettings]) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+DEFAULT_MAX_BODY_BYTES = 1 << 20
+
+
+class HttpLimits(BaseSettings):
+    """Limits every HTTP app applies to requests, read from unprefixed names.
+
+    =======================  ========  ==============================================
+    Environment name         Default   Meaning
+    =======================  ========  ==============================================
+    SEND_MAX_BODY_BYTES      1048576   longest request body; longer ones answer 413
+    =======================  ========  ==============================================
+    """
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", frozen=True)
+
+    max_body_bytes: int = Field(
+        default=DEFAULT_MAX_BODY_BYTES,
+        ge=1,
+        validation_alias=_shared("SEND_MAX_BODY_BYTES"),
+        description="The longest request body an HTTP app reads, in bytes; a longer "
+        "one is answered 413 before it is parsed.",
+    )

@@ -15,7 +15,20 @@
   histogram labelled by route template;
 - a middleware that adopts the ``X-Correlation-ID`` header (or generates an id), holds
   it in ``sendkit.logging``'s context for the request, echoes it on the response, logs
-  one line per request and counts it;
+  one line per request and counts it. A header value longer than 128 characters, or
+  with a character outside letters, digits and ``. _ : -`` (or not starting with a
+  letter or digit), is not adopted: the request goes on under a fresh id, which the
+  response echoes, and a warning gives the refused value's length (not the value).
+  Replacing rather than refusing keeps a client with a careless id working, while
+  nothing it sent reaches a log line or a Kafka header;
+- a request body limit (``max_body_bytes``, ``SEND_MAX_BODY_BYTES``, 1 MiB by
+  default): a ``Content-Length`` above it is answered 413 with problem details before
+  anything is read, and a body sent without one is cut off with the same answer once it
+  passes the limit, before it is parsed;
+- no NUL characters: a JSON body holding the escape ``\u0000`` (or a raw NUL byte), or
+  a path or query string holding ``%00``, is answered 400 with problem details naming
+  where it was, before any model sees it. The services share no request base model, so
+  this is done on the raw request, for every route at once;
 - RFC 9457 problem details (``sendkit.problems``) for every error answer: invalid input
   (422, one entry in ``errors`` per bad field), ``HTTPException``, unknown routes (404),
   wrong methods (405), every exception class in ``error_map``, and any other exception
@@ -34,6 +47,7 @@ when it replays an earlier answer.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any
@@ -64,6 +78,7 @@ from sendkit.problems import (
     status_title,
     validation_field_errors,
 )
+from sendkit.settings import HttpLimits
 from sendkit.store.base import StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -157,8 +172,18 @@ class RequestContextMiddleware:
             if name == b"x-correlation-id":
                 incoming = value.decode("latin-1")
                 break
+        adopted = acceptable_correlation_id(incoming)
 
-        with correlation_scope(acceptable_correlation_id(incoming)) as correlation_id:
+        with correlation_scope(adopted) as correlation_id:
+            if incoming is not None and adopted is None:
+                # Its length only: the value itself is what may not be logged.
+                log.warning(
+                    "%s refused (%d characters, or characters outside the safe "
+                    "set); the request goes on under a fresh id",
+                    CORRELATION_HEADER,
+                    len(incoming),
+                    extra={"header": CORRELATION_HEADER, "length": len(incoming)},
+                )
             status = 500
             started = False
 
@@ -219,6 +244,99 @@ class RequestContextMiddleware:
                         "duration_ms": round(elapsed * 1000, 3),
                     },
                 )
+
+
+_NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+"""A JSON ``\\u0000`` escape: an odd run of backslashes before ``u0000``."""
+
+
+class _BodyRefused(StarletteHTTPException):
+    """A body the limits refuse, raised from ``receive`` so FastAPI passes it on."""
+
+
+def _holds_nul(body: bytes) -> bool:
+    return b"\x00" in body or _NUL_ESCAPE.search(body) is not None
+
+
+class RequestLimitsMiddleware:
+    """The body size limit and the NUL refusal, applied before any route parses."""
+
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        refusal = self._refuse_head(scope)
+        if refusal is not None:
+            await refusal.response()(scope, receive, send)
+            return
+
+        limit = self.max_body_bytes
+        received = bytearray()
+
+        async def limited_receive() -> Message:
+            message = await receive()
+            if message["type"] != "http.request":
+                return message
+            received.extend(message.get("body", b""))
+            if len(received) > limit:
+                raise _BodyRefused(413, _too_large(limit))
+            if not message.get("more_body", False) and _holds_nul(bytes(received)):
+                raise _BodyRefused(400, _NUL_DETAIL.format(where="the body"))
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+    def _refuse_head(self, scope: Scope) -> Problem | None:
+        where = None
+        if b"%00" in scope.get("query_string", b""):
+            where = "the query string"
+        elif "\x00" in scope.get("path", "") or b"%00" in scope.get("raw_path", b""):
+            where = "the path"
+        if where is not None:
+            return _refusal(
+                scope, 400, _NUL_DETAIL.format(where=where), "nul-character"
+            )
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length":
+                try:
+                    length = int(value)
+                except ValueError:
+                    return _refusal(
+                        scope, 400, "Content-Length is not a number", "bad-request"
+                    )
+                if length > self.max_body_bytes:
+                    return _refusal(
+                        scope, 413, _too_large(self.max_body_bytes), "body-too-large"
+                    )
+        return None
+
+
+_NUL_DETAIL = (
+    "{where} holds a NUL character (\\u0000 or %00), which no field accepts: remove it"
+)
+
+
+def _too_large(limit: int) -> str:
+    return (
+        f"the request body is longer than {limit} bytes, the most this service "
+        "reads: send less (SEND_MAX_BODY_BYTES sets the limit)"
+    )
+
+
+def _refusal(scope: Scope, status: int, detail: str, slug: str) -> Problem:
+    return Problem(
+        status=status,
+        title=status_title(status),
+        detail=detail,
+        type=problem_type(slug),
+        instance=scope.get("path"),
+        extensions=_extensions(),
+    )
 
 
 def _install_problem_handlers(app: FastAPI, error_map: ErrorMap) -> None:
@@ -354,6 +472,7 @@ def create_app(
     metrics: HttpMetrics | None = None,
     progress: ProgressRegistry | None = None,
     stall_after_s: float | None = None,
+    max_body_bytes: int | None = None,
 ) -> FastAPI:
     """A FastAPI app with probes, metrics, correlation ids and problem details.
 
@@ -361,7 +480,9 @@ def create_app(
     kernel's defaults are added to it unless it registers those classes itself.
     ``app.state.metrics`` is the ``HttpMetrics`` whose registry ``/metrics`` serves.
     ``/healthz`` judges the loops of ``progress`` (the process's ``PROGRESS`` unless
-    given) against ``stall_after_s`` (``SEND_STALL_SECONDS`` unless given).
+    given) against ``stall_after_s`` (``SEND_STALL_SECONDS`` unless given). Request
+    bodies longer than ``max_body_bytes`` (``SEND_MAX_BODY_BYTES`` unless given) are
+    answered 413.
     """
     rules = default_error_map()
     if error_map is not None:
@@ -388,5 +509,9 @@ def create_app(
         PROGRESS if progress is None else progress,
         stall_after_s,
     )
+    if max_body_bytes is None:
+        max_body_bytes = HttpLimits().max_body_bytes
+    # Added first, so it runs inside the request context (correlation id, metrics).
+    app.add_middleware(RequestLimitsMiddleware, max_body_bytes=max_body_bytes)
     app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)
     return app
