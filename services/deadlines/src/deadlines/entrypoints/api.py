@@ -32,6 +32,9 @@ and the counts (``/due``, ``/summary``, ``/timeliness``) hold only the cases the
 may read, and naming a coordinator or school beyond the caller's reach in ``/due`` is
 refused with 403 rather than answered empty. Each timeline read is recorded in the
 access log before it is answered; auditors read that log at ``GET /access-log``.
+``DeadlinesApiSettings`` adds the AUTH_* names to the service's own; with
+``AUTH_MODE=off`` (``SEND_ENV=development`` only) no token is read and every caller
+has every role, as ``sendkit.auth.web`` says.
 
 The read model is built by subscriber threads of this process
 (``DEADLINES_PROJECTOR_ENABLED``); ``/readyz`` fails when the store cannot be read or a
