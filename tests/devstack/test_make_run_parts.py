@@ -23,6 +23,7 @@ import pytest
 from devstack.demo import (
     Action,
     DemoSummary,
+    Notification,
     TopicWatcher,
     check_timeline,
     compare_read_model,
@@ -34,11 +35,28 @@ from devstack.demo import (
     reconcile,
     tick_moment,
 )
-from devstack.demo_data import PlannedCase, Timeliness, generate_caseload
+from devstack.demo_data import (
+    DEMO_SENCOS,
+    DEMO_STAFF,
+    PlannedCase,
+    Timeliness,
+    demo_preferences,
+    generate_caseload,
+)
 from devstack.dfe import load_la_figures
 from devstack.kafka_config import LOOPBACK, BrokerLayout, free_port
+from devstack.notify_stub import DEFAULT_API_KEY, normalise_uk_mobile
 from devstack.processes import ProcessSpec, ProcessStartError, Stack
-from devstack.run import Ports, RunError, RunLayout, choose_ports
+from devstack.run import (
+    DIRECTORY,
+    Platform,
+    Ports,
+    RunError,
+    RunLayout,
+    choose_ports,
+    count_notify,
+    service_specs,
+)
 from send_schemas.topics import DEADLINES, INTAKE, NOTIFY
 from sendkit.calendar import LONDON, london_date
 from sendkit.envelope import to_kafka
@@ -149,7 +167,7 @@ def test_free_ports_mode_picks_distinct_ports_for_every_listener() -> None:
     ports, notes = choose_ports(free_only=True)
 
     values = [getattr(ports, item.name) for item in fields(Ports)]
-    assert len(values) == 9
+    assert len(values) == 11
     assert len(set(values)) == len(values)
     assert notes == []
 
@@ -621,3 +639,135 @@ def test_only_a_new_event_counts_as_progress() -> None:
     junk = Record(DEADLINES.name, 0, 100, 1, b"k", b"not json", [])
     assert watcher.take(junk) is False
     assert watcher.unreadable == 1
+
+
+# Notify in make run: the local GOV.UK Notify, the staff's texts, the closing note ----
+
+
+def test_notify_is_wired_to_the_local_govuk_notify_and_back(tmp_path: Path) -> None:
+    ports, _ = choose_ports(free_only=True)
+    platform = Platform(RunLayout(tmp_path), ports, "127.0.0.1:9092", True)
+
+    specs = {spec.name: spec for group in service_specs(platform) for spec in group}
+
+    worker, api, stub = (
+        specs["notify-worker"],
+        specs["notify-api"],
+        specs["notify-stub"],
+    )
+    assert api.ready_url == f"http://{LOOPBACK}:{ports.notify}/readyz"
+    assert stub.ready_url == f"http://{LOOPBACK}:{ports.notify_stub}/healthz"
+    argv = list(stub.argv)
+    assert argv[argv.index("--port") + 1] == str(ports.notify_stub)
+    receipts = f"http://{LOOPBACK}:{ports.notify}/callbacks/govuk-notify"
+    assert argv[argv.index("--callback-url") + 1] == receipts
+    token = argv[argv.index("--callback-token") + 1]
+    for spec in (worker, api):
+        env = spec.env
+        assert env["NOTIFY_PORT"] == str(ports.notify)
+        assert env["NOTIFY_GOVUK_BASE_URL"] == f"http://{LOOPBACK}:{ports.notify_stub}"
+        assert env["NOTIFY_GOVUK_API_KEY"] == DEFAULT_API_KEY
+        assert env["NOTIFY_GOVUK_CALLBACK_TOKEN"] == token
+        assert env["NOTIFY_CLOCK"] == "ticks"
+    # A new token each run: one run's receipts are refused by another's notify.
+    again = Platform(RunLayout(tmp_path), ports, "127.0.0.1:9092", True)
+    assert again.callback_token != platform.callback_token
+
+
+def test_the_demo_staff_have_drama_mobiles_and_preferences_by_role() -> None:
+    mobiles = [m.mobile for m in DIRECTORY]
+    assert all(m is not None and m.startswith("07700900") for m in mobiles)
+    assert len(set(mobiles)) == len(mobiles)
+    # Clear of GOV.UK Notify's simulator numbers, which fail on purpose.
+    assert not {"07700900002", "07700900003"} & set(mobiles)
+    assert all(normalise_uk_mobile(m or "").startswith("+447700900") for m in mobiles)
+
+    chosen = demo_preferences(DIRECTORY)
+    managers = [m for m in DEMO_STAFF if m.role == "manager"]
+    coordinators = [m for m in DEMO_STAFF if m.role == "coordinator"]
+    for manager in managers:
+        assert chosen[manager.staff_id]["channels"] == {
+            "approaching": "email",
+            "overdue": "both",
+        }
+    for senco in DEMO_SENCOS:
+        assert chosen[senco.staff_id] == {
+            "channels": {"approaching": "email", "overdue": "email"}
+        }
+    digest, texting, *rest = coordinators
+    assert chosen[digest.staff_id]["daily_digest"] is True
+    assert chosen[texting.staff_id] == {
+        "channels": {"approaching": "sms", "overdue": "both"},
+        "quiet_hours": "21:00-07:00",
+    }
+    assert all("daily_digest" not in chosen[m.staff_id] for m in rest)
+
+
+def _sent(
+    kind: str, role: str, channel: str = "email", bundle: str | None = None
+) -> Notification:
+    return Notification(
+        "NotificationSent", "case-1", kind, role, channel, "smtp", bundle
+    )
+
+
+def test_the_closing_note_counts_each_channel_and_holds_it_to_the_preferences() -> None:
+    notifications = [
+        _sent("approaching", "coordinator", bundle="digest-1"),
+        _sent("approaching", "coordinator", bundle="digest-1"),
+        _sent("approaching", "coordinator", bundle="digest-2"),
+        _sent("overdue", "coordinator"),
+        _sent("overdue", "manager"),
+        _sent("overdue", "manager", "sms"),
+        _sent("approaching", "coordinator", "sms"),
+    ]
+    messages = [{"id": "n1", "type": "sms"}, {"id": "n2", "type": "sms"}]
+    callbacks = [
+        {"notification_id": "n1", "status": "delivered", "answer": 200},
+        {"notification_id": "n2", "status": "delivered", "answer": 401},
+        {"notification_id": "n2", "status": "delivered", "answer": 200},
+    ]
+
+    counts = count_notify(notifications, 4, messages, callbacks, {"held": 3})
+
+    assert counts.email_messages_by_role == {"coordinator": 3, "manager": 1}
+    assert (counts.digests, counts.digest_alerts) == (2, 3)
+    assert counts.texts_sent == counts.texts_at_govuk_notify == 2
+    assert counts.texts_by_kind_and_role == {
+        "overdue/manager": 1,
+        "approaching/coordinator": 1,
+    }
+    assert counts.receipts_accepted == {"delivered": 2}
+    assert counts.held_for_digest == 3
+    assert counts.problems == []
+    assert "2 sent via the local GOV.UK Notify" in counts.render()
+
+    # A manager's overdue email without its text, a SENCO texted, a lost receipt.
+    wrong = count_notify(
+        [*notifications, _sent("overdue", "manager"), _sent("overdue", "senco", "sms")],
+        5,
+        [*messages, {"id": "n3", "type": "sms"}],
+        callbacks,
+        {},
+    )
+    assert wrong.problems == [
+        "notify accepted delivery receipts for 2 of the 3 messages the local GOV.UK "
+        "Notify took",
+        "2 overdue emails to managers but 1 texts: managers chose both",
+        "a SENCO was texted, but the SENCOs chose email",
+    ]
+
+
+def test_a_digest_is_one_email_for_the_alerts_it_carries(
+    caseload: list[PlannedCase],
+) -> None:
+    good = summary_of(caseload)
+    # 12 NotificationSent events, 3 of them carried by one digest: 10 emails.
+    digest = replace(good, emails_in_catcher=10, email_messages=10)
+    lost = replace(good, emails_in_catcher=9, email_messages=10)
+
+    assert reconcile(digest, len(caseload)) == []
+    assert reconcile(lost, len(caseload)) == [
+        "9 emails in the mail catcher, but 10 sent over SMTP (NotificationSent "
+        "events, a digest once)"
+    ]
