@@ -10,7 +10,14 @@ moment the coordinator recorded it; to plans, the requests for advice and the ad
 received, the draft plan and the family's comments, the final plan or the notice that
 none will be issued, and the amended plan or the cessation after a review; to reviews,
 the first annual review arranged, the referrals and papers, the meeting held, the
-report and the decision. Commands of different cases go out a few at a time
+report and the decision; and the phase-transfer year (``devstack.demo_data.
+plan_transfers``, when ``DemoServices.placement_url`` is given): to placement, the
+identification of the September's cohort (``POST /phase-transfers/{year}/identify``
+with the day, once the cohort list shows every planned child, which is when placement
+has read their plans), the schools and colleges consulted and their answers, the panel
+submissions, each team's panel agenda, the panels' decisions and their communication;
+to plans, the amended plan naming the next setting. Commands of different cases go out
+a few at a time
 (``concurrency``); one case's commands always in order. Each command carries a bearer
 token for the member of staff who acts (``DemoServices.staff_headers``; without one,
 ``X-Staff-Id``). A case's first plans command waits until plans has opened the case
@@ -41,7 +48,12 @@ within 4 weeks) counted from the clock events, beside the plan's and the publish
 ones; it compares every clock row with the deadlines read API's ``/summary`` (and its
 ``/timeliness``, where there is one); and it counts the emails both in the mail catcher
 and as ``NotificationSent`` events, each kind and role of email held to the clock events
-that raise it.
+that raise it. For the phase-transfer year (``DemoSummary.transfers``) it reports the
+cohort identified, the consultations answered within 15 days, after them and not at
+all, the panels' decisions and their communication, and the deadlines met and missed,
+from the placement and deadlines topics, beside the plan's figures, placement's cohort
+list (each child's status and due date) and the deadlines read API's timeline of each
+child (due date and state); every difference is a problem of the summary.
 
 Ticks are not waited for, as nothing says how many clock events a tick brings, so one
 day's alerts may still be on their way to notify while the next day's commands are
@@ -54,8 +66,15 @@ Known limits: at full scale notify is the slowest part (tens of thousands of ema
 sent one at a time over SMTP), so the summary comes minutes after the simulated period
 ends. The timeline check (overdue exactly when the plan says, not merely ending in the
 right state) covers the decision clock only; the later clocks are checked by the state
-they end in. Only the first annual review of each plan is played, no phase transfer
-or placement, and no exception to the 20-week limit where the council published none.
+they end in. Only the first annual review of each plan is played, and no exception to
+the 20-week limit where the council published none. The phase-transfer cohort is the
+children of the demo's own plans (one year's requests), so it is a fraction of a real
+council's, which holds every plan of earlier years too; children whose first plan is
+issued after the last identification run (January) are never identified, and
+placement's cohort list still shows them, overdue once the due date passes, though
+their new plan named the setting itself. A consultation's answer is awaited on the
+deadlines topic as "some consultation clock of the case stopped", not that one clock.
+Placement's transport, post-16 moves and setting requests are not played.
 The latency reported is between two producers' record timestamps on the same machine,
 measured while the demo is posting, so it is a figure under load rather than an idle
 one.

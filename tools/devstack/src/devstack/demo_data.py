@@ -44,6 +44,26 @@ cessation that follows. These follow the published figures too (``devstack.dfe``
   published share (52.1%) of those made within the period, and maintain, amend or cease
   in the published mix.
 
+The plans of the period then make a phase-transfer year (``plan_transfers``, for
+September of the year after the requests; ``TransferPlan``): the council identifies
+the cohort on the first working day of the school year before the move and again on
+the first working day of January, each child with an issued plan who is then in N2
+(into Reception), Year 6 (to secondary) or Year 11 (to post-16), as placement's default
+rules say; two or three schools or colleges are consulted for each (colleges by
+UKPRN), some answering within the 15 days, some later, some never; a submission
+follows the 15 days, goes to the next panel of the child's team (the first and third
+Wednesday of each month but August, its agenda recorded a week ahead), which names a
+setting (a few are deferred to the panel after); the family is told within a week, and
+plans amends the plan naming the setting (section I), some before the deadline (14
+February, or 30 March for post-16) and some after it. The DfE publishes nothing on
+consultations, panels or phase-transfer timeliness, so their shares are synthetic
+(``CONSULTATION_ANSWERS``, ``PLACE_OFFERED_SHARE``, ``PANEL_DEFERRED_SHARE``,
+``TRANSFER_NAMED_IN_TIME_SHARE``), apportioned exactly over the cohort; a child whose
+family hears too late cannot be named in time, whatever the share. A transfer's
+amended plan never falls between a review's notice to amend and its amended plan (it
+moves after the review's), so the review's clocks end as planned; a plan the review
+decided to cease is not taken to a panel.
+
 Each ``PlannedCase`` also gives the JSON bodies of the intake API's commands for it
 (``receive_request_body``, ``assign_coordinator_body``, ``time_limit_exception_body``,
 ``outcome_body``), its later commands in order (``steps()``, each a ``PlannedStep``
@@ -3184,6 +3204,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{later.plans_within_20_weeks} within 20 weeks; {later.reviews_held} first "
         f"reviews held, {later.review_decisions} decided, "
         f"{later.review_decisions_within_4_weeks} within 4 weeks"
+    )
+    moves = plan_transfers(cases, transfer_year_of(args.year), until, args.seed)
+    numbers = moves.figures(until)
+    print(
+        f"phase transfers into September {moves.transfer_year}: cohort "
+        f"{moves.cohort}, {numbers.get('consultations', 0)} consultations "
+        f"({numbers.get('answered_within_15_days', 0)} answered within 15 days), "
+        f"deadlines met {numbers.get('deadline_met', 0)}, late "
+        f"{numbers.get('deadline_late', 0)}"
     )
     if args.staff_csv:
         staff = (*DEMO_STAFF, *DEMO_SENCOS)
