@@ -38,7 +38,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import lru_cache
 from typing import Any
@@ -305,12 +305,24 @@ class CaseState:
 
 
 def _clone(clock: _Clock) -> _Clock:
-    # Alerts are never changed once made, so the copy may share them.
-    return replace(
-        clock,
-        exception_codes=list(clock.exception_codes),
-        leads_done=list(clock.leads_done),
-        alerts=dict(clock.alerts),
+    # Alerts are never changed once made, so the copy may share them. Every field is
+    # named here (not dataclasses.replace) because a step clones often.
+    return _Clock(
+        clock.clock_id,
+        clock.clock,
+        clock.version,
+        clock.due_on,
+        clock.started_on,
+        clock.counts_from,
+        clock.lead_working_days,
+        clock.status,
+        clock.stopped_on,
+        clock.rev,
+        clock.endings,
+        list(clock.exception_codes),
+        list(clock.leads_done),
+        clock.overdue_done,
+        dict(clock.alerts),
     )
 
 
@@ -763,21 +775,28 @@ def alert_day(due_on: date, lead: int) -> date:
     return calendar.working_days_before(due_on, lead)
 
 
+@lru_cache(maxsize=1 << 14)
+def _alert_days(due_on: date, leads: tuple[int, ...]) -> tuple[date, ...]:
+    return tuple(alert_day(due_on, lead) for lead in leads)
+
+
 def _wake_on(state: CaseState, config: EngineConfig) -> date | None:
     """The first day a tick could raise anything for the case, None if never."""
-    days: list[date] = []
+    wake: date | None = None
     for clock in state.clocks.values():
         if clock.status != OPEN:
             continue
         kind = config.version(clock.version).rule(clock.clock).kind
-        days.extend(
-            alert_day(clock.due_on, lead)
-            for lead in clock.lead_working_days
-            if lead not in clock.leads_done
-        )
+        done = clock.leads_done
+        days = _alert_days(clock.due_on, clock.lead_working_days)
+        for lead, day in zip(clock.lead_working_days, days, strict=True):
+            if lead not in done and (wake is None or day < wake):
+                wake = day
         if kind is ClockKind.WINDOW or not clock.overdue_done:
-            days.append(calendar.days_after(clock.due_on, 1))
-    return min(days, default=None)
+            day = calendar.days_after(clock.due_on, 1)
+            if wake is None or day < wake:
+                wake = day
+    return wake
 
 
 def _alerts(out: _Out, today: date) -> None:
