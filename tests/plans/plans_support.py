@@ -37,6 +37,13 @@ PERSONAL = (
 """Synthetic personal and free-text values: they must never reach a topic."""
 
 
+class Unset:
+    """The type of ``UNSET``: no value given, as against ``None`` given."""
+
+
+UNSET = Unset()
+
+
 class FixedClock:
     """A clock that says what the test tells it to."""
 
@@ -51,6 +58,52 @@ def new_case_id() -> str:
     return str(uuid.uuid4())
 
 
+def intake_event(
+    case_id: str,
+    event_type: str,
+    data: dict[str, Any],
+    *,
+    event_id: str | None = None,
+    key: str | Unset | None = UNSET,
+) -> ReceivedEvent:
+    """An intake event about ``case_id`` as the subscriber receives it.
+
+    Its Kafka key is the case id, as intake's relay writes it, unless ``key`` says
+    otherwise (``None`` is a record without a key).
+    """
+    return ReceivedEvent(
+        id=event_id or str(uuid.uuid4()),
+        type=event_type,
+        source="/send/intake",
+        subject=case_id,
+        time=NOW,
+        data=data,
+        metadata=Metadata(actor="ehcco-1", correlation_id=f"corr-{case_id[:8]}"),
+        sequence=1,
+        topic="send.intake.events",
+        partition=0,
+        offset=0,
+        key=case_id if isinstance(key, Unset) else key,
+    )
+
+
+def request_received(case_id: str, *, key: str | Unset | None = UNSET) -> ReceivedEvent:
+    """Intake's ``RequestReceived`` for ``case_id``: the request of 1 Sep 2025."""
+    return intake_event(
+        case_id,
+        "send.intake.RequestReceived.v1",
+        {
+            "case_id": case_id,
+            "requester_type": "parent",
+            "channel": "email",
+            "received_at": "2025-09-01T09:00:00Z",
+            "school_urn": 123456,
+            "curriculum_year": 4,
+        },
+        key=key,
+    )
+
+
 def agreement(
     case_id: str,
     notified_on: date = AGREED_ON,
@@ -58,6 +111,7 @@ def agreement(
     event_id: str | None = None,
     event_type: str = "send.intake.AssessmentAgreed.v1",
     data: dict[str, Any] | None = None,
+    key: str | Unset | None = UNSET,
 ) -> ReceivedEvent:
     """Intake's ``AssessmentAgreed`` for ``case_id`` as the subscriber receives it."""
     return ReceivedEvent(
@@ -76,6 +130,7 @@ def agreement(
         topic="send.intake.events",
         partition=0,
         offset=0,
+        key=case_id if isinstance(key, Unset) else key,
     )
 
 
@@ -85,6 +140,7 @@ def open_assessment(
     """A new case whose assessment intake agreed, opened as the subscriber opens it."""
     case_id = new_case_id()
     with store.transaction() as tx:
+        reactions(request_received(case_id), tx)
         reactions(agreement(case_id, notified_on), tx)
     return case_id
 

@@ -14,8 +14,10 @@ from plans_support import (
     FixedClock,
     agreement,
     final_plan_body,
+    intake_event,
     new_case_id,
     open_assessment,
+    request_received,
     types_of,
 )
 from prometheus_client import CollectorRegistry
@@ -682,6 +684,7 @@ def test_the_relay_and_subscriber_run_from_start_up_to_shutdown(
             "event_store": "ok",
             "outbox_relay": "ok",
             "intake_subscriber": "ok",
+            "kafka_bootstrapped": "ok",
         }
         started["subscriber"].stop()
         assert client.get("/readyz").status_code == 503
@@ -705,6 +708,7 @@ def test_the_app_on_a_sqlite_file_keeps_a_case_across_restarts(
         app_store = client.app.state.store  # type: ignore[attr-defined]
         reactions = client.app.state.reactions  # type: ignore[attr-defined]
         with app_store.transaction() as tx:
+            reactions(request_received(case_id), tx)
             reactions(agreement(case_id), tx)
         ok(
             client.post(
@@ -719,3 +723,31 @@ def test_the_app_on_a_sqlite_file_keeps_a_case_across_restarts(
 
     assert state["status"] == "draft_issued"
     assert state["draft"]["served_on"] == date(2026, 3, 2).isoformat()
+
+
+def test_a_step_of_an_assessment_whose_request_was_withdrawn_is_409(
+    client: TestClient, store: InMemoryEventStore, reactions: IntakeReactions
+) -> None:
+    case = Api(client, open_assessment(store, reactions))
+    withdrawn = intake_event(
+        case.id,
+        "send.intake.RequestWithdrawn.v1",
+        {"case_id": case.id, "withdrawn_on": "2025-11-03"},
+    )
+    with store.transaction() as tx:
+        reactions(withdrawn, tx)
+
+    for path, body in [
+        ("draft-plans", {"served_on": "2026-03-02"}),
+        ("final-plan", final_plan_body()),
+        (
+            "advice-requests",
+            {"body": "health", "received_by_body_on": "2025-11-10"},
+        ),
+        ("no-plan-notice", {"notified_on": "2026-01-05", "reasons": "Synthetic"}),
+    ]:
+        response = case.post(path, body)
+        problem(response, 409, "impossible-transition")
+        assert "withdrawn on 2025-11-03" in response.json()["detail"]
+
+    assert types_of(store, case.id) == ["AssessmentOpened"]

@@ -29,6 +29,7 @@ from plans_support import (
     FixedClock,
     agreement,
     final_plan_body,
+    request_received,
     types_of,
 )
 from prometheus_client import CollectorRegistry
@@ -42,6 +43,7 @@ from intake.settings import SOURCE as INTAKE_SOURCE
 from intake.settings import IntakeSettings
 from plans.adapters.relay import build_relay, relay_loop
 from plans.adapters.subscriber import build_subscriber, subscriber_loop
+from plans.application import intake_requests
 from plans.entrypoints.http import create_app
 from plans.settings import SOURCE, PlansSettings
 from send_schemas import plans as contract
@@ -146,10 +148,11 @@ def make_every_event(published: Published) -> set[str]:
         return answer
 
     def opened() -> str:
-        event = agreement(str(uuid.uuid4()))
+        case_id = str(uuid.uuid4())
         with store.transaction() as tx:
-            reactions(event, tx)
-        return event.subject
+            reactions(request_received(case_id), tx)
+            reactions(agreement(case_id), tx)
+        return case_id
 
     planned = opened()
     advice_id = post(
@@ -561,3 +564,74 @@ def test_an_unreadable_agreement_goes_to_plans_dead_letter_topic(
     assert b"notified_on" in reasons["dlq_reason"]
     assert types_of(reacting.plans_store, case_id) == ["AssessmentOpened"]
     assert reacting.plans.get("/readyz").json()["checks"]["intake_subscriber"] == "ok"
+
+
+def _resent(record: Any, case_id: str, key: str) -> tuple[bytes, bytes, list[Any]]:
+    """``record`` as a new event (a fresh ``ce_id``) on ``case_id``, keyed ``key``."""
+    replaced = {
+        "ce_id": str(uuid.uuid4()).encode(),
+        "ce_subject": case_id.encode(),
+        "ce_partitionkey": case_id.encode(),
+    }
+    headers = [(name, replaced.get(name, value)) for name, value in record.headers]
+    value = json.loads(record.value)
+    value["case_id"] = case_id
+    return key.encode(), json.dumps(value).encode(), headers
+
+
+def test_a_withdrawal_at_intake_closes_the_assessment_and_bad_keys_are_dead_letters(
+    reacting: Reacting, kafka_bootstrap: str
+) -> None:
+    # Intake agrees, then the request is withdrawn through intake's HTTP API.
+    case_id = agree_at_intake(reacting.intake, "2025-09-04T09:00:00Z")
+    withdrawn = reacting.intake.post(
+        f"/cases/{case_id}/withdrawal", json={"withdrawn_on": "2025-11-03"}
+    )
+    assert withdrawn.status_code == 200, withdrawn.text
+
+    def closed() -> bool:
+        with reacting.plans_store.transaction() as tx:
+            return intake_requests.closure_of(tx, case_id) is not None
+
+    wait_for("plans to learn of the withdrawal", closed)
+    drafted = reacting.plans.post(
+        f"/cases/{case_id}/draft-plans", json={"served_on": "2026-03-02"}
+    )
+    assert drafted.status_code == 409, drafted.text
+    assert "withdrawn on 2025-11-03" in drafted.json()["detail"]
+
+    # The agreement again as a new event, keyed by another case; and an agreement
+    # for a case whose request intake never published.
+    records = read_to_end(kafka_bootstrap, reacting.intake_topic)
+    good = next(
+        r
+        for r in records
+        if from_kafka(r).type == "send.intake.AssessmentAgreed.v1"
+        and from_kafka(r).subject == case_id
+    )
+    unknown = str(uuid.uuid4())
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    try:
+        for key, value, headers in (
+            _resent(good, case_id, str(uuid.uuid4())),
+            _resent(good, unknown, unknown),
+        ):
+            producer.send(
+                reacting.intake_topic, key=key, value=value, headers=headers
+            ).get(timeout=30)
+    finally:
+        producer.close()
+
+    wait_for(
+        "both dead letters",
+        lambda: len(read_to_end(kafka_bootstrap, reacting.dead_letters)) >= 2,
+    )
+    reasons = [
+        dict(dead.headers)["dlq_reason"]
+        for dead in read_to_end(kafka_bootstrap, reacting.dead_letters)
+    ]
+    assert len(reasons) == 2
+    assert sum(b"has the Kafka key" in reason for reason in reasons) == 1
+    assert sum(b"never published a request" in reason for reason in reasons) == 1
+    assert types_of(reacting.plans_store, case_id) == ["AssessmentOpened"]
+    assert reacting.plans_store.read_stream(unknown) == []

@@ -60,6 +60,7 @@ def received(
         topic=f"send.{owner}.events",
         partition=0,
         offset=0,
+        key=case_id,
     )
 
 
@@ -163,6 +164,17 @@ def test_an_event_keyed_by_another_case_is_unprocessable(
 
     with pytest.raises(Unprocessable, match="other than its subject"):
         react(service, mismatched)
+    assert store.last_position() == 0
+
+
+@pytest.mark.parametrize("key", [None, "another-case"])
+def test_an_event_on_a_record_keyed_by_another_case_is_unprocessable(
+    service: ReviewsService, store: InMemoryEventStore, key: str | None
+) -> None:
+    event = received("plans", "PlanIssued", new_case_id(), PLAN_ISSUED)
+
+    with pytest.raises(Unprocessable, match="Kafka key"):
+        react(service, replace(event, key=key))
     assert store.last_position() == 0
 
 

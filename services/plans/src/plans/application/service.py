@@ -1,8 +1,10 @@
 """Plans' command handlers and queries, over any ``EventStore``.
 
-A command is handled by ``sendkit.commands.run_command``: in one store transaction,
-check the idempotency key, load the case's stream, fold it, ``decide``, append with the
-version read, and record the answer under the key. A conflict with another writer is
+A command is handled by ``sendkit.commands.run_streams_command``: in one store
+transaction, check the idempotency key, load the case's stream, fold it, read what the
+subscriber recorded of intake's request (``plans.application.intake_requests``: a
+withdrawn or refused request ends the assessment), ``decide``, append with the version
+read, and record the answer under the key. A conflict with another writer is
 retried on the fresh stream a bounded number of times, then refused as a conflict.
 
 Every event carries ``Metadata``: the acting staff id (``"system"`` when the caller
@@ -14,21 +16,28 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from plans.application import intake_requests
 from plans.domain import (
     CaseNotFound,
     Command,
     Context,
     Plan,
     RequestAdvice,
+    RequestClosed,
     decide,
     fold,
 )
-from sendkit.commands import DEFAULT_ATTEMPTS, CommandAnswer, run_command
+from sendkit.commands import (
+    DEFAULT_ATTEMPTS,
+    CommandAnswer,
+    Histories,
+    run_streams_command,
+)
 from sendkit.events import SYSTEM_ACTOR, Metadata, NewEvent, RecordedEvent, utcnow
 from sendkit.idempotency import Idempotency
 from sendkit.logging import (
@@ -36,7 +45,7 @@ from sendkit.logging import (
     current_correlation_id,
     get_correlation_id,
 )
-from sendkit.store.base import EventStore
+from sendkit.store.base import EventStore, Transaction
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +79,12 @@ class PlansService:
         self.clock = clock
         self.attempts = attempts
 
-    def context(self, actor: str, causation_id: str) -> Context:
+    def context(
+        self,
+        actor: str,
+        causation_id: str,
+        request_closed: RequestClosed | None = None,
+    ) -> Context:
         """What a decision made now, by ``actor``, because of ``causation_id`` sees."""
         return Context(
             now=self.clock(),
@@ -79,6 +93,7 @@ class PlansService:
                 correlation_id=current_correlation_id(),
                 causation_id=causation_id,
             ),
+            request_closed=request_closed,
         )
 
     def handle(
@@ -101,14 +116,20 @@ class PlansService:
         case_id = command.case_id
         command_id = str(uuid.uuid4())
 
-        def decide_on(history: Sequence[RecordedEvent]) -> list[NewEvent]:
-            return decide(
-                fold(case_id, history), command, self.context(actor, command_id)
-            )
+        def decide_on(
+            tx: Transaction, histories: Histories
+        ) -> dict[str, list[NewEvent]]:
+            closed = intake_requests.closure_of(tx, case_id)
+            context = self.context(actor, command_id, closed)
+            plan = fold(case_id, histories[case_id])
+            return {case_id: decide(plan, command, context)}
 
         def answer(
-            history: Sequence[RecordedEvent], recorded: Sequence[RecordedEvent]
+            histories: Histories,
+            recorded_by_case: Mapping[str, Sequence[RecordedEvent]],
         ) -> dict[str, Any]:
+            history = histories[case_id]
+            recorded = recorded_by_case.get(case_id, [])
             plan = fold(case_id, [*history, *recorded])
             body: dict[str, Any] = {
                 "case_id": case_id,
@@ -120,9 +141,9 @@ class PlansService:
                 body["advice_id"] = command.advice_id
             return body
 
-        result = run_command(
+        result = run_streams_command(
             self.store,
-            case_id,
+            [case_id],
             decide_on,
             answer,
             idempotency=idempotency,

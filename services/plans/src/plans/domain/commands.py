@@ -15,11 +15,25 @@ from sendkit.events import Metadata
 
 
 @dataclass(frozen=True, slots=True)
+class RequestClosed:
+    """Intake's word that the case's request ended: withdrawn or refused, and when."""
+
+    outcome: str
+    """``withdrawn`` or ``refused``."""
+    closed_on: date
+
+
+@dataclass(frozen=True, slots=True)
 class Context:
-    """What a decision may depend on besides the case: the time, and who is acting."""
+    """What a decision may depend on besides the case: time, actor, intake's closure.
+
+    ``request_closed`` is set when intake withdrew the request or refused to assess
+    it; the service reads it from what its subscriber recorded of intake's events.
+    """
 
     now: datetime
     metadata: Metadata
+    request_closed: RequestClosed | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,6 +4,9 @@ Every rule is checked here, whichever entry point a command came through. Dates 
 London dates; none may be in the future (today in London, from ``Context.now``), and
 none may come before the fact it follows:
 
+- no step of the assessment (advice, its exceptions, the no-plan notice, a draft,
+  comments, the final plan) is recorded once intake has withdrawn the request or
+  refused to assess it (``Context.request_closed``); a plan already issued stands;
 - advice is requested during an assessment (or an agreed re-assessment) from one of the
   bodies of ``send_schemas.plans.ADVICE_BODIES``, received by the body no earlier than
   the assessment (or re-assessment) was agreed; it is received once, no earlier than
@@ -840,10 +843,37 @@ _HANDLERS: dict[type[Any], Callable[[Plan, Any, Context], list[NewEvent]]] = {
 }
 
 
+_ASSESSMENT_STEPS = (
+    RequestAdvice,
+    RecordAdviceReceived,
+    RecordTimeLimitException,
+    DecideNotToIssuePlan,
+    IssueDraftPlan,
+    RecordDraftComments,
+    IssuePlan,
+)
+
+
+def _refuse_if_request_closed(plan: Plan, command: Command, context: Context) -> None:
+    closed = context.request_closed
+    if (
+        closed is None
+        or not isinstance(command, _ASSESSMENT_STEPS)
+        or plan.status not in ASSESSMENT_STATUSES
+    ):
+        return
+    raise ImpossibleTransition(
+        f"case {plan.case_id}: intake recorded the request as {closed.outcome} on "
+        f"{closed.closed_on}, which ended its assessment, so no advice, draft or plan "
+        "can be recorded for it; a new request at intake starts a new case"
+    )
+
+
 def decide(plan: Plan, command: Command, context: Context) -> list[NewEvent]:
     """The events ``command`` causes on ``plan``, or a ``PlansError`` saying why not.
 
     An empty list means the command asks for what is already so (opening an assessment
     already open, notifying the same move again), and nothing needs recording.
     """
+    _refuse_if_request_closed(plan, command, context)
     return _HANDLERS[type(command)](plan, command, context)

@@ -4,8 +4,9 @@
 for, or ``None`` for the many event types reviews has no use for (advice, drafts,
 intake's decisions). The published models of ``send_schemas.plans`` and
 ``send_schemas.intake`` read the data tolerantly (fields added later are ignored), and
-an event that breaks its contract raises pydantic's ``ValidationError``, which the
-subscriber sends to the dead-letter topic.
+an event that breaks its contract raises pydantic's ``ValidationError``, and one whose
+data or Kafka key names another case than its subject raises ``Unprocessable``; the
+subscriber sends both to the dead-letter topic.
 
 A plan transferred in from another council is not followed yet: its review dates depend
 on the other council's last review, which ``PlanTransferredIn`` does not carry, so such
@@ -46,6 +47,12 @@ def reaction_to(event: ReceivedEvent) -> Reaction | None:
         raise Unprocessable(
             f"{event.type} {event.id} names a case_id other than its subject: the "
             "producer must key each event by the case it is about"
+        )
+    if event.key != case_id:
+        raise Unprocessable(
+            f"{event.type} {event.id} has the Kafka key {event.key!r} but is about "
+            f"case {case_id}: its producer's relay keys each event by its case, so "
+            "this record was written by something else"
         )
 
     parsed = (
