@@ -504,7 +504,14 @@ def test_ctrl_c_stops_everything_after_a_request_reaches_the_topic(
     assert stopped is not None, output
     names = stopped.group(1).split(", ")
     # Everything, in the reverse of the order it started: Kafka last.
-    assert {"notify-worker", "plans-api", "reviews-api", "intake-relay"} <= set(names)
+    assert {
+        "notify-worker",
+        "notify-api",
+        "notify-stub",
+        "plans-api",
+        "reviews-api",
+        "intake-relay",
+    } <= set(names)
     assert names[-1] == "kafka"
     jvm = JVM_PID.search(output)
     assert jvm is not None, output
