@@ -28,6 +28,12 @@ and between passes records the digests and termly lists due) and the outbox rela
 (publishes notify's events to ``send.notify.events``); both start with the app and
 stop with it.
 
+The relay takes the relay lock of notify's store first (``sendkit.relay_lock``), so
+however many replicas run, one publishes and the others stand by. With
+``SEND_HEARTBEAT_FILE`` set, the worker keeps that file fresh for an exec liveness
+probe while its agents make progress or have nothing waiting (a timer after table
+recovery, ``sendkit.health.track_faust_progress``) and the relay's rounds are fine.
+
 Run it with ``python -m notify worker``; SIGTERM or SIGINT stops it cleanly.
 """
 
@@ -65,6 +71,7 @@ from send_schemas.topics import (
     REVIEWS,
     dead_letter_topic,
 )
+from sendkit.health import HealthSettings, start_heartbeat, track_faust_progress
 from sendkit.logging import configure_logging, correlation_scope
 from sendkit.store.base import StoreUnavailable
 
@@ -334,8 +341,18 @@ def run_worker(settings: NotifySettings | None = None) -> None:
         "notify", log_format=settings.log_format, level=settings.log_level
     )
     runtime = build_runtime(settings)
+    heartbeat = None
     try:
         app = create_app(runtime)
+        # The exec probe's file: fresh while the agents' committed offsets move or
+        # nothing waits, and while the relay's rounds are fine (sendkit.health).
+        followed = [DEADLINES.name, INTAKE.name, REVIEWS.name]
+        if runtime.clock is not None:
+            followed.append(CLOCK_TICKS.name)
+        track_faust_progress(app, followed, name="notify worker")
+        heartbeat = start_heartbeat(HealthSettings())
         NotifyWorker(app, settings, redirect_stdouts=False).execute_from_commandline()
     finally:
+        if heartbeat is not None:
+            heartbeat.stop()
         runtime.close()
