@@ -30,7 +30,7 @@ import io
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from typing import Any
 
@@ -68,9 +68,18 @@ from devstack.run import (
     notify_ledger,
     start_platform,
 )
+from placement.application.facts import FactsFollower
+from placement.application.service import PlacementService
+from placement.domain import InvalidCommand as PlacementInvalid
 from placement.entrypoints import api_models as placement_api
+from placement.settings import SOURCE as PLACEMENT_SOURCE
 from plans.entrypoints.api_models import AmendmentBody
+from send_schemas import intake as intake_contract
+from send_schemas import plans as plans_contract
 from sendkit.calendar import academic_year, act_by
+from sendkit.envelope import ReceivedEvent
+from sendkit.events import Metadata
+from sendkit.store import InMemoryEventStore
 
 YEAR = 2024
 UNTIL = default_period_end(YEAR)
@@ -275,6 +284,73 @@ def test_the_demo_posts_the_transfers_in_order_after_each_plan() -> None:
     assert [c.kind for c in council].count("list") == len(plan.panels)
 
 
+# Placement identifies on the day the demo gives ----------------------------------
+
+
+def _fed(store: InMemoryEventStore, event_type: str, data: dict[str, Any]) -> None:
+    owner = event_type.split(".")[1]
+    event = ReceivedEvent(
+        id=str(uuid.uuid4()),
+        type=event_type,
+        source=f"/send/{owner}",
+        subject=data["case_id"],
+        time=datetime(2025, 3, 3, 9, 0, tzinfo=UTC),
+        data=data,
+        metadata=Metadata(actor="STAFF-101"),
+        sequence=1,
+        topic=f"send.{owner}.events",
+        partition=0,
+        offset=0,
+        key=data["case_id"],
+    )
+    with store.transaction() as tx:
+        FactsFollower()(event, tx)
+
+
+def test_placement_records_the_identification_on_the_day_given() -> None:
+    # A Year 5 child asked for in March 2025, with a plan from June: Year 6 in the
+    # school year 2025/26, moving in September 2026. Placement's clock is the real
+    # one; the demo replays 2025 and tells it the day it identifies the cohort.
+    store = InMemoryEventStore(PLACEMENT_SOURCE)
+    service = PlacementService(store)
+    case_id = str(uuid.uuid4())
+    _fed(
+        store,
+        intake_contract.RequestReceived.EVENT_TYPE,
+        {
+            "case_id": case_id,
+            "requester_type": "parent",
+            "channel": "email",
+            "received_at": "2025-03-03T09:30:00Z",
+            "school_urn": 990005,
+            "curriculum_year": 5,
+        },
+    )
+    _fed(
+        store,
+        plans_contract.PlanIssued.EVENT_TYPE,
+        {
+            "case_id": case_id,
+            "issued_on": "2025-06-02",
+            "setting_urn": 990005,
+            "setting_type": "mainstream_maintained",
+            "start_date": "2025-06-02",
+        },
+    )
+
+    answer = service.identify_transfers(2026, identified_on=date(2025, 9, 1))
+
+    assert answer.body["identified"] == [case_id]
+    (entry,) = service.cohort(2026).entries
+    assert entry.identified_on == date(2025, 9, 1)
+    assert entry.due_on == YEAR_6_DUE
+    assert entry.act_by == YEAR_6_ACT_BY
+    with pytest.raises(PlacementInvalid, match=r"path\.year"):
+        service.identify_transfers(2028, identified_on=date(2025, 9, 1))
+    with pytest.raises(PlacementInvalid, match="identified_on"):
+        service.identify_transfers(2026, identified_on=date(2100, 9, 1))
+
+
 # Through the platform ----------------------------------------------------------
 
 
@@ -418,15 +494,13 @@ def test_each_deadline_is_the_statutory_one(transfer_run: TransferRun) -> None:
         (track,) = transfer_tracks(transfer_run, transfer.sequence)
         if transfer.leaving_year == 11:
             assert track["clock"] == "phase_transfer_post16"
-            want, act = YEAR_11_DUE, None  # a Monday: act on the day
+            want, act = YEAR_11_DUE, None  # a Monday: acted on that day
         else:
             assert track["clock"] == "phase_transfer_school"
             want, act = YEAR_6_DUE, YEAR_6_ACT_BY  # a Saturday: act on the Friday
         assert track["due_on"] == want.isoformat()
         assert child["placement_due_on"] == want.isoformat()
-        assert child["placement_act_by"] == (act or want).isoformat() or (
-            act is None and child["placement_act_by"] is None
-        )
+        assert child["placement_act_by"] == (None if act is None else act.isoformat())
         assert child["read_api_due_on"] == want.isoformat()
 
 
