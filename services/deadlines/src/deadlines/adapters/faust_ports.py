@@ -1,24 +1,44 @@
-"""The worker's ports: broker offsets, and publishing through the faust app.
+"""The worker's ports: broker offsets, publishing, committing and rewinding faust.
 
-``BrokerOffsets`` reads current end offsets (a ListOffsets round trip) and the earliest
-offsets a fresh app starts from. ``FaustPublisher`` hands records to the app's
-producer as raw bytes with their headers; the future it returns resolves when the
-broker has acknowledged the record.
+``BrokerOffsets`` reads current end offsets (a ListOffsets round trip), the earliest
+offsets a fresh app starts from, and where the first record at or after an offset is.
+``FaustPublisher`` hands records to the app's producer as raw bytes with their
+headers; the future it returns resolves when the broker has acknowledged the record.
+``BrokerOffsets.read`` also reads a range of records, those the app's consumer skipped
+(the pipeline's ``Refill``). ``FaustCommitter`` commits the offsets the pipeline names
+(those of progress already on the changelog) through the app's consumer.
+
+The worker never acknowledges a record to faust, so faust's own commit, which derives
+offsets from acknowledged messages and counts a jump in the offsets it read as
+acknowledged (``Consumer._add_gap``), never commits: the offsets committed are the
+pipeline's, and only the pipeline's. ``FaustCommitter`` uses the consumer's
+``_commit`` and ``_committed_offset``, which faust-streaming 0.15 offers no public
+form of; the liveness check reads the latter too.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import threading
-from collections.abc import Awaitable, Iterable, Sequence
+import time
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from typing import Any
 
 import faust
+from faust.types import TP
 from kafka import KafkaConsumer, TopicPartition
 
 from deadlines.application.partitioning import key_partition
-from deadlines.application.ports import Publication
+from deadlines.application.ports import InputRecord, Publication
+from deadlines.domain.errors import DeadlinesError
+
+log = logging.getLogger(__name__)
+
+
+class OffsetsUnavailable(DeadlinesError):
+    """The broker did not answer an offsets question, or a read, in time."""
 
 
 class BrokerOffsets:
@@ -30,9 +50,16 @@ class BrokerOffsets:
     kafka-python consumer is blocking, so calls run in a thread, one at a time.
     """
 
-    def __init__(self, bootstrap_servers: Sequence[str], *, timeout_s: float = 30.0):
+    def __init__(
+        self,
+        bootstrap_servers: Sequence[str],
+        *,
+        timeout_s: float = 30.0,
+        config: Mapping[str, Any] | None = None,
+    ):
         self.bootstrap_servers = list(bootstrap_servers)
         self.timeout_ms = int(timeout_s * 1000)
+        self.config = dict(config or {})
         self._consumer: KafkaConsumer | None = None
         self._lock = threading.Lock()
 
@@ -44,6 +71,7 @@ class BrokerOffsets:
                 group_id=None,
                 enable_auto_commit=False,
                 bootstrap_timeout_ms=self.timeout_ms,
+                **self.config,
             )
         return self._consumer
 
@@ -56,6 +84,39 @@ class BrokerOffsets:
         with self._lock:
             found = self._client().beginning_offsets(tps, timeout_ms=self.timeout_ms)
         return {str(tp.topic): int(offset) for tp, offset in dict(found).items()}
+
+    def _read(self, tp: TopicPartition, start: int, stop: int) -> list[InputRecord]:
+        found: list[InputRecord] = []
+        with self._lock:
+            consumer = self._client()
+            end = int(consumer.end_offsets([tp], timeout_ms=self.timeout_ms)[tp])
+            stop = min(stop, end)
+            if start >= stop:
+                return found
+            consumer.assign([tp])
+            try:
+                consumer.seek(tp, start)
+                deadline = time.monotonic() + self.timeout_ms / 1000
+                while consumer.position(tp) < stop:
+                    if time.monotonic() > deadline:
+                        raise OffsetsUnavailable(
+                            f"the records of {tp.topic}[{tp.partition}] from offset "
+                            f"{start} to {stop} could not be read within "
+                            f"{self.timeout_ms} ms; check that the broker is reachable"
+                        )
+                    for records in consumer.poll(timeout_ms=500).values():
+                        found += [_input(r) for r in records if r.offset < stop]
+            finally:
+                consumer.unassign()
+        return found
+
+    async def read(
+        self, topic: str, partition: int, start: int, stop: int
+    ) -> list[InputRecord]:
+        """The records of one topic partition with offsets in ``[start, stop)``."""
+        return await asyncio.to_thread(
+            self._read, TopicPartition(topic, partition), start, stop
+        )
 
     async def end_offset(self, topic: str, partition: int) -> int:
         found = await asyncio.to_thread(self._ends, [TopicPartition(topic, partition)])
@@ -108,3 +169,39 @@ class FaustPublisher:
             list(record.headers),
         )
         return future
+
+
+class FaustCommitter:
+    """Commits the pipeline's offsets through the app's consumer (assigned ones)."""
+
+    def __init__(self, app: faust.App) -> None:
+        self.app = app
+
+    async def __call__(self, offsets: Mapping[tuple[str, int], int]) -> bool:
+        consumer: Any = self.app.consumer  # _commit, _committed_offset: see above
+        assigned = consumer.assignment()
+        wanted = {
+            TP(topic, partition): offset
+            for (topic, partition), offset in offsets.items()
+            if TP(topic, partition) in assigned
+        }
+        if not wanted:
+            return False
+        done = bool(await consumer._commit(wanted))
+        if done:
+            # What the liveness check and faust's own bookkeeping read.
+            consumer._committed_offset.update(wanted)
+        return done
+
+
+def _input(record: Any) -> InputRecord:
+    """A kafka-python ``ConsumerRecord`` as the processor reads records."""
+    return InputRecord(
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        timestamp=record.timestamp / 1000.0,  # faust's messages carry seconds
+        key=record.key,
+        value=record.value,
+        headers=[(name, value) for name, value in record.headers or ()],
+    )

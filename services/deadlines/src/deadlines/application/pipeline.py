@@ -2,14 +2,25 @@
 
 ``offer`` takes each consumed record with the handle that acknowledges it; ``drain``
 applies every input whose turn has come (``PartitionSequencer``), publishes the clock
-events and dead letters, waits until Kafka has acknowledged all of them, and only then
-writes the case states and partition progress (``CaseStates.flush``) and acknowledges
-the inputs. So a crash at any point leaves either the inputs unacknowledged, and they
-are applied again, with the same output ids, or everything in place: the state never
-runs ahead of what has been published. The worker runs one drainer task (``run``)
-that drains whenever it is woken; while a drain waits for Kafka's acknowledgements the
-agent goes on offering records, and the next drain applies them all at once, so a
-replay needs one round trip per batch rather than per record.
+events and dead letters, waits until Kafka has acknowledged all of them, then writes
+the case states and partition progress (``CaseStates.flush``) and waits until Kafka has
+acknowledged those writes too, and only then acknowledges the inputs and commits each
+partition's progress as its consumer offsets (``commit``). So a crash at any point
+leaves the committed offsets at or behind the saved progress, and the saved progress
+at or behind what has been published: what was not saved is consumed again and
+applied again, with the same output ids, and nothing is skipped. The worker runs one
+drainer task (``run``) that drains whenever it is woken; while a drain waits for
+Kafka's acknowledgements the agent goes on offering records, and the next drain
+applies them all at once, so a replay needs one round trip per batch rather than per
+record.
+
+A topic partition's records must be applied in offset order, none left out. One
+that jumps ahead of the offset expected next means the consumer skipped records
+(faust drops records it had fetched when its flow is suspended for a rebalance or a
+table recovery, and goes on from after them without seeking back): the missing
+records are read from the broker (``Refill.read``) and queued first, with no handle.
+Offsets that hold no record (a real gap in the log) are passed over. Without a
+``refill`` port, as in unit tests of the ordering, a jump is taken as a gap.
 """
 
 from __future__ import annotations
@@ -17,9 +28,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from enum import Enum
-from typing import Any
+from typing import Any, Protocol
 
 from deadlines.application.ports import CaseStates, InputRecord, Offsets, Publisher
 from deadlines.application.processor import ClockProcessor
@@ -35,6 +46,18 @@ from deadlines.application.ticks import InvalidTick, parse_tick
 log = logging.getLogger(__name__)
 
 Ack = Callable[[Any], Awaitable[object]]
+Commit = Callable[[Mapping[tuple[str, int], int]], Awaitable[object]]
+"""Commits consumer offsets: ``{(topic, partition): offset of the next record}``."""
+
+
+class Refill(Protocol):
+    """Reads the records of a topic partition the consumer skipped."""
+
+    async def read(
+        self, topic: str, partition: int, start: int, stop: int
+    ) -> Sequence[InputRecord]:
+        """The records with offsets from ``start`` up to, not including, ``stop``."""
+        ...
 
 
 class Offered(Enum):
@@ -56,6 +79,8 @@ class Pipeline:
         ack: Ack,
         domain_topics: Sequence[str],
         ticks_topic: str,
+        commit: Commit | None = None,
+        refill: Refill | None = None,
         max_wait_s: float = DEFAULT_MAX_WAIT_S,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -64,6 +89,8 @@ class Pipeline:
         self.offsets = offsets
         self.publisher = publisher
         self.ack = ack
+        self.commit = commit
+        self.refill = refill
         self.domain_topics = tuple(domain_topics)
         self.ticks_topic = ticks_topic
         self.max_wait_s = max_wait_s
@@ -87,41 +114,28 @@ class Pipeline:
         async with self._lock:
             self._active_at = self.monotonic()
             sequencer = await self._sequencer(record.partition)
-            item = Pending(
-                topic=record.topic,
-                partition=record.partition,
-                offset=record.offset,
-                timestamp=record.timestamp,
-                offered_at=self.monotonic(),
-                record=record,
-                handle=handle,
-            )
-            if record.topic == self.ticks_topic:
-                try:
-                    item.tick = parse_tick(record.value)
-                except InvalidTick as error:
-                    item.tick_error = str(error)
-            next_offset = sequencer.progress.next_offsets.get(record.topic, 0)
-            if sequencer.offer(item):
-                return Offered.QUEUED
-            if record.offset < next_offset:
-                await self.ack(handle)
-                return Offered.APPLIED_BEFORE
-            return Offered.ALREADY_QUEUED
+            expected = sequencer.expected(record.topic)
+            if record.offset > expected and self.refill is not None:
+                await self._refill(sequencer, record, expected)
+            return await self._offer(sequencer, record, handle)
 
     async def drain(self) -> int:
         """Apply what may go on every partition; return how many inputs were applied."""
         async with self._drain_lock:
             async with self._lock:
-                deliveries, handles = await self._apply_ready()
+                deliveries, handles, offsets = await self._apply_ready()
             if not handles:
                 return 0
 
-            # Kafka must hold every output before the state implying them is written.
+            # Kafka must hold every output before the state implying them is written,
+            # and hold the state before an offset past its inputs is committed.
             await asyncio.gather(*deliveries)
-            self.states.flush()
+            await asyncio.gather(*self.states.flush())
             for handle in handles:
-                await self.ack(handle)
+                if handle is not None:
+                    await self.ack(handle)
+            if self.commit is not None:
+                await self.commit(offsets)
             self.applied += len(handles)
             self._active_at = self.monotonic()
             return len(handles)
@@ -164,14 +178,64 @@ class Pipeline:
             self._sequencers[partition] = sequencer
         return sequencer
 
-    async def _apply_ready(self) -> tuple[list[Awaitable[Any]], list[Any]]:
+    async def _offer(
+        self, sequencer: PartitionSequencer, record: InputRecord, handle: Any
+    ) -> Offered:
+        item = Pending(
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            timestamp=record.timestamp,
+            offered_at=self.monotonic(),
+            record=record,
+            handle=handle,
+        )
+        if record.topic == self.ticks_topic:
+            try:
+                item.tick = parse_tick(record.value)
+            except InvalidTick as error:
+                item.tick_error = str(error)
+        next_offset = sequencer.progress.next_offsets.get(record.topic, 0)
+        if sequencer.offer(item):
+            return Offered.QUEUED
+        if record.offset < next_offset and handle is not None:
+            await self.ack(handle)
+            return Offered.APPLIED_BEFORE
+        return Offered.ALREADY_QUEUED
+
+    async def _refill(
+        self, sequencer: PartitionSequencer, record: InputRecord, expected: int
+    ) -> None:
+        assert self.refill is not None
+        missing = await self.refill.read(
+            record.topic, record.partition, expected, record.offset
+        )
+        log.warning(
+            "the consumer skipped input records: read them from the broker",
+            extra={
+                "topic": record.topic,
+                "partition": record.partition,
+                "expected": expected,
+                "offset": record.offset,
+                "found": len(missing),
+            },
+        )
+        for found in missing:
+            await self._offer(sequencer, found, None)
+
+    async def _apply_ready(
+        self,
+    ) -> tuple[list[Awaitable[Any]], list[Any], dict[tuple[str, int], int]]:
         deliveries: list[Awaitable[Any]] = []
         handles: list[Any] = []
+        offsets: dict[tuple[str, int], int] = {}
         for sequencer in list(self._sequencers.values()):
             applied = await self._drain_partition(sequencer, deliveries, handles)
             if applied:
                 self.states.save_progress(sequencer.progress)
-        return deliveries, handles
+                for topic, offset in sequencer.progress.next_offsets.items():
+                    offsets[(topic, sequencer.partition)] = offset
+        return deliveries, handles, offsets
 
     async def _drain_partition(
         self,

@@ -6,7 +6,7 @@ The faust worker provides them over a faust table and the app's consumer and pro
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Iterable, Mapping
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -74,7 +74,8 @@ class CaseStates(Protocol):
 
     ``save`` and ``save_progress`` are seen by ``load`` at once but become durable
     only at ``flush``, which the pipeline calls after the outputs they imply are
-    acknowledged by Kafka.
+    acknowledged by Kafka. ``flush`` returns what to await for the writes to be
+    durable (the changelog records' deliveries; nothing for a plain mapping).
     """
 
     def load(self, case_id: str) -> StoredCase | None: ...
@@ -82,7 +83,7 @@ class CaseStates(Protocol):
     def case_ids(self, partition: int) -> Iterable[str]: ...
     def load_progress(self, partition: int) -> Progress | None: ...
     def save_progress(self, progress: Progress) -> None: ...
-    def flush(self) -> None: ...
+    def flush(self) -> Sequence[Awaitable[Any]]: ...
     def forget(self) -> None: ...
 
 

@@ -173,6 +173,11 @@ class PartitionSequencer:
         queue.append(item)
         return True
 
+    def expected(self, topic: str) -> int:
+        """The offset of ``topic`` that would follow what was offered (or applied)."""
+        queue = self._queues[topic]
+        return queue[-1].offset + 1 if queue else self._next(topic)
+
     def observe_end(self, topic: str, end_offset: int, at: float) -> None:
         """Record a topic partition's end offset, as read from the broker at ``at``."""
         self._ends[topic] = _Seen(end_offset, at)
@@ -241,8 +246,9 @@ class PartitionSequencer:
         return self.progress.next_offsets.get(topic, 0)
 
     def _reached(self, topic: str) -> int:
-        # Records come in offset order, so a queued record's offset bounds what is
-        # still to come: offsets skipped below it do not exist (or never will).
+        # The pipeline offers a topic's records in offset order and checks any jump
+        # with the broker first (``Pipeline.offer``), so offsets skipped below a
+        # queued record are known not to exist (a gap in the log).
         queue = self._queues[topic]
         return max(self._next(topic), queue[0].offset) if queue else self._next(topic)
 

@@ -3,14 +3,22 @@
 One agent, ``clocks``, reads the four domain topics and the tick topic as raw bytes, so
 the CloudEvents headers reach the kernel's envelope parser untouched. It hands each
 record to the ``Pipeline`` (``deadlines.application.pipeline``), which orders a
-partition's inputs so a replay repeats the first run, applies them to the engine, and
-publishes the clock events before it writes the case states. Records are acknowledged
-by hand (``stream.noack()``) once that is done, so faust commits an offset only past
-inputs whose effects are on Kafka: processing is at least once, and a repeat re-emits
-the same event ids.
+partition's inputs so a replay repeats the first run, applies them to the engine,
+publishes the clock events, writes the case states and progress once Kafka holds the
+events, and commits the inputs' offsets once Kafka holds the states. The agent's
+stream never acknowledges a record (``stream.noack()``, and no ``ack``), so faust's
+own commit, whose offsets come from acknowledged records and which counts a jump in
+the offsets it read as acknowledged, commits nothing; the pipeline commits through
+``FaustCommitter``. Records faust drops from the stream (those it had fetched when a
+rebalance or recovery suspended its flow) are read again from the broker
+(``BrokerOffsets.read``). Processing is at least once, and a repeat re-emits the same
+event ids.
 
 Each case's state lives in the faust table ``case-clocks`` (in memory, rebuilt from
-its changelog topic ``<app id>-case-clocks-changelog`` at start), keyed by case id. It
+its changelog topic ``<app id>-case-clocks-changelog`` at start), keyed by case id. The
+worker creates that topic itself before the app starts (compacted, one partition per
+input partition) and waits until the broker reports it, so the first write never
+meets a missing topic. It
 uses the producer's partitioner for its changelog, which is the murmur2 partitioner
 every producer of the domain topics uses, so a case's state is on the changelog
 partition of the same number as its events and the worker that owns partition ``p`` of
@@ -18,6 +26,10 @@ the inputs owns those states. The agent only offers records; a drainer task appl
 them in batches (see ``Pipeline.run``), and a timer wakes it every second so that an
 input held back for its turn is let go after ``DEADLINES_MAX_WAIT_SECONDS`` even if
 nothing else arrives.
+
+Kafka security (TLS, SASL/SCRAM) comes from ``sendkit.kafka_security``: faust's
+``broker_credentials`` from ``faust_app_config()``, and the worker's own kafka-python
+clients from ``kafka_python_config()``.
 
 Liveness: once the table is recovered (the worker logs ``deadlines worker ready``), a
 timer records a round every ten seconds (``sendkit.health.track_faust_progress``):
@@ -33,21 +45,28 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Sequence
 from typing import Any
 
 import faust
+from kafka import KafkaAdminClient
+from kafka.admin import NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from deadlines.adapters.faust_ports import (
     BrokerOffsets,
     CachedPartitioner,
+    FaustCommitter,
     FaustPublisher,
 )
-from deadlines.adapters.table_states import TableStates
+from deadlines.adapters.table_states import TableStates, faust_table_write
 from deadlines.application.pipeline import Pipeline
 from deadlines.application.ports import InputRecord
 from deadlines.application.processor import ClockProcessor
 from deadlines.domain.council import CouncilConfig
 from deadlines.domain.engine import EngineConfig
+from deadlines.domain.errors import DeadlinesError
 from deadlines.settings import DeadlinesSettings
 from send_schemas.topics import PARTITIONS
 from sendkit.health import (
@@ -56,6 +75,7 @@ from sendkit.health import (
     start_heartbeat,
     track_faust_progress,
 )
+from sendkit.kafka_security import faust_app_config, kafka_python_config
 from sendkit.logging import configure_logging
 
 log = logging.getLogger(__name__)
@@ -63,6 +83,97 @@ log = logging.getLogger(__name__)
 TABLE_NAME = "case-clocks"
 READY_MESSAGE = "deadlines worker ready"
 NUDGE_INTERVAL_S = 1.0
+TOPIC_READY_TIMEOUT_S = 60.0
+
+
+class ChangelogUnavailable(DeadlinesError):
+    """The table's changelog topic could not be created or seen on the broker."""
+
+
+def changelog_topic_name(app_id: str) -> str:
+    """The changelog topic faust names for the case table."""
+    return f"{app_id}-{TABLE_NAME}-changelog"
+
+
+def ensure_changelog_topic(
+    bootstrap_servers: Sequence[str],
+    name: str,
+    *,
+    partitions: int = PARTITIONS,
+    replication_factor: int = 1,
+    timeout_s: float = TOPIC_READY_TIMEOUT_S,
+    security: dict[str, Any] | None = None,
+) -> None:
+    """Create the compacted changelog topic unless it exists, and wait until the
+    broker reports every partition of it with a leader.
+
+    faust would declare the topic itself, but only once partitions are assigned, and
+    a declaration that fails on a broker still starting is logged and passed over;
+    the table then fails every write. An existing topic is left as it is (faust
+    checks its partition count against the inputs' at assignment).
+    """
+    admin = KafkaAdminClient(
+        bootstrap_servers=list(bootstrap_servers),
+        client_id="deadlines-changelog",
+        **(security if security is not None else kafka_python_config()),
+    )
+    try:
+        deadline = time.monotonic() + timeout_s
+        created = False
+        while True:
+            found = _leaders(admin, name)
+            if found and all(found.values()):
+                return
+            if found is None and not created:
+                try:
+                    admin.create_topics(
+                        [
+                            NewTopic(
+                                name,
+                                num_partitions=partitions,
+                                replication_factor=replication_factor,
+                                topic_configs={"cleanup.policy": "compact"},
+                            )
+                        ]
+                    )
+                    log.info(
+                        "changelog topic created",
+                        extra={"topic": name, "partitions": partitions},
+                    )
+                    created = True
+                except TopicAlreadyExistsError:
+                    created = True
+                except KafkaError as error:
+                    log.warning(
+                        "changelog topic not created yet: %s",
+                        error,
+                        extra={"topic": name},
+                    )
+            if time.monotonic() > deadline:
+                raise ChangelogUnavailable(
+                    f"the changelog topic {name} was not ready on the broker within "
+                    f"{timeout_s:.0f} s; create it (cleanup.policy=compact, "
+                    f"{partitions} partitions) or let the worker's Kafka user create "
+                    "topics"
+                )
+            time.sleep(0.5)
+    finally:
+        admin.close()
+
+
+def _leaders(admin: KafkaAdminClient, name: str) -> dict[int, bool] | None:
+    """Each partition of topic ``name``: whether it has a leader; ``None``: no topic."""
+    try:
+        described = admin.describe_topics([name])
+    except KafkaError:
+        return None
+    for topic in described:
+        if topic["name"] == name and not topic["error_code"]:
+            return {
+                int(p["partition_index"]): int(p["leader_id"]) >= 0
+                for p in topic["partitions"]
+            }
+    return None
 
 
 def engine_config(settings: DeadlinesSettings) -> EngineConfig:
@@ -81,6 +192,7 @@ class ClocksWorker:
         self.settings = settings
         self.config = config or engine_config(settings)
         web = settings.worker_web_port
+        security = faust_app_config()
         self.app = faust.App(
             settings.app_id,
             broker=[f"kafka://{server}" for server in settings.bootstrap_servers],
@@ -98,6 +210,7 @@ class ClocksWorker:
             worker_redirect_stdouts=False,
             autodiscover=False,
             producer_partitioner=CachedPartitioner(),
+            **security,
         )
         self.inputs = self.app.topic(
             *settings.domain_topics,
@@ -117,16 +230,23 @@ class ClocksWorker:
             help="Each case's clock engine state, and each partition's progress.",
         )
         self.pipeline: Pipeline | None = None
-        self.offsets = BrokerOffsets(settings.bootstrap_servers)
+        self.offsets = BrokerOffsets(
+            settings.bootstrap_servers, config=kafka_python_config()
+        )
         self.app.agent(self.inputs, name="clocks")(self._clocks)
         self.app.timer(interval=NUDGE_INTERVAL_S, name="nudge")(self._nudge)
         self.app.on_partitions_revoked.connect(self._on_revoked)
 
-    def _new_pipeline(self, stream: Any) -> Pipeline:
-        states = TableStates(self.table, partitions=PARTITIONS)
+    def _new_pipeline(self) -> Pipeline:
+        states = TableStates(
+            self.table,
+            partitions=PARTITIONS,
+            write=faust_table_write(self.table, partitions=PARTITIONS),
+        )
 
         async def ack(event: Any) -> object:
-            return await stream.ack(event)
+            # Never faust's ack: the pipeline commits its offsets itself (see above).
+            return None
 
         return Pipeline(
             states=states,
@@ -139,6 +259,8 @@ class ClocksWorker:
             offsets=self.offsets,
             publisher=FaustPublisher(self.app),
             ack=ack,
+            commit=FaustCommitter(self.app),
+            refill=self.offsets,
             domain_topics=self.settings.domain_topics,
             ticks_topic=self.settings.ticks_topic,
             max_wait_s=self.settings.max_wait_seconds,
@@ -146,7 +268,7 @@ class ClocksWorker:
 
     async def _clocks(self, stream: Any) -> None:
         manual = stream.noack()
-        pipeline = self.pipeline = self._new_pipeline(manual)
+        pipeline = self.pipeline = self._new_pipeline()
         drainer = asyncio.ensure_future(pipeline.run())
         try:
             async for event in manual.events():
@@ -219,6 +341,12 @@ def run_worker(settings: DeadlinesSettings | None = None) -> None:
     for name in ("faust", "mode", "aiokafka", "kafka"):
         logging.getLogger(name).setLevel(quiet)
     worker = ClocksWorker(settings)
+    ensure_changelog_topic(
+        settings.bootstrap_servers,
+        changelog_topic_name(settings.app_id),
+        partitions=PARTITIONS,
+        replication_factor=settings.replication_factor,
+    )
     health = HealthSettings()
     track_faust_progress(
         worker.app,
