@@ -90,25 +90,22 @@ DEFAULT_CONFIG = EngineConfig()
 
 _NAMESPACE = uuid.UUID("6b1f8f52-3f0e-5d7a-9c1e-2f4b7d0a5e31")
 _NAMESPACE_BYTES = _NAMESPACE.bytes
-
-
-def _sha1(data: bytes) -> Any:
-    # RFC 4122 names SHA-1 for version 5 UUIDs; the ids are names, not secrets.
-    return hashlib.sha1(data, usedforsecurity=False)
+_VARIANT = "89ab"
 
 
 def output_id(case_id: str, clock_id: str, transition: str, *parts: object) -> str:
     """The deterministic id of an output event: ``uuid.uuid5`` of the joined parts.
 
-    Computed here from the SHA-1 digest as RFC 4122 defines a version 5 UUID, which
-    gives the same text as ``str(uuid.uuid5(...))`` without building a UUID object.
+    Written out from RFC 4122 (the SHA-1 digest of namespace and name, its version
+    nibble set to 5 and its variant bits to 10) because it is made for every output;
+    it is the same text as ``str(uuid.uuid5(_NAMESPACE, name))``.
     """
-    name = "\x1f".join([case_id, clock_id, transition, *(str(part) for part in parts)])
-    digest = bytearray(_sha1(_NAMESPACE_BYTES + name.encode()).digest()[:16])
-    digest[6] = (digest[6] & 0x0F) | 0x50
-    digest[8] = (digest[8] & 0x3F) | 0x80
-    text = digest.hex()
-    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+    name = "\x1f".join([case_id, clock_id, transition, *map(str, parts)])
+    # RFC 4122 names SHA-1 for version 5 UUIDs; the ids are names, not secrets.
+    digest = hashlib.sha1(_NAMESPACE_BYTES + name.encode(), usedforsecurity=False)
+    h = digest.hexdigest()
+    variant = _VARIANT[int(h[16], 16) & 3]
+    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{variant}{h[17:20]}-{h[20:32]}"
 
 
 # Inputs and outputs -------------------------------------------------------------------
@@ -175,6 +172,10 @@ class _Clock:
     leads_done: list[int] = field(default_factory=list)
     overdue_done: bool = False
     alerts: dict[str, _Alert] = field(default_factory=dict)
+    # The first day a tick could act on the clock, once worked out (``_clock_wake``);
+    # never stored, and forgotten by a copy, which is made to be changed.
+    wake_known: bool = field(default=False, compare=False, repr=False)
+    wake: date | None = field(default=None, compare=False, repr=False)
 
 
 def _iso(day: date | None) -> str | None:
@@ -498,7 +499,7 @@ def apply(
     if today is not None:
         new.ticked_on = today
         _alerts(out, today)
-    new.wake_on = _wake_on(new, config)
+    new.wake_on = _wake_on(out)
     return new, out.items
 
 
@@ -519,7 +520,7 @@ def tick(
     new.ticked_on = today
     out = _Out(new, config)
     _alerts(out, today)
-    new.wake_on = _wake_on(new, config)
+    new.wake_on = _wake_on(out)
     return new, out.items
 
 
@@ -780,12 +781,19 @@ def _alert_days(due_on: date, leads: tuple[int, ...]) -> tuple[date, ...]:
     return tuple(alert_day(due_on, lead) for lead in leads)
 
 
-def _wake_on(state: CaseState, config: EngineConfig) -> date | None:
-    """The first day a tick could raise anything for the case, None if never."""
+def _clock_wake(clock: _Clock, config: EngineConfig) -> date | None:
+    """The first day a tick could act on ``clock``, None if never.
+
+    ``_alerts`` acts on an open clock exactly when this day has come: a lead time not
+    yet alerted falls on it, or it is the day after the due date of a window (which
+    closes) or of a deadline not yet overdue. A clock is changed only by the step that
+    copied it, which forgets the day at its end (``_wake_on``), so the day kept on a
+    clock shared between states is that of the clock as it is.
+    """
+    if clock.wake_known:
+        return clock.wake
     wake: date | None = None
-    for clock in state.clocks.values():
-        if clock.status != OPEN:
-            continue
+    if clock.status == OPEN:
         kind = config.version(clock.version).rule(clock.clock).kind
         done = clock.leads_done
         days = _alert_days(clock.due_on, clock.lead_working_days)
@@ -796,12 +804,30 @@ def _wake_on(state: CaseState, config: EngineConfig) -> date | None:
             day = calendar.days_after(clock.due_on, 1)
             if wake is None or day < wake:
                 wake = day
+    clock.wake = wake
+    clock.wake_known = True
+    return wake
+
+
+def _wake_on(out: _Out) -> date | None:
+    """The first day a tick could raise anything for the case, None if never."""
+    clocks = out.state.clocks
+    for clock_id in out.owned:
+        clocks[clock_id].wake_known = False
+    wake: date | None = None
+    for clock in clocks.values():
+        day = _clock_wake(clock, out.config)
+        if day is not None and (wake is None or day < wake):
+            wake = day
     return wake
 
 
 def _alerts(out: _Out, today: date) -> None:
     for clock in list(out.state.clocks.values()):
         if clock.status != OPEN:
+            continue
+        wake = _clock_wake(clock, out.config)
+        if wake is None or wake > today:
             continue
         rule = out.rule(clock)
         if today > clock.due_on:
