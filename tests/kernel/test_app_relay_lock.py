@@ -22,6 +22,8 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from deadlines.entrypoints.api import create_app as deadlines_app
+from deadlines.settings import DeadlinesSettings
 from devstack.kafka import start_broker
 from devstack.kafka_config import free_port
 from intake.entrypoints.http import create_app as intake_app
@@ -179,4 +181,28 @@ def test_an_outage_after_the_first_bootstrap_leaves_the_app_ready_and_live(
         liveness = client.get("/healthz")
 
     assert readiness.status_code == 200
+    assert liveness.status_code == 200
+
+
+def test_the_deadlines_read_api_is_not_ready_until_its_projector_reached_kafka(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AUTH_MODE", "off")
+    nobody = f"127.0.0.1:{free_port()}"  # nothing listens there
+    app = deadlines_app(
+        DeadlinesSettings(
+            kafka_bootstrap_servers=nobody,
+            database_url=f"sqlite:///{tmp_path / 'deadlines.db'}",
+        ),
+        projector=True,
+    )
+
+    with TestClient(app) as client:
+        time.sleep(1.0)  # the projector threads have started and are trying
+        readiness = client.get("/readyz")
+        liveness = client.get("/healthz")
+
+    assert readiness.status_code == 503
+    assert readiness.json()["checks"]["kafka_bootstrapped"] == "failed"
+    assert readiness.json()["checks"]["store"] == "ok"
     assert liveness.status_code == 200

@@ -77,7 +77,7 @@ from sendkit.auth import (
     Role,
     ServiceAuth,
 )
-from sendkit.background import BackgroundLoop
+from sendkit.background import BackgroundLoop, loops_bootstrapped, stop_then_close
 from sendkit.calendar import london_date
 from sendkit.events import utcnow
 from sendkit.logging import configure_logging
@@ -205,10 +205,10 @@ def create_app(
         try:
             yield
         finally:
-            for loop in loops:
-                loop.stop()
-            if owned:
-                store.close()
+            # Joined (bounded) before the store closes; left open if one overstays.
+            stop_then_close(
+                loops, store.close if owned else None, what="the read model store"
+            )
 
     def store_readable() -> bool:
         with store.transaction() as tx:
@@ -224,6 +224,8 @@ def create_app(
     checks = {"store": store_readable}
     if run_projector:
         checks["projector"] = projector_alive
+        # Set once each projector's consumer has reached Kafka; no request per probe.
+        checks["kafka_bootstrapped"] = loops_bootstrapped(lambda: loops)
     auth = ServiceAuth.from_settings(
         settings, POLICY, store=store, case_scope=case_scope
     )
