@@ -107,7 +107,7 @@ class BrokerOffsets:
                     for records in consumer.poll(timeout_ms=500).values():
                         found += [_input(r) for r in records if r.offset < stop]
             finally:
-                consumer.unassign()
+                consumer.unsubscribe()  # drops the manual assignment too
         return found
 
     async def read(
