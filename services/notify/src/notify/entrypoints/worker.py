@@ -72,6 +72,7 @@ from send_schemas.topics import (
     dead_letter_topic,
 )
 from sendkit.health import HealthSettings, start_heartbeat, track_faust_progress
+from sendkit.kafka_security import faust_app_config
 from sendkit.logging import configure_logging, correlation_scope
 from sendkit.store.base import StoreUnavailable
 
@@ -241,6 +242,8 @@ def create_app(runtime: NotifyRuntime) -> faust.App:
         web_port=settings.web_port or 6066,
         web_bind="127.0.0.1",
         worker_redirect_stdouts=False,
+        # TLS and SASL/SCRAM from KAFKA_SECURITY_* (sendkit.kafka_security).
+        **faust_app_config(),
     )
 
     def raw_topic(name: str) -> faust.TopicT:
