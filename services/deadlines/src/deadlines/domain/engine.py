@@ -545,6 +545,11 @@ def run(
 # Comparing derived clocks with published ones -----------------------------------------
 
 
+@lru_cache(maxsize=1 << 14)
+def _act_by(due_on: date) -> date | None:
+    return calendar.act_by(due_on)
+
+
 class _Out:
     """Collects the outputs of one step for one case, and the clocks it copied."""
 
@@ -574,7 +579,7 @@ class _Out:
             "clock": clock.clock,
             "title": rule.title,
             "due_on": clock.due_on,
-            "act_by": calendar.act_by(clock.due_on),
+            "act_by": _act_by(clock.due_on),
             "legal_basis": rule.legal_basis,
             "statutory": rule.authority is Authority.STATUTORY,
             "authority": rule.authority,

@@ -110,15 +110,20 @@ class EngineConfig:
         init=False, repr=False, compare=False
     )
     _readers: dict[str, frozenset[str]] = field(init=False, repr=False, compare=False)
+    _leads: dict[tuple[str, str], tuple[int, ...]] = field(
+        init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         check_rulesets(self.rulesets)
         self.council.check(self.rulesets)
         starts: dict[str, list[_Trigger]] = {}
         readers: dict[str, set[str]] = {}
+        leads: dict[tuple[str, str], tuple[int, ...]] = {}
         for rules in self.rulesets:
             for rule in rules.rules:
                 _check_rule(rule)
+                leads[rules.version, rule.name] = self.council.leads_for(rule)
                 for start in rule.starts:
                     starts.setdefault(start.event_type, []).append(
                         _Trigger(rules, rule, start)
@@ -133,9 +138,15 @@ class EngineConfig:
             "_readers",
             {kind: frozenset(names) for kind, names in readers.items()},
         )
+        object.__setattr__(self, "_leads", leads)
 
     def triggers(self, event_type: str) -> tuple[_Trigger, ...]:
         return self._starts.get(event_type, ())
+
+    def leads(self, version: str, rule: ClockRule) -> tuple[int, ...]:
+        """The alert lead times of ``rule`` of rules ``version`` for this council."""
+        found = self._leads.get((version, rule.name))
+        return self.council.leads_for(rule) if found is None else found
 
     def rules_reading(self, event_type: str) -> frozenset[str]:
         """The names of the rules whose clocks a fact of ``event_type`` can change."""
@@ -297,8 +308,13 @@ def _resolve(ref: DateRef, ctx: _Context) -> date | None:
     return None
 
 
+@lru_cache(maxsize=1 << 16)
 def count(base: date, amount: int, how: Count) -> date:
-    """Count ``amount`` from ``base`` as ``how`` says, with ``sendkit.calendar``."""
+    """Count ``amount`` from ``base`` as ``how`` says, with ``sendkit.calendar``.
+
+    Kept for the dates asked before: every fact's clocks are counted again whenever a
+    fact their rule reads arrives, from the same few bases.
+    """
     match how:
         case Count.WEEKS_AFTER:
             return calendar.weeks_after(base, amount)
@@ -528,7 +544,7 @@ def _derive_one(
         counts_from=due[1],
         due_on=due[0],
         guidance_due_on=None if guidance is None else guidance[0],
-        lead_working_days=config.council.leads_for(rule),
+        lead_working_days=config.leads(candidate.trigger.rules.version, rule),
         ending=_ending(rule, facts[candidate.position + 1 :], candidate.fact),
         exceptions=_exceptions(rule, clock_id, instance, facts),
     )

@@ -19,8 +19,9 @@ The run, in order, on a Kafka broker of its own (``.run/bench/``, free ports):
    ladder to the highest rate whose p99 stays within 50 ms, then each process's
    resident memory;
 4. everything is stopped, the JVM included; then the in-process replays: the county
-   history ``--runs`` times, the tenth once under cProfile (where the time
-   goes), and the national history at ``--national-scale``
+   history ``--runs`` times, once more passing over every case at each tick as the
+   processor does (the others keep a heap of wake-up days), the tenth once under
+   cProfile (where the time goes), and the national history at ``--national-scale``
    (1.0 is the full 5.4 million events; the default is a fiftieth, and the full-size
    time is extrapolated from it, since the cost grows with the number of cases).
 
@@ -516,7 +517,9 @@ class Bench:
 
     # -- in-process replays -------------------------------------------------------
 
-    def replay_once(self, path: Path, profile: Path | None = None) -> dict[str, Any]:
+    def replay_once(
+        self, path: Path, profile: Path | None = None, *, pass_over: bool = False
+    ) -> dict[str, Any]:
         command = [
             sys.executable,
             "-m",
@@ -526,6 +529,8 @@ class Bench:
         ]
         if profile is not None:
             command += ["--profile", str(profile)]
+        if pass_over:
+            command.append("--pass-over-every-case")
         done = subprocess.run(command, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             raise report.BenchError(
@@ -564,6 +569,12 @@ class Bench:
                 )
             },
         }
+        # Once more as the processor finds the cases a tick wakes (looking at every
+        # case), to show what that pass costs beside the replay's heap.
+        check_stop()
+        passing = self.replay_once(self.paths["county"], pass_over=True)
+        section["pass_over_every_case"] = passing
+        self.say(f"county replay passing over every case: cpu {passing['cpu_s']:.1f} s")
         if self.options.profile:
             check_stop()
             profile = self.layout.root / "replay.prof"

@@ -268,8 +268,9 @@ ENGINE_PHASES = (
     ("deadlines/domain/engine.py", "_reconcile", "compare with published clocks"),
     ("deadlines/domain/engine.py", "_alerts", "alerts time brings"),
     ("deadlines/domain/engine.py", "_wake_on", "next wake-up day"),
-    ("deadlines/domain/engine.py", "copy", "copy of the case state"),
+    ("deadlines/domain/engine.py", "own", "copies of the clocks a step changes"),
     ("deadlines/domain/engine.py", "output_id", "output ids (uuid5)"),
+    ("deadlines/domain/engine.py", "base", "the fields every clock event carries"),
     ("sendkit/calendar.py", "working_days_before", "working-day arithmetic"),
     ("sendkit/calendar.py", "london_date", "London date of a moment"),
 )
