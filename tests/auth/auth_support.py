@@ -146,6 +146,7 @@ def intake_event(case_id: str, name: str, data: dict[str, Any]) -> ReceivedEvent
         topic="send.intake.events",
         partition=0,
         offset=0,
+        key=case_id,
     )
 
 

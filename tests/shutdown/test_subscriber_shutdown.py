@@ -16,6 +16,7 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer
 from kafka.structs import TopicPartition
 
+from plans.application import intake_requests
 from send_schemas.intake import AssessmentAgreed
 from sendkit.events import NewEvent
 from sendkit.relay import OutboxRelay
@@ -35,10 +36,23 @@ def processes() -> Iterator[Processes]:
     started.kill_all()
 
 
-def publish_agreements(bootstrap: str, topic: str, path: Path) -> list[str]:
-    """Intake's ``AssessmentAgreed`` for ``CASES`` new cases, through the relay."""
+def publish_agreements(
+    bootstrap: str, topic: str, path: Path, plans_db: Path
+) -> list[str]:
+    """Intake's ``AssessmentAgreed`` for ``CASES`` new cases, through the relay.
+
+    Plans opens only cases whose request intake published; so that the stream holds
+    one record a case, their requests are recorded as known in plans' store directly.
+    """
     intake = SQLiteEventStore(path, "/send/intake")
     cases = [str(uuid.uuid4()) for _ in range(CASES)]
+    plans = SQLiteEventStore(plans_db, "/send/plans")
+    try:
+        with plans.transaction() as tx:
+            for case_id in cases:
+                intake_requests.record_received(tx, case_id)
+    finally:
+        plans.close()
     try:
         for case_id in cases:
             intake.append(
@@ -111,8 +125,8 @@ def test_a_subscriber_given_sigterm_commits_what_it_handled_and_resumes_exactly_
 ) -> None:
     topic = unique_topic(partitions=PARTITIONS)
     group = unique_name("group")
-    cases = publish_agreements(kafka_bootstrap, topic, tmp_path / "intake.db")
     plans_db = tmp_path / "plans.db"
+    cases = publish_agreements(kafka_bootstrap, topic, tmp_path / "intake.db", plans_db)
     heartbeat = tmp_path / "heartbeat"
     env = process_env(
         PLANS_DATABASE_URL=f"sqlite:///{plans_db}",

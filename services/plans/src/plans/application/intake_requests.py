@@ -25,10 +25,10 @@ from sendkit.store.base import Transaction
 COLLECTION = "intake_requests"
 
 
-def record_received(tx: Transaction, case_id: str, received_on: date) -> None:
-    """Intake received a request for ``case_id`` (the first delivery counts)."""
+def record_received(tx: Transaction, case_id: str) -> None:
+    """Intake received a request for ``case_id`` (a repeat changes nothing)."""
     if tx.get_document(COLLECTION, case_id) is None:
-        tx.put_document(COLLECTION, case_id, {"received_on": received_on.isoformat()})
+        tx.put_document(COLLECTION, case_id, {"received": True})
 
 
 def record_closed(tx: Transaction, case_id: str, outcome: str, closed_on: date) -> None:

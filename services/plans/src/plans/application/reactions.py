@@ -38,7 +38,6 @@ from plans.application.service import Clock
 from plans.domain import Context, OpenAssessment, decide, fold
 from send_schemas import intake as intake_contract
 from sendkit.auth.scope import remember_intake_scope
-from sendkit.calendar import london_date
 from sendkit.commands import decide_in
 from sendkit.envelope import ReceivedEvent
 from sendkit.events import SYSTEM_ACTOR, Metadata, NewEvent, RecordedEvent, utcnow
@@ -73,25 +72,29 @@ class IntakeReactions:
         remember_intake_scope(event, tx)
         if event.type not in _FOLLOWED:
             return
+        if event.type == intake_contract.RequestReceived.EVENT_TYPE:
+            # Only the case's existence is kept; the request's fields are not read.
+            self._check_case(event, event.data.get("case_id"))
+            intake_requests.record_received(tx, event.subject)
+            return
         # Read tolerantly: a later intake version may add fields plans does not know.
         parsed = intake_contract.parse_intake_event(event.type, event.data)
-        if parsed.case_id != event.subject:
-            raise Unprocessable(
-                f"event {event.id} names case {parsed.case_id} in its data but "
-                f"{event.subject} as its subject: intake publishes them equal"
-            )
-        case_id = parsed.case_id
+        self._check_case(event, parsed.case_id)
         match parsed:
-            case intake_contract.RequestReceived():
-                intake_requests.record_received(
-                    tx, case_id, london_date(parsed.received_at)
-                )
             case intake_contract.RequestWithdrawn():
                 self._close(tx, event, "withdrawn", parsed.withdrawn_on)
             case intake_contract.AssessmentRefused():
                 self._close(tx, event, "refused", parsed.notified_on)
             case intake_contract.AssessmentAgreed():
                 self._open(tx, event, parsed)
+
+    @staticmethod
+    def _check_case(event: ReceivedEvent, case_id: object) -> None:
+        if case_id != event.subject:
+            raise Unprocessable(
+                f"event {event.id} names case {case_id} in its data but "
+                f"{event.subject} as its subject: intake publishes them equal"
+            )
 
     def _close(
         self, tx: Transaction, event: ReceivedEvent, outcome: str, closed_on: date
