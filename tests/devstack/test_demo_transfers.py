@@ -551,7 +551,7 @@ def test_the_transfer_figures_reconcile(transfer_run: TransferRun) -> None:
     transfer_problems = [
         p
         for p in summary.problems
-        if "transfer" in p or "school_consultation" in p or "identifying" in p
+        if "transfer" in p or "consultation" in p or "identifying" in p
     ]
     decided = summary.transfers["observed"]
 

@@ -72,9 +72,8 @@ children of the demo's own plans (one year's requests), so it is a fraction of a
 council's, which holds every plan of earlier years too; children whose first plan is
 issued after the last identification run (January) are never identified, and
 placement's cohort list still shows them, overdue once the due date passes, though
-their new plan named the setting itself. A consultation's answer is awaited on the
-deadlines topic as "some consultation clock of the case stopped", not that one clock.
-Placement's transport, post-16 moves and setting requests are not played.
+their new plan named the setting itself. Placement's transport, post-16 moves and
+setting requests are not played.
 The latency reported is between two producers' record timestamps on the same machine,
 measured while the demo is posting, so it is a figure under load rather than an idle
 one.
@@ -557,6 +556,13 @@ class TopicWatcher:
             track.clock == clock and any(n in names for n in track.transitions)
             for track in self.case_tracks.get(case_id, ())
         )
+
+    def has_clock_id_event(
+        self, case_id: str, clock_id: str, names: frozenset[str]
+    ) -> bool:
+        """Whether the case's clock ``clock_id`` has made one of the moves ``names``."""
+        track = self.clocks.get((case_id, clock_id))
+        return track is not None and any(n in names for n in track.transitions)
 
     def has_followed(self, case_id: str, name: str) -> bool:
         """Whether plans or reviews published an event ``name`` about the case."""
@@ -1141,6 +1147,8 @@ class _Expected:
     clock: str
     names: frozenset[str]
     what: str
+    clock_id: str | None = None
+    """One clock of the rule (a consultation's), where the case has several."""
 
 
 @dataclass(slots=True)
@@ -1592,6 +1600,7 @@ class DemoDriver:
                     clock,
                     frozenset({CLOCK_SET}),
                     f"the {clock} clock's ClockSet after identifying on {day}",
+                    clock_id=transfer_clock_id(transfer),
                 )
             )
 
@@ -1700,9 +1709,22 @@ class DemoDriver:
             clock, names = answers[step.kind]
             work.expected.append(
                 _Expected(
-                    case_id, clock, names, f"the {clock} clock's answer to {step.kind}"
+                    case_id,
+                    clock,
+                    names,
+                    f"the {clock} clock's answer to {step.kind} on {step.on}",
+                    clock_id=self._clock_id_of(case, transfer, step),
                 )
             )
+
+    def _clock_id_of(
+        self, case: PlannedCase, transfer: PlannedTransfer, step: TransferStep
+    ) -> str:
+        """The deadlines clock a transfer step starts or stops (the rules' keys)."""
+        if step.kind == "amended":
+            return transfer_clock_id(transfer)
+        consultation_id = self._consultation_ids[(case.sequence, step.index)]
+        return f"school_consultation[consultation_id={consultation_id}]"
 
     def _placement_path(
         self,
@@ -1792,6 +1814,7 @@ class DemoDriver:
             for name, value in sorted(planned.items())
             if name not in ("panels", "panel_agendas") and seen.get(name, 0) != value
         ]
+        problems += self._consultations_as_planned(plan, until)
         listed = self._cohort_entries(client, plan.transfer_year)
         problems += self._identified_as_planned(plan)
         children: list[dict[str, Any]] = []
@@ -1873,6 +1896,29 @@ class DemoDriver:
         }
         return figures, problems
 
+    def _consultations_as_planned(self, plan: TransferPlan, until: date) -> list[str]:
+        """Each consultation's own clock against the plan: met, late, overdue, open."""
+        problems: list[str] = []
+        for transfer in plan.transfers:
+            case_id = self._case_id_of(transfer.sequence)
+            for index, consulted in enumerate(transfer.consultations):
+                consultation_id = self._consultation_ids.get((transfer.sequence, index))
+                clock_id = f"school_consultation[consultation_id={consultation_id}]"
+                with self.watcher.locked():
+                    track = self.watcher.clocks.get((case_id, clock_id))
+                state = None if track is None else track.state
+                if consulted.answered_in_time is not None:
+                    wanted = "met" if consulted.answered_in_time else "late"
+                else:
+                    wanted = "overdue" if until > consulted.due_on else "open"
+                if state != wanted:
+                    problems.append(
+                        f"consultation {consultation_id} of {case_id} (sent "
+                        f"{consulted.sent_on}): its clock is {state}, the plan says "
+                        f"{wanted}"
+                    )
+        return problems
+
     def _identified_as_planned(self, plan: TransferPlan) -> list[str]:
         problems: list[str] = []
         for index, day in enumerate(plan.identifications):
@@ -1952,10 +1998,17 @@ class DemoDriver:
         """Wait until the deadlines processor has answered each of ``expected``."""
         watcher = self.watcher
         for item in expected:
-            watcher.wait_until(
+            condition = (
                 functools.partial(
                     watcher.has_clock_event, item.case_id, item.clock, item.names
-                ),
+                )
+                if item.clock_id is None
+                else functools.partial(
+                    watcher.has_clock_id_event, item.case_id, item.clock_id, item.names
+                )
+            )
+            watcher.wait_until(
+                condition,
                 self.settings.output_stall,
                 f"{item.what} of case {item.case_id} on {DEADLINES.name} (is the "
                 "deadlines worker up? see .run/logs/deadlines-worker.log)",
@@ -2376,6 +2429,11 @@ def compare_read_model(
         f"/summary has a {name} clock the topic never showed" for name in extra
     ]
     return differences
+
+
+def transfer_clock_id(transfer: PlannedTransfer) -> str:
+    """The deadlines clock of a child's transfer: its rule, keyed by the year."""
+    return f"phase_transfer_{transfer.transfer}[transfer_year={transfer.transfer_year}]"
 
 
 def _iso(day: date | None) -> str | None:
