@@ -209,6 +209,7 @@ async def test_records_the_consumer_skipped_are_read_and_applied_before_the_jump
         await asyncio.sleep(0)
     changelog.release()
     await drained
+    await harness.pipeline.settled()
 
     assert refill.asked == [(INTAKE.name, 2, 1, 5)]
     decided = harness.publisher.decided_cases()
@@ -233,6 +234,7 @@ async def test_a_jump_over_offsets_that_hold_no_record_is_passed_over() -> None:
         await asyncio.sleep(0)
     changelog.release()
     await drained
+    await harness.pipeline.settled()
 
     decided = harness.publisher.decided_cases()
     assert decided == [from_kafka(records[0]).subject, from_kafka(records[3]).subject]
@@ -272,6 +274,7 @@ async def test_no_commit_until_the_outputs_and_then_the_states_are_on_kafka() ->
 
     changelog.release()
     await drained
+    await harness.pipeline.settled()
 
     assert harness.acked == records
     assert harness.commits == [
@@ -297,6 +300,7 @@ async def test_a_redelivery_below_the_saved_progress_is_acknowledged_not_applied
         await asyncio.sleep(0)
     changelog.release()
     await drained
+    await harness.pipeline.settled()
     published = len(harness.publisher.published)
 
     again = await harness.pipeline.offer(records[0], "again")

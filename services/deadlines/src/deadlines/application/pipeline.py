@@ -5,7 +5,9 @@ applies every input whose turn has come (``PartitionSequencer``), publishes the 
 events and dead letters, waits until Kafka has acknowledged all of them, then writes
 the case states and partition progress (``CaseStates.flush``) and waits until Kafka has
 acknowledged those writes too, and only then acknowledges the inputs and commits each
-partition's progress as its consumer offsets (``commit``). So a crash at any point
+partition's progress as its consumer offsets (``commit``, in the background and one
+commit at a time, so the next drain need not wait for it; ``settled`` waits for the
+commits and raises a failed one, as the next drain does). So a crash at any point
 leaves the committed offsets at or behind the saved progress, and the saved progress
 at or behind what has been published: what was not saved is consumed again and
 applied again, with the same output ids, and nothing is skipped. The worker runs one
@@ -103,6 +105,8 @@ class Pipeline:
         self._drain_lock = asyncio.Lock()
         self._work = asyncio.Event()
         self._active_at = monotonic()
+        self._to_commit: dict[tuple[str, int], int] = {}
+        self._committing: asyncio.Task[None] | None = None
         self.applied = 0
 
     @property
@@ -122,6 +126,7 @@ class Pipeline:
     async def drain(self) -> int:
         """Apply what may go on every partition; return how many inputs were applied."""
         async with self._drain_lock:
+            self._raise_failed_commit()
             async with self._lock:
                 deliveries, handles, offsets = await self._apply_ready()
             if not handles:
@@ -134,11 +139,16 @@ class Pipeline:
             for handle in handles:
                 if handle is not None:
                     await self.ack(handle)
-            if self.commit is not None:
-                await self.commit(offsets)
+            self._commit_soon(offsets)
             self.applied += len(handles)
             self._active_at = self.monotonic()
             return len(handles)
+
+    async def settled(self) -> None:
+        """Wait until the offsets drained so far are committed (or a commit failed)."""
+        while (task := self._committing) is not None and not task.done():
+            await asyncio.wait({task})
+        self._raise_failed_commit()
 
     def wake(self) -> None:
         """Tell ``run`` there may be something to apply."""
@@ -153,9 +163,14 @@ class Pipeline:
 
     async def forget(self) -> None:
         """Drop what is held in memory (on a rebalance): it will come again."""
-        async with self._drain_lock, self._lock:
-            self._sequencers.clear()
-            self.states.forget()
+        async with self._drain_lock:
+            try:
+                await self.settled()
+            except Exception:
+                log.exception("a commit failed before the rebalance: inputs come again")
+            async with self._lock:
+                self._sequencers.clear()
+                self.states.forget()
 
     def waiting(self) -> int:
         return sum(s.pending() for s in self._sequencers.values())
@@ -177,6 +192,27 @@ class Pipeline:
             )
             self._sequencers[partition] = sequencer
         return sequencer
+
+    def _commit_soon(self, offsets: Mapping[tuple[str, int], int]) -> None:
+        if self.commit is None:
+            return
+        self._to_commit.update(offsets)
+        if self._committing is None or self._committing.done():
+            self._committing = asyncio.ensure_future(self._commit_all())
+
+    async def _commit_all(self) -> None:
+        assert self.commit is not None
+        while self._to_commit:
+            batch, self._to_commit = self._to_commit, {}
+            await self.commit(batch)
+
+    def _raise_failed_commit(self) -> None:
+        task = self._committing
+        if task is not None and task.done() and not task.cancelled():
+            error = task.exception()
+            if error is not None:
+                self._committing = None
+                raise error
 
     async def _offer(
         self, sequencer: PartitionSequencer, record: InputRecord, handle: Any

@@ -84,6 +84,7 @@ TABLE_NAME = "case-clocks"
 READY_MESSAGE = "deadlines worker ready"
 NUDGE_INTERVAL_S = 1.0
 TOPIC_READY_TIMEOUT_S = 60.0
+SETTLE_TIMEOUT_S = 5.0
 
 
 class ChangelogUnavailable(DeadlinesError):
@@ -288,6 +289,15 @@ class ClocksWorker:
                 pipeline.wake()
         finally:
             drainer.cancel()
+            # The offsets of what was drained, if the consumer can still commit them;
+            # what is not committed is applied again after the restart.
+            try:
+                await asyncio.wait_for(pipeline.settled(), SETTLE_TIMEOUT_S)
+            except Exception as error:
+                log.warning(
+                    "last offsets not committed: the inputs will come again",
+                    extra={"error": type(error).__name__},
+                )
 
     async def _nudge(self) -> None:
         if self.pipeline is not None and self.pipeline.waiting():
