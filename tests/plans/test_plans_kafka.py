@@ -387,6 +387,8 @@ def reacting(
         return relays[-1]
 
     with contextlib.ExitStack() as stack:
+        # Closed after the app has stopped its relay thread (callbacks run in reverse).
+        stack.callback(intake_store.close)
         intake = stack.enter_context(
             TestClient(
                 create_intake_app(
@@ -398,7 +400,6 @@ def reacting(
                 headers=manager_headers,
             )
         )
-        stack.callback(intake_store.close)
         plans_db = tmp_path / "plans.db"
         plans, plans_store = start_reacting(
             kafka_bootstrap,
