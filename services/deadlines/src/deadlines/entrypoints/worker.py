@@ -18,14 +18,15 @@ Each case's state lives in the faust table ``case-clocks`` (in memory, rebuilt f
 its changelog topic ``<app id>-case-clocks-changelog`` at start), keyed by case id. The
 worker creates that topic itself before the app starts (compacted, one partition per
 input partition) and waits until the broker reports it, so the first write never
-meets a missing topic. It
-uses the producer's partitioner for its changelog, which is the murmur2 partitioner
-every producer of the domain topics uses, so a case's state is on the changelog
-partition of the same number as its events and the worker that owns partition ``p`` of
-the inputs owns those states. The agent only offers records; a drainer task applies
-them in batches (see ``Pipeline.run``), and a timer wakes it every second so that an
-input held back for its turn is let go after ``DEADLINES_MAX_WAIT_SECONDS`` even if
-nothing else arrives.
+meets a missing topic; each write names its changelog partition, so the producer
+waits for the topic's metadata rather than failing (``faust_table_write``). That
+partition is the one the murmur2 partitioner of every producer of the domain topics
+picks, so a case's state is on the changelog partition of the same number as its
+events and the worker that owns partition ``p`` of the inputs owns those states.
+
+The agent only offers records; a drainer task applies them in batches (see
+``Pipeline.run``), and a timer wakes it every second so that an input held back for
+its turn is let go after ``DEADLINES_MAX_WAIT_SECONDS`` even if nothing else arrives.
 
 Kafka security (TLS, SASL/SCRAM) comes from ``sendkit.kafka_security``: faust's
 ``broker_credentials`` from ``faust_app_config()``, and the worker's own kafka-python
@@ -36,8 +37,9 @@ timer records a round every ten seconds (``sendkit.health.track_faust_progress``
 fine while the committed offsets of the inputs advance or nothing waits, so the file
 named by ``SEND_HEARTBEAT_FILE`` goes stale, and the pod is restarted, only when
 inputs wait and nothing is committed; that also catches faust's own consumer-stall
-bugs (see the project's Kafka notes). On SIGTERM or SIGINT faust's worker commits,
-flushes and leaves the group; a stop that takes longer than
+bugs (see the project's Kafka notes). On SIGTERM or SIGINT the agent waits (up to
+``SETTLE_TIMEOUT_S``) for the pipeline's last commit, and faust's worker flushes and
+leaves the group; a stop that takes longer than
 ``SEND_SHUTDOWN_TIMEOUT_SECONDS`` ends the process with status 3.
 """
 
