@@ -36,11 +36,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import signal
-import subprocess
-import sys
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -55,9 +50,9 @@ from fastapi.testclient import TestClient
 from kafka import KafkaConsumer, TopicPartition
 from prometheus_client import CollectorRegistry
 
-from deadlines.entrypoints.worker import READY_MESSAGE
 from deadlines.settings import DeadlinesSettings
 from deadlines.ticker import Ticker
+from deadlines_worker import DeadlinesWorker
 from devstack.kafka_topics import ensure_topics
 from intake.adapters.relay import RelayThread
 from intake.adapters.relay import build_relay as build_intake_relay
@@ -85,7 +80,6 @@ from sendkit.subscriber import Handler
 
 # Guards against a hang only; nothing asserts how long anything took.
 WAIT_S = 180.0
-STOP_TIMEOUT_S = 30.0
 
 FINAL_STATES = ("ClockMet", "ClockLate", "ClockCancelled")
 
@@ -101,52 +95,6 @@ class Today:
 
     def __call__(self) -> datetime:
         return self.now
-
-
-class Worker:
-    """``python -m deadlines worker``, its output kept for a failing test's report."""
-
-    def __init__(self, env: dict[str, str]) -> None:
-        self.lines: list[str] = []
-        self.ready = threading.Event()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "deadlines", "worker"],
-            env={**os.environ, **env},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-        )
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.append(line.rstrip("\n"))
-            if READY_MESSAGE in line:
-                self.ready.set()
-
-    def wait_ready(self) -> None:
-        deadline = time.monotonic() + WAIT_S
-        while not self.ready.wait(0.2):
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(
-                    "the deadlines worker did not get ready:\n" + self.tail()
-                )
-
-    def tail(self, lines: int = 60) -> str:
-        return "\n".join(self.lines[-lines:])
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(STOP_TIMEOUT_S)
-        self._reader.join(5)
 
 
 Expected = tuple[str, str, dict[str, Any]]
@@ -224,8 +172,8 @@ class Journey:
     clocks: Clocks
     ticker: Ticker
     outboxes: list[tuple[EventStore, str]]
-    start_worker: Callable[[], Worker]
-    workers: list[Worker] = field(default_factory=list)
+    start_worker: Callable[[], DeadlinesWorker]
+    workers: list[DeadlinesWorker] = field(default_factory=list)
     ticked_on: str = ""
 
     def tick(self, on: str) -> None:
@@ -293,10 +241,10 @@ def journey(
         [Topic(name, owner="test", consumers=("test",)) for name in names],
     )
     today = Today()
-    workers: list[Worker] = []
+    workers: list[DeadlinesWorker] = []
 
-    def start_worker() -> Worker:
-        worker = Worker(
+    def start_worker() -> DeadlinesWorker:
+        worker = DeadlinesWorker(
             {
                 "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
                 "DEADLINES_APP_ID": unique_name("deadlines"),

@@ -14,11 +14,6 @@ example of STATUTORY_CLOCKS.md.
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
-import subprocess
-import sys
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -32,8 +27,8 @@ from kafka import KafkaConsumer, TopicPartition
 from plans_support import NOW, final_plan_body
 from prometheus_client import CollectorRegistry
 
-from deadlines.entrypoints.worker import READY_MESSAGE
 from deadlines.settings import DeadlinesSettings
+from deadlines_worker import DeadlinesWorker
 from devstack.kafka_topics import ensure_topics
 from intake.adapters.relay import RelayThread
 from intake.adapters.relay import build_relay as build_intake_relay
@@ -51,55 +46,7 @@ from sendkit.store import EventStore, SQLiteEventStore
 from sendkit.subscriber import Handler
 
 # Guards against a hang only; nothing asserts how long anything took.
-READY_TIMEOUT_S = 120.0
 WAIT_S = 120.0
-STOP_TIMEOUT_S = 20.0
-
-
-class Worker:
-    """``python -m deadlines worker``, its output kept for a failing test's report."""
-
-    def __init__(self, env: dict[str, str]) -> None:
-        self.lines: list[str] = []
-        self.ready = threading.Event()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "deadlines", "worker"],
-            env={**os.environ, **env},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-        )
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.append(line.rstrip("\n"))
-            if READY_MESSAGE in line:
-                self.ready.set()
-
-    def wait_ready(self) -> None:
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while not self.ready.wait(0.2):
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(
-                    "the deadlines worker did not get ready:\n" + self.tail()
-                )
-
-    def tail(self, lines: int = 60) -> str:
-        return "\n".join(self.lines[-lines:])
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(STOP_TIMEOUT_S)
-        self._reader.join(5)
 
 
 class Clocks:
@@ -141,7 +88,7 @@ class Platform:
     plans: TestClient
     plans_store: EventStore
     clocks: Clocks
-    worker: Worker
+    worker: DeadlinesWorker
 
 
 @pytest.fixture
@@ -170,7 +117,7 @@ def platform(
     plans_topic = deadlines.topic("send.plans.events")
 
     with contextlib.ExitStack() as stack:
-        worker = Worker(
+        worker = DeadlinesWorker(
             {
                 "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
                 "DEADLINES_APP_ID": unique_name("deadlines"),

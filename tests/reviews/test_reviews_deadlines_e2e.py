@@ -15,11 +15,6 @@ publish the very same clock event ids.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -35,8 +30,8 @@ from prometheus_client import CollectorRegistry
 from reviews_kafka_support import DEADLINE_S, foreign_event, produce, wait_for
 from reviews_support import FixedClock, arrange_body, new_case_id
 
-from deadlines.entrypoints.worker import READY_MESSAGE
 from deadlines.settings import DeadlinesSettings
+from deadlines_worker import DeadlinesWorker
 from devstack.kafka_topics import ensure_topics
 from reviews.adapters.relay import build_relay, relay_loop
 from reviews.adapters.subscribers import subscriber_loop
@@ -49,7 +44,6 @@ from sendkit.envelope import InvalidEnvelope, ReceivedEvent, from_kafka
 from sendkit.store import EventStore, SQLiteEventStore
 
 NOW = datetime(2026, 4, 10, 12, 0, tzinfo=UTC)
-STOP_TIMEOUT_S = 20.0
 
 PLAN_ISSUED = {
     "issued_on": "2025-03-10",
@@ -59,61 +53,15 @@ PLAN_ISSUED = {
 }
 
 
-class Worker:
-    """``python -m deadlines worker`` with its output collected on a thread."""
-
-    def __init__(self, env: dict[str, str]) -> None:
-        self.lines: list[str] = []
-        self.ready = threading.Event()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "deadlines", "worker"],
-            env={**os.environ, **env},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-        )
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.append(line.rstrip("\n"))
-            if READY_MESSAGE in line:
-                self.ready.set()
-
-    def wait_ready(self) -> None:
-        deadline = time.monotonic() + DEADLINE_S
-        while not self.ready.wait(0.2):
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(
-                    "the deadlines worker did not get ready:\n" + self.tail()
-                )
-
-    def tail(self, lines: int = 60) -> str:
-        return "\n".join(self.lines[-lines:])
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(STOP_TIMEOUT_S)
-        self._reader.join(5)
-
-
 @dataclass
 class Platform:
     bootstrap: str
     prefix: str
     settings: DeadlinesSettings
-    workers: list[Worker] = field(default_factory=list)
+    workers: list[DeadlinesWorker] = field(default_factory=list)
 
-    def start_worker(self) -> Worker:
-        worker = Worker(
+    def start_worker(self) -> DeadlinesWorker:
+        worker = DeadlinesWorker(
             {
                 "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
                 "DEADLINES_APP_ID": f"reviews-e2e-{uuid.uuid4().hex[:8]}",
