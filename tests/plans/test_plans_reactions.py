@@ -27,7 +27,7 @@ from pydantic import ValidationError
 
 from plans.application import intake_requests
 from plans.application.reactions import IntakeReactions
-from plans.application.service import PlansService
+from plans.application.service import PlansService, new_id
 from plans.domain import (
     AmendPlan,
     ImpossibleTransition,
@@ -289,7 +289,7 @@ def test_a_withdrawn_or_refused_request_refuses_every_assessment_step(
         )
 
     commands = [
-        RequestAdvice(case_id, "a-1", "health", date(2025, 11, 10)),
+        RequestAdvice(case_id, new_id(), "health", date(2025, 11, 10)),
         IssueDraftPlan(case_id, date(2025, 11, 10)),
         IssuePlan(
             case_id,

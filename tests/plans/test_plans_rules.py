@@ -15,6 +15,7 @@ from plans_support import (
     AGREED_ON,
     DRAFT_SERVED_ON,
     EARLIEST_FINAL_ON,
+    NOW,
     WINDOW_ENDS_ON,
     new_case_id,
     open_assessment,
@@ -30,6 +31,7 @@ from plans.domain import (
     CeasePlan,
     Command,
     CommentWindowOpen,
+    Context,
     DecideNotToIssuePlan,
     DecideReassessment,
     ImpossibleTransition,
@@ -43,12 +45,16 @@ from plans.domain import (
     RecordDraftComments,
     RecordTimeLimitException,
     RequestAdvice,
+    RequestClosed,
     RequestReassessment,
     SendNewCouncilNotice,
     Status,
     TransferPlanIn,
     TransferPlanOut,
+    decide,
+    fold,
 )
+from sendkit.events import Metadata
 from sendkit.store import InMemoryEventStore
 
 TODAY = date(2026, 6, 1)
@@ -1053,3 +1059,57 @@ def test_a_whole_case_from_assessment_to_an_amended_plan(
         "PlanAmended",
     ]
     assert [e.version for e in store.read_stream(assessing.id)] == list(range(1, 9))
+
+
+# An ended request ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("outcome", ["withdrawn", "refused"])
+def test_decide_refuses_each_assessment_step_once_intake_ended_the_request(
+    store: InMemoryEventStore, reactions: IntakeReactions, outcome: str
+) -> None:
+    # The pure rule: the same plan and command, with and without the closure.
+    case_id = open_assessment(store, reactions)
+    plan = fold(case_id, store.read_stream(case_id))
+    metadata = Metadata(actor="ehcco-1", correlation_id="corr-closed")
+    open_context = Context(now=NOW, metadata=metadata)
+    closed_context = replace(
+        open_context, request_closed=RequestClosed(outcome, date(2025, 11, 3))
+    )
+    steps: list[Command] = [
+        RequestAdvice(case_id, new_id(), "health", date(2025, 11, 10)),
+        IssueDraftPlan(case_id, DRAFT_SERVED_ON),
+        DecideNotToIssuePlan(case_id, date(2026, 1, 5), "Synthetic reasons"),
+    ]
+
+    for command in steps:
+        assert decide(plan, command, open_context)
+        with pytest.raises(ImpossibleTransition, match=f"as {outcome} on 2025-11-03"):
+            decide(plan, command, closed_context)
+
+
+def test_a_closure_does_not_touch_a_plan_already_maintained(
+    service: PlansService, store: InMemoryEventStore, reactions: IntakeReactions
+) -> None:
+    case_id = open_assessment(store, reactions)
+    service.handle(IssueDraftPlan(case_id, DRAFT_SERVED_ON))
+    service.handle(
+        IssuePlan(
+            case_id,
+            EARLIEST_FINAL_ON,
+            123456,
+            "mainstream_academy",
+            EARLIEST_FINAL_ON,
+            "SLCN",
+        )
+    )
+    plan = fold(case_id, store.read_stream(case_id))
+    closed = Context(
+        now=NOW,
+        metadata=Metadata(actor="ehcco-1", correlation_id="corr-closed"),
+        request_closed=RequestClosed("withdrawn", date(2026, 4, 1)),
+    )
+
+    amended = decide(plan, AmendPlan(case_id, TODAY, ("F",)), closed)
+
+    assert [event.type for event in amended] == ["send.plans.PlanAmended.v1"]
