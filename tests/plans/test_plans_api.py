@@ -729,6 +729,7 @@ def test_a_step_of_an_assessment_whose_request_was_withdrawn_is_409(
     client: TestClient, store: InMemoryEventStore, reactions: IntakeReactions
 ) -> None:
     case = Api(client, open_assessment(store, reactions))
+    assert case.read()["request_closed"] is None
     withdrawn = intake_event(
         case.id,
         "send.intake.RequestWithdrawn.v1",
@@ -751,3 +752,7 @@ def test_a_step_of_an_assessment_whose_request_was_withdrawn_is_409(
         assert "withdrawn on 2025-11-03" in response.json()["detail"]
 
     assert types_of(store, case.id) == ["AssessmentOpened"]
+    assert case.read()["request_closed"] == {
+        "outcome": "withdrawn",
+        "closed_on": "2025-11-03",
+    }

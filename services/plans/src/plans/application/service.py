@@ -59,10 +59,14 @@ def new_id() -> str:
 
 @dataclass(frozen=True, slots=True)
 class CaseHistory:
-    """One case as it stands, with every event that made it so."""
+    """One case as it stands, with every event that made it so.
+
+    ``request_closed`` is intake's word that the request was withdrawn or refused.
+    """
 
     plan: Plan
     events: list[RecordedEvent]
+    request_closed: RequestClosed | None = None
 
 
 class PlansService:
@@ -165,7 +169,11 @@ class PlansService:
 
     def case(self, case_id: str) -> CaseHistory:
         """One case and its history; ``CaseNotFound`` if plans never opened it."""
-        events = self.store.read_stream(case_id)
+        with self.store.transaction() as tx:
+            events = tx.read_stream(case_id)
+            closed = intake_requests.closure_of(tx, case_id)
         if not events:
             raise CaseNotFound(case_id)
-        return CaseHistory(plan=fold(case_id, events), events=events)
+        return CaseHistory(
+            plan=fold(case_id, events), events=events, request_closed=closed
+        )

@@ -362,6 +362,13 @@ class TimeLimitExceptionOut(BaseModel):
         )
 
 
+class RequestClosedOut(BaseModel):
+    """Intake's end of the request: no step of the assessment is taken after it."""
+
+    outcome: str = Field(description="withdrawn or refused")
+    closed_on: date
+
+
 class CaseOut(BaseModel):
     """One case's plan state, with its personal details and its whole history."""
 
@@ -369,6 +376,10 @@ class CaseOut(BaseModel):
     status: str
     version: int
     assessment_agreed_on: date | None
+    request_closed: RequestClosedOut | None = Field(
+        default=None,
+        description="Set once intake withdrew the request or refused to assess it.",
+    )
     advice: list[AdviceOut]
     draft: DraftOut | None
     comments: list[CommentsOut]
@@ -427,6 +438,14 @@ class CaseOut(BaseModel):
             status=str(plan.status),
             version=plan.version,
             assessment_agreed_on=plan.agreed_on,
+            request_closed=(
+                None
+                if found.request_closed is None
+                else RequestClosedOut(
+                    outcome=found.request_closed.outcome,
+                    closed_on=found.request_closed.closed_on,
+                )
+            ),
             advice=[AdviceOut.of(advice) for advice in plan.advice],
             draft=draft,
             comments=[CommentsOut.of(comments) for comments in plan.comments],
