@@ -173,7 +173,8 @@ class _Clock:
     overdue_done: bool = False
     alerts: dict[str, _Alert] = field(default_factory=dict)
     # The first day a tick could act on the clock, once worked out (``_clock_wake``);
-    # never stored, and forgotten by a copy, which is made to be changed.
+    # never stored, and forgotten by a copy, which is made to be changed. It depends
+    # on the clock and on its rule's kind, which a rules version never changes.
     wake_known: bool = field(default=False, compare=False, repr=False)
     wake: date | None = field(default=None, compare=False, repr=False)
 
@@ -545,7 +546,7 @@ def run(
 # Comparing derived clocks with published ones -----------------------------------------
 
 
-@lru_cache(maxsize=1 << 14)
+@lru_cache(maxsize=1 << 12)
 def _act_by(due_on: date) -> date | None:
     return calendar.act_by(due_on)
 
@@ -773,7 +774,7 @@ def _cancel(out: _Out, clock: _Clock, ending: Cancelled) -> None:
 # Alerts that time brings --------------------------------------------------------------
 
 
-@lru_cache(maxsize=1 << 16)
+@lru_cache(maxsize=1 << 13)
 def alert_day(due_on: date, lead: int) -> date:
     """The working day a lead time falls on; lead 0 is the act-by day itself."""
     if lead == 0:
@@ -781,7 +782,7 @@ def alert_day(due_on: date, lead: int) -> date:
     return calendar.working_days_before(due_on, lead)
 
 
-@lru_cache(maxsize=1 << 14)
+@lru_cache(maxsize=1 << 12)
 def _alert_days(due_on: date, leads: tuple[int, ...]) -> tuple[date, ...]:
     return tuple(alert_day(due_on, lead) for lead in leads)
 

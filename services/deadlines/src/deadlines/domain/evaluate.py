@@ -231,7 +231,7 @@ def _read_date(value: Any, kind: FieldKind) -> date:
     return calendar.parse_date(value)
 
 
-@lru_cache(maxsize=1 << 16)
+@lru_cache(maxsize=1 << 13)
 def _text_date(value: str, kind: FieldKind) -> date:
     # Facts hold canonical ISO strings and the same ones are read again at every
     # step; a value that cannot be read raises, and an error is never cached.
@@ -308,7 +308,7 @@ def _resolve(ref: DateRef, ctx: _Context) -> date | None:
     return None
 
 
-@lru_cache(maxsize=1 << 16)
+@lru_cache(maxsize=1 << 13)
 def count(base: date, amount: int, how: Count) -> date:
     """Count ``amount`` from ``base`` as ``how`` says, with ``sendkit.calendar``.
 
