@@ -507,6 +507,7 @@ def test_relay_and_subscribers_start_with_the_app_and_stop_with_it(
             "event_store": "ok",
             "outbox_relay": "ok",
             "subscribers": "ok",
+            "kafka_bootstrapped": "ok",
         }
 
     assert started == ["relay", "intake", "plans"]
