@@ -131,6 +131,14 @@ SETTLE_STALL_S = 180.0
 SETTLE_QUIET_S = 3.0
 READ_MODEL_WAIT_S = 30.0
 HTTP_TIMEOUT_S = 30.0
+TIMELINESS_PERIOD_DAYS = 1096  # the longest period the read API's /timeliness takes
+TIMELINESS_COLUMNS = {
+    "plans_issued": "plans_issued_den",
+    "plans_within_20_weeks": "plans_issued_within_20_weeks",
+    "plans_issued_excl_exceptions": "plans_issued_den_ex",
+    "plans_within_20_weeks_excl_exceptions": "plans_issued_20_weeks_ex",
+}
+"""The demo's own plan figures, and the DfE column of ``/timeliness`` each is in."""
 HTTP_ATTEMPTS = 4
 
 CLOCK_SET = "ClockSet"
@@ -2101,7 +2109,7 @@ class DemoDriver:
             transfers, transfer_problems = self.transfer_figures(until)
         timeliness = count_timeliness(self.watcher, case_ids)
         timeliness_note, timeliness_differences = self._read_model_timeliness(
-            timeliness
+            timeliness, days[0], days[-1]
         )
         later: dict[str, int] = {k: posted[k] for k in STEP_KINDS if posted[k]}
         summary = DemoSummary(
@@ -2163,42 +2171,59 @@ class DemoDriver:
                 f"the mail catcher did not list its messages at {url}: {error!r}"
             ) from error
 
-    def _read_model_timeliness(self, ours: Timeliness) -> tuple[str, list[str]]:
-        """What the read API's ``/timeliness`` says, if it has one, and differences.
+    def _read_model_timeliness(
+        self, ours: Timeliness, first: date, last: date
+    ) -> tuple[str, list[str]]:
+        """What the read API's ``/timeliness`` says of the demo's days, and differences.
 
-        Without one, the figures are still checked against it through ``/summary``:
-        they are counts of the ``final_plan``, ``annual_review`` and
-        ``review_decision`` rows, which are compared state by state.
+        The API counts a plan in the period its clock stopped in, under the DfE's
+        column names, for at most three years at a time; the demo's days are asked for
+        in such periods and the plan counts summed. The review figures have no DfE
+        table there, so they are checked through ``/summary``'s rows instead.
         """
         if self.services.deadlines_url is None:
             return "", []
         url = self.services.deadlines_url.rstrip("/") + "/timeliness"
+        # The read model may trail the topics by a moment: ask again for a while.
+        deadline = time.monotonic() + READ_MODEL_WAIT_S
+        while True:
+            note, differences = self._ask_timeliness(url, ours, first, last)
+            if not differences or time.monotonic() > deadline:
+                return note, differences
+            time.sleep(1.0)
+
+    def _ask_timeliness(
+        self, url: str, ours: Timeliness, first: date, last: date
+    ) -> tuple[str, list[str]]:
         headers = dict(self.services.staff_headers(self.cases[0].manager_id))
-        try:
-            answer = httpx.get(url, headers=headers, timeout=HTTP_TIMEOUT_S)
-            remote = answer.json() if answer.status_code == 200 else None
-        except (httpx.HTTPError, ValueError):
-            remote = None
-        if not isinstance(remote, dict):
-            return (
-                f"the read API has no {url}, so the figures are checked against it "
-                "through /summary's final_plan, annual_review and review_decision "
-                "rows"
-            ), []
-        compared = {
-            name: (mine, remote[name])
-            for name, mine in asdict(ours).items()
-            if isinstance(remote.get(name), int)
-        }
+        theirs = Counter[str]()
+        start = first
+        while start <= last:
+            end = min(last, start + timedelta(days=TIMELINESS_PERIOD_DAYS - 1))
+            params = {"from": start.isoformat(), "to": end.isoformat()}
+            try:
+                answer = httpx.get(
+                    url, params=params, headers=headers, timeout=HTTP_TIMEOUT_S
+                )
+                table = answer.json()["timeliness_20_week"]
+            except (httpx.HTTPError, ValueError, KeyError, TypeError) as error:
+                return "", [f"{url} did not answer for {params}: {error!r}"]
+            for column in TIMELINESS_COLUMNS.values():
+                theirs[column] += int(table.get(column) or 0)
+            start = end + timedelta(days=1)
+        mine = asdict(ours)
         differences = [
-            f"{name.replace('_', ' ')}: {mine} on the topic, {theirs} in {url}"
-            for name, (mine, theirs) in compared.items()
-            if mine != theirs
+            f"{name.replace('_', ' ')}: {mine[name]} on the topic, {theirs[column]} "
+            f"as {column} in {url}"
+            for name, column in TIMELINESS_COLUMNS.items()
+            if mine[name] != theirs[column]
         ]
-        if not compared:
-            return f"{url} names none of the figures counted here", []
         state = "differs" if differences else "agrees"
-        return f"{url} {state} on {', '.join(sorted(compared))}", differences
+        return (
+            f"{url} {state} on plans issued and within 20 weeks, with and without "
+            "exceptions",
+            differences,
+        )
 
     def _read_model_check(
         self, clocks: Sequence[ClockCounts], case_ids: set[str]

@@ -64,11 +64,11 @@ is overdue at once; the start prints a warning and the summary's timing check fa
 but the run goes on. The demo ticks at 08:00 London, so no text falls in anyone's
 quiet hours and none is held back (the notify tests show them holding on the ticks'
 clock); the alerts raised on the last demo day wait for a digest no later tick
-gathers, and the closing note counts them as waiting. The placement service runs but
-the demo sends it nothing (no phase transfer is identified, no school consulted), so
-no placement clock is set. The
-issuer's keys live in memory, so tokens it signed do not outlive the ``make run`` that
-started it.
+gathers, and the closing note counts them as waiting. The demo's phase-transfer
+year is drawn from the demo's own plans, so its cohort is far smaller than a real
+council's, and infant-to-junior moves are not played (``PLACEMENT_INFANT_SCHOOLS`` is
+left unset). The issuer's keys live in memory, so tokens it signed do not outlive the
+``make run`` that started it.
 """
 
 from __future__ import annotations
