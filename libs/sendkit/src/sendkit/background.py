@@ -22,7 +22,7 @@ logs the error and is run again from the start after a backoff that doubles up t
 fresh clients). Only any other exception, a defect, ends the thread.
 
 ``bootstrapped`` tells whether a Kafka client of the loop has reached a broker at
-least once: ``connect_with_retry`` and ``sendkit.relay.run_one_at_a_time`` say so
+least once: ``connect_with_retry`` and the outbox relay (``sendkit.relay``) say so
 for the loop whose thread they run on (``mark_bootstrapped``). It never goes back to
 ``False``, so a readiness check built on it (``loops_bootstrapped``) fails until the
 first contact and is not affected by a later outage, and it costs no request.
@@ -228,6 +228,11 @@ def mark_bootstrapped() -> None:
     loop = getattr(_current, "loop", None)
     if loop is not None:
         loop.mark_bootstrapped()
+
+
+def on_loop_thread() -> bool:
+    """Whether this thread is a ``BackgroundLoop``'s."""
+    return getattr(_current, "loop", None) is not None
 
 
 def bootstrapped_here() -> bool:

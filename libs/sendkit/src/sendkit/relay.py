@@ -49,8 +49,8 @@ from sendkit.background import (
     STOP_TIMEOUT_S,
     BackgroundLoop,
     bootstrapped_here,
-    connect_with_retry,
     mark_bootstrapped,
+    on_loop_thread,
 )
 from sendkit.envelope import to_kafka
 from sendkit.health import PROGRESS, Progress, supervised
@@ -193,6 +193,9 @@ class OutboxRelay:
         events = self.store.read_all(after=after, limit=self.batch_size)
         self._read = len(events)
         if not events:
+            if on_loop_thread() and not bootstrapped_here():
+                # Nothing to send yet, but readiness waits for a first contact.
+                self._probe_or_fail()
             self._metrics.lag.labels(self.topic).set(0)
             return 0
 
@@ -340,6 +343,15 @@ class OutboxRelay:
             mark_bootstrapped()
         return self._producer
 
+    def _probe_or_fail(self) -> None:
+        try:
+            self.probe_kafka()
+        except KafkaError as error:
+            raise PublishFailed(
+                f"no Kafka broker answered at {self.bootstrap} ({error!r}): check "
+                "KAFKA_BOOTSTRAP_SERVERS and that the broker is up"
+            ) from error
+
     def probe_kafka(self, timeout_s: float = PROBE_TIMEOUT_S) -> None:
         """Bootstrap a producer with the relay's settings once and close it; raises
         ``KafkaError`` when no broker answers within ``timeout_s``. A readiness check
@@ -430,24 +442,37 @@ def run_one_at_a_time(
     ``stop_event`` is set; a service's relay entry point, and the relay thread of a
     service's HTTP app, is this call.
 
-    Run on a ``sendkit.background.BackgroundLoop``, it first bootstraps a producer once
-    (retried while Kafka is down), so the loop's ``bootstrapped`` flag, which readiness
-    reads, says the relay can reach Kafka whether or not this replica takes the lock.
+    Run on a ``sendkit.background.BackgroundLoop``, the relay sets the loop's
+    ``bootstrapped`` flag, which readiness reads, once a producer of it has reached
+    Kafka: the publisher when it first connects (a round with nothing to send probes
+    instead), a standby by probing at each of its rounds until one succeeds.
     """
     probe = make_relay()  # makes no connection: only its checkpoint name is wanted
     lock = relay_lock_for(store, probe.checkpoint_name)
-    try:
-        if not bootstrapped_here():
-            connect_with_retry(
-                probe.probe_kafka,
-                stop_event,
-                what=f"relay producer for {probe.topic}",
-                max_s=MAX_BACKOFF_S,
+    probe.close()
+
+    def while_standing_by() -> None:
+        # A standby publishes nothing, so only a probe tells readiness that its
+        # producer could reach Kafka; once told, it probes no more.
+        if not on_loop_thread() or bootstrapped_here():
+            return
+        try:
+            probe.probe_kafka()
+        except KafkaError as error:
+            log.debug(
+                "relay standby cannot reach Kafka yet: %r",
+                error,
+                extra={"topic": probe.topic},
             )
-    finally:
-        probe.close()
+
     try:
-        run_exclusively(make_relay, lock, stop_event, poll_interval=poll_interval)
+        run_exclusively(
+            make_relay,
+            lock,
+            stop_event,
+            poll_interval=poll_interval,
+            on_standby=while_standing_by,
+        )
     finally:
         lock.release()
 

@@ -317,9 +317,10 @@ def run_exclusively(
     retry_interval: float = DEFAULT_RETRY_INTERVAL_S,
     check_interval: float = DEFAULT_CHECK_INTERVAL_S,
     on_tenure: Callable[[bool], None] | None = None,
+    on_standby: Callable[[], None] | None = None,
 ) -> None:
     """Publish with a relay from ``make_relay`` whenever ``lock`` is ours, until
-    ``stop_event`` is set.
+    ``stop_event`` is set; ``on_standby()`` is called at each round without the lock.
 
     Without the lock, try again every ``retry_interval`` seconds. With it, run a fresh
     relay (which reads the checkpoint) until the lock is lost or a stop is asked for,
@@ -339,6 +340,7 @@ def run_exclusively(
             retry_interval=retry_interval,
             check_interval=check_interval,
             on_tenure=on_tenure,
+            on_standby=on_standby,
         )
 
 
@@ -352,11 +354,14 @@ def _run_exclusively(
     retry_interval: float,
     check_interval: float,
     on_tenure: Callable[[bool], None] | None,
+    on_standby: Callable[[], None] | None,
 ) -> None:
     waiting_logged = False
     while not stop_event.is_set():
         if not lock.try_acquire():
             progress.record(0, None)
+            if on_standby is not None:
+                on_standby()
             if not waiting_logged:
                 log.info(
                     "relay lock %s is held elsewhere; standing by",
