@@ -13,6 +13,7 @@ and stays ready (and live) when that broker then goes away.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -206,3 +207,27 @@ def test_the_deadlines_read_api_is_not_ready_until_its_projector_reached_kafka(
     assert readiness.json()["checks"]["kafka_bootstrapped"] == "failed"
     assert readiness.json()["checks"]["store"] == "ok"
     assert liveness.status_code == 200
+
+
+def test_a_standby_replica_becomes_ready_while_the_other_publishes(
+    kafka_bootstrap: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="sendkit.relay_lock")
+    path = tmp_path / "intake.db"
+    first = intake_with(path, kafka_bootstrap)
+    second = intake_with(path, kafka_bootstrap)
+
+    with TestClient(first) as one:
+        wait_for(lambda: one.get("/readyz").status_code == 200, "the first replica")
+        with TestClient(second) as two:
+            wait_for(
+                lambda: two.get("/readyz").status_code == 200, "the second replica"
+            )
+            held = not lock_is_free(path, "/send/intake", intake.TOPIC)
+            live = two.get("/healthz").status_code
+
+    assert held
+    assert live == 200
+    # One replica took the lock; the other, ready all the same, stood by.
+    assert caplog.text.count("relay lock relay:send.intake.events taken") == 1
+    assert "relay lock relay:send.intake.events is held elsewhere" in caplog.text
