@@ -4,7 +4,9 @@ The test runs a broker of its own (``devstack.kafka``) in a kept directory, so i
 stop it and start it again on the same port with the same data. The ticker sends
 rounds, the broker goes away for longer than the producer's 60 s ``max_block_ms``,
 and when the broker is back on the same port the ticker, still the same process,
-sends rounds again.
+sends rounds again. Through the outage its heartbeat file stays fresh: a round that
+fails because Kafka is away is no reason for the liveness probe to restart it (it used
+to count as work waiting, so the file aged until the probe restarted the process).
 """
 
 from __future__ import annotations
@@ -57,9 +59,11 @@ def test_the_ticker_keeps_trying_through_an_outage_and_sends_when_kafka_is_back(
                 for name in (*settings.domain_topics, settings.ticks_topic)
             ],
         )
+        heartbeat = tmp_path / "heartbeat"
         env = process_env(
             KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap_servers,
             DEADLINES_TOPIC_PREFIX=settings.topic_prefix,
+            SEND_HEARTBEAT_FILE=heartbeat,
         )
         ticker = processes.start(
             ["-m", "deadlines", "ticker", "--every", "0.5"],
@@ -71,8 +75,11 @@ def test_the_ticker_keeps_trying_through_an_outage_and_sends_when_kafka_is_back(
         broker.stop()
         broker = None
         sent_before = ticker.text().count("ticks sent")
+        wait_for(lambda: heartbeat.exists(), "the heartbeat file")
+        beat_at_outage = heartbeat.stat().st_mtime
         time.sleep(OUTAGE_S)
         alive_through_outage = ticker.popen.poll() is None
+        beat_after_outage = heartbeat.stat().st_mtime
         broker = start_broker(run_dir=run_dir, port=port)
         wait_for(
             lambda: (
@@ -91,6 +98,7 @@ def test_the_ticker_keeps_trying_through_an_outage_and_sends_when_kafka_is_back(
 
     log = ticker.text()
     assert alive_through_outage, log[-3000:]
+    assert beat_after_outage > beat_at_outage, log[-3000:]
     assert sent_after > sent_before, log[-3000:]
     assert "ticks not sent" in log
     assert code == 0, log[-3000:]
