@@ -140,7 +140,10 @@ def test_without_a_valid_token_no_operation_gives_data(
         for headers in ({}, {"Authorization": f"Bearer {forged}"}):
             response = case.call(headers=headers)
             where = (case.method, case.formatted_path, response.status_code)
-            assert response.status_code in (401, 422), where
+            # A body or path the kernel refuses before any route runs (NUL
+            # characters: 400; too large: 413) or that fails validation (422) is
+            # answered before the token is looked at, with problem details only.
+            assert response.status_code in (400, 401, 413, 422), where
             assert set(json.loads(response.content)) <= PROBLEM_KEYS, where
             if response.status_code == 401:
                 assert any(n.lower() == "www-authenticate" for n in response.headers)
