@@ -43,6 +43,7 @@ from send_schemas.topics import CLOCK_TICKS
 from sendkit.background import connect_with_retry
 from sendkit.events import utcnow
 from sendkit.health import PROGRESS, Progress, supervised
+from sendkit.kafka_security import kafka_python_config
 from sendkit.logging import KAFKA_CORRELATION_HEADER, configure_logging
 
 log = logging.getLogger(__name__)
@@ -93,10 +94,12 @@ class Ticker:
         self.timeout_s = timeout_s
         timeout_ms = int(timeout_s * 1000)
         self._own_producer = producer is None
+        security = kafka_python_config()
         self.producer = producer or KafkaProducer(
             bootstrap_servers=bootstrap_servers,
             client_id="deadlines-ticker",
             bootstrap_timeout_ms=timeout_ms,
+            **security,
         )
         try:
             self.offsets = KafkaConsumer(
@@ -105,6 +108,7 @@ class Ticker:
                 group_id=None,
                 enable_auto_commit=False,
                 bootstrap_timeout_ms=timeout_ms,
+                **security,
             )
         except BaseException:
             # Retried by the caller while Kafka is down: leak no producer per try.
