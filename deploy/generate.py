@@ -22,12 +22,10 @@ Nothing here talks to a cluster. Hand-written files (kustomizations, the Kafka c
 the PostgreSQL clusters, the network policies, the overlays' patches) sit beside the
 generated ones and are never touched by this script.
 
-Known limits: the processes without an HTTP server are probed through a heartbeat
-file (``SEND_HEARTBEAT_FILE``, kept by ``sendkit.health``) that notify's worker does
-not keep yet, so it is restarted once its startup budget runs out; and the Kafka
-security settings the kafka-auth component sets (``KAFKA_SECURITY_PROTOCOL`` and the
-SASL names) are not yet read by the services' clients. docs/operations.md, section 1,
-says what each must do.
+Notify's API runs as a second container of the notify worker's pod (``sidecars``),
+because both use the ledger's SQLite file; every other pod runs one process. Known
+limit: the API's template ids for GOV.UK Notify are the council's and are not set
+here; docs/operations.md, section 1, says what to add.
 """
 
 from __future__ import annotations
