@@ -17,29 +17,24 @@ import functools
 import threading
 import time
 import uuid
-from collections import defaultdict
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 from kafka import KafkaProducer
 
 from deadlines.entrypoints.worker import READY_MESSAGE
 from deadlines.settings import DeadlinesSettings
-from devstack.kafka_topics import ensure_topics
-from send_schemas.topics import PARTITIONS, Topic, dead_letter_topic
-from sendkit.envelope import from_kafka, to_kafka
-from sendkit.events import Metadata, RecordedEvent
 
 from .shutdown_support import Process, Processes, TopicFollower, process_env, wait_for
+from .worker_support import decision_clocks, publish_requests, settings_on_own_topics
 
 CASES = 360
 BACKLOG = 120  # waiting when the worker first starts; the rest arrive while it runs
 KILLS = 3
 # Clocks that must appear between two kills, so each kill lands mid-stream.
 PROGRESS_BETWEEN_KILLS = 30
+ACTOR = "ehcco-kill"
 
 
 @pytest.fixture
@@ -51,26 +46,7 @@ def processes() -> Iterator[Processes]:
 
 @pytest.fixture
 def settings(kafka_bootstrap: str) -> DeadlinesSettings:
-    """Deadlines settings on topics of the test's own (``DEADLINES_TOPIC_PREFIX``)."""
-    prefix = f"kill{uuid.uuid4().hex[:8]}."
-    found = DeadlinesSettings(
-        kafka_bootstrap_servers=kafka_bootstrap, topic_prefix=prefix
-    )
-    inputs = [*found.domain_topics, found.ticks_topic]
-    names = [
-        *inputs,
-        found.clocks_topic,
-        *(dead_letter_topic("deadlines", name) for name in inputs),
-        dead_letter_topic("deadlines", found.clocks_topic),
-    ]
-    ensure_topics(
-        kafka_bootstrap,
-        [
-            Topic(name, owner="deadlines", consumers=("test",), partitions=PARTITIONS)
-            for name in names
-        ],
-    )
-    return found
+    return settings_on_own_topics(kafka_bootstrap, "kill")
 
 
 @pytest.fixture
@@ -78,45 +54,6 @@ def clocks_topic(settings: DeadlinesSettings) -> Iterator[TopicFollower]:
     follower = TopicFollower(settings.kafka_bootstrap_servers, settings.clocks_topic)
     yield follower
     follower.close()
-
-
-def request_received(case: str) -> RecordedEvent:
-    """A case's synthetic ``RequestReceived``, as intake's relay sends it."""
-    return RecordedEvent(
-        id=str(uuid.uuid4()),
-        stream_id=case,
-        version=1,
-        position=0,
-        type="send.intake.RequestReceived.v1",
-        source="/send/intake",
-        time=datetime.now(UTC),
-        data={
-            "case_id": case,
-            "requester_type": "parent",
-            "channel": "portal",
-            "received_at": "2025-01-06T10:00:00Z",
-            "school_urn": 100042,
-            "curriculum_year": 6,
-        },
-        metadata=Metadata(actor="ehcco-kill", correlation_id=case),
-    )
-
-
-def publish_requests(producer: KafkaProducer, topic: str, cases: list[str]) -> None:
-    for case in cases:
-        record = to_kafka(request_received(case))
-        producer.send(topic, key=record.key, value=record.value, headers=record.headers)
-    producer.flush(timeout=60)
-
-
-def decision_clocks(records: list[Any]) -> dict[str, list[Any]]:
-    """Each case's ``ClockSet`` events of the decision clock, copies included."""
-    found: dict[str, list[Any]] = defaultdict(list)
-    for record in records:
-        event = from_kafka(record)
-        if event.name == "ClockSet" and event.data["clock_id"] == "decision":
-            found[event.subject].append(event)
-    return found
 
 
 @pytest.mark.timeout(900)  # four worker starts under load, and the wait for every clock
@@ -137,14 +74,16 @@ def test_a_worker_killed_mid_stream_again_and_again_loses_no_case(
     )
     cases = [str(uuid.uuid4()) for _ in range(CASES)]
     producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
-    publish_requests(producer, settings.intake_topic, cases[:BACKLOG])
+    publish_requests(producer, settings.intake_topic, cases[:BACKLOG], actor=ACTOR)
     stop_publishing = threading.Event()
 
     def keep_publishing() -> None:
         for start in range(BACKLOG, CASES, 5):
             if stop_publishing.is_set():
                 return
-            publish_requests(producer, settings.intake_topic, cases[start : start + 5])
+            publish_requests(
+                producer, settings.intake_topic, cases[start : start + 5], actor=ACTOR
+            )
             time.sleep(0.1)
 
     def clocked() -> int:

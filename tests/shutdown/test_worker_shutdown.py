@@ -13,9 +13,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections import defaultdict
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +22,7 @@ from kafka import KafkaAdminClient, KafkaProducer
 
 from deadlines.entrypoints.worker import READY_MESSAGE
 from deadlines.settings import DeadlinesSettings
-from devstack.kafka_topics import ensure_topics
-from send_schemas.topics import PARTITIONS, Topic, dead_letter_topic
-from sendkit.envelope import from_kafka, to_kafka
-from sendkit.events import Metadata, RecordedEvent
+from send_schemas.topics import PARTITIONS
 
 from .shutdown_support import (
     Processes,
@@ -36,6 +31,7 @@ from .shutdown_support import (
     read_to_end,
     wait_for,
 )
+from .worker_support import decision_clocks, publish_requests, settings_on_own_topics
 
 CASES = 600
 BACKLOG = 200  # waiting when the worker starts; the rest arrive while it runs
@@ -51,71 +47,15 @@ def processes() -> Iterator[Processes]:
 
 @pytest.fixture
 def settings(kafka_bootstrap: str) -> DeadlinesSettings:
-    """Deadlines settings on topics of the test's own (``DEADLINES_TOPIC_PREFIX``)."""
-    prefix = f"stop{uuid.uuid4().hex[:8]}."
-    found = DeadlinesSettings(
-        kafka_bootstrap_servers=kafka_bootstrap, topic_prefix=prefix
-    )
-    inputs = [*found.domain_topics, found.ticks_topic]
-    names = [
-        *inputs,
-        found.clocks_topic,
-        *(dead_letter_topic("deadlines", name) for name in inputs),
-        dead_letter_topic("deadlines", found.clocks_topic),
-    ]
-    ensure_topics(
-        kafka_bootstrap,
-        [
-            Topic(name, owner="deadlines", consumers=("test",), partitions=PARTITIONS)
-            for name in names
-        ],
-    )
-    return found
+    return settings_on_own_topics(kafka_bootstrap, "stop")
 
 
-def publish_requests(settings: DeadlinesSettings, cases: list[str]) -> None:
-    """Each case's ``RequestReceived`` on intake's topic, as intake's relay sends it."""
+def send_requests(settings: DeadlinesSettings, cases: list[str]) -> None:
     producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
     try:
-        for case in cases:
-            event = RecordedEvent(
-                id=str(uuid.uuid4()),
-                stream_id=case,
-                version=1,
-                position=0,
-                type="send.intake.RequestReceived.v1",
-                source="/send/intake",
-                time=datetime.now(UTC),
-                data={
-                    "case_id": case,
-                    "requester_type": "parent",
-                    "channel": "portal",
-                    "received_at": "2025-01-06T10:00:00Z",
-                    "school_urn": 100042,
-                    "curriculum_year": 6,
-                },
-                metadata=Metadata(actor="ehcco-stop", correlation_id=case),
-            )
-            record = to_kafka(event)
-            producer.send(
-                settings.intake_topic,
-                key=record.key,
-                value=record.value,
-                headers=record.headers,
-            )
-        producer.flush(timeout=60)
+        publish_requests(producer, settings.intake_topic, cases, actor="ehcco-stop")
     finally:
         producer.close()
-
-
-def decision_clocks(records: list[Any]) -> dict[str, list[Any]]:
-    """Each case's ``ClockSet`` events of the decision clock, copies included."""
-    found: dict[str, list[Any]] = defaultdict(list)
-    for record in records:
-        event = from_kafka(record)
-        if event.name == "ClockSet" and event.data["clock_id"] == "decision":
-            found[event.subject].append(event)
-    return found
 
 
 @pytest.fixture
@@ -150,11 +90,11 @@ def test_the_worker_beats_after_recovery_and_stops_on_sigterm_losing_nothing(
         SEND_HEARTBEAT_FILE=heartbeat,
     )
     cases = [str(uuid.uuid4()) for _ in range(CASES)]
-    publish_requests(settings, cases[:BACKLOG])
+    send_requests(settings, cases[:BACKLOG])
 
     def keep_publishing() -> None:
         for start in range(BACKLOG, CASES, 10):
-            publish_requests(settings, cases[start : start + 10])
+            send_requests(settings, cases[start : start + 10])
             time.sleep(0.05)
 
     # Under load: requests wait when it starts, and keep coming through the stop.

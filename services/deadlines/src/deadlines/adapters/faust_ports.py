@@ -35,6 +35,8 @@ from deadlines.application.ports import InputRecord, Publication
 from deadlines.domain.errors import DeadlinesError
 
 log = logging.getLogger(__name__)
+LIST_OFFSETS_ATTEMPTS = 5
+LIST_OFFSETS_BACKOFF_S = 0.2
 
 
 class OffsetsUnavailable(DeadlinesError):
@@ -75,21 +77,49 @@ class BrokerOffsets:
             )
         return self._consumer
 
+    def _list_offsets(
+        self, tps: list[TopicPartition], *, earliest: bool
+    ) -> dict[TopicPartition, int]:
+        """The partitions' first or end offsets (the caller holds the lock).
+
+        kafka-python 3.0.12 can answer a list-offsets call with a partition left out
+        (its ``beginning_or_end_offset`` then raises ``KeyError`` for it), seen
+        just after a member of the group was killed; the question is asked again a
+        few times before it counts as unanswered.
+        """
+        consumer = self._client()
+        ask = consumer.beginning_offsets if earliest else consumer.end_offsets
+        for attempt in range(LIST_OFFSETS_ATTEMPTS):
+            try:
+                found = ask(tps, timeout_ms=self.timeout_ms)
+            except KeyError as missing:
+                log.warning(
+                    "the broker's offsets answer left a partition out: asking again",
+                    extra={"partition": str(missing), "attempt": attempt + 1},
+                )
+                time.sleep(LIST_OFFSETS_BACKOFF_S * (attempt + 1))
+                continue
+            return {tp: int(offset) for tp, offset in dict(found).items()}
+        raise OffsetsUnavailable(
+            f"the broker left a partition out of its offsets answer for {tps} "
+            f"{LIST_OFFSETS_ATTEMPTS} times; check the topics' leaders"
+        )
+
     def _ends(self, tps: list[TopicPartition]) -> dict[str, int]:
         with self._lock:
-            found = self._client().end_offsets(tps, timeout_ms=self.timeout_ms)
-        return {str(tp.topic): int(offset) for tp, offset in dict(found).items()}
+            found = self._list_offsets(tps, earliest=False)
+        return {str(tp.topic): offset for tp, offset in found.items()}
 
     def _starts(self, tps: list[TopicPartition]) -> dict[str, int]:
         with self._lock:
-            found = self._client().beginning_offsets(tps, timeout_ms=self.timeout_ms)
-        return {str(tp.topic): int(offset) for tp, offset in dict(found).items()}
+            found = self._list_offsets(tps, earliest=True)
+        return {str(tp.topic): offset for tp, offset in found.items()}
 
     def _read(self, tp: TopicPartition, start: int, stop: int) -> list[InputRecord]:
         found: list[InputRecord] = []
         with self._lock:
             consumer = self._client()
-            end = int(consumer.end_offsets([tp], timeout_ms=self.timeout_ms)[tp])
+            end = self._list_offsets([tp], earliest=False)[tp]
             stop = min(stop, end)
             if start >= stop:
                 return found
