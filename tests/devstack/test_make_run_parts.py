@@ -704,10 +704,25 @@ def test_the_demo_staff_have_drama_mobiles_and_preferences_by_role() -> None:
 
 
 def _sent(
-    kind: str, role: str, channel: str = "email", bundle: str | None = None
+    kind: str,
+    role: str,
+    channel: str = "email",
+    bundle: str | None = None,
+    *,
+    cause: str = "clock-event-1/STAFF-1",
+    corrects: str | None = None,
 ) -> Notification:
     return Notification(
-        "NotificationSent", "case-1", kind, role, channel, "smtp", bundle
+        "NotificationSent",
+        "case-1",
+        kind,
+        role,
+        channel,
+        "smtp",
+        bundle,
+        alert_id=f"{cause}/{channel}/{kind}",
+        corrects_alert_id=corrects,
+        cause=cause,
     )
 
 
@@ -743,8 +758,9 @@ def test_the_closing_note_counts_each_channel_and_holds_it_to_the_preferences() 
     assert "2 sent via the local GOV.UK Notify" in counts.render()
 
     # A manager's overdue email without its text, a SENCO texted, a lost receipt.
+    lone = _sent("overdue", "manager", cause="clock-event-2/STAFF-1")
     wrong = count_notify(
-        [*notifications, _sent("overdue", "manager"), _sent("overdue", "senco", "sms")],
+        [*notifications, lone, _sent("overdue", "senco", "sms")],
         5,
         [*messages, {"id": "n3", "type": "sms"}],
         callbacks,
@@ -753,8 +769,26 @@ def test_the_closing_note_counts_each_channel_and_holds_it_to_the_preferences() 
     assert wrong.problems == [
         "notify accepted delivery receipts for 2 of the 3 messages the local GOV.UK "
         "Notify took",
-        "2 overdue emails to managers but 1 texts: managers chose both",
+        "2 overdue alerts to managers by email but 1 by text, 1 of them one way "
+        "only: managers chose both",
         "a SENCO was texted, but the SENCOs chose email",
+    ]
+
+
+def test_an_alert_withdrawn_between_its_email_and_its_text_is_no_mismatch() -> None:
+    email = _sent("overdue", "manager", cause="clock-event-3/STAFF-1")
+    correction = _sent(
+        "correction", "manager", cause="withdrawn-1/STAFF-1", corrects=email.alert_id
+    )
+    lone = _sent("overdue", "manager", cause="clock-event-4/STAFF-1")
+
+    withdrawn = count_notify([email, correction], 2, [], [], {})
+    not_withdrawn = count_notify([email, correction, lone], 3, [], [], {})
+
+    assert withdrawn.problems == []
+    assert not_withdrawn.problems == [
+        "1 overdue alerts to managers by email but 0 by text, 1 of them one way only: "
+        "managers chose both"
     ]
 
 

@@ -332,6 +332,10 @@ class Notification:
     channel: str = "email"
     provider: str = "smtp"
     bundle_id: str | None = None
+    alert_id: str = ""
+    corrects_alert_id: str | None = None
+    cause: str = ""
+    """The clock event and the recipient: the same for an alert's email and text."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -487,6 +491,10 @@ class TopicWatcher:
                 str(event.data.get("channel") or "email"),
                 str(event.data.get("provider") or "smtp"),
                 event.data.get("bundle_id"),
+                str(event.data.get("alert_id", "")),
+                event.data.get("corrects_alert_id"),
+                f"{event.data.get('clock_event_id')}/"
+                f"{event.data.get('recipient_staff_id')}",
             )
         return True
 

@@ -883,7 +883,6 @@ def count_notify(
         answer = attempt.get("answer")
         if isinstance(answer, int) and 200 <= answer < 300:
             accepted[str(attempt["notification_id"])] = str(attempt["status"])
-    email_pairs = Counter(f"{n.alert_kind}/{n.recipient_role}" for n in emails)
     text_pairs = Counter(f"{n.alert_kind}/{n.recipient_role}" for n in texts)
     counts = NotifyCounts(
         emails_accepted_by_smtp=emails_accepted,
@@ -909,14 +908,28 @@ def count_notify(
             f"notify accepted delivery receipts for {len(accepted)} of the "
             f"{len(stub_messages)} messages the local GOV.UK Notify took"
         )
-    # Managers chose email and text for a missed deadline, so each overdue email to a
-    # manager has its text; the coordinators and SENCOs chose no text for it.
+    # Managers chose email and text for a missed deadline, so each overdue alert to a
+    # manager went both ways; the coordinators and SENCOs chose no text for it. An
+    # alert withdrawn between its two sends (a corrected fact) rightly went one way
+    # only, and its correction followed: those are left out.
+    cause_of = {n.alert_id: n.cause for n in sent}
+    corrected = {cause_of.get(n.corrects_alert_id) for n in sent if n.corrects_alert_id}
     for kind in ("overdue", "escalation"):
-        pair = f"{kind}/manager"
-        if email_pairs[pair] != text_pairs[pair]:
+        ways = {
+            channel: {
+                n.cause
+                for n in sent
+                if n.channel == channel
+                and f"{n.alert_kind}/{n.recipient_role}" == f"{kind}/manager"
+                and n.cause not in corrected
+            }
+            for channel in ("email", "sms")
+        }
+        if ways["email"] != ways["sms"]:
             problems.append(
-                f"{email_pairs[pair]} {kind} emails to managers but {text_pairs[pair]} "
-                "texts: managers chose both"
+                f"{len(ways['email'])} {kind} alerts to managers by email but "
+                f"{len(ways['sms'])} by text, {len(ways['email'] ^ ways['sms'])} of "
+                "them one way only: managers chose both"
             )
     if text_pairs["approaching/senco"] or text_pairs["overdue/senco"]:
         problems.append("a SENCO was texted, but the SENCOs chose email")
