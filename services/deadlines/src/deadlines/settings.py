@@ -39,6 +39,7 @@ from send_schemas.topics import (
     PLANS,
     REVIEWS,
 )
+from sendkit.auth import AuthSettings
 from sendkit.settings import ServiceSettings
 
 DOMAIN_TOPICS: tuple[str, ...] = (INTAKE.name, PLANS.name, REVIEWS.name, PLACEMENT.name)
@@ -137,3 +138,12 @@ class DeadlinesSettings(ServiceSettings):
                 )
             return leads
         return value
+
+
+class DeadlinesApiSettings(DeadlinesSettings, AuthSettings):
+    """The read API's settings: the service's own and how bearer tokens are verified."""
+
+    # Set again: the merged config would take AuthSettings' empty prefix last.
+    model_config = SettingsConfigDict(
+        env_prefix="DEADLINES_", extra="ignore", populate_by_name=True, frozen=True
+    )

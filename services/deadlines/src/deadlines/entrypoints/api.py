@@ -59,15 +59,13 @@ from typing import Annotated, Any, Literal
 import uvicorn
 from fastapi import FastAPI, HTTPException, Path, Query, Request
 from fastapi.responses import Response
-from pydantic_settings import SettingsConfigDict
 
 from deadlines.adapters.readmodel_store import projector_loops, read_case, read_cases
 from deadlines.application import readmodel
 from deadlines.application.processor import SOURCE
 from deadlines.application.timeliness import timeliness as count_timeliness
-from deadlines.settings import DeadlinesSettings
+from deadlines.settings import DeadlinesApiSettings, DeadlinesSettings
 from sendkit.auth import (
-    AuthSettings,
     CaseScope,
     Grant,
     NotAuthorized,
@@ -124,15 +122,6 @@ reach."""
 
 TIMELINE_FIELDS = ("school_urn", "coordinator_id", "received_at", "clocks")
 """What a timeline shows of a case, named in its access-log entry."""
-
-
-class DeadlinesApiSettings(DeadlinesSettings, AuthSettings):
-    """The read API's settings: the service's own and how bearer tokens are verified."""
-
-    # Set again: the merged config would take AuthSettings' empty prefix last.
-    model_config = SettingsConfigDict(
-        env_prefix="DEADLINES_", extra="ignore", populate_by_name=True, frozen=True
-    )
 
 
 class InvalidQuery(ValueError):
