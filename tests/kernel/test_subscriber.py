@@ -191,6 +191,43 @@ def committed_offset(subscriber: IdempotentSubscriber) -> int | None:
     return committed(subscriber.bootstrap, subscriber.group_id, subscriber.topic)
 
 
+# --- a member left without partitions -------------------------------------------------
+
+
+def test_a_member_left_without_partitions_joins_again_and_takes_the_records(
+    setup: Setup, caplog: pytest.LogCaptureFixture
+) -> None:
+    first, second = (envelope("case-1", v, {"n": v}) for v in (1, 2))
+    produce(setup.bootstrap, setup.topic, [first])
+    subscriber = setup.subscriber(Recorder(), unassigned_rejoin_s=0.5)
+    poll_until(subscriber, 1)
+    # What kafka-python 3.0.12 can leave behind after a join cut short: a member of a
+    # stable group with no partition, which would fetch nothing again.
+    subscriber._consumer._subscription.assign_from_subscribed([])
+    produce(setup.bootstrap, setup.topic, [second])
+
+    with caplog.at_level(logging.WARNING, logger="sendkit.subscriber"):
+        outcome = poll_until(subscriber, 1)
+
+    assert outcome == PollOutcome(handled=1)
+    assert "joining again" in everything_logged(caplog)
+    assert subscriber._consumer.assignment()
+
+
+def test_a_member_with_its_partition_never_joins_again(
+    setup: Setup, caplog: pytest.LogCaptureFixture
+) -> None:
+    produce(setup.bootstrap, setup.topic, [envelope("case-1", 1, {"n": 1})])
+    subscriber = setup.subscriber(Recorder(), unassigned_rejoin_s=0.2)
+    poll_until(subscriber, 1)
+
+    with caplog.at_level(logging.WARNING, logger="sendkit.subscriber"):
+        for _ in range(5):  # a second of empty polls
+            subscriber.poll_once()
+
+    assert "joining again" not in everything_logged(caplog)
+
+
 # --- handling once --------------------------------------------------------------------
 
 

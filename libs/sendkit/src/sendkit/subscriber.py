@@ -42,6 +42,14 @@ message a faulty release cannot handle.
 
 A dead-lettered record is not marked processed, so a replay sends it to the dead-letter
 topic again; the ``dlq_source_*`` headers identify repeats.
+
+kafka-python 3.0.12 can leave a member that joined its group with no partitions when a
+short poll ends between JoinGroup and SyncGroup; it then polls nothing for ever, and
+its partitions wait. A watchdog in ``poll_once`` leaves the group and subscribes again
+when the consumer has had no partition for ``unassigned_rejoin_s`` (45 s by default)
+while its topic has some. A member of a group with more members than partitions is
+idle by design and would rejoin at that interval, causing a rebalance each time: run
+no more replicas of a subscriber than its topic has partitions.
 """
 
 from __future__ import annotations
@@ -71,6 +79,9 @@ from sendkit.logging import kafka_correlation_scope
 from sendkit.store import EventStore, StoreUnavailable, Transaction, VersionConflict
 
 log = logging.getLogger(__name__)
+
+UNASSIGNED_REJOIN_S = 45.0
+"""How long a subscriber may have no partition of its topic before it joins again."""
 
 Handler = Callable[[ReceivedEvent, Transaction], None]
 """Handles one event; appends what it decides through the transaction it is given."""
@@ -211,8 +222,11 @@ class IdempotentSubscriber:
         consumer_config: Mapping[str, Any] | None = None,
         producer_config: Mapping[str, Any] | None = None,
         registry: CollectorRegistry | None = None,
+        unassigned_rejoin_s: float = UNASSIGNED_REJOIN_S,
     ) -> None:
         self.consumer_name = consumer_name
+        self._unassigned_rejoin_s = unassigned_rejoin_s
+        self._unassigned_since: float | None = None
         self.topic = topic
         self.group_id = group_id
         self.store = store
@@ -252,6 +266,8 @@ class IdempotentSubscriber:
         batch = self._consumer.poll(
             timeout_ms=self._poll_timeout_ms, max_records=self._max_records
         )
+        if not batch:
+            self._rejoin_if_left_unassigned()
         counts = {HANDLED: 0, DUPLICATE: 0, DEAD_LETTERED: 0}
         done: dict[TopicPartition, OffsetAndMetadata] = {}
         pending = [(tp, list(records)) for tp, records in batch.items()]
@@ -284,6 +300,31 @@ class IdempotentSubscriber:
             dead_lettered=counts[DEAD_LETTERED],
             rewound=rewound,
         )
+
+    def _rejoin_if_left_unassigned(self) -> None:
+        """Subscribe again when the group has left this member without partitions
+        for too long while the topic has some (see the module's docstring)."""
+        if self._consumer.assignment():
+            self._unassigned_since = None
+            return
+        now = time.monotonic()
+        if self._unassigned_since is None:
+            self._unassigned_since = now
+            return
+        if now - self._unassigned_since < self._unassigned_rejoin_s:
+            return
+        if not self._consumer.partitions_for_topic(self.topic):
+            return  # the topic has no partitions (yet): nothing to be assigned
+        log.warning(
+            "subscriber %s has had no partition of %s for %.0f s: joining again",
+            self.consumer_name,
+            self.topic,
+            now - self._unassigned_since,
+            extra={"consumer": self.consumer_name, "topic": self.topic},
+        )
+        self._unassigned_since = None
+        self._consumer.unsubscribe()
+        self._consumer.subscribe([self.topic])
 
     def run_forever(
         self, stop_event: threading.Event, *, progress: Progress | None = None
