@@ -654,6 +654,8 @@ def test_a_post16_move_is_for_a_future_day_in_year_12_or_later(
         service.handle(ProposePost16Move(year12, date(2025, 10, 6)))
     with pytest.raises(ImpossibleTransition, match="already proposed"):
         service.handle(ProposePost16Move(year12, date(2026, 4, 20)))
+    with pytest.raises(InvalidCommand, match="at most three years ahead"):
+        service.handle(ProposePost16Move(year12, date(9999, 12, 31)))
 
 
 # Transport ----------------------------------------------------------------------------

@@ -489,6 +489,18 @@ def test_a_transfer_in_dated_tomorrow_is_422(client: TestClient) -> None:
     assert problem(response, 422, "validation-error") == ["transferred_on"]
 
 
+def test_a_transfer_in_dated_before_ehc_plans_existed_is_422(
+    client: TestClient,
+) -> None:
+    response = client.post(
+        "/transfers-in",
+        json={"transferred_on": "0001-01-01", "from_council": "Exampleshire"},
+    )
+
+    assert problem(response, 422, "validation-error") == ["transferred_on"]
+    assert "2014-09-01" in response.text
+
+
 def test_the_new_councils_notice_on_a_plan_not_transferred_in_is_409(
     issued: Api,
 ) -> None:

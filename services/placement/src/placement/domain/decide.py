@@ -36,7 +36,7 @@ named that does not exist raises a ``NotFound`` kind (404).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from placement.domain.commands import (
@@ -71,6 +71,10 @@ MAX_TEXT = 4000
 MAX_OPTIONS = 10
 MAX_PANEL_AHEAD_DAYS = 366
 POST16_FIRST_YEAR = 12
+
+
+POST16_MOVE_AHEAD_DAYS = 3 * 365
+"""How far ahead a move between post-16 institutions may be proposed."""
 
 
 class _Problems:
@@ -561,6 +565,13 @@ def _propose_move(
         command.move_on > today,
         "move_on",
         f"must be a day after today ({today}): a move is proposed before it happens",
+    )
+    latest = today + timedelta(days=POST16_MOVE_AHEAD_DAYS)
+    problems.check(
+        command.move_on <= latest,
+        "move_on",
+        f"must be at most three years ahead (on or before {latest}): a move further "
+        "off cannot be planned yet",
     )
     _optional_text(problems, "note", command.note)
     problems.raise_if_any()

@@ -85,6 +85,10 @@ MAX_TEXT = 4000
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
+EHC_PLANS_BEGAN = date(2014, 9, 1)
+"""No fact of an EHC plan can be dated before Part 3 of the 2014 Act came in."""
+
+
 class _Problems:
     """Collects every bad field of a command before refusing it once."""
 
@@ -128,10 +132,18 @@ class _Problems:
         after: Iterable[tuple[date | None, str]] = (),
         future_ok: bool = False,
     ) -> None:
-        """Check a date is not in the future and not before any fact it follows."""
+        """Check a date is not in the future, not before EHC plans existed, and not
+        before any fact it follows."""
         if not future_ok and value > self.today:
             self.add(
                 field, f"must not be in the future (today is {self.today} in London)"
+            )
+            return
+        if value < EHC_PLANS_BEGAN:
+            self.add(
+                field,
+                f"must not be before {EHC_PLANS_BEGAN}, when EHC plans began "
+                "(Children and Families Act 2014)",
             )
             return
         for bound, what in after:
