@@ -73,6 +73,10 @@ from sendkit.store.base import EventStore
 
 log = logging.getLogger(__name__)
 
+KEYS_UNAVAILABLE = "keys_unavailable"
+KEYS_RETRY_AFTER_S = 5
+"""Seconds a caller is asked to wait while the issuer's keys cannot be fetched."""
+
 AUTH_MODE_HEADER = "X-Auth-Mode"
 STAFF_ID_HEADER = "X-Staff-Id"
 ACCESS_LOG_ACTION = "access-log.read"
@@ -253,7 +257,8 @@ class ServiceAuth:
         try:
             return self.verifier.verify(credentials.credentials)
         except NotAuthenticated as error:
-            self._log_refusal(request, 401, None, error.reason, None, None)
+            status = 503 if error.reason == KEYS_UNAVAILABLE else 401
+            self._log_refusal(request, status, None, error.reason, None, None)
             raise
 
     def development_principal(self, staff_id: str | None) -> Principal:
@@ -360,6 +365,17 @@ class ServiceAuth:
 
     async def _unauthenticated(self, request: Request, exc: Exception) -> Response:
         assert isinstance(exc, NotAuthenticated)
+        if exc.reason == KEYS_UNAVAILABLE:
+            # Not the caller's fault: their token may well be good. A 401 would send
+            # them to sign in again; a 503 tells them to try again shortly.
+            return Problem(
+                status=503,
+                title="Service unavailable",
+                detail=exc.detail,
+                type=problem_type("keys-unavailable"),
+                instance=request.url.path,
+                extensions=_extensions(reason=exc.reason),
+            ).response(headers={"Retry-After": str(KEYS_RETRY_AFTER_S)})
         challenge = f'Bearer realm="{self.service}"'
         if exc.reason != "no_token":
             challenge += f', error="invalid_token", error_description="{exc.detail}"'
