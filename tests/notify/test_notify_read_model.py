@@ -278,9 +278,12 @@ def test_a_receipt_before_the_send_is_recorded_is_published_after_it(
     delivery.deliver_due()
     clock.advance(minutes=1)
     repeat = receipts.record(Receipt("notify-42", None, "delivered", clock()))
+    # A failure after delivered: the first final status stands, nobody is escalated.
+    contrary = receipts.record(Receipt("notify-42", None, "permanent-failure", clock()))
 
     assert outcomes == [ReceiptOutcome.KEPT_FOR_LATER]
     assert repeat is ReceiptOutcome.DUPLICATE
+    assert contrary is ReceiptOutcome.CONTRADICTED
     with db.transaction() as tx:
         kinds = [e.type.split(".")[2] for e in tx.events.read_stream(case)]
     assert kinds == ["NotificationSent", "NotificationDelivered"]

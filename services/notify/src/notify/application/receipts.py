@@ -4,7 +4,9 @@ Notify posts a receipt when a message reaches its final status. The receipt name
 message by Notify's id and by our ``reference`` (the alert id). ``delivered`` becomes
 ``NotificationDelivered``; a failure status becomes ``NotificationDeliveryFailed`` and
 an escalation to the recipient's manager. A receipt repeated by Notify (it retries a
-callback that was not answered in time) changes nothing the second time.
+callback that was not answered in time) changes nothing the second time, and a
+receipt with another final status than the one recorded is logged and ignored: the
+first final status stands.
 
 A receipt may arrive before the delivery has recorded Notify's answer to the send
 (they race on a fast provider, and a crash may sit between them). It is then kept on
@@ -37,6 +39,7 @@ class ReceiptOutcome(StrEnum):
     DUPLICATE = "duplicate"
     UNKNOWN = "unknown"
     NOT_FINAL = "not_final"
+    CONTRADICTED = "contradicted"
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +108,19 @@ class Receipts:
                 return ReceiptOutcome.UNKNOWN
             if alert.delivery_status == status.value:
                 return ReceiptOutcome.DUPLICATE
+            if alert.delivery_status is not None:
+                # Every status here is final, so the first one stands: a later,
+                # different one (a failure after delivered) would escalate a message
+                # that arrived.
+                log.warning(
+                    "delivery receipt contradicts the final status already recorded",
+                    extra={
+                        "alert_id": alert.alert_id,
+                        "recorded": alert.delivery_status,
+                        "received": status.value,
+                    },
+                )
+                return ReceiptOutcome.CONTRADICTED
 
             updated = alert.evolve(
                 delivery_status=status.value,
