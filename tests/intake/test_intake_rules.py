@@ -112,6 +112,17 @@ def test_a_timestamp_in_the_future_is_refused(service: IntakeService) -> None:
     assert "future" in error.value.field_errors[0][1]
 
 
+def test_a_request_dated_before_ehc_assessments_existed_blames_its_own_date(
+    service: IntakeService,
+) -> None:
+    with pytest.raises(InvalidCommand) as error:
+        open_case(service, received_at=datetime(1900, 1, 1, 9, 0, tzinfo=UTC))
+
+    # Not date_of_birth, which is after such a day but is not what is wrong.
+    assert fields_of(error) == ["received_at"]
+    assert "2014-09-01" in error.value.field_errors[0][1]
+
+
 def test_a_request_received_this_very_moment_is_accepted(
     service: IntakeService,
 ) -> None:

@@ -85,6 +85,10 @@ class _Problems:
             raise InvalidCommand(self.found)
 
 
+EHC_ASSESSMENTS_BEGAN = date(2014, 9, 1)
+"""No request for an EHC needs assessment can predate Part 3 of the 2014 Act."""
+
+
 def _event(
     model: contract.IntakeEvent, context: Context, private: dict[str, Any] | None = None
 ) -> NewEvent:
@@ -169,6 +173,12 @@ def _receive(case: Case, command: ReceiveRequest, context: Context) -> list[NewE
         problems.add("received_at", "must include a time zone offset, such as 'Z'")
     elif command.received_at > context.now:
         problems.add("received_at", "must not be in the future")
+    elif london_date(command.received_at) < EHC_ASSESSMENTS_BEGAN:
+        problems.add(
+            "received_at",
+            f"must not be before {EHC_ASSESSMENTS_BEGAN}, when requests for EHC needs "
+            "assessments began (Children and Families Act 2014)",
+        )
     else:
         received_on = london_date(command.received_at)
 
