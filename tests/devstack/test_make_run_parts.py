@@ -690,6 +690,8 @@ def test_the_demo_staff_have_drama_mobiles_and_preferences_by_role() -> None:
             "approaching": "email",
             "overdue": "both",
         }
+        # No quiet hours for the demo's texts: see demo_preferences.
+        assert chosen[manager.staff_id]["quiet_hours"] is None
     for senco in DEMO_SENCOS:
         assert chosen[senco.staff_id] == {
             "channels": {"approaching": "email", "overdue": "email"}
@@ -698,7 +700,7 @@ def test_the_demo_staff_have_drama_mobiles_and_preferences_by_role() -> None:
     assert chosen[digest.staff_id]["daily_digest"] is True
     assert chosen[texting.staff_id] == {
         "channels": {"approaching": "sms", "overdue": "both"},
-        "quiet_hours": "21:00-07:00",
+        "quiet_hours": None,
     }
     assert all("daily_digest" not in chosen[m.staff_id] for m in rest)
 

@@ -33,8 +33,8 @@ not ready in time stops everything, and its log's last lines are printed.
 
 Once everything is up it sets each demo member of staff's preferences through notify's
 API, as a ``service_admin`` (``devstack.demo_data.demo_preferences``: coordinators by
-email, the first as a daily digest and the second by text with quiet hours; managers
-by email and text for a missed deadline; SENCOs by email).
+email, the first as a daily digest and the second by text; managers by email and
+text for a missed deadline; SENCOs by email; no quiet hours for texts).
 
 Then it posts one request over HTTP and shows it arriving on ``send.intake.events``,
 and plays the demo (``devstack.demo``): Buckinghamshire's 2024 requests (``--scale
@@ -61,10 +61,11 @@ posted.
 Known limits: the deadlines processor's time never goes back, so on an existing Kafka
 whose tick topic already holds later ticks (an earlier demo, a ticker) every new clock
 is overdue at once; the start prints a warning and the summary's timing check fails,
-but the run goes on. The demo ticks at 08:00 London, so no text falls in anyone's
-quiet hours and none is held back (the notify tests show them holding on the ticks'
-clock); the alerts raised on the last demo day wait for a digest no later tick
-gathers, and the closing note counts them as waiting. The demo's phase-transfer
+but the run goes on. The demo sets no quiet hours for texts: an alert notify raises
+before its tick clock has caught up is judged on the wall clock, so a demo run in the
+evening would hold texts past its end (the notify tests show quiet hours holding on
+the ticks' clock); the alerts raised on the last demo day wait for a digest no later
+tick gathers, and the closing note counts them as waiting. The demo's phase-transfer
 year is drawn from the demo's own plans, so its cohort is far smaller than a real
 council's, and infant-to-junior moves are not played (``PLACEMENT_INFANT_SCHOOLS`` is
 left unset). The issuer's keys live in memory, so tokens it signed do not outlive the
