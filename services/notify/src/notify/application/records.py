@@ -144,7 +144,9 @@ def new_alert(
             raise ValueError(f"{member.staff_id} has no mobile number for an SMS alert")
         content = EmailContent(subject="", body=compose_sms(notice, link))
         address: str = member.mobile
-        due = quiet_hours.next_allowed(now) if quiet_hours else now
+        # Due now: the delivery holds it through the quiet hours when it claims it,
+        # on the calendar clock (the ticks' in a demo), not on the wall clock here.
+        due = now
     else:
         content = compose_alert(notice, recipient.role, coordinator_name, link)
         address = member.email
@@ -238,10 +240,9 @@ def correction_for(
     routing = routing or Routing()
     notice = original.clock_notice
     link = routing.link(original.case_id)
-    quiet = QuietHours.parse(original.quiet_hours) if original.quiet_hours else None
     if original.channel is Channel.SMS:
         content = EmailContent("", compose_correction_sms(notice, withdrawal))
-        due = quiet.next_allowed(now) if quiet else now
+        due = now  # quiet hours: as for a new text, applied when it is claimed
     else:
         content = compose_correction(notice, withdrawal, link)
         due = now
