@@ -17,6 +17,7 @@ import contextlib
 import logging
 import os
 import re
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 
@@ -29,6 +30,15 @@ from devstack.kafka_topics import create_project_topics, create_unique_topic
 # postgres_dsn and postgres_database: a real PostgreSQL, see tests/postgres_fixture.py;
 # local_issuer, auth_env, mint: OIDC tokens, see tests/auth_fixtures.py.
 pytest_plugins = ["postgres_fixture", "auth_fixtures"]
+
+# Faust makes a data folder per app ("<app id>-data") in the working directory even
+# with in-memory tables; the apps and worker processes of tests put theirs in one
+# temporary folder instead of the checkout. Faust reads FAUST_DATADIR when it is first
+# imported, which no module imported above does, and subprocesses inherit it.
+os.environ.setdefault(
+    "FAUST_DATADIR",
+    os.path.join(tempfile.mkdtemp(prefix="send-faust-"), "{conf.name}-data"),
+)
 
 log = logging.getLogger("tests.kafka_fixture")
 
