@@ -434,7 +434,12 @@ def _correct(facts: list[Fact], event: CaseEvent) -> str:
         if fact.type in targets and fact.data.get(str(name)) is not None
     ]
     matching = [i for i in holders if _same(kind, facts[i].data[str(name)], old_value)]
-    if matching:
+    # A correction naming the event it corrects (plans' event_id) hits that fact even
+    # when another fact of the targets holds the same date.
+    named = [i for i in holders if facts[i].id == event.data.get("event_id")]
+    if named:
+        index = named[0]
+    elif matching:
         index = matching[-1]
     elif len(holders) == 1:
         index = holders[0]

@@ -98,7 +98,8 @@ class Correction:
     """An event correcting a date recorded earlier: ``{field, old_value, new_value}``.
 
     ``targets`` maps each correctable field to the event types that carry it; the fact
-    corrected is the latest of those whose value equals ``old_value``.
+    corrected is the one whose event id the correction names in ``event_id`` (plans'
+    corrections do), else the latest of those whose value equals ``old_value``.
     """
 
     type: str
