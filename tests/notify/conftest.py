@@ -1,4 +1,4 @@
-"""Fixtures for notify's tests: both databases, a fixed clock, a fake sender."""
+"""Fixtures for notify's tests: every database adapter, a fixed clock, a fake sender."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pytest
 from notify_factories import FakeClock, FakeSender, seed
 
 from notify.adapters.memory_db import InMemoryNotifyDatabase
+from notify.adapters.postgres_db import NotifyPostgresDatabase
 from notify.adapters.sqlite_db import NotifySQLiteDatabase
 from notify.application.delivery import Delivery
 from notify.application.handlers import NotifyHandlers
@@ -22,13 +23,17 @@ def clock() -> FakeClock:
     return FakeClock(datetime(2025, 2, 10, 9, 0, tzinfo=UTC))
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
 def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[NotifyDatabase]:
+    """Each database adapter in turn; PostgreSQL on a fresh database of the run's
+    real server (``tests/postgres_fixture.py``), which fails when there is none."""
     database: NotifyDatabase
     if request.param == "memory":
         database = InMemoryNotifyDatabase()
-    else:
+    elif request.param == "sqlite":
         database = NotifySQLiteDatabase(tmp_path / "notify.db")
+    else:
+        database = NotifyPostgresDatabase(request.getfixturevalue("postgres_database"))
     yield database
     database.close()
 

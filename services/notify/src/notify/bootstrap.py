@@ -1,11 +1,12 @@
 """The composition root: builds notify's parts from its settings, in one place.
 
 Entry points (the faust worker, the HTTP API, the command line) and tests call
-``build_runtime``; nothing else constructs adapters, so swapping one (a fake provider
-in a test, another database later) happens here only. At start-up it imports the
-directory CSV (``NOTIFY_DIRECTORY_CSV``) if that file changed since the last import.
-With ``NOTIFY_CLOCK=ticks`` the scheduler, the digest an alert goes in and SMS quiet
-hours follow a ``TickClock`` (``notify.application.clock``) the worker moves, and the
+``build_runtime``; nothing else constructs adapters, so swapping one (a fake provider in
+a test, the database chosen by the scheme of ``NOTIFY_DATABASE_URL``: SQLite, PostgreSQL
+or memory) happens here only. At start-up it imports the directory CSV
+(``NOTIFY_DIRECTORY_CSV``) if that file changed since the last import. With
+``NOTIFY_CLOCK=ticks`` the scheduler, the digest an alert goes in and SMS quiet hours
+follow a ``TickClock`` (``notify.application.clock``) the worker moves, and the
 scheduler runs whenever it moves.
 """
 
@@ -18,16 +19,19 @@ from datetime import datetime, timedelta
 
 from notify.adapters.directory_csv import read_directory_csv
 from notify.adapters.govuk_notify import GovukNotifyProvider
+from notify.adapters.memory_db import InMemoryNotifyDatabase
+from notify.adapters.postgres_db import NotifyPostgresDatabase
 from notify.adapters.smtp import SMTPEmailSender, SMTPProvider
 from notify.adapters.sqlite_db import NotifySQLiteDatabase, sqlite_path
 from notify.application.clock import TICKS, TickClock, when_moved
 from notify.application.delivery import Delivery, DeliveryThread
 from notify.application.handlers import NotifyHandlers
-from notify.application.ports import EmailSender, MessageProvider
+from notify.application.ports import EmailSender, MessageProvider, NotifyDatabase
 from notify.application.receipts import Receipts
 from notify.application.schedule import Scheduler
 from notify.application.staff import StaffService
 from notify.domain.alerts import Provider
+from notify.errors import ConfigurationError
 from notify.settings import NotifySettings
 from sendkit.events import utcnow
 
@@ -56,6 +60,29 @@ def govuk_provider(settings: NotifySettings) -> GovukNotifyProvider | None:
         email_template_id=settings.govuk_email_template_id,
         sms_template_id=settings.govuk_sms_template_id,
         timeout=settings.govuk_timeout_seconds,
+    )
+
+
+def open_database(url: str) -> NotifyDatabase:
+    """Notify's database named by ``url`` (``NOTIFY_DATABASE_URL``), by its scheme.
+
+    ``sqlite:///`` opens a file (one worker), ``postgresql://`` or ``postgres://`` a
+    PostgreSQL database that several replicas may share, ``memory://`` an empty
+    in-process one.
+    """
+    if url.startswith("sqlite:"):
+        return NotifySQLiteDatabase(sqlite_path(url))
+    if url.startswith(("postgresql://", "postgres://")):
+        return NotifyPostgresDatabase(url)
+    if url == "memory://":
+        return InMemoryNotifyDatabase()
+    # Only the scheme goes into the message: a database URL may carry a password.
+    scheme = url.partition(":")[0] if ":" in url else url[:20]
+    raise ConfigurationError(
+        f"NOTIFY_DATABASE_URL has scheme {scheme!r}, which notify cannot open: write "
+        "sqlite:///.run/notify.db (a file, one worker), "
+        "postgresql://notify:<password>@<host>:5432/notify (several replicas) or "
+        "memory:// (tests only)"
     )
 
 
@@ -96,7 +123,7 @@ class NotifyRuntime:
     """Notify's parts, wired: database, handlers, delivery, scheduler, directory."""
 
     settings: NotifySettings
-    db: NotifySQLiteDatabase
+    db: NotifyDatabase
     handlers: NotifyHandlers
     delivery: Delivery
     scheduler: Scheduler
@@ -138,7 +165,7 @@ def build_runtime(
     import_directory: bool = True,
 ) -> NotifyRuntime:
     """Open the database, import the directory CSV if it changed, wire the parts."""
-    db = NotifySQLiteDatabase(sqlite_path(settings.database_url))
+    db = open_database(settings.database_url)
     try:
         clock = TickClock(db, wall=now) if settings.clock == TICKS else None
         calendar = clock.now if clock is not None else None

@@ -53,7 +53,12 @@ class NotifySettings(ServiceSettings):
     )
     database_url: str = Field(
         default="sqlite:///.run/notify.db",
-        description="Notify's own database: ledger, read model and event store.",
+        description=(
+            "Notify's own database (ledger, read model and event store): "
+            "sqlite:///<relative path> or sqlite:////<absolute path> for one worker, "
+            "postgresql://<user>:<password>@<host>:<port>/<database> for several "
+            "replicas sharing one ledger, or memory:// (tests and demos only)."
+        ),
     )
     directory_csv: Path | None = Field(
         default=Path(".run/staff.csv"),

@@ -33,11 +33,14 @@ never run on the faust event loop; handlers wake it when they record new alerts,
 it sleeps until the next attempt is due otherwise. Between passes it runs the
 scheduler (digests, termly lists) when one is given.
 
-The delivery assumes one sender per ledger at a time (one worker process per SQLite
-file); ``release_claims`` at start-up returns any claim left by a dead process. Two
-live senders on one ledger would still never send an alert twice while its lease
-holds, but a send that outlasts the lease could be repeated (for GOV.UK Notify, only
-after asking it by reference).
+On SQLite the delivery assumes one sender per ledger (one worker process per file);
+``release_claims`` at start-up returns any claim left by a dead process. On
+PostgreSQL several replicas send from one ledger (``NotifyDatabase.shared``): a claim
+is made in a transaction that no other replica's claim can interleave with, so an
+alert is claimed by one sender at a time, and a claim left by a dead replica falls due
+again when its lease runs out instead of at start-up. Live senders never send an
+alert twice while its lease holds, but a send that outlasts the lease could be
+repeated (for GOV.UK Notify, only after asking it by reference).
 """
 
 from __future__ import annotations
@@ -156,7 +159,18 @@ class Delivery:
         self._now = now
 
     def release_claims(self) -> int:
-        """Make every unanswered claim due now; call once before delivering."""
+        """Make every unanswered claim due now; call once before delivering.
+
+        On a database several replicas share, a claim found may be another live
+        replica's send in progress: it is left to its lease (and then claimed again
+        like any other due alert), and this answers 0.
+        """
+        if self._db.shared:
+            log.info(
+                "the ledger is shared by replicas; unanswered claims wait for their "
+                "lease to run out"
+            )
+            return 0
         now = self._now()
         with self._db.transaction() as tx:
             claimed = tx.claimed_alerts()

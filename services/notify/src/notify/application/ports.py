@@ -12,8 +12,8 @@
 - ``EmailSender``: sends one email over SMTP; ``SMTPProvider`` (in
   ``notify.adapters.smtp``) makes one a provider.
 
-The SQLite adapter and an in-memory one implement the database; the SMTP and GOV.UK
-Notify adapters and the tests' fakes implement the providers.
+The SQLite and PostgreSQL adapters and an in-memory one implement the database; the
+SMTP and GOV.UK Notify adapters and the tests' fakes implement the providers.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from notify.domain.delivery import AlertStatus
 from notify.domain.directory import StaffMember
 from notify.domain.preferences import Preferences
 from notify.errors import NotifyError
-from sendkit.store.base import Transaction
+from sendkit.store.base import EventStore, Transaction
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,7 +288,16 @@ class TransactionDirectory:
 
 
 class NotifyDatabase(ABC):
-    """Notify's own database: the ledger, the read model and the event store."""
+    """Notify's own database: the ledger, the read model and the event store.
+
+    ``store`` is the event store its transactions append to (the outbox relay
+    publishes from it). ``shared`` says whether several replicas may send from this
+    database at once (PostgreSQL): a sender starting up then leaves the claims it
+    finds to their lease, since they may belong to a replica that is still sending.
+    """
+
+    store: EventStore
+    shared: ClassVar[bool] = False
 
     @abstractmethod
     def transaction(self) -> AbstractContextManager[NotifyTransaction]:

@@ -104,9 +104,9 @@ def _schedule(settings: NotifySettings, at: datetime | None) -> int:
 
 
 def _status(settings: NotifySettings) -> int:
-    from notify.adapters.sqlite_db import NotifySQLiteDatabase, sqlite_path
+    from notify.bootstrap import open_database
 
-    db = NotifySQLiteDatabase(sqlite_path(settings.database_url))
+    db = open_database(settings.database_url)
     try:
         with db.transaction() as tx:
             counts = tx.count_by_status()
