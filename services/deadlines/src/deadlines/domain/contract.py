@@ -13,6 +13,9 @@ services to adopt: the optional ``instance`` field of ``TimeLimitExceptionRecord
 last published once per case on the list); and ``PlanCorrected``, the plans service's
 counterpart of ``RequestCorrected``. Until the owners publish them, the clocks that need
 them cannot take an exception, never stop (local targets) or cannot be corrected.
+Plans publishes ``PlanCorrected`` (naming the corrected event in ``event_id``, which the
+engine prefers to matching ``old_value``) and the optional ``review_id`` of
+``AmendmentProposed``, the review whose decision to amend the notice carries out.
 """
 
 from __future__ import annotations
@@ -102,7 +105,10 @@ EVENT_SPECS: tuple[EventSpec, ...] = (
     EventSpec(NO_PLAN_NOTICE_SENT, (_f("notified_on", DATE),)),
     EventSpec(DRAFT_PLAN_ISSUED, (_f("served_on", DATE),)),
     EventSpec(PLAN_ISSUED, (_f("issued_on", DATE),)),
-    EventSpec(AMENDMENT_PROPOSED, (_f("notice_sent_on", DATE),)),
+    EventSpec(
+        AMENDMENT_PROPOSED,
+        (_f("notice_sent_on", DATE), _f("review_id", TEXT, required=False)),
+    ),
     EventSpec(
         PLAN_AMENDED, (_f("issued_on", DATE), _f("setting_urn", TEXT, required=False))
     ),

@@ -112,6 +112,21 @@ _PLAN_ENDED = (Cancel(ev.PLAN_CEASED, on="ceased_on"), Cancel(ev.PLAN_TRANSFERRE
 _WITHDRAWN = Cancel(ev.REQUEST_WITHDRAWN, on="withdrawn_on")
 _AMEND = (Condition("decision", equals="amend"),)
 _NAMES_SETTING = (Condition("setting_urn", present=True),)
+# An amendment notice outside a review (no review_id: a Condition without a value holds
+# when the field is absent) begins clocks of its own; one naming the review whose
+# decision to amend it carries out joins that review's clocks (the same clock id,
+# review_id=...), so there is one final amended plan clock, capped at the meeting + 12
+# weeks, whichever of the two events came first.
+_AMENDMENT_STARTS = (
+    Start(
+        ev.AMENDMENT_PROPOSED,
+        on="notice_sent_on",
+        key=EACH_EVENT,
+        when=(Condition("review_id"),),
+    ),
+    Start(ev.AMENDMENT_PROPOSED, on="notice_sent_on", key="review_id"),
+    Start(ev.REVIEW_DECIDED, on="notified_on", key="review_id", when=_AMEND),
+)
 _PLAN_STARTS = (
     Start(ev.PLAN_ISSUED, on="issued_on"),
     Start(ev.REVIEW_HELD, on="held_on", key="review_id"),
@@ -281,10 +296,7 @@ RULES_2014: tuple[ClockRule, ...] = (
         title="Comments on the amendment notice",
         authority=STATUTORY,
         kind=WINDOW,
-        starts=(
-            Start(ev.AMENDMENT_PROPOSED, on="notice_sent_on", key=EACH_EVENT),
-            Start(ev.REVIEW_DECIDED, on="notified_on", key="review_id", when=_AMEND),
-        ),
+        starts=_AMENDMENT_STARTS,
         due=Offset(StartDate(), 15, Count.DAYS_BEGINNING_WITH),
         cancels=_PLAN_ENDED,
         lead_working_days=(0,),
@@ -298,10 +310,7 @@ RULES_2014: tuple[ClockRule, ...] = (
         title="Final amended plan",
         authority=STATUTORY,
         kind=DEADLINE,
-        starts=(
-            Start(ev.AMENDMENT_PROPOSED, on="notice_sent_on", key=EACH_EVENT),
-            Start(ev.REVIEW_DECIDED, on="notified_on", key="review_id", when=_AMEND),
-        ),
+        starts=_AMENDMENT_STARTS,
         due=Earliest(
             (
                 Offset(StartDate(), 8, Count.WEEKS_AFTER),
