@@ -15,7 +15,9 @@ DEADLINES_MAX_WAIT_SECONDS      30                           longest wait for an
 DEADLINES_LEAD_WORKING_DAYS     (unset: each rule's own)     alert leads, e.g. 10,5,0
 DEADLINES_HOST                  127.0.0.1                    the read API's address
 DEADLINES_PORT                  8003                         the read API's port
-DEADLINES_DATABASE_URL          sqlite:///.run/deadlines.db  read model, or memory://
+DEADLINES_DATABASE_URL          sqlite:///.run/deadlines.db  read model: sqlite:///,
+                                                             postgresql:// (several
+                                                             API replicas) or memory://
 DEADLINES_PROJECTOR_ENABLED     true                         build the read model in
                                                              the API process
 DEADLINES_TICK_EVERY_SECONDS    60                           the ticker's interval
@@ -81,7 +83,9 @@ class DeadlinesSettings(ServiceSettings):
     port: int = Field(default=8003, ge=1, le=65535, description="The read API's port.")
     database_url: str = Field(
         default="sqlite:///.run/deadlines.db",
-        description="The read model: sqlite:///<path> or memory://.",
+        description="The read model's store: sqlite:///<path> for one API process, "
+        "postgresql://user:password@host:5432/database for several replicas sharing "
+        "it, or memory://.",
     )
     projector_enabled: bool = Field(
         default=True,

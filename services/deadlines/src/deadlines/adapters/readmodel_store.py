@@ -1,7 +1,7 @@
 """The read model in the service's store, and the subscribers that keep it current.
 
 Case documents live in the store's ``cases`` document collection (SQLite by default,
-``DEADLINES_DATABASE_URL``). Two ``sendkit.subscriber.IdempotentSubscriber`` loops feed
+PostgreSQL when the API runs as several replicas; ``DEADLINES_DATABASE_URL``). Two ``sendkit.subscriber.IdempotentSubscriber`` loops feed
 it, with consumer name ``deadlines-readmodel``: one follows ``send.deadlines.events``,
 the other ``send.intake.events`` (for the school and the coordinator). Each event's id
 is marked processed in the same transaction as the document it changes, so a
@@ -20,7 +20,11 @@ principal may already write are kept instead.
 
 The consumer groups are named after a random id the read model keeps in its own
 store (``meta/readmodel``), so a new, empty database is always built from offset 0,
-and a restart with the same database resumes where its groups stopped.
+and a restart with the same database resumes where its groups stopped. Replicas of the
+API sharing one PostgreSQL database read the same id, so they join the same two groups
+and share the partitions; a message handed to two of them during a rebalance is folded
+once (the processed mark is taken under a lock), and a case document changed from both
+topics at once is read and written under its document lock, so neither change is lost.
 """
 
 from __future__ import annotations
