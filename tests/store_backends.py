@@ -22,6 +22,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
 
@@ -75,15 +76,11 @@ def drop_postgres_schema(url: str) -> None:
         )
 
 
-def open_test_store(
-    request: pytest.FixtureRequest, place: Path, source: str
-) -> Iterator[EventStore]:
-    """Yield the store the test's parameter names, closed (and dropped) afterwards."""
-    backend = getattr(request, "param", MEMORY)
-    if backend == MEMORY:
-        yield InMemoryEventStore(source)
-        return
+@contextmanager
+def durable_store(backend: str, place: Path, source: str) -> Iterator[EventStore]:
+    """A new store on ``backend`` (``sqlite`` in ``place``, or ``postgresql``)."""
     if backend == SQLITE:
+        place.mkdir(parents=True, exist_ok=True)
         store: EventStore = SQLiteEventStore(place / "events.db", source)
         try:
             yield store
@@ -99,3 +96,15 @@ def open_test_store(
     finally:
         store.close()
         drop_postgres_schema(url)
+
+
+def open_test_store(
+    request: pytest.FixtureRequest, place: Path, source: str
+) -> Iterator[EventStore]:
+    """Yield the store the test's parameter names, closed (and dropped) afterwards."""
+    backend = getattr(request, "param", MEMORY)
+    if backend == MEMORY:
+        yield InMemoryEventStore(source)
+        return
+    with durable_store(backend, place, source) as store:
+        yield store

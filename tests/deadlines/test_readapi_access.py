@@ -24,7 +24,8 @@ from deadlines.application.processor import SOURCE
 from deadlines.entrypoints.api import create_app
 from deadlines.settings import DeadlinesSettings
 from devstack.issuer import LocalIssuer, new_signing_key
-from sendkit.store import EventStore, open_store
+from sendkit.store import EventStore
+from store_backends import DURABLE, durable_store
 
 SCHOOL_A, SCHOOL_B, SCHOOL_C = 100021, 100022, 100023
 WINDOW = {"from": "2025-01-01", "to": "2025-12-31"}
@@ -40,12 +41,14 @@ def cases() -> tuple[Case, Case]:
     return ours, theirs
 
 
-@pytest.fixture
-def store(tmp_path: Path, cases: tuple[Case, Case]) -> Iterator[EventStore]:
-    opened = open_store(f"sqlite:///{tmp_path / 'deadlines.db'}", SOURCE)
-    fold(opened, list(cases))
-    yield opened
-    opened.close()
+@pytest.fixture(params=DURABLE)
+def store(
+    request: pytest.FixtureRequest, tmp_path: Path, cases: tuple[Case, Case]
+) -> Iterator[EventStore]:
+    """The read model on SQLite and on PostgreSQL: each test runs on both."""
+    with durable_store(request.param, tmp_path, SOURCE) as opened:
+        fold(opened, list(cases))
+        yield opened
 
 
 @pytest.fixture

@@ -2,7 +2,8 @@
 
 The clock events folded in here are the processor's own records (engine outputs made
 into CloudEvents by ``clock_record`` and read back with the kernel's envelope parser),
-folded through the same handlers the subscribers call, into a real store.
+folded through the same handlers the subscribers call, into a real store: each test
+runs on SQLite and on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ from deadlines.settings import DeadlinesSettings
 from sendkit.calendar import LONDON
 from sendkit.envelope import ReceivedEvent, from_kafka, to_kafka
 from sendkit.events import Metadata, RecordedEvent
-from sendkit.store import EventStore, open_store
+from sendkit.store import EventStore
+from store_backends import DURABLE, durable_store
 
 SCHOOL_A, SCHOOL_B = 100001, 100002
 
@@ -146,12 +148,17 @@ def cases() -> list[Case]:
     return [on_time, late, excepted, waiting]
 
 
+@pytest.fixture(params=DURABLE)
+def backend(request: pytest.FixtureRequest) -> str:
+    """The read model's store: each test runs on SQLite and on PostgreSQL."""
+    return str(request.param)
+
+
 @pytest.fixture
-def store(tmp_path: Path, cases: list[Case]) -> Iterator[EventStore]:
-    opened = open_store(f"sqlite:///{tmp_path / 'deadlines.db'}", SOURCE)
-    fold(opened, cases)
-    yield opened
-    opened.close()
+def store(backend: str, tmp_path: Path, cases: list[Case]) -> Iterator[EventStore]:
+    with durable_store(backend, tmp_path / "deadlines", SOURCE) as opened:
+        fold(opened, cases)
+        yield opened
 
 
 @pytest.fixture
@@ -318,24 +325,22 @@ def test_the_summary_counts_clocks_by_clock_and_status(client: TestClient) -> No
 
 
 def test_folding_every_event_twice_changes_nothing(
-    tmp_path: Path, cases: list[Case], store: EventStore
+    backend: str, tmp_path: Path, cases: list[Case], store: EventStore
 ) -> None:
-    again = open_store(f"sqlite:///{tmp_path / 'twice.db'}", SOURCE)
-    fold(again, cases)
-    fold(again, cases)
+    with durable_store(backend, tmp_path / "twice", SOURCE) as again:
+        fold(again, cases)
+        fold(again, cases)
 
-    with store.transaction() as tx, again.transaction() as tx2:
-        assert tx2.list_documents("cases") == tx.list_documents("cases")
-    again.close()
+        with store.transaction() as tx, again.transaction() as tx2:
+            assert tx2.list_documents("cases") == tx.list_documents("cases")
 
 
 def test_the_read_model_keeps_its_own_id_so_a_new_database_replays_from_zero(
-    tmp_path: Path,
+    backend: str, tmp_path: Path
 ) -> None:
-    first = open_store(f"sqlite:///{tmp_path / 'a.db'}", SOURCE)
-    other = open_store(f"sqlite:///{tmp_path / 'b.db'}", SOURCE)
-
-    assert instance_id(first) == instance_id(first)
-    assert instance_id(first) != instance_id(other)
-    first.close()
-    other.close()
+    with (
+        durable_store(backend, tmp_path / "a", SOURCE) as first,
+        durable_store(backend, tmp_path / "b", SOURCE) as other,
+    ):
+        assert instance_id(first) == instance_id(first)
+        assert instance_id(first) != instance_id(other)

@@ -78,6 +78,7 @@ class Case:
         )
         for day in (date(2025, 2, 3), date(2025, 2, 10), date(2025, 2, 18)):
             now = datetime.combine(day, clock_time(8), LONDON)
+            assert self._state is not None
             self._state, outputs = engine.tick(self._state, now)
             self._publish(outputs, f"tick-{day}", now)
 
@@ -115,7 +116,7 @@ class Case:
 
 def received(topic: str, record: OutgoingRecord) -> Any:
     return from_kafka(
-        InputRecord(topic, 0, 0, 0.0, record.key, record.value, record.headers)
+        InputRecord(topic, 0, 0, 0.0, record.key, record.value, list(record.headers))
     )
 
 

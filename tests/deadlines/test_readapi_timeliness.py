@@ -3,7 +3,7 @@
 The cases of 2025 are made so that each count is known by construction: requests on
 Mondays, plans issued a whole number of weeks later, decisions notified likewise. They
 go through the engine (``engine.apply``) into clock events, through the read model's
-subscriber handlers into a real SQLite store, and are counted by
+subscriber handlers into a real SQLite and PostgreSQL store, and are counted by
 ``deadlines.application.timeliness`` directly and through the HTTP app with a token.
 
 Plans issued in 2025 (all requests' final_plan clocks count 20 weeks from the request):
@@ -42,7 +42,6 @@ import io
 import zipfile
 from collections.abc import Iterator
 from datetime import date, datetime, time, timedelta
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -61,7 +60,8 @@ from deadlines.entrypoints.api import create_app
 from deadlines.settings import DeadlinesSettings
 from devstack.dfe import data_zip_path
 from sendkit.calendar import LONDON
-from sendkit.store import EventStore, open_store
+from sendkit.store import EventStore
+from store_backends import DURABLE, durable_store
 
 PLANS_SCHOOL, REQUESTS_SCHOOL = 100011, 100012
 YEAR_FROM, YEAR_TO = date(2025, 1, 1), date(2025, 12, 31)
@@ -199,13 +199,15 @@ REQUESTS_2025 = {
 2025 within 6 weeks 4 + 1 + 1, after 6 weeks 2 + 1 + 1."""
 
 
-@pytest.fixture(scope="module")
-def year_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EventStore]:
-    path: Path = tmp_path_factory.mktemp("timeliness") / "deadlines.db"
-    store = open_store(f"sqlite:///{path}", SOURCE)
-    fold(store, [*plan_cases(), *request_cases()])
-    yield store
-    store.close()
+@pytest.fixture(scope="module", params=DURABLE)
+def year_store(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[EventStore]:
+    """The synthetic year's read model, on SQLite and on PostgreSQL."""
+    place = tmp_path_factory.mktemp("timeliness")
+    with durable_store(request.param, place, SOURCE) as store:
+        fold(store, [*plan_cases(), *request_cases()])
+        yield store
 
 
 @pytest.fixture
