@@ -38,6 +38,15 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[NotifyDatabas
     database.close()
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A ``NOTIFY_DATABASE_URL`` for each real database: a SQLite file in the test's
+    folder, or a fresh database of the run's PostgreSQL server."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'notify.db'}"
+    return str(request.getfixturevalue("postgres_database"))
+
+
 @pytest.fixture
 def sender() -> FakeSender:
     return FakeSender()

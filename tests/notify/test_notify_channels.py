@@ -82,9 +82,13 @@ def assigned(runtime: NotifyRuntime, coordinator: str = COORDINATOR.staff_id) ->
 
 
 def test_email_over_smtp_and_a_text_through_govuk_notify(
-    tmp_path: Path, catcher: MailCatcher, stub: NotifyStub, clock: FakeClock
+    tmp_path: Path,
+    ledger_url: str,
+    catcher: MailCatcher,
+    stub: NotifyStub,
+    clock: FakeClock,
 ) -> None:
-    with wired(tmp_path, catcher, stub, clock) as runtime:
+    with wired(tmp_path, catcher, stub, clock, database_url=ledger_url) as runtime:
         seed(runtime.db, preferences={COORDINATOR.staff_id: BOTH})
         case = assigned(runtime)
         event = approaching(case)
@@ -134,10 +138,19 @@ def test_email_over_smtp_and_a_text_through_govuk_notify(
 
 
 def test_email_can_go_through_govuk_notify_with_its_template(
-    tmp_path: Path, catcher: MailCatcher, stub: NotifyStub, clock: FakeClock
+    tmp_path: Path,
+    ledger_url: str,
+    catcher: MailCatcher,
+    stub: NotifyStub,
+    clock: FakeClock,
 ) -> None:
     with wired(
-        tmp_path, catcher, stub, clock, email_provider="govuk_notify"
+        tmp_path,
+        catcher,
+        stub,
+        clock,
+        database_url=ledger_url,
+        email_provider="govuk_notify",
     ) as runtime:
         seed(runtime.db)
         case = assigned(runtime)
@@ -158,9 +171,13 @@ def test_email_can_go_through_govuk_notify_with_its_template(
 
 
 def test_preferences_decide_the_channels_and_a_miss_reaches_someone(
-    tmp_path: Path, catcher: MailCatcher, stub: NotifyStub, clock: FakeClock
+    tmp_path: Path,
+    ledger_url: str,
+    catcher: MailCatcher,
+    stub: NotifyStub,
+    clock: FakeClock,
 ) -> None:
-    with wired(tmp_path, catcher, stub, clock) as runtime:
+    with wired(tmp_path, catcher, stub, clock, database_url=ledger_url) as runtime:
         quiet_coordinator = Preferences(
             channels={PreferenceKind.APPROACHING: ChannelChoice.NONE}
         )
@@ -212,6 +229,7 @@ def test_preferences_decide_the_channels_and_a_miss_reaches_someone(
 )
 def test_a_text_raised_in_quiet_hours_waits_until_eight(
     tmp_path: Path,
+    ledger_url: str,
     catcher: MailCatcher,
     stub: NotifyStub,
     raised: datetime,
@@ -219,7 +237,7 @@ def test_a_text_raised_in_quiet_hours_waits_until_eight(
     eight_london: datetime,
 ) -> None:
     clock = FakeClock(raised)
-    with wired(tmp_path, catcher, stub, clock) as runtime:
+    with wired(tmp_path, catcher, stub, clock, database_url=ledger_url) as runtime:
         seed(runtime.db, preferences={COORDINATOR.staff_id: BOTH})
         case = assigned(runtime)
 
@@ -238,11 +256,11 @@ def test_a_text_raised_in_quiet_hours_waits_until_eight(
 
 
 def test_a_text_still_waiting_when_quiet_hours_begin_is_held_back(
-    tmp_path: Path, catcher: MailCatcher, stub: NotifyStub
+    tmp_path: Path, ledger_url: str, catcher: MailCatcher, stub: NotifyStub
 ) -> None:
     # Raised at 19:59, but the delivery only reaches it at 20:01 (a backlog).
     clock = FakeClock(datetime(2025, 2, 10, 19, 59, tzinfo=UTC))
-    with wired(tmp_path, catcher, stub, clock) as runtime:
+    with wired(tmp_path, catcher, stub, clock, database_url=ledger_url) as runtime:
         seed(runtime.db, preferences={COORDINATOR.staff_id: SMS_ONLY})
         case = assigned(runtime)
         runtime.handlers.handle_deadlines_event(approaching(case))
@@ -257,10 +275,10 @@ def test_a_text_still_waiting_when_quiet_hours_begin_is_held_back(
 
 
 def test_a_retry_pushed_into_quiet_hours_waits_too(
-    tmp_path: Path, catcher: MailCatcher, stub: NotifyStub
+    tmp_path: Path, ledger_url: str, catcher: MailCatcher, stub: NotifyStub
 ) -> None:
     clock = FakeClock(datetime(2025, 2, 10, 19, 59, 55, tzinfo=UTC))
-    with wired(tmp_path, catcher, stub, clock) as runtime:
+    with wired(tmp_path, catcher, stub, clock, database_url=ledger_url) as runtime:
         seed(runtime.db, preferences={COORDINATOR.staff_id: SMS_ONLY})
         case = assigned(runtime)
         stub.fail_next(1, 503)
@@ -277,9 +295,13 @@ def test_a_retry_pushed_into_quiet_hours_waits_too(
 
 
 def test_two_500s_then_success_send_one_message(
-    tmp_path: Path, catcher: MailCatcher, stub: NotifyStub, clock: FakeClock
+    tmp_path: Path,
+    ledger_url: str,
+    catcher: MailCatcher,
+    stub: NotifyStub,
+    clock: FakeClock,
 ) -> None:
-    with wired(tmp_path, catcher, stub, clock) as runtime:
+    with wired(tmp_path, catcher, stub, clock, database_url=ledger_url) as runtime:
         seed(runtime.db, preferences={COORDINATOR.staff_id: SMS_ONLY})
         case = assigned(runtime)
         stub.fail_next(2, 500)
@@ -310,9 +332,20 @@ def test_two_500s_then_success_send_one_message(
 
 
 def test_a_timed_out_send_is_found_by_reference_not_sent_again(
-    tmp_path: Path, catcher: MailCatcher, stub: NotifyStub, clock: FakeClock
+    tmp_path: Path,
+    ledger_url: str,
+    catcher: MailCatcher,
+    stub: NotifyStub,
+    clock: FakeClock,
 ) -> None:
-    with wired(tmp_path, catcher, stub, clock, govuk_timeout_seconds=0.5) as runtime:
+    with wired(
+        tmp_path,
+        catcher,
+        stub,
+        clock,
+        database_url=ledger_url,
+        govuk_timeout_seconds=0.5,
+    ) as runtime:
         seed(runtime.db, preferences={COORDINATOR.staff_id: SMS_ONLY})
         case = assigned(runtime)
         # Notify takes the message but its answer comes too late for the client.
@@ -342,9 +375,13 @@ def test_a_timed_out_send_is_found_by_reference_not_sent_again(
 
 
 def test_a_400_fails_the_alert_and_the_manager_is_told(
-    tmp_path: Path, catcher: MailCatcher, stub: NotifyStub, clock: FakeClock
+    tmp_path: Path,
+    ledger_url: str,
+    catcher: MailCatcher,
+    stub: NotifyStub,
+    clock: FakeClock,
 ) -> None:
-    with wired(tmp_path, catcher, stub, clock) as runtime:
+    with wired(tmp_path, catcher, stub, clock, database_url=ledger_url) as runtime:
         seed(runtime.db, preferences={COORDINATOR.staff_id: SMS_ONLY})
         case = assigned(runtime)
         assert COORDINATOR.mobile is not None
@@ -375,9 +412,13 @@ def test_a_400_fails_the_alert_and_the_manager_is_told(
 
 
 def test_a_429_is_retried_after_the_backoff(
-    tmp_path: Path, catcher: MailCatcher, stub: NotifyStub, clock: FakeClock
+    tmp_path: Path,
+    ledger_url: str,
+    catcher: MailCatcher,
+    stub: NotifyStub,
+    clock: FakeClock,
 ) -> None:
-    with wired(tmp_path, catcher, stub, clock) as runtime:
+    with wired(tmp_path, catcher, stub, clock, database_url=ledger_url) as runtime:
         seed(runtime.db, preferences={COORDINATOR.staff_id: SMS_ONLY})
         case = assigned(runtime)
         stub.fail_next(1, 429)
@@ -393,9 +434,13 @@ def test_a_429_is_retried_after_the_backoff(
 
 
 def test_a_withdrawn_text_already_sent_is_corrected_by_text(
-    tmp_path: Path, catcher: MailCatcher, stub: NotifyStub, clock: FakeClock
+    tmp_path: Path,
+    ledger_url: str,
+    catcher: MailCatcher,
+    stub: NotifyStub,
+    clock: FakeClock,
 ) -> None:
-    with wired(tmp_path, catcher, stub, clock) as runtime:
+    with wired(tmp_path, catcher, stub, clock, database_url=ledger_url) as runtime:
         seed(runtime.db, preferences={COORDINATOR.staff_id: SMS_ONLY})
         case = assigned(runtime)
         event = approaching(case)
@@ -425,14 +470,18 @@ def api_port() -> int:
 # Bearer tokens are verified (the local issuer); the callback needs only its own.
 @pytest.mark.usefixtures("auth_env")
 def test_delivery_receipts_become_events_and_a_failure_reaches_the_manager(
-    tmp_path: Path, catcher: MailCatcher, clock: FakeClock, api_port: int
+    tmp_path: Path,
+    ledger_url: str,
+    catcher: MailCatcher,
+    clock: FakeClock,
+    api_port: int,
 ) -> None:
     callback = f"http://127.0.0.1:{api_port}/callbacks/govuk-notify"
     with (
         NotifyStub(
             deliver_after_s=0.05, callback_url=callback, callback_token=CALLBACK_TOKEN
         ) as stub,
-        wired(tmp_path, catcher, stub, clock) as runtime,
+        wired(tmp_path, catcher, stub, clock, database_url=ledger_url) as runtime,
         ApiServer(create_app(runtime=runtime), api_port),
     ):
         seed(runtime.db, preferences={COORDINATOR.staff_id: BOTH})
@@ -488,14 +537,18 @@ def test_delivery_receipts_become_events_and_a_failure_reaches_the_manager(
 # Bearer tokens are verified (the local issuer); the callback needs only its own.
 @pytest.mark.usefixtures("auth_env")
 def test_a_delivered_receipt_and_a_repeat_of_it(
-    tmp_path: Path, catcher: MailCatcher, clock: FakeClock, api_port: int
+    tmp_path: Path,
+    ledger_url: str,
+    catcher: MailCatcher,
+    clock: FakeClock,
+    api_port: int,
 ) -> None:
     callback = f"http://127.0.0.1:{api_port}/callbacks/govuk-notify"
     with (
         NotifyStub(
             deliver_after_s=0.05, callback_url=callback, callback_token=CALLBACK_TOKEN
         ) as stub,
-        wired(tmp_path, catcher, stub, clock) as runtime,
+        wired(tmp_path, catcher, stub, clock, database_url=ledger_url) as runtime,
         ApiServer(create_app(runtime=runtime), api_port) as api,
     ):
         seed(runtime.db, preferences={COORDINATOR.staff_id: SMS_ONLY})
@@ -521,7 +574,11 @@ def test_a_delivered_receipt_and_a_repeat_of_it(
 # Bearer tokens are verified (the local issuer); the callback needs only its own.
 @pytest.mark.usefixtures("auth_env")
 def test_receipts_with_a_wrong_token_are_refused_by_the_running_api(
-    tmp_path: Path, catcher: MailCatcher, clock: FakeClock, api_port: int
+    tmp_path: Path,
+    ledger_url: str,
+    catcher: MailCatcher,
+    clock: FakeClock,
+    api_port: int,
 ) -> None:
     callback = f"http://127.0.0.1:{api_port}/callbacks/govuk-notify"
     with (
@@ -531,7 +588,7 @@ def test_receipts_with_a_wrong_token_are_refused_by_the_running_api(
             callback_token="not-the-token",
             callback_retry_s=0.05,
         ) as stub,
-        wired(tmp_path, catcher, stub, clock) as runtime,
+        wired(tmp_path, catcher, stub, clock, database_url=ledger_url) as runtime,
         ApiServer(create_app(runtime=runtime), api_port),
     ):
         seed(runtime.db, preferences={COORDINATOR.staff_id: SMS_ONLY})

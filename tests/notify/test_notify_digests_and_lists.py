@@ -72,10 +72,10 @@ def unfolded(subject: str) -> str:
 
 
 def test_a_day_of_approaching_alerts_is_one_email(
-    tmp_path: Path, catcher: MailCatcher, clock: FakeClock
+    tmp_path: Path, ledger_url: str, catcher: MailCatcher, clock: FakeClock
 ) -> None:
     # Monday 10 February 2025, 09:00 in London.
-    with wired(tmp_path, catcher, None, clock) as runtime:
+    with wired(tmp_path, catcher, None, clock, database_url=ledger_url) as runtime:
         seed(runtime.db, preferences={COORDINATOR.staff_id: DIGEST})
         cases = [assigned(runtime) for _ in range(3)]
         for day, case in zip((19, 17, 18), cases, strict=True):
@@ -124,10 +124,10 @@ def test_a_day_of_approaching_alerts_is_one_email(
 
 
 def test_an_alert_raised_after_the_digest_time_waits_for_the_next_one(
-    tmp_path: Path, catcher: MailCatcher
+    tmp_path: Path, ledger_url: str, catcher: MailCatcher
 ) -> None:
     clock = FakeClock(datetime(2025, 2, 11, 7, 45, tzinfo=UTC))
-    with wired(tmp_path, catcher, None, clock) as runtime:
+    with wired(tmp_path, catcher, None, clock, database_url=ledger_url) as runtime:
         seed(runtime.db, preferences={COORDINATOR.staff_id: DIGEST})
         case = assigned(runtime)
         runtime.handlers.handle_deadlines_event(approaching(case))
@@ -140,9 +140,9 @@ def test_an_alert_raised_after_the_digest_time_waits_for_the_next_one(
 
 
 def test_a_withdrawn_alert_leaves_the_digest_or_is_corrected_after_it(
-    tmp_path: Path, catcher: MailCatcher, clock: FakeClock
+    tmp_path: Path, ledger_url: str, catcher: MailCatcher, clock: FakeClock
 ) -> None:
-    with wired(tmp_path, catcher, None, clock) as runtime:
+    with wired(tmp_path, catcher, None, clock, database_url=ledger_url) as runtime:
         seed(runtime.db, preferences={COORDINATOR.staff_id: DIGEST})
         kept, dropped, late = (assigned(runtime) for _ in range(3))
         events_by_case = {c: approaching(c) for c in (kept, dropped, late)}
@@ -175,9 +175,9 @@ def test_a_withdrawn_alert_leaves_the_digest_or_is_corrected_after_it(
 
 
 def test_the_senco_of_the_school_hears_of_review_clocks_only(
-    tmp_path: Path, catcher: MailCatcher, clock: FakeClock
+    tmp_path: Path, ledger_url: str, catcher: MailCatcher, clock: FakeClock
 ) -> None:
-    with wired(tmp_path, catcher, None, clock) as runtime:
+    with wired(tmp_path, catcher, None, clock, database_url=ledger_url) as runtime:
         seed(runtime.db)
         case = assigned(runtime)
         unknown_school = assigned(runtime, school=None)
@@ -225,10 +225,12 @@ def follow_review(
 
 
 def test_each_senco_gets_the_term_s_reviews_once_per_term(
-    tmp_path: Path, catcher: MailCatcher
+    tmp_path: Path, ledger_url: str, catcher: MailCatcher
 ) -> None:
     clock = FakeClock(datetime(2025, 12, 16, 12, 0, tzinfo=UTC))
-    with wired(tmp_path, catcher, None, clock, term_dates=SPRING_TERM) as runtime:
+    with wired(
+        tmp_path, catcher, None, clock, database_url=ledger_url, term_dates=SPRING_TERM
+    ) as runtime:
         seed(runtime.db)
         on_list = assigned(runtime)
         moved_here = assigned(runtime, school=100999)
@@ -328,11 +330,17 @@ def test_each_senco_gets_the_term_s_reviews_once_per_term(
 
 
 def test_a_list_that_cannot_be_sent_is_escalated_per_case(
-    tmp_path: Path, catcher: MailCatcher
+    tmp_path: Path, ledger_url: str, catcher: MailCatcher
 ) -> None:
     clock = FakeClock(datetime(2025, 12, 17, 7, 0, tzinfo=UTC))
     with wired(
-        tmp_path, catcher, None, clock, term_dates=SPRING_TERM, max_attempts=1
+        tmp_path,
+        catcher,
+        None,
+        clock,
+        database_url=ledger_url,
+        term_dates=SPRING_TERM,
+        max_attempts=1,
     ) as runtime:
         senco = StaffMember(
             "senco-09",
@@ -364,15 +372,15 @@ def test_a_list_that_cannot_be_sent_is_escalated_per_case(
 
 
 def test_python_m_notify_schedule_records_what_is_due_as_of_a_time(
-    tmp_path: Path, catcher: MailCatcher, clock: FakeClock
+    tmp_path: Path, ledger_url: str, catcher: MailCatcher, clock: FakeClock
 ) -> None:
-    with wired(tmp_path, catcher, None, clock) as runtime:
+    with wired(tmp_path, catcher, None, clock, database_url=ledger_url) as runtime:
         seed(runtime.db, preferences={COORDINATOR.staff_id: DIGEST})
         runtime.handlers.handle_deadlines_event(approaching(assigned(runtime)))
     env = dict(os.environ)
     env.update(
         {
-            "NOTIFY_DATABASE_URL": f"sqlite:///{tmp_path / 'notify.db'}",
+            "NOTIFY_DATABASE_URL": ledger_url,
             "NOTIFY_DIRECTORY_CSV": "",
             "LOG_FORMAT": "text",
         }
