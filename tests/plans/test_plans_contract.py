@@ -18,15 +18,12 @@ from sendkit.events import check_event_type
 CASE_ID = "0b9e7f7e-1c1d-4c55-9d0b-5d3f6e2a1a10"
 ADVICE_ID = "5d1c0c1e-8f53-4c1b-9b1e-0b0f6c7f2a11"
 
-NOT_YET_PUBLISHED = {deadlines_contract.PLAN_CORRECTED}
-"""Types the deadlines table reads that plans does not publish yet (README limits)."""
-
 
 def test_every_event_has_its_versioned_type_string() -> None:
     for model in contract.EVENT_MODELS:
         assert f"send.plans.{model.__name__}.v1" == model.EVENT_TYPE
         assert check_event_type(model.EVENT_TYPE)
-    assert len(contract.EVENTS_BY_TYPE) == len(contract.EVENT_MODELS) == 17
+    assert len(contract.EVENTS_BY_TYPE) == len(contract.EVENT_MODELS) == 18
 
 
 def test_the_topic_is_the_registered_one_owned_by_plans() -> None:
@@ -44,7 +41,7 @@ def test_every_type_the_deadlines_rules_read_is_published_with_their_fields() ->
     read = [
         spec
         for spec in deadlines_contract.EVENT_SPECS
-        if spec.type.startswith("send.plans.") and spec.type not in NOT_YET_PUBLISHED
+        if spec.type.startswith("send.plans.")
     ]
 
     assert {spec.type for spec in read} <= set(contract.EVENTS_BY_TYPE)
@@ -177,3 +174,42 @@ def test_the_code_lists_match_their_literal_types() -> None:
     ]
     for literal, codes in pairs:
         assert literal.__args__ == codes  # type: ignore[attr-defined]
+
+
+def test_plans_corrections_carry_what_the_deadlines_engine_reads() -> None:
+    correction = deadlines_contract.CORRECTIONS_BY_TYPE[
+        contract.PlanCorrected.EVENT_TYPE
+    ]
+    fields = contract.PlanCorrected.model_fields
+
+    assert {"field", "old_value", "new_value", "event_id"} <= set(fields)
+    # Each correctable event's date is a field the engine corrects on that event.
+    for event_type, name in contract.CORRECTABLE_DATES.items():
+        assert event_type in correction.targets[name], (event_type, name)
+    engine_pairs = {
+        (event_type, name)
+        for name, types in correction.targets.items()
+        for event_type in types
+    }
+    assert engine_pairs == set(contract.CORRECTABLE_DATES.items())
+
+
+def test_a_correction_names_the_date_of_the_event_it_corrects() -> None:
+    base = {
+        "case_id": CASE_ID,
+        "event_id": ADVICE_ID,
+        "event_type": "send.plans.PlanIssued.v1",
+        "field": "issued_on",
+        "old_value": "2026-03-17",
+        "new_value": "2026-03-20",
+    }
+    contract.PlanCorrected.model_validate(base)
+
+    with pytest.raises(ValidationError, match="its date is issued_on"):
+        contract.PlanCorrected.model_validate({**base, "field": "served_on"})
+    with pytest.raises(ValidationError, match="changes the date"):
+        contract.PlanCorrected.model_validate({**base, "new_value": "2026-03-17"})
+    with pytest.raises(ValidationError):
+        contract.PlanCorrected.model_validate(
+            {**base, "event_type": "send.plans.AdviceRequested.v1"}
+        )

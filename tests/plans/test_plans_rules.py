@@ -56,6 +56,10 @@ from plans.domain import (
 )
 from sendkit.events import Metadata
 from sendkit.store import InMemoryEventStore
+from store_backends import DURABLE
+
+STORE_BACKENDS = DURABLE
+"""Each test that uses the store runs on SQLite and on PostgreSQL (conftest.py)."""
 
 TODAY = date(2026, 6, 1)
 TOMORROW = TODAY + timedelta(days=1)
@@ -586,7 +590,11 @@ def test_an_amendment_notice_keeps_its_proposals_private(
 
     assert events == ["AmendmentProposed"]
     event = store.read_stream(issued.id)[-1]
-    assert event.data == {"case_id": issued.id, "notice_sent_on": "2026-04-01"}
+    assert event.data == {
+        "case_id": issued.id,
+        "notice_sent_on": "2026-04-01",
+        "review_id": None,
+    }
     assert event.private == {"proposals": "add weekly physiotherapy"}
 
 

@@ -92,6 +92,12 @@ SAMPLE_FIELD_VALUES: Mapping[str, str] = {
 # Whole-sample values for models whose fields constrain each other (by type).
 SAMPLE_OVERRIDES: Mapping[str, Mapping[str, Any]] = {
     "send.plans.PlanAmended.v1": {"changes": ["I"]},
+    "send.plans.PlanCorrected.v1": {
+        "event_type": "send.plans.PlanIssued.v1",
+        "field": "issued_on",
+        "old_value": "2025-01-06",
+        "new_value": "2025-01-07",
+    },
 }
 _SAMPLE_NAMESPACE = uuid.UUID("0b7e4c1a-6f2d-5e3b-8a9c-1d2e3f4a5b6c")
 

@@ -10,7 +10,8 @@ Only what a subscriber needs is published: dates, the advising body, the named s
 URN and type, the sections of the plan an amendment changed, and outcome codes (the
 SEN2 reason a plan ceased). The child's type of need, the reasons for not issuing a
 plan, the family's comments, the proposed amendments, the other council's name and
-every note stay in the plans store and are served by its API, never published.
+every note stay in the plans store and are served by its API, never published, and so
+does the reason a date was corrected (``PlanCorrected``).
 
 The models forbid unknown fields, so the plans service cannot publish more than the
 contract allows. Subscribers should read with ``parse_plans_event``, which ignores
@@ -32,6 +33,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from send_schemas.intake import CaseId, SchoolUrn
+from send_schemas.reviews import ReviewId
 
 OWNER = "plans"
 TOPIC = "send.plans.events"
@@ -257,11 +259,17 @@ class PlanIssued(PlansEvent):
 
 
 class AmendmentProposed(PlansEvent):
-    """A notice of proposed amendments to the plan was sent on ``notice_sent_on``."""
+    """A notice of proposed amendments to the plan was sent on ``notice_sent_on``.
+
+    ``review_id`` names the annual review whose decision to amend the notice carries
+    out, if it follows one: the deadlines service then keeps that review's one clock for
+    the final amended plan (capped at the meeting + 12 weeks) instead of a second one.
+    """
 
     EVENT_TYPE: ClassVar[str] = "send.plans.AmendmentProposed.v1"
 
     notice_sent_on: date
+    review_id: ReviewId | None = None
 
 
 class PlanAmended(PlansEvent):
@@ -379,6 +387,82 @@ class TimeLimitExceptionRecorded(PlansEvent):
         return self
 
 
+CorrectableField = Literal[
+    "issued_on",
+    "served_on",
+    "notice_sent_on",
+    "notified_on",
+    "transferred_on",
+    "requested_on",
+    "ceased_on",
+]
+CorrectedEventType = Literal[
+    "send.plans.NoPlanNoticeSent.v1",
+    "send.plans.DraftPlanIssued.v1",
+    "send.plans.PlanIssued.v1",
+    "send.plans.AmendmentProposed.v1",
+    "send.plans.PlanAmended.v1",
+    "send.plans.PlanCeased.v1",
+    "send.plans.PlanTransferredOut.v1",
+    "send.plans.PlanTransferredIn.v1",
+    "send.plans.NewCouncilNoticeSent.v1",
+    "send.plans.ReassessmentRequested.v1",
+    "send.plans.ReassessmentDecided.v1",
+]
+CORRECTABLE_DATES: dict[str, str] = {
+    NoPlanNoticeSent.EVENT_TYPE: "notified_on",
+    DraftPlanIssued.EVENT_TYPE: "served_on",
+    PlanIssued.EVENT_TYPE: "issued_on",
+    AmendmentProposed.EVENT_TYPE: "notice_sent_on",
+    PlanAmended.EVENT_TYPE: "issued_on",
+    PlanCeased.EVENT_TYPE: "ceased_on",
+    PlanTransferredOut.EVENT_TYPE: "transferred_on",
+    PlanTransferredIn.EVENT_TYPE: "transferred_on",
+    NewCouncilNoticeSent.EVENT_TYPE: "notified_on",
+    ReassessmentRequested.EVENT_TYPE: "requested_on",
+    ReassessmentDecided.EVENT_TYPE: "notified_on",
+}
+"""The event types whose date a correction may put right, and that date's field."""
+
+EventId = Annotated[
+    str,
+    Field(
+        pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
+        description="The CloudEvents id of the plans event corrected (a UUID).",
+    ),
+]
+
+
+class PlanCorrected(PlansEvent):
+    """A date recorded earlier was wrong: ``new_value`` replaces ``old_value``.
+
+    ``event_id`` and ``event_type`` name the plans event corrected (as published), and
+    ``field`` its date (``CORRECTABLE_DATES``). A later correction of the same event
+    has the value the last one set as its ``old_value``. Why the date was wrong stays
+    in the plans store.
+    """
+
+    EVENT_TYPE: ClassVar[str] = "send.plans.PlanCorrected.v1"
+
+    event_id: EventId
+    event_type: CorrectedEventType
+    field: CorrectableField
+    old_value: date
+    new_value: date
+
+    @model_validator(mode="after")
+    def _the_date_of_that_event(self) -> PlanCorrected:
+        expected = CORRECTABLE_DATES[self.event_type]
+        if self.field != expected:
+            raise ValueError(
+                f"{self.event_type} has no {self.field} to correct: its date is "
+                f"{expected}"
+            )
+        if self.old_value == self.new_value:
+            raise ValueError("new_value is old_value: a correction changes the date")
+        return self
+
+
 EVENT_MODELS: tuple[type[PlansEvent], ...] = (
     AssessmentOpened,
     AdviceRequested,
@@ -397,6 +481,7 @@ EVENT_MODELS: tuple[type[PlansEvent], ...] = (
     ReassessmentRequested,
     ReassessmentDecided,
     TimeLimitExceptionRecorded,
+    PlanCorrected,
 )
 EVENTS_BY_TYPE: dict[str, type[PlansEvent]] = {m.EVENT_TYPE: m for m in EVENT_MODELS}
 

@@ -116,11 +116,16 @@ class IssuePlan:
 
 @dataclass(frozen=True, slots=True)
 class ProposeAmendment:
-    """Record that a notice of proposed amendments was sent on ``notice_sent_on``."""
+    """Record that a notice of proposed amendments was sent on ``notice_sent_on``.
+
+    ``review_id`` names the annual review whose decision to amend the notice carries
+    out, when it follows one (the reviews service's id of the review).
+    """
 
     case_id: str
     notice_sent_on: date
     proposals: str
+    review_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,6 +225,21 @@ class RecordTimeLimitException:
     advice_id: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class CorrectPlan:
+    """Put right the date of an event recorded earlier, saying why it was wrong.
+
+    ``event_id`` is the id of the event in the case's history, ``field`` its date
+    (``send_schemas.plans.CORRECTABLE_DATES``) and ``new_value`` the right date.
+    """
+
+    case_id: str
+    event_id: str
+    field: str
+    new_value: date
+    reason: str
+
+
 Command = (
     OpenAssessment
     | RequestAdvice
@@ -238,4 +258,5 @@ Command = (
     | RequestReassessment
     | DecideReassessment
     | RecordTimeLimitException
+    | CorrectPlan
 )

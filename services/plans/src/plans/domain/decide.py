@@ -51,6 +51,7 @@ from plans.domain.commands import (
     CeasePlan,
     Command,
     Context,
+    CorrectPlan,
     DecideNotToIssuePlan,
     DecideReassessment,
     IssueDraftPlan,
@@ -74,11 +75,18 @@ from plans.domain.errors import (
     ImpossibleTransition,
     InvalidCommand,
 )
-from plans.domain.model import ASSESSMENT_STATUSES, NEED_TYPES, Plan, Status
+from plans.domain.model import (
+    ASSESSMENT_STATUSES,
+    NEED_TYPES,
+    Plan,
+    Status,
+    evolve,
+    with_correction,
+)
 from send_schemas import intake as intake_contract
 from send_schemas import plans as contract
 from sendkit.calendar import london_date
-from sendkit.events import NewEvent
+from sendkit.events import NewEvent, RecordedEvent
 
 MAX_TEXT = 4000
 
@@ -513,10 +521,21 @@ def _propose_amendment(
     problems.day(
         command.notice_sent_on, "notice_sent_on", after=[_since_plan_changed(plan)]
     )
+    if command.review_id is not None:
+        # Plans does not read the reviews topic, so it cannot check that the review
+        # decided to amend; it checks the id's shape, and the deadlines service joins
+        # the notice to that review's clocks.
+        problems.check(
+            bool(_UUID.match(command.review_id)),
+            "review_id",
+            "must be the id the reviews service gave the review (a lowercase UUID)",
+        )
     problems.raise_if_any()
 
     proposed = contract.AmendmentProposed(
-        case_id=plan.case_id, notice_sent_on=command.notice_sent_on
+        case_id=plan.case_id,
+        notice_sent_on=command.notice_sent_on,
+        review_id=command.review_id,
     )
     return [_event(proposed, context, {"proposals": command.proposals})]
 
@@ -834,6 +853,208 @@ def _record_exception(
     return [_event(recorded, context, {"evidence": command.evidence})]
 
 
+def _short(event_type: str) -> str:
+    return event_type.split(".")[-2]
+
+
+def _day_of(event: RecordedEvent, name: str) -> date | None:
+    value = event.data.get(name)
+    return None if value is None else date.fromisoformat(str(value))
+
+
+def _order_problem(plan: Plan, event: RecordedEvent) -> tuple[str, str] | None:
+    """How ``event``'s date breaks the order of the facts before it, if it does.
+
+    ``plan`` is the case just before the event. The bounds are those each command
+    checked when it recorded the event (see the handlers above), so a corrected date
+    is held to the rules its event was first held to. Answers the event's date field
+    and what it must not precede.
+    """
+    bounds: list[tuple[date | None, str]] = []
+    data = event.data
+    match event.type:
+        case contract.AdviceRequested.EVENT_TYPE:
+            name = "received_by_body_on"
+            if plan.reassessing_since is not None:
+                bounds = [(plan.reassessing_since, "the re-assessment was agreed")]
+            else:
+                bounds = [(plan.agreed_on, "the assessment was agreed")]
+        case contract.AdviceReceived.EVENT_TYPE:
+            name = "received_on"
+            advice = plan.advice_by_id(str(data.get("advice_id")))
+            requested = None if advice is None else advice.received_by_body_on
+            bounds = [(requested, "the body received the request for advice")]
+        case contract.NoPlanNoticeSent.EVENT_TYPE:
+            name = "notified_on"
+            bounds = [
+                (plan.agreed_on, "the assessment was agreed"),
+                (plan.draft_served_on, "the draft plan was served"),
+            ]
+        case contract.DraftPlanIssued.EVENT_TYPE:
+            name = "served_on"
+            bounds = [
+                (plan.agreed_on, "the assessment was agreed"),
+                (plan.draft_served_on, "the previous draft was served"),
+            ]
+        case contract.DraftCommentsReceived.EVENT_TYPE:
+            name = "received_on"
+            bounds = [(plan.draft_served_on, "the draft plan was served")]
+        case contract.PlanIssued.EVENT_TYPE:
+            name = "issued_on"
+            bounds = [(plan.draft_served_on, "the draft plan was served")]
+        case contract.AmendmentProposed.EVENT_TYPE | contract.PlanCeased.EVENT_TYPE:
+            name = "notice_sent_on" if "notice_sent_on" in data else "ceased_on"
+            bounds = [_since_plan_changed(plan)]
+        case contract.PlanAmended.EVENT_TYPE:
+            name = "issued_on"
+            bounds = [
+                _since_plan_changed(plan),
+                (plan.amendment_pending_since, "the amendment notice was sent"),
+                (plan.reassessing_since, "the re-assessment was agreed"),
+            ]
+        case contract.PlanTransferOutNotified.EVENT_TYPE:
+            name = "learned_on"
+            bounds = [(plan.plan_since, "this council's plan began")]
+        case contract.PlanTransferredOut.EVENT_TYPE:
+            name = "transferred_on"
+            bounds = [
+                (plan.transfer_learned_on, "the council learned of the move"),
+                _since_plan_changed(plan),
+            ]
+        case contract.NewCouncilNoticeSent.EVENT_TYPE:
+            name = "notified_on"
+            bounds = [(plan.transferred_in_on, "the plan was transferred in")]
+        case contract.ReassessmentRequested.EVENT_TYPE:
+            name = "requested_on"
+            bounds = [(plan.plan_since, "this council's plan began")]
+        case contract.ReassessmentDecided.EVENT_TYPE:
+            name = "notified_on"
+            pending = plan.pending_reassessment
+            asked = None if pending is None else pending.requested_on
+            bounds = [(asked, "the re-assessment was requested")]
+        case _:
+            return None
+    day = _day_of(event, name)
+    if day is None:
+        return None
+    for bound, what in bounds:
+        if bound is not None and day < bound:
+            return name, f"before {what}, on {bound}"
+    if event.type == contract.PlanIssued.EVENT_TYPE:
+        return _plan_issued_problem(plan, event, day)
+    return None
+
+
+def _plan_issued_problem(
+    plan: Plan, event: RecordedEvent, issued_on: date
+) -> tuple[str, str] | None:
+    start = _day_of(event, "start_date")
+    if start is not None and start < issued_on:
+        return "issued_on", f"after the plan's start date, {start}"
+    window_ends_on = plan.comment_window_ends_on
+    if window_ends_on is None or issued_on > window_ends_on:
+        return None
+    agreed_on = plan.early_final_plan_agreed_on
+    if agreed_on is None:
+        return "issued_on", (
+            f"inside the comment window of the draft served on "
+            f"{plan.draft_served_on}, which runs until {window_ends_on}, without "
+            "written agreement to an earlier final plan"
+        )
+    if issued_on < agreed_on:
+        return "issued_on", (
+            f"before the written agreement to an early final plan, on {agreed_on}"
+        )
+    return None
+
+
+def _order_problems(
+    case_id: str, history: Iterable[RecordedEvent]
+) -> dict[str, tuple[str, str]]:
+    """Every event whose date breaks the order of the facts before it, by event id."""
+    found: dict[str, tuple[str, str]] = {}
+    state = Plan(case_id=case_id)
+    for event in history:
+        problem = _order_problem(state, event)
+        if problem is not None:
+            found[event.id] = problem
+        state = evolve(state, event)
+    return found
+
+
+def _correct(plan: Plan, command: CorrectPlan, context: Context) -> list[NewEvent]:
+    _require_case(plan)
+
+    problems = _Problems(context)
+    problems.text(
+        command.reason, "reason", required=True, says="why the date recorded was wrong"
+    )
+    target = next((e for e in plan.history if e.id == command.event_id), None)
+    if target is None:
+        problems.add(
+            "event_id",
+            f"names no event of case {plan.case_id}: use the id of the event as the "
+            "case's history lists it",
+        )
+        problems.raise_if_any()
+    assert target is not None  # refused above
+    kind = _short(target.type)
+    date_field = contract.CORRECTABLE_DATES.get(target.type)
+    if date_field is None:
+        correctable = sorted({_short(t) for t in contract.CORRECTABLE_DATES})
+        problems.add(
+            "event_id",
+            f"names a {kind} event, whose dates cannot be corrected; the events "
+            "whose date can be are " + ", ".join(correctable),
+        )
+    elif command.field != date_field:
+        problems.add(
+            "field",
+            f"is not a date of the {kind} event: correct its {date_field}",
+        )
+    problems.raise_if_any()
+    assert date_field is not None  # refused above
+
+    old_value = _day_of(target, date_field)
+    assert old_value is not None  # every correctable event carries its date
+    if command.new_value == old_value:
+        problems.add(
+            "new_value",
+            f"is the date already recorded ({old_value}): a correction changes it",
+        )
+        problems.raise_if_any()
+    problems.day(command.new_value, "new_value")
+    problems.raise_if_any()
+
+    corrected = contract.PlanCorrected(
+        case_id=plan.case_id,
+        event_id=target.id,
+        event_type=target.type,
+        field=command.field,
+        old_value=old_value,
+        new_value=command.new_value,
+    )
+    before = _order_problems(plan.case_id, plan.history)
+    after = _order_problems(
+        plan.case_id, (with_correction(e, corrected) for e in plan.history)
+    )
+    for event_id, (name, problem) in after.items():
+        if event_id in before:
+            continue  # an older disorder this correction did not cause
+        if event_id == target.id:
+            problems.add("new_value", f"would put the {kind}'s {name} {problem}")
+        else:
+            later = next(e for e in plan.history if e.id == event_id)
+            problems.add(
+                "new_value",
+                f"would put the {_short(later.type)} event {event_id} (its {name}) "
+                f"{problem}: correct that event first, or choose another date",
+            )
+    problems.raise_if_any()
+
+    return [_event(corrected, context, {"reason": command.reason})]
+
+
 _HANDLERS: dict[type[Any], Callable[[Plan, Any, Context], list[NewEvent]]] = {
     OpenAssessment: _open,
     RequestAdvice: _request_advice,
@@ -852,6 +1073,7 @@ _HANDLERS: dict[type[Any], Callable[[Plan, Any, Context], list[NewEvent]]] = {
     RequestReassessment: _request_reassessment,
     DecideReassessment: _decide_reassessment,
     RecordTimeLimitException: _record_exception,
+    CorrectPlan: _correct,
 }
 
 

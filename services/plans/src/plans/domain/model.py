@@ -7,13 +7,16 @@ through one or more drafts (``draft_issued``), in a final plan (``plan_maintaine
 A maintained plan is amended, re-assessed and eventually ceased (``ceased``) or
 transferred to another council (``transferred_out``). ``no_plan``, ``ceased`` and
 ``transferred_out`` are closed: they take no more commands except a late record of
-advice received, which still stops that advice's clock.
+advice received, which still stops that advice's clock, and corrections of dates.
+
+The case keeps its history (every event but the corrections), so a correction of a
+date (``PlanCorrected``) refolds the case from it with the date put right.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date
 from enum import StrEnum
 from typing import Any, Literal, get_args
@@ -141,6 +144,9 @@ class Plan:
     new_council_note: str | None = None
     reassessments: tuple[Reassessment, ...] = ()
     exceptions: tuple[TimeLimitException, ...] = ()
+    history: tuple[RecordedEvent, ...] = field(default=(), repr=False, compare=False)
+    """Every event of the case but its corrections, oldest first, each with the dates
+    the corrections since gave it: what the state is folded from."""
 
     @property
     def exists(self) -> bool:
@@ -230,7 +236,33 @@ def _replace_last(
 
 
 def evolve(plan: Plan, event: RecordedEvent) -> Plan:
-    """The case after ``event``; an event of another type only moves the version."""
+    """The case after ``event``; an event of another type only moves the version.
+
+    A ``PlanCorrected`` puts its new date into the event it corrects, and the case is
+    folded again from its history so corrected, as if the date had been right from the
+    start.
+    """
+    if event.type == contract.PlanCorrected.EVENT_TYPE:
+        corrected = contract.PlanCorrected.model_validate(event.data)
+        history = tuple(with_correction(e, corrected) for e in plan.history)
+        rebuilt = Plan(case_id=plan.case_id)
+        for earlier in history:
+            rebuilt = _apply(rebuilt, earlier)
+        return replace(rebuilt, version=event.version, history=history)
+    return replace(_apply(plan, event), history=(*plan.history, event))
+
+
+def with_correction(
+    event: RecordedEvent, corrected: contract.PlanCorrected
+) -> RecordedEvent:
+    """``event`` with the date ``corrected`` gives it, if it is the event corrected."""
+    if event.id != corrected.event_id:
+        return event
+    data = {**event.data, corrected.field: corrected.new_value.isoformat()}
+    return replace(event, data=data)
+
+
+def _apply(plan: Plan, event: RecordedEvent) -> Plan:
     plan = replace(plan, version=event.version)
     model = contract.EVENTS_BY_TYPE.get(event.type)
     if model is None:

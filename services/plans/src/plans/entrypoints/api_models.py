@@ -24,6 +24,8 @@ from plans.domain.model import (
 )
 from send_schemas import plans as contract
 from send_schemas.intake import SchoolUrn
+from send_schemas.plans import EventId
+from send_schemas.reviews import ReviewId
 from sendkit.events import RecordedEvent
 
 Text = Annotated[str, Field(min_length=1, max_length=4000)]
@@ -106,6 +108,17 @@ class AmendmentNoticeBody(_Body):
 
     notice_sent_on: date
     proposals: Text
+    review_id: ReviewId | None = None
+
+
+class CorrectionBody(_Body):
+    """A date recorded wrongly: the event (its id in the history), which date, the
+    right date, and why the recorded one was wrong (private)."""
+
+    event_id: EventId
+    field: contract.CorrectableField
+    new_value: date
+    reason: Text
 
 
 class AmendmentBody(_Body):

@@ -20,6 +20,7 @@ POST  /cases/{case_id}/new-council-notice                   the notice after a t
 POST  /cases/{case_id}/reassessment-requests                request a re-assessment
 POST  /cases/{case_id}/reassessment-decision                decide on the re-assessment
 POST  /cases/{case_id}/time-limit-exceptions                record an exception
+POST  /cases/{case_id}/corrections                          correct a recorded date
 GET   /cases/{case_id}                                      the plan state and history
 ====  ====================================================  ==========================
 
@@ -69,6 +70,7 @@ from plans.domain import (
     CeasePlan,
     Command,
     CommentWindowOpen,
+    CorrectPlan,
     DecideNotToIssuePlan,
     DecideReassessment,
     ImpossibleTransition,
@@ -96,6 +98,7 @@ from plans.entrypoints.api_models import (
     CaseOut,
     CessationBody,
     CommandOut,
+    CorrectionBody,
     DraftCommentsBody,
     DraftPlanBody,
     FinalPlanBody,
@@ -397,6 +400,16 @@ def _routes(service: PlansService, auth: ServiceAuth) -> APIRouter:
         staff: Principal = may_write,
     ) -> JSONResponse:
         command = RecordTimeLimitException(case_id=case_id, **body.model_dump())
+        return run(command, idempotency, staff)
+
+    @router.post("/cases/{case_id}/corrections", response_model=CommandOut)
+    def correct_plan(
+        case_id: CaseId,
+        body: CorrectionBody,
+        idempotency: IdempotencyKey,
+        staff: Principal = may_write,
+    ) -> JSONResponse:
+        command = CorrectPlan(case_id=case_id, **body.model_dump())
         return run(command, idempotency, staff)
 
     @router.get("/cases/{case_id}", response_model=CaseOut)
