@@ -227,6 +227,16 @@ def run_intake(client: TestClient) -> list[str]:
     """Four cases through intake's API; together they publish every intake type."""
     late = _post(client, "/cases", _request(2025, 1, 6, 990001, 3))["case_id"]
     _post(client, f"/cases/{late}/coordinator", {"coordinator_id": COORDINATORS[0]})
+    _post(client, f"/cases/{late}/surgery-presentation", {"presented_on": "2025-02-18"})
+    _post(
+        client,
+        f"/cases/{late}/corrections",
+        {
+            "field": "presented_on",
+            "new_value": "2025-02-17",
+            "reason": "Synthetic: the surgery met a day earlier than recorded.",
+        },
+    )
     _post(
         client,
         f"/cases/{late}/decision",

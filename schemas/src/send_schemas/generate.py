@@ -91,6 +91,11 @@ SAMPLE_FIELD_VALUES: Mapping[str, str] = {
 }
 # Whole-sample values for models whose fields constrain each other (by type).
 SAMPLE_OVERRIDES: Mapping[str, Mapping[str, Any]] = {
+    "send.intake.SurgeryPresentationCorrected.v1": {
+        "field": "presented_on",
+        "old_value": "2025-02-10",
+        "new_value": "2025-02-11",
+    },
     "send.plans.PlanAmended.v1": {"changes": ["I"]},
     "send.plans.PlanCorrected.v1": {
         "event_type": "send.plans.PlanIssued.v1",

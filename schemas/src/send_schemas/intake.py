@@ -15,7 +15,8 @@ National curriculum years are integers from -2 to 14: -2 and -1 are the two nurs
 years (N1, N2), 0 is Reception, 1 to 13 are Years 1 to 13, and 14 stands for any year
 after Year 13 (a young person of 19 to 25 in further education or training).
 
-Dates (``notified_on``, ``withdrawn_on``) are local dates in Europe/London.
+Dates (``notified_on``, ``withdrawn_on``, ``presented_on``) are local dates in
+Europe/London.
 Timestamps are UTC with an explicit offset.
 """
 
@@ -144,6 +145,20 @@ class RequestWithdrawn(IntakeEvent):
     withdrawn_on: date
 
 
+class RequestPresentedAtSurgery(IntakeEvent):
+    """The request was presented to the Local Area Surgery on ``presented_on``.
+
+    This stops the council's local target of presenting each request within 6 weeks
+    of receipt (a local practice target, not a statutory limit). Intake records one
+    presentation per case; ``SurgeryPresentationCorrected`` puts a wrong date right.
+    What the surgery recommended is not published: the decision that follows is.
+    """
+
+    EVENT_TYPE: ClassVar[str] = "send.intake.RequestPresentedAtSurgery.v1"
+
+    presented_on: date
+
+
 class RequestCorrected(IntakeEvent):
     """A recorded fact was wrong; ``new_value`` replaces ``old_value`` from now on.
 
@@ -158,6 +173,21 @@ class RequestCorrected(IntakeEvent):
     new_value: str
 
 
+class SurgeryPresentationCorrected(IntakeEvent):
+    """The date of the surgery presentation was wrong; ``new_value`` replaces it.
+
+    It has the shape of ``RequestCorrected`` (``field``, ``old_value``, ``new_value``)
+    so that a subscriber reads both alike, but is a type of its own because the
+    ``field`` enum of ``RequestCorrected.v1`` cannot grow within its version.
+    """
+
+    EVENT_TYPE: ClassVar[str] = "send.intake.SurgeryPresentationCorrected.v1"
+
+    field: Literal["presented_on"]
+    old_value: date
+    new_value: date
+
+
 EVENT_MODELS: tuple[type[IntakeEvent], ...] = (
     RequestReceived,
     CoordinatorAssigned,
@@ -166,6 +196,8 @@ EVENT_MODELS: tuple[type[IntakeEvent], ...] = (
     TimeLimitExceptionRecorded,
     RequestWithdrawn,
     RequestCorrected,
+    RequestPresentedAtSurgery,
+    SurgeryPresentationCorrected,
 )
 EVENTS_BY_TYPE: dict[str, type[IntakeEvent]] = {m.EVENT_TYPE: m for m in EVENT_MODELS}
 

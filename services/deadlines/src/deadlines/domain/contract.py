@@ -8,11 +8,15 @@ Some items are this service's additions to the contract, published here for the 
 services to adopt: the optional ``instance`` field of ``TimeLimitExceptionRecorded``
 (which advice an exception concerns); the plans service's own
 ``TimeLimitExceptionRecorded`` for the advice and re-assessment clocks; the optional
-``arranged_on`` of ``ReviewArranged``; three events for the local targets
-(``RequestPresentedAtSurgery``, ``AgencyReferralsMade``, ``ReviewListSentToSenco``, the
-last published once per case on the list); and ``PlanCorrected``, the plans service's
+``arranged_on`` of ``ReviewArranged``; two events for the local targets
+(``AgencyReferralsMade``, ``ReviewListSentToSenco``, the latter published once per case
+on the list); and ``PlanCorrected``, the plans service's
 counterpart of ``RequestCorrected``. Until the owners publish them, the clocks that need
 them cannot take an exception, never stop (local targets) or cannot be corrected.
+Intake publishes ``RequestPresentedAtSurgery`` (the stop of the Local Area Surgery
+target), at most one per case, and corrects its date with
+``SurgeryPresentationCorrected``, of ``RequestCorrected``'s shape (``field`` is always
+``presented_on``).
 Plans publishes ``PlanCorrected`` (naming the corrected event in ``event_id``, which the
 engine prefers to matching ``old_value``) and the optional ``review_id`` of
 ``AmendmentProposed``, the review whose decision to amend the notice carries out.
@@ -43,6 +47,7 @@ EXCEPTION_RECORDED = "send.intake.TimeLimitExceptionRecorded.v1"
 REQUEST_WITHDRAWN = "send.intake.RequestWithdrawn.v1"
 REQUEST_CORRECTED = "send.intake.RequestCorrected.v1"
 REQUEST_PRESENTED = "send.intake.RequestPresentedAtSurgery.v1"
+SURGERY_PRESENTATION_CORRECTED = "send.intake.SurgeryPresentationCorrected.v1"
 # plans
 ADVICE_REQUESTED = "send.plans.AdviceRequested.v1"
 ADVICE_RECEIVED = "send.plans.AdviceReceived.v1"
@@ -187,6 +192,7 @@ CORRECTIONS: tuple[Correction, ...] = (
             "notified_on": (ASSESSMENT_AGREED, ASSESSMENT_REFUSED),
         },
     ),
+    Correction(SURGERY_PRESENTATION_CORRECTED, {"presented_on": (REQUEST_PRESENTED,)}),
     Correction(
         PLAN_CORRECTED,
         {

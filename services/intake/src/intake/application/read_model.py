@@ -35,6 +35,7 @@ class CaseSummary:
     channel: str
     coordinator_id: str | None
     notified_on: date | None
+    presented_on: date | None
     version: int
 
     @classmethod
@@ -53,6 +54,7 @@ class CaseSummary:
             channel=case.channel or "",
             coordinator_id=case.coordinator_id,
             notified_on=case.notified_on,
+            presented_on=case.presented_on,
             version=case.version,
         )
 

@@ -13,6 +13,7 @@ from intake.domain.commands import (
     CorrectRequest,
     ReceiveRequest,
     RecordDecision,
+    RecordSurgeryPresentation,
     RecordTimeLimitException,
     WithdrawRequest,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "InvalidCommand",
     "ReceiveRequest",
     "RecordDecision",
+    "RecordSurgeryPresentation",
     "RecordTimeLimitException",
     "Status",
     "WithdrawRequest",

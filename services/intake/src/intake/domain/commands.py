@@ -82,6 +82,24 @@ class WithdrawRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class RecordSurgeryPresentation:
+    """Record that the request was presented to the Local Area Surgery.
+
+    ``note`` (what the surgery said, say) stays in intake's store and is never
+    published.
+    """
+
+    case_id: str
+    presented_on: date
+    note: str | None = None
+
+
+CORRECTABLE: tuple[str, ...] = ("received_at", "notified_on", "presented_on")
+"""The facts ``CorrectRequest`` can correct: ``RequestCorrected``'s two fields, and
+``presented_on``, whose correction is published as ``SurgeryPresentationCorrected``."""
+
+
+@dataclass(frozen=True, slots=True)
 class CorrectRequest:
     """Replace a wrongly recorded fact with ``new_value`` (an ISO 8601 string)."""
 
@@ -97,5 +115,6 @@ Command = (
     | RecordDecision
     | RecordTimeLimitException
     | WithdrawRequest
+    | RecordSurgeryPresentation
     | CorrectRequest
 )

@@ -12,8 +12,28 @@ Every rule is checked here, whichever entry point a command came through:
 - an exception names a clock that still runs for the case and a reason a to d, with
   evidence; the same reason is not recorded twice on one clock;
 - a withdrawal applies to an open case and is dated between the request and today;
-- a correction replaces ``received_at`` or a decision's ``notified_on`` with a
-  different valid value, keeping the decision no earlier than the request, and says why.
+- a presentation to the Local Area Surgery is recorded once per case, dated no earlier
+  than the London date of the request, no later than today, and no later than the
+  decision when there is one (see below);
+- a correction replaces ``received_at``, a decision's ``notified_on`` or the surgery's
+  ``presented_on`` with a different valid value, keeping the request no later than the
+  presentation and the presentation no later than the decision, and says why.
+
+The surgery presentation stops the council's local target of presenting each request
+within 6 weeks; the rules a coordinator expects of it:
+
+- It may be recorded after the decision (a late record), since a presentation recorded
+  late but dated in time makes the local target met; it may not be dated after the
+  decision, because the surgery considers a request before the council decides on it,
+  and the decision has already ended the target by then.
+- A refused case takes it (the refusal closes the case, but the presentation before it
+  still happened and still counts); a withdrawn case does not, since withdrawal
+  cancelled the target and no report counts a cancelled one, the same reason a
+  withdrawn case takes no exception.
+- A second presentation is refused (409): the target counts the first, and a surgery
+  that looks at a request again does not restart it. A wrong date is corrected with a
+  correction of ``presented_on`` (published as ``SurgeryPresentationCorrected``), so the
+  deadlines service recomputes the clock from the right date, as for any correction.
 
 Values that break a rule raise ``InvalidCommand`` naming each field (answered 422); a
 command the case's state rules out raises ``ImpossibleTransition`` (409).
@@ -29,12 +49,14 @@ from typing import Any
 from pydantic import AwareDatetime, TypeAdapter
 
 from intake.domain.commands import (
+    CORRECTABLE,
     AssignCoordinator,
     Command,
     Context,
     CorrectRequest,
     ReceiveRequest,
     RecordDecision,
+    RecordSurgeryPresentation,
     RecordTimeLimitException,
     WithdrawRequest,
 )
@@ -276,9 +298,18 @@ def _decide_assessment(
         "note",
         f"must be non-blank and at most {MAX_TEXT} characters when given",
     )
-    problems.found += _decision_date_problems(
+    date_problems = _decision_date_problems(
         case, command.notified_on, context, "notified_on"
     )
+    presented_on = case.presented_on
+    if not date_problems and presented_on and command.notified_on < presented_on:
+        date_problems.append(
+            (
+                "notified_on",
+                f"must not be before the surgery presentation on {presented_on}",
+            )
+        )
+    problems.found += date_problems
     problems.raise_if_any()
 
     model: contract.IntakeEvent
@@ -345,9 +376,16 @@ def _withdraw(case: Case, command: WithdrawRequest, context: Context) -> list[Ne
 
     withdrawn_on = command.withdrawn_on or london_date(context.now)
     problems = _Problems()
-    problems.found += _decision_date_problems(
-        case, withdrawn_on, context, "withdrawn_on"
-    )
+    date_problems = _decision_date_problems(case, withdrawn_on, context, "withdrawn_on")
+    presented_on = case.presented_on
+    if not date_problems and presented_on and withdrawn_on < presented_on:
+        date_problems.append(
+            (
+                "withdrawn_on",
+                f"must not be before the surgery presentation on {presented_on}",
+            )
+        )
+    problems.found += date_problems
     problems.check(
         _text_ok(command.reason, required=False),
         "reason",
@@ -359,6 +397,93 @@ def _withdraw(case: Case, command: WithdrawRequest, context: Context) -> list[Ne
         case_id=case.case_id, withdrawn_on=withdrawn_on
     )
     return [_event(withdrawn, context, {"reason": command.reason})]
+
+
+def _presentation_date_problems(
+    case: Case, presented_on: date, context: Context, field: str
+) -> list[tuple[str, str]]:
+    problems = _decision_date_problems(case, presented_on, context, field)
+    if not problems and case.notified_on and presented_on > case.notified_on:
+        problems.append(
+            (
+                field,
+                f"must not be after the decision, notified on {case.notified_on}: "
+                "the surgery considers a request before the council decides",
+            )
+        )
+    if not problems and case.withdrawn_on and presented_on > case.withdrawn_on:
+        problems.append(
+            (field, f"must not be after the withdrawal on {case.withdrawn_on}")
+        )
+    return problems
+
+
+def _present(
+    case: Case, command: RecordSurgeryPresentation, context: Context
+) -> list[NewEvent]:
+    _require_case(case)
+    if case.status is Status.WITHDRAWN:
+        raise ImpossibleTransition(
+            f"case {case.case_id} was withdrawn on {case.withdrawn_on}: its surgery "
+            "target was cancelled, so no presentation is recorded"
+        )
+    if case.presented_on is not None:
+        raise ImpossibleTransition(
+            f"case {case.case_id} was already presented to the Local Area Surgery on "
+            f"{case.presented_on}: to change that date, record a correction of "
+            "presented_on"
+        )
+
+    problems = _Problems()
+    problems.found += _presentation_date_problems(
+        case, command.presented_on, context, "presented_on"
+    )
+    problems.check(
+        _text_ok(command.note, required=False),
+        "note",
+        f"must be non-blank and at most {MAX_TEXT} characters when given",
+    )
+    problems.raise_if_any()
+
+    presented = contract.RequestPresentedAtSurgery(
+        case_id=case.case_id, presented_on=command.presented_on
+    )
+    return [_event(presented, context, {"note": command.note})]
+
+
+def _parse_date(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise InvalidCommand(
+            [("new_value", "must be a date as 'YYYY-MM-DD', such as '2025-02-14'")]
+        ) from None
+
+
+def _correct_presentation(
+    case: Case, command: CorrectRequest, context: Context
+) -> list[NewEvent]:
+    if case.presented_on is None:
+        raise ImpossibleTransition(
+            f"case {case.case_id} has no surgery presentation yet, so there is no "
+            "presented date to correct: record the presentation instead"
+        )
+    new_date = _parse_date(command.new_value)
+    date_problems = _presentation_date_problems(case, new_date, context, "new_value")
+    if date_problems:
+        raise InvalidCommand(date_problems)
+    if new_date == case.presented_on:
+        raise InvalidCommand(
+            [("new_value", f"is the value already recorded ({case.presented_on})")]
+        )
+
+    corrected = contract.SurgeryPresentationCorrected(
+        case_id=case.case_id,
+        field="presented_on",
+        old_value=case.presented_on,
+        new_value=new_date,
+    )
+    return [_event(corrected, context, {"reason": command.reason})]
 
 
 def _parse_received_at(value: str) -> datetime | str:
@@ -377,9 +502,9 @@ def _correct(case: Case, command: CorrectRequest, context: Context) -> list[NewE
 
     problems = _Problems()
     problems.check(
-        command.field in contract.CORRECTABLE_FIELDS,
+        command.field in CORRECTABLE,
         "field",
-        "must be one of " + ", ".join(contract.CORRECTABLE_FIELDS),
+        "must be one of " + ", ".join(CORRECTABLE),
     )
     problems.check(
         _text_ok(command.reason, required=True),
@@ -387,6 +512,8 @@ def _correct(case: Case, command: CorrectRequest, context: Context) -> list[NewE
         f"must say why the fact was wrong (1 to {MAX_TEXT} characters)",
     )
     problems.raise_if_any()
+    if command.field == "presented_on":
+        return _correct_presentation(case, command, context)
 
     old: str
     new: str
@@ -408,6 +535,16 @@ def _correct(case: Case, command: CorrectRequest, context: Context) -> list[NewE
                     )
                 ]
             )
+        if case.presented_on is not None and case.presented_on < new_on:
+            raise InvalidCommand(
+                [
+                    (
+                        "new_value",
+                        f"would put the request after its surgery presentation on "
+                        f"{case.presented_on}: correct the presentation's date first",
+                    )
+                ]
+            )
         if case.date_of_birth is not None and case.date_of_birth > new_on:
             raise InvalidCommand(
                 [("new_value", "would put the request before the child's birth")]
@@ -420,13 +557,17 @@ def _correct(case: Case, command: CorrectRequest, context: Context) -> list[NewE
                 f"case {case.case_id} has no decision yet, so there is no notified "
                 "date to correct: record the decision instead"
             )
-        try:
-            new_date = date.fromisoformat(command.new_value)
-        except ValueError:
-            raise InvalidCommand(
-                [("new_value", "must be a date as 'YYYY-MM-DD', such as '2025-02-14'")]
-            ) from None
+        new_date = _parse_date(command.new_value)
         date_problems = _decision_date_problems(case, new_date, context, "new_value")
+        presented_on = case.presented_on
+        if not date_problems and presented_on and new_date < presented_on:
+            date_problems.append(
+                (
+                    "new_value",
+                    f"must not be before the surgery presentation on {presented_on}: "
+                    "correct the presentation's date first",
+                )
+            )
         if date_problems:
             raise InvalidCommand(date_problems)
         old = case.notified_on.isoformat()
@@ -456,6 +597,7 @@ _HANDLERS: dict[type[Any], Callable[[Case, Any, Context], list[NewEvent]]] = {
     RecordDecision: _decide_assessment,
     RecordTimeLimitException: _record_exception,
     WithdrawRequest: _withdraw,
+    RecordSurgeryPresentation: _present,
     CorrectRequest: _correct,
 }
 

@@ -3,7 +3,9 @@
 A case moves through ``Status``: awaiting a decision, then assessment agreed or
 refused, and it may be withdrawn while it is still open (awaiting a decision or being
 assessed). A refused or withdrawn case is closed: it takes no more decisions,
-assignments or exceptions, though a recorded fact can still be corrected.
+assignments or exceptions, though a recorded fact can still be corrected. The day the
+request was presented to the Local Area Surgery (``presented_on``) is a fact beside
+the status, not a status of its own.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ class Case:
     coordinator_id: str | None = None
     notified_on: date | None = None
     withdrawn_on: date | None = None
+    presented_on: date | None = None
     exceptions: tuple[tuple[str, str], ...] = field(default_factory=tuple)
 
     @property
@@ -106,6 +109,12 @@ def evolve(case: Case, event: RecordedEvent) -> Case:
         return replace(
             case, status=Status.WITHDRAWN, withdrawn_on=withdrawn.withdrawn_on
         )
+    if event.type == contract.RequestPresentedAtSurgery.EVENT_TYPE:
+        presented = contract.RequestPresentedAtSurgery.model_validate(data)
+        return replace(case, presented_on=presented.presented_on)
+    if event.type == contract.SurgeryPresentationCorrected.EVENT_TYPE:
+        moved = contract.SurgeryPresentationCorrected.model_validate(data)
+        return replace(case, presented_on=moved.new_value)
     if event.type == contract.RequestCorrected.EVENT_TYPE:
         corrected = contract.RequestCorrected.model_validate(data)
         if corrected.field == "received_at":

@@ -88,10 +88,20 @@ class WithdrawalBody(_Body):
     reason: Text | None = None
 
 
+class SurgeryPresentationBody(_Body):
+    """The day the request was presented to the Local Area Surgery."""
+
+    presented_on: date = Field(
+        description="London date; not before the request, not in the future, not "
+        "after the decision."
+    )
+    note: Text | None = None
+
+
 class CorrectionBody(_Body):
     """A wrongly recorded fact, its right value (ISO 8601) and why it was wrong."""
 
-    field: contract.CorrectableField
+    field: Literal["received_at", "notified_on", "presented_on"]
     new_value: str = Field(min_length=1, max_length=64)
     reason: Text
 
@@ -109,6 +119,7 @@ class CaseSummaryOut(BaseModel):
     channel: str
     coordinator_id: str | None
     notified_on: date | None
+    presented_on: date | None
     version: int
 
     @classmethod
@@ -124,6 +135,7 @@ class CaseSummaryOut(BaseModel):
             channel=summary.channel,
             coordinator_id=summary.coordinator_id,
             notified_on=summary.notified_on,
+            presented_on=summary.presented_on,
             version=summary.version,
         )
 
@@ -191,6 +203,7 @@ class CaseOut(BaseModel):
     coordinator_id: str | None
     notified_on: date | None
     withdrawn_on: date | None
+    presented_on: date | None
     time_limit_exceptions: list[TimeLimitExceptionOut]
     history: list[EventOut]
 
@@ -214,6 +227,7 @@ class CaseOut(BaseModel):
             coordinator_id=case.coordinator_id,
             notified_on=case.notified_on,
             withdrawn_on=case.withdrawn_on,
+            presented_on=case.presented_on,
             time_limit_exceptions=[
                 TimeLimitExceptionOut(clock=clock, reason=reason)
                 for clock, reason in case.exceptions

@@ -13,6 +13,7 @@ POST     /cases/{case_id}/coordinator                      assign or reassign
 POST     /cases/{case_id}/decision                         agree or refuse to assess
 POST     /cases/{case_id}/time-limit-exceptions            record an exception
 POST     /cases/{case_id}/withdrawal                       withdraw the request
+POST     /cases/{case_id}/surgery-presentation             presented to the surgery
 POST     /cases/{case_id}/corrections                      correct a recorded fact
 POST     /coordinators/{coordinator_id}/reassignment       move all their open cases
 =======  ================================================  ===========================
@@ -59,6 +60,7 @@ from intake.domain import (
     InvalidCommand,
     ReceiveRequest,
     RecordDecision,
+    RecordSurgeryPresentation,
     RecordTimeLimitException,
     Status,
     WithdrawRequest,
@@ -74,6 +76,7 @@ from intake.entrypoints.api_models import (
     DecisionBody,
     ReassignAllBody,
     ReceiveRequestBody,
+    SurgeryPresentationBody,
     TimeLimitExceptionBody,
     WithdrawalBody,
 )
@@ -270,6 +273,17 @@ def _routes(service: IntakeService, auth: ServiceAuth) -> APIRouter:
         staff: Principal = may_write,
     ) -> JSONResponse:
         command = WithdrawRequest(case_id=case_id, **body.model_dump())
+        result = service.handle(command, actor=staff.actor, idempotency=idempotency)
+        return _answer(result, 200)
+
+    @router.post("/cases/{case_id}/surgery-presentation", response_model=CommandOut)
+    def record_surgery_presentation(
+        case_id: str,
+        body: SurgeryPresentationBody,
+        idempotency: Keyed,
+        staff: Principal = may_write,
+    ) -> JSONResponse:
+        command = RecordSurgeryPresentation(case_id=case_id, **body.model_dump())
         result = service.handle(command, actor=staff.actor, idempotency=idempotency)
         return _answer(result, 200)
 
