@@ -1,0 +1,241 @@
+"""Notify's ledger on PostgreSQL: what only a shared server shows.
+
+The behaviour suites run on PostgreSQL through the ``db`` and ``ledger_url`` fixtures;
+these tests add what they cannot: the ledger kept across reopening, its schema
+version, two replicas opening one database at once, and two replicas claiming and
+sending the same due alerts at once, each alert going exactly once.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+from notify_factories import LEGAL_BASIS, FakeSender, new_case
+
+from notify.adapters.postgres_db import LEDGER_SCHEMA_VERSION, NotifyPostgresDatabase
+from notify.application.delivery import ALERT_ID_HEADER, Delivery
+from notify.application.ports import AlertRecord
+from notify.bootstrap import open_database
+from notify.domain.alerts import AlertKind, Channel, ClockNotice, RecipientRole
+from notify.domain.delivery import AlertStatus
+from notify.errors import ConfigurationError
+from sendkit.store.base import StoreError
+
+T0 = datetime(2025, 2, 10, 9, 0, tzinfo=UTC)
+
+
+def due_alert(alert_id: str, case_id: str, at: datetime = T0) -> AlertRecord:
+    notice = ClockNotice(
+        event_id=f"ev-{alert_id}",
+        kind=AlertKind.APPROACHING,
+        case_id=case_id,
+        clock_id="decision",
+        clock="decision",
+        due_on=at.date() + timedelta(days=7),
+        act_by=None,
+        legal_basis=LEGAL_BASIS,
+        statutory=True,
+        escalate=True,
+        lead=5,
+    )
+    return AlertRecord(
+        alert_id=alert_id,
+        source_event_id=notice.event_id,
+        case_id=case_id,
+        kind=AlertKind.APPROACHING,
+        channel=Channel.EMAIL,
+        role=RecipientRole.COORDINATOR,
+        staff_id="ehcco-01",
+        address="alex.c@council.example",
+        subject=f"subject of {alert_id}",
+        body="body",
+        notice=notice.to_dict(),
+        correlation_id=f"corr-{alert_id}",
+        created_at=at,
+        next_attempt_at=at,
+    )
+
+
+def test_the_postgres_ledger_survives_reopening_and_keeps_times_exact(
+    postgres_database: str,
+) -> None:
+    moment = datetime(2025, 3, 30, 0, 59, 59, 123456, tzinfo=UTC)
+    first = NotifyPostgresDatabase(postgres_database)
+    with first.transaction() as tx:
+        tx.add_alert(due_alert("a-1", new_case(), at=moment))
+    first.close()
+
+    second = NotifyPostgresDatabase(postgres_database)
+    try:
+        with second.transaction() as tx:
+            stored = tx.get_alert("a-1")
+            version = tx.get_meta("schema_version")
+    finally:
+        second.close()
+
+    assert stored is not None
+    assert stored.next_attempt_at == moment
+    assert stored.created_at.utcoffset() == timedelta(0)
+    assert stored.clock_notice.legal_basis == LEGAL_BASIS
+    assert version == str(LEDGER_SCHEMA_VERSION)
+
+
+def test_a_ledger_of_a_newer_schema_is_refused(postgres_database: str) -> None:
+    NotifyPostgresDatabase(postgres_database).close()
+    with psycopg.connect(postgres_database, autocommit=True) as admin:
+        admin.execute(
+            "UPDATE notify_meta SET value = %s WHERE key = 'schema_version'",
+            (str(LEDGER_SCHEMA_VERSION + 1),),
+        )
+
+    with pytest.raises(StoreError, match="newer than this code"):
+        NotifyPostgresDatabase(postgres_database)
+
+
+def test_two_replicas_opening_a_fresh_database_at_once_both_start(
+    postgres_database: str,
+) -> None:
+    opened: list[NotifyPostgresDatabase] = []
+    errors: list[BaseException] = []
+    start = threading.Barrier(2)
+
+    def open_one() -> None:
+        start.wait()
+        try:
+            opened.append(NotifyPostgresDatabase(postgres_database, pool_size=2))
+        except BaseException as error:  # reported below, not lost in the thread
+            errors.append(error)
+
+    threads = [threading.Thread(target=open_one) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+
+    try:
+        assert errors == []
+        assert len(opened) == 2
+        with opened[0].transaction() as tx:
+            tx.add_alert(due_alert("a-1", new_case()))
+        with opened[1].transaction() as tx:
+            assert tx.get_alert("a-1") is not None
+    finally:
+        for db in opened:
+            db.close()
+
+
+def test_an_alert_being_claimed_on_one_replica_is_not_offered_to_another(
+    postgres_database: str,
+) -> None:
+    one = NotifyPostgresDatabase(postgres_database, pool_size=2)
+    other = NotifyPostgresDatabase(postgres_database, pool_size=2)
+    try:
+        with one.transaction() as tx:
+            for n in range(4):
+                tx.add_alert(due_alert(f"a-{n}", new_case()))
+        now = T0 + timedelta(minutes=1)
+        offered_elsewhere: list[str] = []
+
+        def claim_elsewhere() -> None:
+            with other.transaction() as tx:
+                offered_elsewhere.extend(a.alert_id for a in tx.due_alerts(now, 4))
+
+        # One replica claims two alerts; while its transaction is open the other
+        # replica asks for everything due.
+        with one.transaction() as tx:
+            claimed = tx.due_alerts(now, 2)
+            elsewhere = threading.Thread(target=claim_elsewhere)
+            elsewhere.start()
+            for alert in claimed:
+                tx.save_alert(
+                    alert.evolve(
+                        status=AlertStatus.SENDING,
+                        attempts=1,
+                        next_attempt_at=now + timedelta(minutes=5),
+                    )
+                )
+        elsewhere.join(30)
+    finally:
+        one.close()
+        other.close()
+
+    assert [a.alert_id for a in claimed] == ["a-0", "a-1"]
+    assert offered_elsewhere == ["a-2", "a-3"]
+
+
+def test_two_replicas_sending_at_once_send_each_due_alert_exactly_once(
+    postgres_database: str,
+) -> None:
+    replicas = [NotifyPostgresDatabase(postgres_database, pool_size=3) for _ in (1, 2)]
+    alert_ids = [f"a-{n:03d}" for n in range(40)]
+    with replicas[0].transaction() as tx:
+        for alert_id in alert_ids:
+            tx.add_alert(due_alert(alert_id, new_case()))
+
+    senders = [FakeSender() for _ in range(4)]
+    sent_counts: list[int] = []
+    errors: list[BaseException] = []
+    start = threading.Barrier(len(senders))
+
+    def send_everything(db: NotifyPostgresDatabase, sender: FakeSender) -> None:
+        delivery = Delivery(
+            db,
+            sender,
+            from_address="send-alerts@council.example",
+            message_id_domain="council.example",
+            claim_lease=timedelta(minutes=10),
+        )
+        start.wait()
+        try:
+            sent_counts.append(delivery.deliver_due().sent)
+        except BaseException as error:  # reported below, not lost in the thread
+            errors.append(error)
+
+    # Two senders on each replica, four in all, start together.
+    threads = [
+        threading.Thread(target=send_everything, args=(replicas[n % 2], sender))
+        for n, sender in enumerate(senders)
+    ]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(120)
+        with replicas[1].transaction() as tx:
+            stored = [tx.get_alert(alert_id) for alert_id in alert_ids]
+        events = replicas[1].store.read_all()
+    finally:
+        for db in replicas:
+            db.close()
+
+    assert errors == []
+    sends = Counter(
+        email.headers[ALERT_ID_HEADER] for sender in senders for email in sender.sent
+    )
+    assert sends == Counter(alert_ids)
+    assert sum(sent_counts) == len(alert_ids)
+    assert all(
+        a is not None and (a.status, a.attempts) == (AlertStatus.SENT, 1)
+        for a in stored
+    )
+    reported = Counter(e.data["alert_id"] for e in events)
+    assert reported == Counter(alert_ids)
+
+
+def test_the_database_url_chooses_the_adapter(postgres_database: str) -> None:
+    db = open_database(postgres_database)
+    try:
+        assert isinstance(db, NotifyPostgresDatabase)
+        assert db.shared
+    finally:
+        db.close()
+    assert not open_database("memory://").shared
+
+    with pytest.raises(ConfigurationError, match="scheme 'mysql'") as refused:
+        open_database("mysql://notify:s3cret@db.internal/notify")
+    assert "s3cret" not in str(refused.value)
+    assert "postgresql://" in str(refused.value)
