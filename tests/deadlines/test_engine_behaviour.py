@@ -158,6 +158,22 @@ def test_outputs_are_contract_events() -> None:
         assert parse_clock_event(output.type, payload["data"]) == output.event
 
 
+def test_outputs_data_is_the_validated_models_json_in_its_order() -> None:
+    # The engine builds its outputs without validating them; validating its fields
+    # here must give the same values, and the model's JSON the same keys in order.
+    _, outputs = run(_life(Case()))
+    seen_types = set()
+
+    for output in outputs:
+        validated = CLOCK_EVENTS[output.type].model_validate(dict(output.fields))
+        expected = validated.model_dump(mode="json")
+        assert list(output.data()) == list(expected)
+        assert json.dumps(output.data()) == json.dumps(expected)
+        assert output.event == validated
+        seen_types.add(output.type)
+    assert len(seen_types) >= 6
+
+
 def test_a_repeated_event_or_tick_changes_nothing() -> None:
     case = Case()
     request = case.event(*received(d("2025-01-06")))

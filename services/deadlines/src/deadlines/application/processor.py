@@ -279,7 +279,7 @@ def clock_record(output: Emitted, *, sequence: int, cause: Cause) -> OutgoingRec
         type=output.type,
         source=SOURCE,
         time=cause.time,
-        data=output.event.model_dump(mode="json"),
+        data=output.data(),
         metadata=Metadata(
             actor=SYSTEM_ACTOR,
             correlation_id=cause.correlation_id,
