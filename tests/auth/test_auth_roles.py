@@ -68,6 +68,7 @@ INTAKE_ROUTES: list[tuple[str, str, frozenset[str]]] = [
     ("POST", f"/cases/{CASE}/decision", DECIDERS),
     ("POST", f"/cases/{CASE}/time-limit-exceptions", CASEWORK),
     ("POST", f"/cases/{CASE}/withdrawal", CASEWORK),
+    ("POST", f"/cases/{CASE}/surgery-presentation", CASEWORK),
     ("POST", f"/cases/{CASE}/corrections", CASEWORK),
     ("POST", f"/coordinators/{COORDINATOR}/reassignment", ALLOCATORS),
     ("GET", "/access-log", AUDITORS),
