@@ -1,9 +1,9 @@
 """Real servers for notify's channel tests: the mail catcher, the local GOV.UK Notify
 stand-in, and notify's own API served over HTTP (for Notify's callbacks).
 
-``wired`` builds a whole notify runtime on a real SQLite file whose SMTP provider is the
-mail catcher and whose GOV.UK Notify provider is the stand-in, reached through the
-official client; the clock is the test's.
+``wired`` builds a whole notify runtime on a real SQLite file (or the ``database_url``
+given) whose SMTP provider is the mail catcher and whose GOV.UK Notify provider is the
+stand-in, reached through the official client; the clock is the test's.
 """
 
 from __future__ import annotations

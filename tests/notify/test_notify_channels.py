@@ -2,8 +2,8 @@
 the official GOV.UK Notify client to the local Notify server; preferences, quiet hours,
 retries, permanent failures and their escalation, delivery receipts, corrections.
 
-The ledger is a real SQLite file and the clock is the test's, so a retry is due when
-the test says; the providers are real servers on loopback.
+The ledger is a real SQLite file or PostgreSQL database and the clock is the test's, so
+a retry is due when the test says; the providers are real servers on loopback.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Daily digests, termly SENCO lists and the SENCO's review alerts, over real SMTP.
 
-The ledger is a real SQLite file, the mail server is the devstack mail catcher, and
-the clock is the test's: the scheduler runs when the test says, at the times it says.
+The ledger is a real SQLite file or PostgreSQL database, the mail server is the devstack
+mail catcher, and the clock is the test's: the scheduler runs when the test says, at the
+times it says.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The ledger's storage promises, run against the in-memory and the SQLite database."""
+"""The ledger's storage promises, run against every database adapter."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The directory, preferences, read model and bundle queries of notify's database, run
-against the in-memory and the SQLite adapter; the schema-1 file upgrade; receipts that
-arrive before the send is recorded."""
+against the in-memory, SQLite and PostgreSQL adapters; the schema-1 file upgrade;
+receipts that arrive before the send is recorded."""
 
 from __future__ import annotations
 
