@@ -3,7 +3,8 @@
 The kernel's ``OutboxRelay`` publishes what notify's store holds, in order, from its
 checkpoint; this thread runs it beside the faust agents so one process serves notify.
 It publishes only while it holds the relay lock of notify's store (a file lock beside
-the SQLite file), so two workers on one store never publish at once.
+the SQLite file, an advisory lock on PostgreSQL), so two workers on one store never
+publish at once.
 It can also run as its own process (``python -m sendkit.relay --store <url> --topic
 send.notify.events --source /send/notify``) with ``NOTIFY_RELAY_ENABLED=false`` here.
 """
