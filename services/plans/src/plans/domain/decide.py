@@ -32,7 +32,14 @@ none may come before the fact it follows:
   no earlier than it was requested; an agreed re-assessment ends with an amended plan;
 - an exception applies to advice still outstanding (one request, or all of them) with
   a reason of Reg 8(2), or to the plan of a re-assessment under way with a reason of
-  Reg 27(3); it says what shows it applies, and is not recorded twice.
+  Reg 27(3); it says what shows it applies, and is not recorded twice;
+- an amendment notice may name the review it follows by the reviews service's id (its
+  shape is checked; plans does not read the reviews topic to know more);
+- a correction names one event of the case with a correctable date
+  (``send_schemas.plans.CORRECTABLE_DATES``) and that date, changes it, says why, and
+  holds the new date to the rules its event was recorded under: not in the future, not
+  before what the event follows, and not after anything recorded later that follows
+  it (``_order_problem`` replays the case with the new date to find out).
 
 Values that break a rule raise ``InvalidCommand`` naming each field (answered 422); a
 command the case's state rules out raises ``ImpossibleTransition`` (409), and a final
