@@ -4,10 +4,10 @@ Three agents read raw bytes (the CloudEvents binary mode: ``ce_*`` headers, JSON
 value): one on ``send.deadlines.events`` records the alerts clock events raise (and
 follows the annual review clocks), one on ``send.intake.events`` keeps each case's
 coordinator and school, one on ``send.reviews.events`` the setting the plan names and
-the next review meeting. Each record is read
-with the kernel's envelope and handled on a dedicated handler thread, so the database
-never blocks the event loop; the agent moves on (and faust may commit the offset) only once
-the handler's transaction has committed. The processing guarantee is faust's
+the next review meeting. Each record is read with the kernel's envelope and handled on
+a dedicated handler thread, so the database never blocks the event loop; the agent
+moves on (and faust may commit the offset) only once the handler's transaction has
+committed. The processing guarantee is faust's
 ``at_least_once``: a redelivered record finds its id already recorded and changes
 nothing.
 
