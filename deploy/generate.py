@@ -22,10 +22,14 @@ Nothing here talks to a cluster. Hand-written files (kustomizations, the Kafka c
 the PostgreSQL clusters, the network policies, the overlays' patches) sit beside the
 generated ones and are never touched by this script.
 
-Notify's API runs as a second container of the notify worker's pod (``sidecars``),
-because both use the ledger's SQLite file; every other pod runs one process. Known
-limit: the API's template ids for GOV.UK Notify are the council's and are not set
-here; docs/operations.md, section 1, says what to add.
+Every pod runs one process, and no workload keeps state on a volume: each
+event-sourced service, the deadlines read API and notify keep theirs in a PostgreSQL
+cluster of their own (``base/postgres.yaml``), whose URL comes from the Secret
+CloudNativePG writes (``<service>-db-app``, key ``uri``). A workload can still run
+processes that must share a pod as ``sidecars``, and keep a SQLite file on a
+``data_volume``; none does now. Known limit: the API's template ids for GOV.UK
+Notify are the council's and are not set here; docs/operations.md, section 1, says
+what to add.
 """
 
 from __future__ import annotations
@@ -263,11 +267,14 @@ class Workload:
     startup_budget_s: int = 120
     data_volume: str | None = None
     extra_env: tuple[tuple[str, str], ...] = ()
+    secret_env: tuple[SecretEnv, ...] = ()
+    """Secrets only this workload reads, besides its service's (a database URL that
+    the service's other processes have no use for)."""
     principal: str | None = None
     description: str = ""
     sidecars: tuple[Workload, ...] = ()
-    """Processes that must share this one's pod (notify's API shares its worker's
-    SQLite ledger): each is a container of its own, with its own probes."""
+    """Processes that must share this one's pod (none does now): each is a container
+    of its own, with its own probes."""
 
     @property
     def http(self) -> bool:
@@ -431,7 +438,6 @@ SERVICES: tuple[Service, ...] = (
             "DEADLINES_REPLICATION_FACTOR": str(TOPIC_REPLICAS),
             "DEADLINES_HOST": "0.0.0.0",  # noqa: S104 - inside the pod
             "DEADLINES_PORT": "8003",
-            "DEADLINES_DATABASE_URL": "sqlite:////var/lib/send/deadlines.db",
             "DEADLINES_PROJECTOR_ENABLED": "true",
             "DEADLINES_TICK_EVERY_SECONDS": "60",
             "FAUST_DATADIR": "/tmp/faust",  # noqa: S108 - the pod's own emptyDir
@@ -457,12 +463,14 @@ SERVICES: tuple[Service, ...] = (
                 "deadlines",
                 8003,
                 ("deadlines", "api"),
-                replicas=1,
-                recreate=True,
-                data_volume="deadlines-api-data",
+                # The replicas share the read model's database and its consumer
+                # groups, so each event is folded once, by one of them.
+                secret_env=(
+                    SecretEnv("DEADLINES_DATABASE_URL", "deadlines-db-app", "uri"),
+                ),
                 startup_budget_s=600,
-                description="The deadlines read API over its read model (SQLite on a "
-                "volume, built from the topics).",
+                description="The deadlines read API over its read model (PostgreSQL, "
+                "built from the topics by the replicas' projector threads).",
             ),
             Workload(
                 name="deadlines-ticker",
@@ -477,6 +485,7 @@ SERVICES: tuple[Service, ...] = (
                 description="Sends the time to every partition of send.clock.ticks.",
             ),
         ),
+        postgres=True,
         description="The deadlines service: the clocks processor, its read API and "
         "the ticker.",
     ),
@@ -484,7 +493,6 @@ SERVICES: tuple[Service, ...] = (
         name="notify",
         config={
             "NOTIFY_APP_ID": "send-notify",
-            "NOTIFY_DATABASE_URL": "sqlite:////var/lib/send/notify.db",
             "NOTIFY_DIRECTORY_CSV": "/etc/send/directory/staff.csv",
             "NOTIFY_FROM_ADDRESS": "send-alerts@council.example",
             "NOTIFY_SMTP_HOST": "smtp.council.example",
@@ -506,28 +514,25 @@ SERVICES: tuple[Service, ...] = (
                 cpu="100m",
                 memory="256Mi",
                 memory_limit="512Mi",
-                # The SQLite ledger allows one worker; Recreate keeps it so in rollouts.
-                recreate=True,
+                # A faust consumer group over the shared ledger; the outbox relay in
+                # each takes the ledger's relay lock, so one replica publishes.
+                replicas=2,
                 # The delivery thread may wait four SMTP timeouts (4 x 30 s) to stop.
                 grace_s=150,
                 startup_budget_s=600,
-                data_volume="notify-data",
-                description="The notify worker (faust): clock events in, emails out, "
-                "with its ledger and outbox relay; its pod also runs notify's API.",
-                sidecars=(
-                    _api(
-                        "notify",
-                        8006,
-                        ("notify", "api"),
-                        replicas=1,
-                        description="Notify's HTTP API (the staff directory, "
-                        "preferences, GOV.UK Notify's delivery receipts), beside the "
-                        "worker because both use the ledger's SQLite file.",
-                    ),
-                ),
+                description="The notify worker (faust): clock events in, emails and "
+                "texts out, with its delivery thread and outbox relay.",
+            ),
+            _api(
+                "notify",
+                8006,
+                ("notify", "api"),
+                description="Notify's HTTP API (the staff directory, preferences, "
+                "GOV.UK Notify's delivery receipts) over the shared ledger.",
             ),
         ),
         secret_env=(
+            SecretEnv("NOTIFY_DATABASE_URL", "notify-db-app", "uri"),
             SecretEnv("NOTIFY_SMTP_USERNAME", "notify-smtp", "username", optional=True),
             SecretEnv("NOTIFY_SMTP_PASSWORD", "notify-smtp", "password", optional=True),
             # GOV.UK Notify's API key (sending), and the bearer token its delivery
@@ -545,6 +550,7 @@ SERVICES: tuple[Service, ...] = (
                 "staff-directory", "notify-staff-directory", "/etc/send/directory"
             ),
         ),
+        postgres=True,
         description="The notify service: alerts by email and SMS, each sent once.",
     ),
 )
@@ -625,7 +631,7 @@ def _env(service: Service, workload: Workload) -> list[dict[str, Any]]:
                 }
             },
         }
-        for item in service.secret_env
+        for item in (*service.secret_env, *workload.secret_env)
     ]
     if not workload.http:
         env.append({"name": "SEND_HEARTBEAT_FILE", "value": HEARTBEAT_FILE})

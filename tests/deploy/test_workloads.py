@@ -39,8 +39,8 @@ CASES = [
     for name in _ids(overlay)
 ]
 
-SHARED_PODS = {"notify-worker": ["worker", "api"]}
-"""Pods of more than one process: notify's API shares its worker's SQLite ledger."""
+SHARED_PODS: dict[str, list[str]] = {}
+"""Pods of more than one process: none, now that notify's ledger is in PostgreSQL."""
 
 
 def _deployment(overlay: str, name: str) -> dict[str, Any]:
@@ -292,34 +292,66 @@ def test_images_are_named_with_a_registry_and_a_tag(overlay: str) -> None:
 
 
 def test_single_writer_workloads_never_overlap_in_a_rollout() -> None:
-    # The relays publish one at a time; notify's SQLite ledger and the deadlines read
-    # model sit on ReadWriteOnce volumes; two tickers would double every tick.
+    # The relays publish one at a time; two tickers would double every tick.
     for overlay in OVERLAYS:
         for deployment in _deployments(overlay):
             name = deployment["metadata"]["name"]
-            volumes = pod_spec(deployment)["volumes"]
-            single = name.endswith(("-relay", "-ticker")) or any(
-                "persistentVolumeClaim" in v for v in volumes
-            )
-            if single:
+            if name.endswith(("-relay", "-ticker")):
                 assert deployment["spec"]["strategy"] == {"type": "Recreate"}, name
                 assert deployment["spec"]["replicas"] == 1, name
 
 
-def test_prod_runs_two_of_each_http_api_and_of_the_clocks_processor() -> None:
-    replicas = {
-        d["metadata"]["name"]: d["spec"]["replicas"] for d in _deployments("prod")
-    }
+def test_no_workload_keeps_state_on_a_volume() -> None:
+    # The read model and notify's ledger are in PostgreSQL, shared by the replicas.
+    for overlay in OVERLAYS:
+        docs = render(f"overlays/{overlay}")
+        assert of_kind(docs, "PersistentVolumeClaim") == []
+        for deployment in of_kind(docs, "Deployment"):
+            volumes = pod_spec(deployment)["volumes"]
+            assert not any("persistentVolumeClaim" in v for v in volumes)
 
-    for name in ("intake-api", "plans-api", "reviews-api", "placement-api"):
-        assert replicas[name] == 2
-    assert replicas["deadlines-worker"] == 2
+
+def test_prod_runs_two_of_each_http_api_and_of_the_stream_processors() -> None:
+    deployments = {d["metadata"]["name"]: d for d in _deployments("prod")}
+
+    for name in (
+        "intake-api",
+        "plans-api",
+        "reviews-api",
+        "placement-api",
+        "deadlines-api",
+        "notify-api",
+        "deadlines-worker",
+        "notify-worker",
+    ):
+        assert deployments[name]["spec"]["replicas"] == 2, name
+        assert deployments[name]["spec"]["strategy"]["type"] == "RollingUpdate", name
     assert all(
         count == 1
         for count in {
             d["metadata"]["name"]: d["spec"]["replicas"] for d in _deployments("dev")
         }.values()
     )
+
+
+def test_the_read_model_and_the_ledger_come_from_their_own_clusters() -> None:
+    docs = render("overlays/prod")
+    clusters = {c["metadata"]["name"] for c in of_kind(docs, "Cluster")}
+    wanted = {
+        "deadlines-api": ("DEADLINES_DATABASE_URL", "deadlines-db"),
+        "notify-api": ("NOTIFY_DATABASE_URL", "notify-db"),
+        "notify-worker": ("NOTIFY_DATABASE_URL", "notify-db"),
+    }
+
+    for name, (env_name_, cluster) in wanted.items():
+        env = {e["name"]: e for e in _container(_deployment("prod", name))["env"]}
+        ref = env[env_name_]["valueFrom"]["secretKeyRef"]
+        assert ref == {"name": f"{cluster}-app", "key": "uri"}, name
+        assert cluster in clusters
+    # The worker and the ticker have no database: only the read API reads it.
+    for name in ("deadlines-worker", "deadlines-ticker"):
+        env = _container(_deployment("prod", name)).get("env", [])
+        assert "DEADLINES_DATABASE_URL" not in {e["name"] for e in env}, name
 
 
 def _settings_env_names(service: str) -> set[str]:
