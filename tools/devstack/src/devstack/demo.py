@@ -5,8 +5,9 @@ the caseload's year to the end of the period it was planned for (``until``; with
 one, a margin after its last command). Each day it first sends a clock tick for 08:00
 London (the deadlines ticker's ``Ticker.send``), then posts that day's commands in the
 order they happened: to intake, each request as it arrived (and its coordinator
-straight after), the time-limit exceptions, and each decision or withdrawal at the
-moment the coordinator recorded it; to plans, the requests for advice and the advice
+straight after), the time-limit exceptions, and each decision (after the request's
+presentation to the Local Area Surgery, dated the day of the decision) or withdrawal
+at the moment the coordinator recorded it; to plans, the requests for advice and the advice
 received, the draft plan and the family's comments, the final plan or the notice that
 none will be issued, and the amended plan or the cessation after a review; to reviews,
 the first annual review arranged, the referrals and papers, the meeting held, the
@@ -1445,6 +1446,8 @@ class DemoDriver:
             path, kind = f"/cases/{case_id}/withdrawal", "withdrawn"
         else:
             path, kind = f"/cases/{case_id}/decision", "decided"
+        if case.decision_notified_on is not None:
+            self._surgery(case, case_id, case.decision_notified_on, work)
         answer = self._intake.post(
             path,
             case.outcome_body(),
@@ -1454,6 +1457,22 @@ class DemoDriver:
         with self._lock:
             self._posted[case.outcome] += 1
         self._expect(work, answer, case_id, kind, "the decision clock's stop")
+
+    def _surgery(
+        self, case: PlannedCase, case_id: str, on: date, work: _DayWork
+    ) -> None:
+        # The Local Area Surgery considers a decided request on the day of its
+        # decision, so its local target stops on the date the plan's tally of it
+        # (planned_clocks) already counts, met or late as the decision is.
+        answer = self._intake.post(
+            f"/cases/{case_id}/surgery-presentation",
+            {"presented_on": on.isoformat()},
+            key=f"{case.sequence}-surgery",
+            staff_id=case.coordinator_id,
+        )
+        with self._lock:
+            self._posted["surgery_presentations"] += 1
+        work.event_ids |= _event_ids(answer)
 
     def _case_id(self, case: PlannedCase) -> str:
         try:
