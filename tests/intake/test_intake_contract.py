@@ -23,6 +23,8 @@ def test_every_event_has_its_versioned_type_string() -> None:
         "TimeLimitExceptionRecorded",
         "RequestWithdrawn",
         "RequestCorrected",
+        "RequestPresentedAtSurgery",
+        "SurgeryPresentationCorrected",
     ]
     for model in contract.EVENT_MODELS:
         assert f"send.intake.{model.__name__}.v1" == model.EVENT_TYPE

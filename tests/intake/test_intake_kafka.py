@@ -39,6 +39,8 @@ PERSONAL = (
     "panel minutes of 12 February",
     "family moved to another county",
     "stamp on the envelope was misread",
+    "surgery asked for school advice",
+    "surgery minutes dated the 18th",
 )
 
 
@@ -152,8 +154,20 @@ def make_every_event(client: TestClient) -> dict[str, str]:
         "case_id"
     ]
     post(
+        f"/cases/{refused}/surgery-presentation",
+        {"presented_on": "2025-02-17", "note": "surgery asked for school advice"},
+    )
+    post(
         f"/cases/{refused}/decision",
         {"outcome": "refused", "notified_on": "2025-02-20"},
+    )
+    post(
+        f"/cases/{refused}/corrections",
+        {
+            "field": "presented_on",
+            "new_value": "2025-02-18",
+            "reason": "surgery minutes dated the 18th",
+        },
     )
 
     withdrawn = post("/cases", request_body(received_at="2025-01-08T11:00:00Z"))[
@@ -178,7 +192,7 @@ def test_every_intake_event_reaches_the_topic_with_only_the_contracts_fields(
     records = read_to_end(kafka_bootstrap, topic)
 
     stored = {event.id: event for event in store.read_all()}
-    assert len(records) == len(stored) == 9
+    assert len(records) == len(stored) == 11
     seen_types = set()
     for record in records:
         event = from_kafka(record)
