@@ -102,11 +102,13 @@ def output_id(case_id: str, clock_id: str, transition: str, *parts: object) -> s
     nibble set to 5 and its variant bits to 10) because it is made for every output;
     it is the same text as ``str(uuid.uuid5(_NAMESPACE, name))``.
     """
-    name = "\x1f".join([case_id, clock_id, transition, *map(str, parts)])
+    name = "\x1f".join((case_id, clock_id, transition, *map(str, parts)))
     # RFC 4122 names SHA-1 for version 5 UUIDs; the ids are names, not secrets.
-    digest = hashlib.sha1(_NAMESPACE_BYTES + name.encode(), usedforsecurity=False)
-    h = digest.hexdigest()
-    variant = _VARIANT[int(h[16], 16) & 3]
+    raw = hashlib.sha1(_NAMESPACE_BYTES + name.encode(), usedforsecurity=False).digest()
+    h = raw.hex()
+    # The variant's first hex digit keeps the low two bits of the digest's ninth byte's
+    # high nibble; the version digit replaces the seventh byte's high nibble.
+    variant = _VARIANT[(raw[8] >> 4) & 3]
     return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{variant}{h[17:20]}-{h[20:32]}"
 
 
@@ -623,7 +625,7 @@ class _Out:
         return mine
 
     def rule(self, clock: _Clock) -> ClockRule:
-        return self.config.version(clock.version).rule(clock.clock)
+        return self.config.rule_of(clock.version, clock.clock)
 
     def base(self, clock: _Clock) -> dict[str, Any]:
         rule = self.rule(clock)
@@ -872,7 +874,7 @@ def _clock_wake(clock: _Clock, config: EngineConfig) -> date | None:
         return clock.wake
     wake: date | None = None
     if clock.status == OPEN:
-        kind = config.version(clock.version).rule(clock.clock).kind
+        kind = config.rule_of(clock.version, clock.clock).kind
         done = clock.leads_done
         days = _alert_days(clock.due_on, clock.lead_working_days)
         for lead, day in zip(clock.lead_working_days, days, strict=True):
@@ -893,8 +895,10 @@ def _wake_on(out: _Out) -> date | None:
     for clock_id in out.owned:
         clocks[clock_id].wake_known = False
     wake: date | None = None
+    config = out.config
     for clock in clocks.values():
-        day = _clock_wake(clock, out.config)
+        # The day is kept on the clock; the call is made only to work it out.
+        day = clock.wake if clock.wake_known else _clock_wake(clock, config)
         if day is not None and (wake is None or day < wake):
             wake = day
     return wake
@@ -904,7 +908,7 @@ def _alerts(out: _Out, today: date) -> None:
     for clock in list(out.state.clocks.values()):
         if clock.status != OPEN:
             continue
-        wake = _clock_wake(clock, out.config)
+        wake = clock.wake if clock.wake_known else _clock_wake(clock, out.config)
         if wake is None or wake > today:
             continue
         rule = out.rule(clock)

@@ -113,6 +113,9 @@ class EngineConfig:
     _leads: dict[tuple[str, str], tuple[int, ...]] = field(
         init=False, repr=False, compare=False
     )
+    _rules: dict[tuple[str, str], ClockRule] = field(
+        init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         check_rulesets(self.rulesets)
@@ -120,9 +123,11 @@ class EngineConfig:
         starts: dict[str, list[_Trigger]] = {}
         readers: dict[str, set[str]] = {}
         leads: dict[tuple[str, str], tuple[int, ...]] = {}
+        by_key: dict[tuple[str, str], ClockRule] = {}
         for rules in self.rulesets:
             for rule in rules.rules:
                 _check_rule(rule)
+                by_key[rules.version, rule.name] = rule
                 leads[rules.version, rule.name] = self.council.leads_for(rule)
                 for start in rule.starts:
                     starts.setdefault(start.event_type, []).append(
@@ -139,6 +144,7 @@ class EngineConfig:
             {kind: frozenset(names) for kind, names in readers.items()},
         )
         object.__setattr__(self, "_leads", leads)
+        object.__setattr__(self, "_rules", by_key)
 
     def triggers(self, event_type: str) -> tuple[_Trigger, ...]:
         return self._starts.get(event_type, ())
@@ -151,6 +157,11 @@ class EngineConfig:
     def rules_reading(self, event_type: str) -> frozenset[str]:
         """The names of the rules whose clocks a fact of ``event_type`` can change."""
         return self._readers.get(event_type, frozenset())
+
+    def rule_of(self, version: str, name: str) -> ClockRule:
+        """The rule ``name`` of rules ``version`` (a clock's rule, asked often)."""
+        found = self._rules.get((version, name))
+        return self.version(version).rule(name) if found is None else found
 
     def version(self, version: str) -> RuleSet:
         for rules in self.rulesets:

@@ -16,6 +16,12 @@ Run it in a process of its own (``python -m devstack.bench.replay --history FILE
 its peak resident set (``VmHWM``) is the replay's alone; it prints one JSON object.
 ``--profile FILE`` runs it under cProfile and adds the functions that took the most
 time to the JSON.
+
+The garbage collector is tuned for a process whose state lives long, as a deadlines
+worker's does (``tune_gc``): what was made before the replay is frozen out of the
+collections and the youngest generation is collected after 100,000 allocations instead
+of 700, so a collection no longer walks the states over and over. Over the county
+that saves about a second of 13. ``--default-gc`` keeps Python's settings, to compare.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import cProfile
+import gc
 import heapq
 import json
 import pstats
@@ -174,6 +181,7 @@ def replay(
     waking = [_WakeIndex() for _ in range(partitions)]
     now_of: list[datetime | None] = [None] * partitions
     clock, cpu = time.perf_counter, time.process_time
+    counts = result.outputs
     started, cpu_started = clock(), _cpu_seconds()
 
     for line in read_history(path):
@@ -199,9 +207,10 @@ def replay(
                         index.add(case_id, new.wake_on)
                     if new is not state:
                         states[case_id] = new
-                        result.outputs.update(output.type for output in outputs)
-                        if sink is not None and outputs:
-                            sink(outputs)
+                        if outputs:
+                            counts.update([output.type for output in outputs])
+                            if sink is not None:
+                                sink(outputs)
             result.tick_s += cpu() - began
             result.tick_rounds += 1
             if progress is not None and result.tick_rounds % 30 == 0:
@@ -232,9 +241,10 @@ def replay(
         ):
             waking[number].add(case_id, new.wake_on)
         states[case_id] = new
-        result.outputs.update(output.type for output in outputs)
-        if sink is not None and outputs:
-            sink(outputs)
+        if outputs:
+            counts.update([output.type for output in outputs])
+            if sink is not None:
+                sink(outputs)
 
     result.wall_s = clock() - started
     result.cpu_s = _cpu_seconds() - cpu_started
@@ -242,6 +252,23 @@ def replay(
     result.rss_end_mib = own_rss_mib()
     result.peak_rss_mib = own_peak_rss_mib()
     return result
+
+
+GC_THRESHOLDS = (100_000, 50, 100)
+"""The collector's thresholds for a long-lived state (Python's are 700, 10, 10)."""
+
+
+def tune_gc() -> dict[str, Any]:
+    """Freeze what exists now out of the collections and raise the thresholds.
+
+    The engine makes few reference cycles, so collecting rarely frees little later
+    than collecting often would; what it saves is the walks over every live state.
+    Returns the settings, for the JSON.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+    return {"frozen": gc.get_freeze_count(), "thresholds": list(GC_THRESHOLDS)}
 
 
 def top_functions(stats: pstats.Stats, limit: int = 20) -> list[dict[str, Any]]:
@@ -366,7 +393,15 @@ def main(argv: list[str] | None = None) -> int:
         help="find the cases a round of ticks wakes by looking at every case, as the "
         "processor does, instead of from a heap of wake-up days",
     )
+    parser.add_argument(
+        "--default-gc",
+        action="store_true",
+        help="keep Python's garbage collector settings instead of tune_gc's",
+    )
     args = parser.parse_args(argv)
+    gc_settings: dict[str, Any] = (
+        {"thresholds": list(gc.get_threshold())} if args.default_gc else tune_gc()
+    )
 
     def report(result: ReplayResult) -> None:
         print(
@@ -387,7 +422,7 @@ def main(argv: list[str] | None = None) -> int:
 
             sink = write
         result = _run(args, reporter, sink)
-    print(json.dumps(result.to_json()))
+    print(json.dumps({**result.to_json(), "gc": gc_settings}))
     return 0
 
 
