@@ -34,9 +34,11 @@ Subscribers on several replicas
     ``is_processed`` takes a transaction-scoped advisory lock on the (consumer, message
     id) pair before it looks, so two replicas handed the same message during a
     rebalance handle it once: the second waits for the first to commit and then sees
-    its mark. Duplicate idempotency keys and processed marks are refused with
-    ``ON CONFLICT DO NOTHING`` rather than a failed statement, so the transaction stays
-    usable after ``IdempotencyKeyReused``.
+    its mark. ``get_idempotency`` likewise takes a lock on the (scope, key) pair, so
+    two replicas given one keyed command at once answer it once: the second waits and
+    then reads the first's recorded answer. Duplicate idempotency keys and processed
+    marks are refused with ``ON CONFLICT DO NOTHING`` rather than a failed statement,
+    so the transaction stays usable after ``IdempotencyKeyReused``.
 
 Documents
     A service's read model rows (``get_document`` and the rest) are kept in the
@@ -276,6 +278,7 @@ class PostgresTransaction(Transaction):
         self._holds_append_lock = False
         self._marked: set[tuple[str, str]] = set()
         self._documents_locked: set[tuple[str, str]] = set()
+        self._idempotency_locked: set[tuple[str, str]] = set()
 
     @property
     def connection(self) -> psycopg.Connection[dict[str, Any]]:
@@ -419,8 +422,21 @@ class PostgresTransaction(Transaction):
                 (name, position, utcnow()),
             )
 
+    def _lock_idempotency(self, scope: str, key: str) -> None:
+        # Appends alone are serialised, so without this two replicas could both find no
+        # answer for one key, both decide, and the second fail on the first's record.
+        if (scope, key) in self._idempotency_locked:
+            return
+        self._db.execute(
+            "SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.idempotency'),"
+            " hashtext(%s))",
+            (f"{scope}\x1f{key}",),
+        )
+        self._idempotency_locked.add((scope, key))
+
     def get_idempotency(self, scope: str, key: str) -> IdempotencyRecord | None:
         with _translated("read an idempotency record"):
+            self._lock_idempotency(scope, key)
             row = self._db.execute(
                 "SELECT key, fingerprint, status_code, body::text AS body"
                 " FROM idempotency_records WHERE scope = %s AND key = %s",
@@ -438,6 +454,7 @@ class PostgresTransaction(Transaction):
     def put_idempotency(self, scope: str, record: IdempotencyRecord) -> None:
         body = _dumps(record.body, "idempotency body")
         with _translated("record an idempotency answer"):
+            self._lock_idempotency(scope, record.key)
             inserted = self._db.execute(
                 "INSERT INTO idempotency_records (scope, key, fingerprint,"
                 " status_code, body, created_at) VALUES (%s, %s, %s, %s, %s::json, %s)"
