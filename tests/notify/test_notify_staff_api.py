@@ -42,8 +42,8 @@ def settings(tmp_path: Path, **changes: Any) -> NotifySettings:
 
 
 @pytest.fixture
-def runtime(tmp_path: Path) -> Iterator[NotifyRuntime]:
-    built = build_runtime(settings(tmp_path))
+def runtime(tmp_path: Path, ledger_url: str) -> Iterator[NotifyRuntime]:
+    built = build_runtime(settings(tmp_path, database_url=ledger_url))
     yield built
     built.db.close()
 
@@ -233,10 +233,12 @@ def test_a_csv_import_is_all_or_nothing_and_names_each_bad_row(
 
 
 def test_the_directory_csv_is_imported_at_start_only_when_it_changed(
-    tmp_path: Path, admin: dict[str, str]
+    tmp_path: Path, ledger_url: str, admin: dict[str, str]
 ) -> None:
     csv = write_directory_csv(tmp_path / "staff.csv")
-    first = build_runtime(settings(tmp_path, directory_csv=csv))
+    first = build_runtime(
+        settings(tmp_path, database_url=ledger_url, directory_csv=csv)
+    )
     try:
         with TestClient(create_app(runtime=first), headers=admin) as api:
             assert api.get(f"/staff/{SENCO.staff_id}").json()["school_urn"] == 100234
@@ -255,13 +257,17 @@ def test_the_directory_csv_is_imported_at_start_only_when_it_changed(
         first.db.close()
 
     # ...survives a restart with the same file, and a changed file is applied.
-    second = build_runtime(settings(tmp_path, directory_csv=csv))
+    second = build_runtime(
+        settings(tmp_path, database_url=ledger_url, directory_csv=csv)
+    )
     try:
         assert second.staff.get(SENCO.staff_id).email == "pat.new@school.example"
     finally:
         second.db.close()
     csv.write_text(csv.read_text().replace("Pat Senco", "Pat Q Senco"))
-    third = build_runtime(settings(tmp_path, directory_csv=csv))
+    third = build_runtime(
+        settings(tmp_path, database_url=ledger_url, directory_csv=csv)
+    )
     try:
         assert third.staff.get(SENCO.staff_id).name == "Pat Q Senco"
     finally:
@@ -421,13 +427,13 @@ def test_reads_of_contact_details_are_logged_without_their_values(
 
 
 def test_python_m_notify_api_serves_until_sigterm(
-    tmp_path: Path, admin: dict[str, str]
+    tmp_path: Path, ledger_url: str, admin: dict[str, str]
 ) -> None:
     port = free_port()
     env = dict(os.environ)
     env.update(
         {
-            "NOTIFY_DATABASE_URL": f"sqlite:///{tmp_path / 'notify.db'}",
+            "NOTIFY_DATABASE_URL": ledger_url,
             "NOTIFY_DIRECTORY_CSV": str(write_directory_csv(tmp_path / "staff.csv")),
             "NOTIFY_PORT": str(port),
             "LOG_FORMAT": "text",

@@ -32,9 +32,8 @@ from notify_servers import settings_for, wait_for, wired
 
 from devstack.notify_stub import NotifyStub
 from devstack.smtp import MailCatcher
-from notify.adapters.sqlite_db import NotifySQLiteDatabase
 from notify.application.clock import LAST_TICK_KEY, TickClock, tick_time
-from notify.bootstrap import NotifyRuntime, build_runtime
+from notify.bootstrap import NotifyRuntime, build_runtime, open_database
 from notify.domain.delivery import AlertStatus
 from notify.domain.preferences import ChannelChoice, PreferenceKind, Preferences
 from notify.entrypoints.worker import follow_tick
@@ -117,9 +116,9 @@ def test_a_tick_is_read_for_its_now_and_anything_else_is_refused() -> None:
 
 
 def test_the_clock_never_goes_back_and_a_restart_resumes_from_the_last_tick(
-    tmp_path: Path,
+    ledger_url: str,
 ) -> None:
-    db = NotifySQLiteDatabase(tmp_path / "notify.db")
+    db = open_database(ledger_url)
     try:
         clock = TickClock(db, wall=lambda: WALL)
         assert (clock.has_tick, clock.now()) == (False, WALL)
