@@ -265,9 +265,11 @@ async def test_presented_after_six_weeks_the_target_is_late_never_escalated() ->
     assert (late.data["statutory"], late.data["authority"]) == (False, "local")
 
 
-async def test_a_late_record_dated_in_time_after_the_decision_leaves_it_met() -> None:
+async def test_a_late_record_dated_in_time_before_a_late_decision_makes_it_met() -> (
+    None
+):
     # The decision came after the due date, but the surgery met in time; the
-    # coordinator records that on the day of the decision.
+    # coordinator records that on the day of the decision, before the decision.
     platform = Platform()
     case_id = case()
     await platform.on(date(2025, 1, 6), received(case_id))

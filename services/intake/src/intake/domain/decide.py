@@ -22,10 +22,13 @@ Every rule is checked here, whichever entry point a command came through:
 The surgery presentation stops the council's local target of presenting each request
 within 6 weeks; the rules a coordinator expects of it:
 
-- It may be recorded after the decision (a late record), since a presentation recorded
-  late but dated in time makes the local target met; it may not be dated after the
-  decision, because the surgery considers a request before the council decides on it,
-  and the decision has already ended the target by then.
+- It may be recorded late, and after the decision, so the record is complete; it may
+  not be dated after the decision, because the surgery considers a request before the
+  council decides on it, and the decision has already ended the target by then. A
+  late record dated in time makes the target met when it reaches the deadlines service
+  before the decision does; recorded after the decision, it leaves the target as the
+  decision ended it, since the deadlines engine ends a clock on the first stop it
+  records, not on the earliest-dated one.
 - A refused case takes it (the refusal closes the case, but the presentation before it
   still happened and still counts); a withdrawn case does not, since withdrawal
   cancelled the target and no report counts a cancelled one, the same reason a
