@@ -193,6 +193,7 @@ def make_every_event(published: Published) -> set[str]:
         {
             "notice_sent_on": "2026-04-01",
             "proposals": "add weekly physiotherapy to section F",
+            "review_id": "0c9e7f4a-1b2d-4c3e-8f5a-6b7c8d9e0f1a",
         },
     )
     post(
@@ -240,6 +241,18 @@ def make_every_event(published: Published) -> set[str]:
         f"/cases/{taken_in}/cessation",
         {"ceased_on": "2026-04-01", "reason": "moved_english_la", "note": "moved"},
     )
+    [ceased] = [
+        e for e in store.read_stream(taken_in) if e.type.endswith(".PlanCeased.v1")
+    ]
+    post(
+        f"/cases/{taken_in}/corrections",
+        {
+            "event_id": ceased.id,
+            "field": "ceased_on",
+            "new_value": "2026-03-31",
+            "reason": "moved following a tenancy change",
+        },
+    )
     return {planned, refused, taken_in}
 
 
@@ -253,7 +266,7 @@ def test_every_plans_event_reaches_the_topic_with_only_the_contracts_fields(
     records = read_to_end(kafka_bootstrap, published.topic)
 
     stored = {event.id: event for event in published.store.read_all()}
-    assert len(records) == len(stored) == 18
+    assert len(records) == len(stored) == 19
     seen_types = set()
     for record in records:
         event = from_kafka(record)
