@@ -9,20 +9,25 @@ sending the same due alerts at once, each alert going exactly once.
 from __future__ import annotations
 
 import threading
+import uuid
 from collections import Counter
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
 from notify_factories import LEGAL_BASIS, FakeSender, new_case
+from psycopg import sql
 
 from notify.adapters.postgres_db import LEDGER_SCHEMA_VERSION, NotifyPostgresDatabase
 from notify.application.delivery import ALERT_ID_HEADER, Delivery
-from notify.application.ports import AlertRecord
+from notify.application.ports import AlertRecord, NotifyDatabase
 from notify.bootstrap import open_database
 from notify.domain.alerts import AlertKind, Channel, ClockNotice, RecipientRole
 from notify.domain.delivery import AlertStatus
+from notify.domain.directory import StaffMember
 from notify.errors import ConfigurationError
+from postgres_fixture import url_with_database
 from sendkit.store.base import StoreError
 
 T0 = datetime(2025, 2, 10, 9, 0, tzinfo=UTC)
@@ -94,6 +99,75 @@ def test_a_ledger_of_a_newer_schema_is_refused(postgres_database: str) -> None:
 
     with pytest.raises(StoreError, match="newer than this code"):
         NotifyPostgresDatabase(postgres_database)
+
+
+def test_the_postgres_ledger_refuses_naive_times(postgres_database: str) -> None:
+    db = NotifyPostgresDatabase(postgres_database)
+    try:
+        naive = datetime(2025, 1, 1, 9, 0)  # noqa: DTZ001
+        with pytest.raises(ValueError, match="aware"), db.transaction() as tx:
+            tx.add_alert(due_alert("a-1", new_case(), at=naive))
+        with db.transaction() as tx:
+            assert tx.get_alert("a-1") is None
+    finally:
+        db.close()
+
+
+def listed_staff(db: NotifyDatabase) -> tuple[list[str], list[str]]:
+    with db.transaction() as tx:
+        for staff_id in ("b", "B", "a_1", "a-1", "A", "mgr"):
+            tx.put_staff(
+                StaffMember(
+                    staff_id,
+                    f"Person {staff_id}",
+                    f"p{len(staff_id)}@council.example",
+                    "coordinator",
+                    "mgr",
+                )
+            )
+        listed = [m.staff_id for m in tx.list_staff(role="coordinator")]
+        return listed, tx.managed_by("mgr")
+
+
+CODE_POINT_ORDER = ["A", "B", "a-1", "a_1", "b", "mgr"]
+
+
+def test_staff_are_listed_in_code_point_order_on_every_adapter(
+    db: NotifyDatabase,
+) -> None:
+    assert listed_staff(db) == (CODE_POINT_ORDER, CODE_POINT_ORDER)
+
+
+@pytest.fixture
+def english_collated_database(postgres_dsn: str) -> Iterator[str]:
+    """A database whose default collation is English (ICU), not "C"."""
+    name = f"t_icu_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(postgres_dsn, autocommit=True) as admin:
+        admin.execute(
+            sql.SQL(
+                "CREATE DATABASE {} LOCALE_PROVIDER icu ICU_LOCALE 'en-GB'"
+                " LOCALE 'C' TEMPLATE template0"
+            ).format(sql.Identifier(name))
+        )
+    yield url_with_database(postgres_dsn, name)
+    with psycopg.connect(postgres_dsn, autocommit=True) as admin:
+        admin.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                sql.Identifier(name)
+            )
+        )
+
+
+def test_staff_order_does_not_follow_the_database_s_language_collation(
+    english_collated_database: str,
+) -> None:
+    # SQLite compares text by code point; an English collation would put "a" before
+    # "B" and compare "a-1" with "a_1" by their letters.
+    db = NotifyPostgresDatabase(english_collated_database, pool_size=2)
+    try:
+        assert listed_staff(db) == (CODE_POINT_ORDER, CODE_POINT_ORDER)
+    finally:
+        db.close()
 
 
 def test_two_replicas_opening_a_fresh_database_at_once_both_start(
