@@ -2,8 +2,10 @@
 
 The behaviour suites run on PostgreSQL through the ``db`` and ``ledger_url`` fixtures;
 these tests add what they cannot: the ledger kept across reopening, its schema
-version, two replicas opening one database at once, and two replicas claiming and
-sending the same due alerts at once, each alert going exactly once.
+version, ordering under a language collation, two replicas opening one database at
+once, two replicas claiming and sending the same due alerts at once (each alert going
+exactly once), and two replicas gathering the same digests at once (each alert
+bundled once).
 """
 
 from __future__ import annotations
@@ -16,16 +18,28 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
-from notify_factories import LEGAL_BASIS, FakeSender, new_case
+from notify_factories import (
+    COORDINATOR,
+    LEGAL_BASIS,
+    FakeClock,
+    FakeSender,
+    approaching,
+    coordinator_assigned,
+    new_case,
+    seed,
+)
 from psycopg import sql
 
 from notify.adapters.postgres_db import LEDGER_SCHEMA_VERSION, NotifyPostgresDatabase
 from notify.application.delivery import ALERT_ID_HEADER, Delivery
+from notify.application.handlers import NotifyHandlers
 from notify.application.ports import AlertRecord, NotifyDatabase
+from notify.application.schedule import Scheduler
 from notify.bootstrap import open_database
 from notify.domain.alerts import AlertKind, Channel, ClockNotice, RecipientRole
 from notify.domain.delivery import AlertStatus
 from notify.domain.directory import StaffMember
+from notify.domain.preferences import Preferences
 from notify.errors import ConfigurationError
 from postgres_fixture import url_with_database
 from sendkit.store.base import StoreError
@@ -298,6 +312,63 @@ def test_two_replicas_sending_at_once_send_each_due_alert_exactly_once(
     )
     reported = Counter(e.data["alert_id"] for e in events)
     assert reported == Counter(alert_ids)
+
+
+def test_two_replicas_gathering_digests_at_once_bundle_each_alert_once(
+    postgres_database: str,
+) -> None:
+    replicas = [NotifyPostgresDatabase(postgres_database, pool_size=2) for _ in (1, 2)]
+    seed(
+        replicas[0], preferences={COORDINATOR.staff_id: Preferences(daily_digest=True)}
+    )
+    rounds, per_round = 5, 4
+    reports: list[int] = []
+    errors: list[BaseException] = []
+    try:
+        for day in range(rounds):
+            # A day's approaching alerts are held for the coordinator's digest...
+            raised_at = datetime(2025, 2, 10 + day, 9, 0, tzinfo=UTC)
+            handlers = NotifyHandlers(replicas[day % 2], now=FakeClock(raised_at))
+            for _ in range(per_round):
+                case = new_case()
+                handlers.handle_intake_event(
+                    coordinator_assigned(case, COORDINATOR.staff_id)
+                )
+                handlers.handle_deadlines_event(approaching(case))
+
+            # ...and at 07:30 the next morning both replicas' schedulers gather it.
+            due = datetime(2025, 2, 11 + day, 7, 30, tzinfo=UTC)
+            start = threading.Barrier(2)
+
+            def gather(
+                db: NotifyPostgresDatabase,
+                at: datetime = due,
+                barrier: threading.Barrier = start,
+            ) -> None:
+                scheduler = Scheduler(db, now=FakeClock(at))
+                barrier.wait()
+                try:
+                    reports.append(scheduler.gather_digests(at)[0])
+                except BaseException as error:  # reported below
+                    errors.append(error)
+
+            threads = [threading.Thread(target=gather, args=(db,)) for db in replicas]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(60)
+        with replicas[1].transaction() as tx:
+            counts = tx.count_by_status()
+    finally:
+        for db in replicas:
+            db.close()
+
+    assert errors == []
+    assert sum(reports) == rounds
+    assert counts == {
+        AlertStatus.BUNDLED: rounds * per_round,
+        AlertStatus.PENDING: rounds,
+    }
 
 
 def test_the_database_url_chooses_the_adapter(postgres_database: str) -> None:
