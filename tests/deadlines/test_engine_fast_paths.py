@@ -1,6 +1,7 @@
 """The engine's shortcuts give what the plain computation gives.
 
-``apply`` derives again only the clocks of the rules that read the changed fact's type,
+``apply`` derives again only the clocks of the rules that read the changed fact's type
+(and of a rule keyed by a field the fact carries, only the clock of the fact's value),
 shares unchanged clocks with the state it was given, and makes output ids without
 ``uuid.uuid5``. Each shortcut is checked here against the plain computation: an engine
 configured to derive every rule on every event, a state compared as JSON before and
@@ -14,10 +15,11 @@ import uuid
 from datetime import date, timedelta
 
 import pytest
-from deadlines_support import SCENARIOS, Case, Scenario, Spec, at
+from deadlines_support import SCENARIOS, Case, Scenario, Spec, at, received
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from deadlines.domain import contract as ev
 from deadlines.domain import engine
 from deadlines.domain.engine import CaseEvent, CaseState, Emitted, apply, tick
 from deadlines.domain.evaluate import EngineConfig
@@ -28,6 +30,9 @@ class _EveryRule(EngineConfig):
 
     def rules_reading(self, event_type: str) -> frozenset[str]:
         return frozenset(rule.name for rules in self.rulesets for rule in rules.rules)
+
+    def instance_key(self, event_type: str, name: str) -> str | None:
+        return None
 
 
 def _every_rule(config: EngineConfig) -> EngineConfig:
@@ -107,6 +112,40 @@ def test_deriving_what_an_event_touches_gives_every_output_as_deriving_all(
 
     assert fast == full
     assert fast[0], "the scenario published nothing, so it compared nothing"
+
+
+def test_a_fact_of_one_keyed_clock_derives_that_clock_alone_with_the_same_outputs() -> (
+    None
+):
+    config = EngineConfig()
+    assert config.instance_key(ev.ADVICE_RECEIVED, "advice") == "advice_id"
+    assert config.instance_key(ev.PLAN_ISSUED, "advice") is None
+    case = Case()
+    specs: list[Spec] = [
+        received(date(2025, 1, 6)),
+        (ev.ASSESSMENT_AGREED, {"notified_on": "2025-02-14"}),
+        *[
+            (
+                ev.ADVICE_REQUESTED,
+                {"advice_id": name, "body": "health", "received_by_body_on": day},
+            )
+            for name, day in (("A1", "2025-02-17"), ("A2", "2025-02-18"))
+        ],
+        (ev.ADVICE_RECEIVED, {"advice_id": "A2", "received_on": "2025-04-20"}),
+        (ev.ADVICE_RECEIVED, {"advice_id": "A1", "received_on": "2025-03-10"}),
+    ]
+    items: list[CaseEvent | date] = [date(2025, 1, 6)]
+    for spec in specs:
+        items.append(case.event(*spec))
+    items += [date(2025, 3, 3), date(2025, 5, 1)]
+
+    fast = _run(items, config)
+    full = _run(items, _every_rule(config))
+
+    assert fast == full
+    # A2's advice came late and A1's in time: each clock ended by its own fact.
+    assert sum("ClockLate" in line for line in fast[0]) == 1
+    assert sum("ClockMet" in line and "id=A1]" in line for line in fast[0]) == 1
 
 
 def test_a_scenario_run_is_the_same_from_a_state_read_back_from_json() -> None:

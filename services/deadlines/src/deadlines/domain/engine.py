@@ -442,16 +442,20 @@ def _check_exception(
         )
 
 
-def _record(facts: list[Fact], spec: EventSpec, fact: Fact) -> None:
-    """Add a fact, or let it replace the earlier fact with the same identity."""
+def _record(facts: list[Fact], spec: EventSpec, fact: Fact) -> bool:
+    """Add a fact, or let it replace the earlier fact with the same identity.
+
+    Returns whether it replaced one.
+    """
     if spec.identity is not None:
         for index, earlier in enumerate(facts):
             if earlier.type == fact.type and all(
                 earlier.data.get(name) == fact.data.get(name) for name in spec.identity
             ):
                 facts[index] = Fact(earlier.id, fact.type, fact.data)
-                return
+                return True
     facts.append(fact)
+    return False
 
 
 def _same(kind: FieldKind, left: Any, right: Any) -> bool:
@@ -535,19 +539,29 @@ def apply(
         return state, []
 
     facts = list(state.facts)
+    # The one clock of a rule the fact can change, where the rules say it can change
+    # only one (``EngineConfig.instance_key``): a fact that replaced another or was
+    # corrected may change the clocks of its old values too, so it is given none.
+    keep: dict[str, str] = {}
     if spec is not None:
         data = _normalise(spec, event)
         if event.type in contract.EXCEPTION_TYPES:
             _check_exception(event, data, config)
-        _record(facts, spec, Fact(event.id, event.type, data))
         changed = event.type
+        rules = config.rules_reading(changed)
+        if not _record(facts, spec, Fact(event.id, event.type, data)):
+            for name in rules:
+                key = config.instance_key(changed, name)
+                if key is not None and data.get(key) is not None:
+                    keep[name] = f"{name}[{key}={data[key]}]"
     else:
         changed = _correct(facts, event)
+        rules = config.rules_reading(changed)
 
     new = state._successor(facts)
     new.seen = [*state.seen, event.id]
     out = _Out(new, config)
-    _reconcile(out, config.rules_reading(changed))
+    _reconcile(out, rules, keep)
     today = new.ticked_on
     if now is not None:
         current = calendar.london_date(now)
@@ -687,13 +701,18 @@ class _Out:
 _ALL_ALERTS = (AlertKind.APPROACHING, AlertKind.OVERDUE)
 
 
-def _reconcile(out: _Out, rules: Collection[str]) -> None:
-    """Derive the clocks of ``rules`` again and publish how they changed."""
+def _reconcile(
+    out: _Out, rules: Collection[str], keep: Mapping[str, str] | None = None
+) -> None:
+    """Derive the clocks of ``rules`` again and publish how they changed.
+
+    With ``keep`` (rule name to clock id), only that clock of such a rule.
+    """
     if not rules:
         return
     state = out.state
     pinned = {clock_id: clock.version for clock_id, clock in state.clocks.items()}
-    derived = derive(state.facts, out.config, pinned, only=rules)
+    derived = derive(state.facts, out.config, pinned, only=rules, keep=keep)
     for clock_id, found in derived.items():
         clock = state.clocks.get(clock_id)
         if clock is None:
@@ -701,9 +720,12 @@ def _reconcile(out: _Out, rules: Collection[str]) -> None:
         elif clock.status != CANCELLED:
             _update(out, out.own(clock), found)
     for clock_id, clock in list(state.clocks.items()):
-        if clock_id not in derived and clock.clock in rules and clock.status == OPEN:
-            reason = Cancelled(None, "rules no longer apply", False)
-            _cancel(out, out.own(clock), reason)
+        if clock_id in derived or clock.clock not in rules or clock.status != OPEN:
+            continue
+        if keep and keep.get(clock.clock, clock_id) != clock_id:
+            continue
+        reason = Cancelled(None, "rules no longer apply", False)
+        _cancel(out, out.own(clock), reason)
 
 
 def _set(out: _Out, found: DerivedClock) -> None:

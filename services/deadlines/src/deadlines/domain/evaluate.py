@@ -116,6 +116,9 @@ class EngineConfig:
     _rules: dict[tuple[str, str], ClockRule] = field(
         init=False, repr=False, compare=False
     )
+    _instance_keys: dict[tuple[str, str], str] = field(
+        init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         check_rulesets(self.rulesets)
@@ -145,6 +148,17 @@ class EngineConfig:
         )
         object.__setattr__(self, "_leads", leads)
         object.__setattr__(self, "_rules", by_key)
+        keys: dict[tuple[str, str], str] = {}
+        for event_type, names in readers.items():
+            for name in names:
+                found = {
+                    instance_key(rules.rule(name), event_type)
+                    for rules in self.rulesets
+                    if rules.has(name)
+                }
+                if len(found) == 1 and (key := found.pop()) is not None:
+                    keys[event_type, name] = key
+        object.__setattr__(self, "_instance_keys", keys)
 
     def triggers(self, event_type: str) -> tuple[_Trigger, ...]:
         return self._starts.get(event_type, ())
@@ -157,6 +171,15 @@ class EngineConfig:
     def rules_reading(self, event_type: str) -> frozenset[str]:
         """The names of the rules whose clocks a fact of ``event_type`` can change."""
         return self._readers.get(event_type, frozenset())
+
+    def instance_key(self, event_type: str, name: str) -> str | None:
+        """The field naming the one clock of rule ``name`` a fact can change.
+
+        A fact of ``event_type`` whose field of that name holds ``v`` can change only
+        the clock ``name[field=v]`` (under every rules version); None when it may
+        change any clock of the rule.
+        """
+        return self._instance_keys.get((event_type, name))
 
     def rule_of(self, version: str, name: str) -> ClockRule:
         """The rule ``name`` of rules ``version`` (a clock's rule, asked often)."""
@@ -186,6 +209,51 @@ def read_types(rule: ClockRule) -> frozenset[str]:
         if due is not None:
             found.update(_due_types(due))
     return frozenset(found)
+
+
+def instance_key(rule: ClockRule, event_type: str) -> str | None:
+    """The field whose value names the one clock of ``rule`` a fact can change.
+
+    That is so when every clock of the rule is one per value of the same field (every
+    start has that ``key``) and the rule reads facts of ``event_type`` only through
+    that field: as a start, as a stop or cancel that must ``match`` it, and as a date
+    ``FactOf`` joined on it. Exception facts name their clock otherwise, and may name
+    none, so they never qualify. None when a fact of the type may change any clock.
+    """
+    keys = {start.key for start in rule.starts}
+    if len(keys) != 1:
+        return None
+    key = keys.pop()
+    if key is None or key == EACH_EVENT or event_type in contract.EXCEPTION_TYPES:
+        return None
+    endings: tuple[Stop | Cancel, ...] = (*rule.stops, *rule.cancels)
+    if any(t.event_type == event_type and t.match != key for t in endings):
+        return None
+    for due in (rule.due, rule.guidance_due):
+        if due is not None and any(join != key for join in _due_joins(due, event_type)):
+            return None
+    return key
+
+
+def _due_joins(due: DueRule, event_type: str) -> list[str | None]:
+    """The ``join`` of every ``FactOf`` of ``event_type`` the due rule reads."""
+    if isinstance(due, Offset):
+        return _ref_joins(due.base, event_type)
+    if isinstance(due, Earliest):
+        return [join for part in due.parts for join in _due_joins(part, event_type)]
+    if isinstance(due, DayInYear):
+        return []
+    if isinstance(due, OnDayIfKnownInTime):
+        return [*_ref_joins(due.day, event_type), *_ref_joins(due.learned, event_type)]
+    return _due_joins(due.inner, event_type)
+
+
+def _ref_joins(ref: DateRef, event_type: str) -> list[str | None]:
+    if isinstance(ref, FactOf):
+        return [ref.join] if ref.event_type == event_type else []
+    if isinstance(ref, FirstKnown):
+        return [join for part in ref.refs for join in _ref_joins(part, event_type)]
+    return []
 
 
 def _due_types(due: DueRule) -> set[str]:
@@ -494,12 +562,14 @@ def derive(
     config: EngineConfig,
     pinned: Mapping[str, str] | None = None,
     only: Collection[str] | None = None,
+    keep: Mapping[str, str] | None = None,
 ) -> dict[str, DerivedClock]:
     """Every clock the facts give, keyed by clock id, in the order they started.
 
     ``pinned`` maps the ids of clocks already set to the rules version they were set
     under, which they keep. A clock whose dates are not all known yet is left out until
-    they are. With ``only`` (rule names), the clocks of other rules are left out too.
+    they are. With ``only`` (rule names), the clocks of other rules are left out too,
+    and with ``keep`` (rule name to clock id) every clock of such a rule but that one.
     """
     pinned = pinned or {}
     ordinals: dict[str, int] = {}
@@ -515,6 +585,8 @@ def derive(
                 continue
             clock_id = _clock_id(trigger.rule, trigger.start, fact, ordinals[fact.type])
             if clock_id is None:
+                continue
+            if keep and keep.get(trigger.rule.name, clock_id) != clock_id:
                 continue
             by_version = found.setdefault(clock_id, {})
             by_version.setdefault(
