@@ -7,11 +7,11 @@ London (the deadlines ticker's ``Ticker.send``), then posts that day's commands 
 order they happened: to intake, each request as it arrived (and its coordinator
 straight after), the time-limit exceptions, and each decision (after the request's
 presentation to the Local Area Surgery, dated the day of the decision) or withdrawal
-at the moment the coordinator recorded it; to plans, the requests for advice and the advice
-received, the draft plan and the family's comments, the final plan or the notice that
-none will be issued, and the amended plan or the cessation after a review; to reviews,
-the first annual review arranged, the referrals and papers, the meeting held, the
-report and the decision; and the phase-transfer year (``devstack.demo_data.
+at the moment the coordinator recorded it; to plans, the requests for advice and the
+advice received, the draft plan and the family's comments, the final plan or the
+notice that none will be issued, and the amended plan or the cessation after a review;
+to reviews, the first annual review arranged, the referrals and papers, the meeting
+held, the report and the decision; and the phase-transfer year (``devstack.demo_data.
 plan_transfers``, when ``DemoServices.placement_url`` is given): to placement, the
 identification of the September's cohort (``POST /phase-transfers/{year}/identify``
 with the day, once the cohort list shows every planned child, which is when placement
