@@ -4,8 +4,9 @@ The behaviour suites run on PostgreSQL through the ``db`` and ``ledger_url`` fix
 these tests add what they cannot: the ledger kept across reopening, its schema
 version, ordering under a language collation, two replicas opening one database at
 once, two replicas claiming and sending the same due alerts at once (each alert going
-exactly once), and two replicas gathering the same digests at once (each alert
-bundled once).
+exactly once), two replicas gathering the same digests at once (each alert bundled
+once), and a clock notice and its case's coordinator arriving on two replicas at once
+(the alert raised, nothing left held).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -369,6 +370,64 @@ def test_two_replicas_gathering_digests_at_once_bundle_each_alert_once(
         AlertStatus.BUNDLED: rounds * per_round,
         AlertStatus.PENDING: rounds,
     }
+
+
+def test_a_clock_notice_and_its_coordinator_on_two_replicas_at_once_raise_the_alert(
+    postgres_database: str,
+) -> None:
+    # The deadlines and intake topics are consumed by whichever replica holds each
+    # partition: a case's clock notice and its coordinator can arrive together.
+    replicas = [NotifyPostgresDatabase(postgres_database, pool_size=2) for _ in (1, 2)]
+    seed(replicas[0])
+    clock = FakeClock(T0)
+    notices, assignments = (NotifyHandlers(db, now=clock) for db in replicas)
+    cases = [new_case() for _ in range(15)]
+    notice_ids: dict[str, str] = {}
+    errors: list[BaseException] = []
+
+    def run(handle: Callable[[], object], barrier: threading.Barrier) -> None:
+        barrier.wait()
+        try:
+            handle()
+        except BaseException as error:  # reported below
+            errors.append(error)
+
+    try:
+        for case in cases:
+            start = threading.Barrier(2)
+            notice = approaching(case)
+            assignment = coordinator_assigned(case, COORDINATOR.staff_id)
+            notice_ids[case] = notice.id
+            threads = [
+                threading.Thread(
+                    target=run,
+                    args=(lambda e=notice: notices.handle_deadlines_event(e), start),
+                ),
+                threading.Thread(
+                    target=run,
+                    args=(
+                        lambda e=assignment: assignments.handle_intake_event(e),
+                        start,
+                    ),
+                ),
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(60)
+        with replicas[0].transaction() as tx:
+            raised = {case: tx.alerts_from(notice_ids[case]) for case in cases}
+            still_held = [case for case in cases if tx.take_held(case)]
+    finally:
+        for db in replicas:
+            db.close()
+
+    assert errors == []
+    assert still_held == []
+    assert all(
+        [a.staff_id for a in alerts] == [COORDINATOR.staff_id]
+        for alerts in raised.values()
+    )
 
 
 def test_the_database_url_chooses_the_adapter(postgres_database: str) -> None:
