@@ -739,7 +739,6 @@ class NotifyPostgresDatabase(NotifyDatabase):
 
     def _create_schema(self) -> None:
         with self._open() as tx:
-            assert isinstance(tx, _PostgresNotifyTransaction)
             found = tx._row(
                 "read the ledger's schema version",
                 "SELECT to_regclass('notify_meta') IS NOT NULL AS present",
@@ -757,7 +756,7 @@ class NotifyPostgresDatabase(NotifyDatabase):
             tx.set_meta("schema_version", str(LEDGER_SCHEMA_VERSION))
 
     @contextmanager
-    def _open(self) -> Iterator[NotifyTransaction]:
+    def _open(self) -> Iterator[_PostgresNotifyTransaction]:
         with self.store.transaction() as tx:
             db = _connection_of(tx)
             with _translated("take the ledger lock"):
