@@ -108,3 +108,24 @@ def open_test_store(
         return
     with durable_store(backend, place, source) as store:
         yield store
+
+
+def parametrize_store(metafunc: pytest.Metafunc) -> None:
+    """For an area's ``pytest_generate_tests``: a test module that sets
+    ``STORE_BACKENDS = DURABLE`` runs each of its tests that uses the ``store`` fixture
+    (directly or through the service or the app) once on each backend named.
+
+    A module that also sets ``TABLES_IN_MEMORY = True`` keeps its table-driven tests
+    (those with a ``parametrize`` mark of their own: the HTTP APIs' tables of invalid
+    bodies and queries, refused with 422 before the store is touched) on the memory
+    store, so that doubling the store does not double the long tables too.
+    """
+    backends = getattr(metafunc.module, "STORE_BACKENDS", None)
+    if not backends or "store" not in metafunc.fixturenames:
+        return
+    tabled = any(
+        mark.name == "parametrize" for mark in metafunc.definition.iter_markers()
+    )
+    if tabled and getattr(metafunc.module, "TABLES_IN_MEMORY", False):
+        return
+    metafunc.parametrize("store", backends, indirect=True)

@@ -1,8 +1,11 @@
-"""Fixtures of the intake tests: a fixed clock, stores, the service and its HTTP app."""
+"""Fixtures of the intake tests: a fixed clock, the store, the service and
+its app. The store is in memory unless a test module sets ``STORE_BACKENDS``
+(``store_backends.DURABLE``): its tests then run on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -11,7 +14,8 @@ from intake_support import FixedClock
 from intake.application.service import IntakeService
 from intake.entrypoints.http import create_app
 from intake.settings import SOURCE, IntakeSettings
-from sendkit.store import InMemoryEventStore
+from sendkit.store import EventStore
+from store_backends import open_test_store, parametrize_store
 
 
 @pytest.fixture
@@ -19,19 +23,24 @@ def clock() -> FixedClock:
     return FixedClock()
 
 
-@pytest.fixture
-def store() -> InMemoryEventStore:
-    return InMemoryEventStore(SOURCE)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    parametrize_store(metafunc)
 
 
 @pytest.fixture
-def service(store: InMemoryEventStore, clock: FixedClock) -> IntakeService:
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EventStore]:
+    """In memory, unless the test module names durable stores (``STORE_BACKENDS``)."""
+    yield from open_test_store(request, tmp_path, SOURCE)
+
+
+@pytest.fixture
+def service(store: EventStore, clock: FixedClock) -> IntakeService:
     return IntakeService(store, clock=clock)
 
 
 @pytest.fixture
 def client(
-    store: InMemoryEventStore,
+    store: EventStore,
     clock: FixedClock,
     auth_env: dict[str, str],
     manager_headers: dict[str, str],

@@ -14,6 +14,12 @@ from auth_fixtures import Mint
 from intake.entrypoints.http import create_app
 from intake.settings import SOURCE, IntakeSettings
 from sendkit.store import InMemoryEventStore, SQLiteEventStore
+from store_backends import DURABLE
+
+STORE_BACKENDS = DURABLE
+"""Each test that uses the store runs on SQLite and on PostgreSQL (conftest.py)..."""
+TABLES_IN_MEMORY = True
+"""...but the tables of invalid requests, refused before the store, run in memory."""
 
 PROBLEM = "application/problem+json"
 

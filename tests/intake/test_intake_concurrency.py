@@ -1,4 +1,5 @@
-"""Concurrent commands on one case, from two app replicas sharing one SQLite file."""
+"""Concurrent commands on one case, from two app replicas sharing one store: one SQLite
+file, or one PostgreSQL database (each test runs on both)."""
 
 from __future__ import annotations
 
@@ -16,19 +17,32 @@ from intake_support import request_body
 
 from intake.entrypoints.http import create_app
 from intake.settings import SOURCE, IntakeSettings
-from sendkit.store import SQLiteEventStore
+from sendkit.store import EventStore, open_store
+from store_backends import (
+    DURABLE,
+    SQLITE,
+    drop_postgres_schema,
+    new_postgres_schema,
+)
 
 ROUNDS = 10
 
 
-@pytest.fixture
+@pytest.fixture(params=DURABLE)
 def replicas(
-    tmp_path: Path, auth_env: dict[str, str], manager_headers: dict[str, str]
-) -> Iterator[tuple[TestClient, TestClient, SQLiteEventStore]]:
-    """Two intake apps, each with its own store object and connections, on one file."""
-    path = tmp_path / "intake.db"
-    stores = [SQLiteEventStore(path, SOURCE) for _ in range(2)]
-    settings = IntakeSettings(database_url=f"sqlite:///{path}")
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    auth_env: dict[str, str],
+    manager_headers: dict[str, str],
+) -> Iterator[tuple[TestClient, TestClient, EventStore]]:
+    """Two intake apps, each with its own store object and connections, on one file
+    or one PostgreSQL schema."""
+    if request.param == SQLITE:
+        url = f"sqlite:///{tmp_path / 'intake.db'}"
+    else:
+        url = new_postgres_schema("intake")
+    stores = [open_store(url, SOURCE) for _ in range(2)]
+    settings = IntakeSettings(database_url=url)
     clients = [
         TestClient(create_app(settings, store=store), headers=manager_headers)
         for store in stores
@@ -40,6 +54,8 @@ def replicas(
         client.__exit__(None, None, None)
     for store in stores:
         store.close()
+    if request.param != SQLITE:
+        drop_postgres_schema(url)
 
 
 def at_once(*calls: Callable[[], Response]) -> list[Response]:
@@ -60,7 +76,7 @@ def at_once(*calls: Callable[[], Response]) -> list[Response]:
 
 
 def test_two_conflicting_decisions_one_wins_and_never_both(
-    replicas: tuple[TestClient, TestClient, SQLiteEventStore],
+    replicas: tuple[TestClient, TestClient, EventStore],
 ) -> None:
     one, two, store = replicas
 
@@ -90,7 +106,7 @@ def test_two_conflicting_decisions_one_wins_and_never_both(
 
 
 def test_two_identical_keyed_requests_at_once_open_one_case(
-    replicas: tuple[TestClient, TestClient, SQLiteEventStore],
+    replicas: tuple[TestClient, TestClient, EventStore],
 ) -> None:
     one, two, store = replicas
 
@@ -109,7 +125,7 @@ def test_two_identical_keyed_requests_at_once_open_one_case(
 
 
 def test_concurrent_moves_of_one_case_leave_a_consistent_history(
-    replicas: tuple[TestClient, TestClient, SQLiteEventStore],
+    replicas: tuple[TestClient, TestClient, EventStore],
 ) -> None:
     one, two, store = replicas
     case_id = one.post("/cases", json=request_body()).json()["case_id"]

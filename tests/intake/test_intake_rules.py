@@ -25,6 +25,10 @@ from intake.domain import (
 )
 from sendkit.logging import correlation_scope
 from sendkit.store import InMemoryEventStore
+from store_backends import DURABLE
+
+STORE_BACKENDS = DURABLE
+"""Each test that uses the store runs on SQLite and on PostgreSQL (conftest.py)."""
 
 RECEIVED = datetime(2025, 1, 6, 9, 30, tzinfo=UTC)
 

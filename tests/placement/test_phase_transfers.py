@@ -24,6 +24,10 @@ from placement.settings import PlacementSettings
 from send_schemas import placement as contract
 from send_schemas import plans as plans_contract
 from sendkit.store import InMemoryEventStore
+from store_backends import DURABLE
+
+STORE_BACKENDS = DURABLE
+"""Each test that uses the store runs on SQLite and on PostgreSQL (conftest.py)."""
 
 THIS_YEAR = "2025-09-15T09:00:00Z"
 """A request in school year 2025: the year stated is the year the child is in now."""

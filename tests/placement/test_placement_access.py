@@ -33,6 +33,10 @@ from placement.entrypoints.http import create_app
 from placement.settings import PlacementSettings
 from sendkit.auth.scope import stored_case_scope
 from sendkit.store import InMemoryEventStore
+from store_backends import DURABLE
+
+STORE_BACKENDS = DURABLE
+"""Each test that uses the store runs on SQLite and on PostgreSQL (conftest.py)."""
 
 PROBLEM = "application/problem+json"
 OTHER_SCHOOL = 131313

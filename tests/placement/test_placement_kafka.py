@@ -3,7 +3,8 @@
 The HTTP app runs with its relay thread on (as ``PLACEMENT_RELAY_ENABLED=true`` starts
 it), publishing to a topic of this test's own; a plain kafka-python consumer reads it
 back. The subscribers follow intake's and plans' events from topics of the test's own,
-published with the kernel's envelope as those services' relays publish them.
+published with the kernel's envelope as those services' relays publish them, into a
+SQLite and a PostgreSQL store in turn.
 """
 
 from __future__ import annotations
@@ -37,6 +38,10 @@ from sendkit.background import BackgroundLoop
 from sendkit.envelope import from_kafka, to_kafka
 from sendkit.events import Metadata, RecordedEvent
 from sendkit.store import EventStore, SQLiteEventStore
+from store_backends import DURABLE
+
+STORE_BACKENDS = DURABLE
+"""Each test that uses the store runs on SQLite and on PostgreSQL (conftest.py)."""
 
 # Guards against a hang only; nothing asserts how long anything took.
 DEADLINE_S = 120.0
@@ -317,7 +322,7 @@ def test_the_subscribers_keep_each_cases_facts_once_and_set_aside_bad_records(
     kafka_bootstrap: str,
     unique_topic: Callable[..., str],
     unique_name: Callable[[str], str],
-    tmp_path: Path,
+    store: EventStore,
 ) -> None:
     intake_topic, plans_topic = unique_topic(partitions=3), unique_topic(partitions=3)
     dead_letters = dead_letter_topic(CONSUMER_NAME, plans_topic)
@@ -325,7 +330,6 @@ def test_the_subscribers_keep_each_cases_facts_once_and_set_aside_bad_records(
         kafka_bootstrap,
         [Topic(dead_letters, owner=CONSUMER_NAME, consumers=("test",), partitions=1)],
     )
-    store = SQLiteEventStore(tmp_path / "placement.db", SOURCE)
     intake, plans = (
         Publisher(kafka_bootstrap, "intake"),
         Publisher(kafka_bootstrap, "plans"),
@@ -445,7 +449,6 @@ def test_the_subscribers_keep_each_cases_facts_once_and_set_aside_bad_records(
     headers = dict(dead[0].headers)
     assert headers["dlq_consumer"] == CONSUMER_NAME.encode()
     assert headers["dlq_source_topic"] == plans_topic.encode()
-    store.close()
 
 
 def read_until_count(bootstrap: str, topic: str, count: int) -> list[Any]:

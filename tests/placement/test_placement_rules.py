@@ -40,6 +40,10 @@ from placement.domain import (
 )
 from sendkit.store import InMemoryEventStore
 from sendkit.subscriber import Unprocessable
+from store_backends import DURABLE
+
+STORE_BACKENDS = DURABLE
+"""Each test that uses the store runs on SQLite and on PostgreSQL (conftest.py)."""
 
 SPECIAL = 145678
 

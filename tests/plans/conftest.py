@@ -1,8 +1,11 @@
-"""Fixtures of the plans tests: a fixed clock, stores, the service and its HTTP app."""
+"""Fixtures of the plans tests: a fixed clock, the store, the service and
+its app. The store is in memory unless a test module sets ``STORE_BACKENDS``
+(``store_backends.DURABLE``): its tests then run on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -12,7 +15,8 @@ from plans.application.reactions import IntakeReactions
 from plans.application.service import PlansService
 from plans.entrypoints.http import create_app
 from plans.settings import SOURCE, PlansSettings
-from sendkit.store import InMemoryEventStore
+from sendkit.store import EventStore
+from store_backends import open_test_store, parametrize_store
 
 
 @pytest.fixture
@@ -20,13 +24,18 @@ def clock() -> FixedClock:
     return FixedClock()
 
 
-@pytest.fixture
-def store() -> InMemoryEventStore:
-    return InMemoryEventStore(SOURCE)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    parametrize_store(metafunc)
 
 
 @pytest.fixture
-def service(store: InMemoryEventStore, clock: FixedClock) -> PlansService:
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EventStore]:
+    """In memory, unless the test module names durable stores (``STORE_BACKENDS``)."""
+    yield from open_test_store(request, tmp_path, SOURCE)
+
+
+@pytest.fixture
+def service(store: EventStore, clock: FixedClock) -> PlansService:
     return PlansService(store, clock=clock)
 
 
@@ -37,7 +46,7 @@ def reactions(clock: FixedClock) -> IntakeReactions:
 
 @pytest.fixture
 def client(
-    store: InMemoryEventStore,
+    store: EventStore,
     clock: FixedClock,
     auth_env: dict[str, str],
     manager_headers: dict[str, str],

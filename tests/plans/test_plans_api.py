@@ -28,6 +28,12 @@ from plans.entrypoints.http import create_app
 from plans.settings import PlansSettings
 from sendkit.background import BackgroundLoop
 from sendkit.store import EventStore, InMemoryEventStore
+from store_backends import DURABLE
+
+STORE_BACKENDS = DURABLE
+"""Each test that uses the store runs on SQLite and on PostgreSQL (conftest.py)..."""
+TABLES_IN_MEMORY = True
+"""...but the tables of invalid requests, refused before the store, run in memory."""
 
 PROBLEM = "application/problem+json"
 

@@ -39,6 +39,10 @@ from plans.domain import (
 from sendkit.envelope import ReceivedEvent
 from sendkit.store import InMemoryEventStore
 from sendkit.subscriber import Unprocessable
+from store_backends import DURABLE
+
+STORE_BACKENDS = DURABLE
+"""Each test that uses the store runs on SQLite and on PostgreSQL (conftest.py)."""
 
 
 def handle(

@@ -23,6 +23,12 @@ from reviews_support import (
 from auth_fixtures import Mint
 from reviews.application.service import ReviewsService
 from sendkit.store import InMemoryEventStore
+from store_backends import DURABLE
+
+STORE_BACKENDS = DURABLE
+"""Each test that uses the store runs on SQLite and on PostgreSQL (conftest.py)..."""
+TABLES_IN_MEMORY = True
+"""...but the tables of invalid requests, refused before the store, run in memory."""
 
 PROBLEM = "application/problem+json"
 

@@ -41,6 +41,10 @@ from reviews.domain import (
 )
 from sendkit.logging import correlation_scope
 from sendkit.store import InMemoryEventStore
+from store_backends import DURABLE
+
+STORE_BACKENDS = DURABLE
+"""Each test that uses the store runs on SQLite and on PostgreSQL (conftest.py)."""
 
 MEETING = date(2026, 3, 4)
 

@@ -1,8 +1,8 @@
 """How reviews follows the plans and intake services: reactions, then the real broker.
 
-The broker tests give each subscriber a topic, consumer group and SQLite store of its
-own, and write the plans and intake records as those services' relays do
-(``sendkit.envelope.to_kafka``).
+The broker tests give each subscriber a topic, consumer group and store of its own
+(SQLite and PostgreSQL, as every test here that uses the store), and write the plans
+and intake records as those services' relays do (``sendkit.envelope.to_kafka``).
 """
 
 from __future__ import annotations
@@ -36,6 +36,10 @@ from sendkit.envelope import ReceivedEvent, from_kafka
 from sendkit.events import Metadata
 from sendkit.store import EventStore, InMemoryEventStore, SQLiteEventStore
 from sendkit.subscriber import IdempotentSubscriber, PollOutcome, Unprocessable
+from store_backends import DURABLE
+
+STORE_BACKENDS = DURABLE
+"""Each test that uses the store runs on SQLite and on PostgreSQL (conftest.py)."""
 
 PLAN_ISSUED = {
     "issued_on": "2025-03-10",
@@ -196,7 +200,7 @@ class Broker:
     bootstrap: str
     topic: str
     dead_letters: str
-    store: SQLiteEventStore
+    store: EventStore
     service: ReviewsService
     group: Callable[[str], str]
     made: list[IdempotentSubscriber] = field(default_factory=list)
@@ -225,10 +229,9 @@ def broker(
     kafka_bootstrap: str,
     unique_topic: Callable[..., str],
     unique_name: Callable[[str], str],
-    tmp_path: Path,
+    store: EventStore,
 ) -> Iterator[Broker]:
     topic = unique_topic(partitions=1)
-    store = SQLiteEventStore(tmp_path / "reviews.db", SOURCE)
     setup = Broker(
         bootstrap=kafka_bootstrap,
         topic=topic,
@@ -240,7 +243,6 @@ def broker(
     yield setup
     for subscriber in setup.made:
         subscriber.close()
-    store.close()
 
 
 def poll_until(
