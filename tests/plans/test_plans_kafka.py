@@ -5,7 +5,8 @@ publishing to a topic of this test's own, read back with a plain kafka-python co
 For the reaction, intake's own app publishes a request and its agreement to assess on
 another topic of the test's own, and plans' subscriber thread (as
 ``PLANS_SUBSCRIBER_ENABLED=true`` starts it) consumes it through
-``sendkit.subscriber.IdempotentSubscriber``.
+``sendkit.subscriber.IdempotentSubscriber``, into a SQLite and a PostgreSQL store in
+turn.
 """
 
 from __future__ import annotations
@@ -51,8 +52,14 @@ from send_schemas.topics import Topic, dead_letter_topic
 from sendkit.background import BackgroundLoop
 from sendkit.envelope import from_kafka
 from sendkit.relay import OutboxRelay
-from sendkit.store import EventStore, SQLiteEventStore
+from sendkit.store import EventStore, SQLiteEventStore, open_store
 from sendkit.subscriber import Handler
+from store_backends import (
+    DURABLE,
+    SQLITE,
+    drop_postgres_schema,
+    new_postgres_schema,
+)
 
 # Guards against a hang only; nothing asserts how long anything took.
 DEADLINE_S = 120.0
@@ -323,7 +330,7 @@ class Reacting:
     intake_relay: RelayThread
     plans: TestClient
     plans_store: EventStore
-    plans_db: Path
+    plans_url: str
     intake_topic: str
     dead_letters: str
 
@@ -332,12 +339,13 @@ def start_reacting(
     bootstrap: str,
     intake_topic: str,
     group: str,
-    path: Path,
+    url: str,
     stack: Any,
     headers: dict[str, str],
 ) -> tuple[TestClient, EventStore]:
-    """A plans app whose subscriber thread reads ``intake_topic`` in ``group``."""
-    store = SQLiteEventStore(path, SOURCE)
+    """A plans app on the store at ``url`` whose subscriber thread reads
+    ``intake_topic`` in ``group``."""
+    store = open_store(url, SOURCE)
     settings = PlansSettings(
         database_url="sqlite:///unused.db",
         kafka_bootstrap_servers=bootstrap,
@@ -366,8 +374,21 @@ def start_reacting(
     return client, store
 
 
+@pytest.fixture(params=DURABLE)
+def plans_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Where the reacting plans app keeps its events: a SQLite file, or a PostgreSQL
+    schema of its own."""
+    if request.param == SQLITE:
+        yield f"sqlite:///{tmp_path / 'plans.db'}"
+        return
+    url = new_postgres_schema("plans")
+    yield url
+    drop_postgres_schema(url)
+
+
 @pytest.fixture
 def reacting(
+    plans_url: str,
     kafka_bootstrap: str,
     unique_topic: Callable[..., str],
     unique_name: Callable[[str], str],
@@ -413,12 +434,11 @@ def reacting(
                 headers=manager_headers,
             )
         )
-        plans_db = tmp_path / "plans.db"
         plans, plans_store = start_reacting(
             kafka_bootstrap,
             intake_topic,
             unique_name("plans"),
-            plans_db,
+            plans_url,
             stack,
             manager_headers,
         )
@@ -428,7 +448,7 @@ def reacting(
             relays[0],
             plans,
             plans_store,
-            plans_db,
+            plans_url,
             intake_topic,
             dead_letters,
         )
@@ -510,7 +530,7 @@ def test_an_agreement_at_intake_opens_the_assessment_once_however_delivered(
     # A new consumer group on the same store replays the topic from offset 0: nothing.
     before = reacting.plans_store.last_position()
     with contextlib.ExitStack() as stack:
-        replay_store = SQLiteEventStore(reacting.plans_db, SOURCE)
+        replay_store = open_store(reacting.plans_url, SOURCE)
         stack.callback(replay_store.close)
         replayed = {"n": 0}
 
