@@ -371,7 +371,11 @@ def test_proposing_and_issuing_an_amendment(issued: Api) -> None:
 
     state = issued.read()
     assert state["amendment_notices"] == [
-        {"notice_sent_on": "2026-04-01", "proposals": "add physiotherapy"}
+        {
+            "notice_sent_on": "2026-04-01",
+            "proposals": "add physiotherapy",
+            "review_id": None,
+        }
     ]
     assert state["amendment_pending_since"] is None
     assert state["amendments"][0]["changes"] == ["F", "I"]

@@ -31,8 +31,11 @@ from plans.domain import (
 )
 from send_schemas import plans as contract
 from sendkit.events import RecordedEvent
+from store_backends import DURABLE
 
 REVIEW = "0c9e7f4a-1b2d-4c3e-8f5a-6b7c8d9e0f1a"
+
+STORE_BACKENDS = DURABLE
 
 
 def _event(case: Case, short: str, nth: int = 0) -> RecordedEvent:

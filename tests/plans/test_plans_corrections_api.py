@@ -156,6 +156,8 @@ def test_an_amendment_notice_may_name_its_review(
     )
 
     assert store.read_stream(issued.id)[-1].data["review_id"] == REVIEW
+    [notice] = issued.read()["amendment_notices"]
+    assert notice["review_id"] == REVIEW
 
 
 def test_an_amendment_notice_with_a_malformed_review_id_is_a_422(issued: Api) -> None:

@@ -127,7 +127,8 @@ class Plan:
     start_date: date | None = None
     primary_need: str | None = None
     secondary_need: str | None = None
-    amendment_notices: tuple[tuple[date, str | None], ...] = ()
+    amendment_notices: tuple[tuple[date, str | None, str | None], ...] = ()
+    """Each notice: the day sent, the proposals (private), the review it follows."""
     amendment_pending_since: date | None = None
     amendments: tuple[Amendment, ...] = ()
     ceased_on: date | None = None
@@ -324,7 +325,7 @@ def _apply(plan: Plan, event: RecordedEvent) -> Plan:
                 secondary_need=private.get("secondary_need"),
             )
         case contract.AmendmentProposed():
-            notice = (fact.notice_sent_on, private.get("proposals"))
+            notice = (fact.notice_sent_on, private.get("proposals"), fact.review_id)
             return replace(
                 plan,
                 amendment_notices=(*plan.amendment_notices, notice),

@@ -298,6 +298,7 @@ class FinalPlanOut(BaseModel):
 class AmendmentNoticeOut(BaseModel):
     notice_sent_on: date
     proposals: str | None
+    review_id: str | None = None
 
 
 class AmendmentOut(BaseModel):
@@ -471,8 +472,10 @@ class CaseOut(BaseModel):
             ),
             final_plan=final_plan,
             amendment_notices=[
-                AmendmentNoticeOut(notice_sent_on=sent_on, proposals=proposals)
-                for sent_on, proposals in plan.amendment_notices
+                AmendmentNoticeOut(
+                    notice_sent_on=sent_on, proposals=proposals, review_id=review_id
+                )
+                for sent_on, proposals, review_id in plan.amendment_notices
             ],
             amendment_pending_since=plan.amendment_pending_since,
             amendments=[AmendmentOut.of(amendment) for amendment in plan.amendments],
