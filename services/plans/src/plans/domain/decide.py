@@ -1003,8 +1003,7 @@ def _correct(plan: Plan, command: CorrectPlan, context: Context) -> list[NewEven
             f"names no event of case {plan.case_id}: use the id of the event as the "
             "case's history lists it",
         )
-        problems.raise_if_any()
-    assert target is not None  # refused above
+        raise InvalidCommand(problems.found)
     kind = _short(target.type)
     date_field = contract.CORRECTABLE_DATES.get(target.type)
     if date_field is None:
@@ -1014,16 +1013,16 @@ def _correct(plan: Plan, command: CorrectPlan, context: Context) -> list[NewEven
             f"names a {kind} event, whose dates cannot be corrected; the events "
             "whose date can be are " + ", ".join(correctable),
         )
-    elif command.field != date_field:
-        problems.add(
-            "field",
-            f"is not a date of the {kind} event: correct its {date_field}",
-        )
+        raise InvalidCommand(problems.found)
+    problems.check(
+        command.field == date_field,
+        "field",
+        f"is not a date of the {kind} event: correct its {date_field}",
+    )
     problems.raise_if_any()
-    assert date_field is not None  # refused above
 
-    old_value = _day_of(target, date_field)
-    assert old_value is not None  # every correctable event carries its date
+    # Every correctable event carries its date (the contract requires it).
+    old_value = date.fromisoformat(str(target.data[date_field]))
     if command.new_value == old_value:
         problems.add(
             "new_value",
