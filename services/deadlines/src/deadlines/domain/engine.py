@@ -218,8 +218,10 @@ class _Clock:
     stopped_on: date | None = None
     rev: int = 0
     endings: int = 0
-    exception_codes: list[str] = field(default_factory=list)
-    leads_done: list[int] = field(default_factory=list)
+    # Tuples and a dict that no step changes in place (it puts a new one in their
+    # place), so a copy of the clock shares them.
+    exception_codes: tuple[str, ...] = ()
+    leads_done: tuple[int, ...] = ()
     overdue_done: bool = False
     alerts: dict[str, _Alert] = field(default_factory=dict)
     # The first day a tick could act on the clock, once worked out (``_clock_wake``);
@@ -310,8 +312,8 @@ class CaseState:
                 stopped_on=_day(raw["stopped_on"]),
                 rev=raw["rev"],
                 endings=raw["endings"],
-                exception_codes=list(raw["exception_codes"]),
-                leads_done=list(raw["leads_done"]),
+                exception_codes=tuple(raw["exception_codes"]),
+                leads_done=tuple(raw["leads_done"]),
                 overdue_done=raw["overdue_done"],
                 alerts={
                     alert_id: _Alert(
@@ -357,8 +359,9 @@ class CaseState:
 
 
 def _clone(clock: _Clock) -> _Clock:
-    # Alerts are never changed once made, so the copy may share them. Every field is
-    # named here (not dataclasses.replace) because a step clones often.
+    # The copy shares the alerts, exception codes and lead times done: a step puts a
+    # new tuple or dict in their place rather than change one. Every field is named
+    # here (not dataclasses.replace) because a step clones often.
     return _Clock(
         clock.clock_id,
         clock.clock,
@@ -371,10 +374,10 @@ def _clone(clock: _Clock) -> _Clock:
         clock.stopped_on,
         clock.rev,
         clock.endings,
-        list(clock.exception_codes),
-        list(clock.leads_done),
+        clock.exception_codes,
+        clock.leads_done,
         clock.overdue_done,
-        dict(clock.alerts),
+        clock.alerts,
     )
 
 
@@ -402,6 +405,8 @@ def _canonical(event: CaseEvent, name: str, kind: FieldKind, value: Any) -> Any:
     try:
         match kind:
             case FieldKind.DATE:
+                if isinstance(value, str):
+                    return _iso_date(value)
                 return calendar.parse_date(value).isoformat()
             case FieldKind.TIMESTAMP:
                 return calendar.parse_timestamp(value).isoformat()
@@ -419,6 +424,14 @@ def _canonical(event: CaseEvent, name: str, kind: FieldKind, value: Any) -> Any:
                 return str(value)
     except ValueError as error:
         raise UnusableEvent(event.id, event.type, f"field {name!r}: {error}") from error
+
+
+@lru_cache(maxsize=1 << 14)
+def _iso_date(value: str) -> str:
+    # Cached so that the facts of every case share one string per day (a county's
+    # facts hold tens of thousands of dates, of a few hundred days); a value that
+    # cannot be read raises, and an error is never cached.
+    return calendar.parse_date(value).isoformat()
 
 
 def _check_exception(
@@ -682,7 +695,12 @@ class _Out:
         return event_id
 
     def withdraw(self, clock: _Clock, reason: str, kinds: Sequence[AlertKind]) -> None:
-        for alert_id, alert in list(clock.alerts.items()):
+        kept = {
+            key: alert for key, alert in clock.alerts.items() if alert.kind not in kinds
+        }
+        if len(kept) == len(clock.alerts):
+            return
+        for alert_id, alert in clock.alerts.items():
             if alert.kind not in kinds:
                 continue
             event = self.make(
@@ -695,7 +713,7 @@ class _Out:
                 reason=reason,
             )
             self.emit(clock, event, "withdrawn", alert_id)
-            del clock.alerts[alert_id]
+        clock.alerts = kept
 
 
 _ALL_ALERTS = (AlertKind.APPROACHING, AlertKind.OVERDUE)
@@ -768,7 +786,7 @@ def _update(out: _Out, clock: _Clock, found: DerivedClock) -> None:
         clock.rev += 1
         clock.due_on = found.due_on
         clock.counts_from = found.counts_from
-        clock.leads_done = []
+        clock.leads_done = ()
         clock.overdue_done = False
         if clock.status == CLOSED:
             clock.status = OPEN
@@ -804,7 +822,7 @@ def _exceptions(out: _Out, clock: _Clock, found: DerivedClock) -> None:
     for reason in found.exceptions:
         if reason.code in clock.exception_codes:
             continue
-        clock.exception_codes.append(reason.code)
+        clock.exception_codes = (*clock.exception_codes, reason.code)
         event = out.make(
             ClockExceptionApplied, clock, reason=reason.code, reason_text=reason.text
         )
@@ -842,12 +860,12 @@ def _end(out: _Out, clock: _Clock, ending: Stopped | Cancelled) -> None:
             days_late=days_late,
         )
         out.emit(clock, event, "late", *parts)
-    for alert_id in [
-        key
-        for key, alert in clock.alerts.items()
-        if alert.kind is AlertKind.APPROACHING
-    ]:
-        del clock.alerts[alert_id]
+    if any(alert.kind is AlertKind.APPROACHING for alert in clock.alerts.values()):
+        clock.alerts = {
+            key: alert
+            for key, alert in clock.alerts.items()
+            if alert.kind is not AlertKind.APPROACHING
+        }
 
 
 def _cancel(out: _Out, clock: _Clock, ending: Cancelled) -> None:
@@ -864,7 +882,7 @@ def _cancel(out: _Out, clock: _Clock, ending: Cancelled) -> None:
         out.withdraw(
             clock, "cancelled: the overdue state was no breach", (AlertKind.OVERDUE,)
         )
-    clock.alerts.clear()
+    clock.alerts = {}
 
 
 # Alerts that time brings --------------------------------------------------------------
@@ -943,7 +961,7 @@ def _alerts(out: _Out, today: date) -> None:
                 clock = out.own(clock)
                 clock.overdue_done = True
                 # Lead times not yet reached are moot once the clock is overdue.
-                clock.leads_done = list(clock.lead_working_days)
+                clock.leads_done = clock.lead_working_days
                 event = out.make(
                     ClockOverdue,
                     clock,
@@ -951,7 +969,8 @@ def _alerts(out: _Out, today: date) -> None:
                     action=rule.overdue_action or rule.action,
                 )
                 alert_id = out.emit(clock, event, "overdue", clock.rev, clock.due_on)
-                clock.alerts[alert_id] = _Alert(AlertKind.OVERDUE, clock.due_on, None)
+                alert = _Alert(AlertKind.OVERDUE, clock.due_on, None)
+                clock.alerts = {**clock.alerts, alert_id: alert}
             continue
         reached = [
             lead
@@ -962,7 +981,7 @@ def _alerts(out: _Out, today: date) -> None:
             continue
         clock = out.own(clock)
         lead = min(reached)
-        clock.leads_done.extend(reached)
+        clock.leads_done = (*clock.leads_done, *reached)
         approaching = out.make(
             ClockApproaching,
             clock,
@@ -973,7 +992,8 @@ def _alerts(out: _Out, today: date) -> None:
         alert_id = out.emit(
             clock, approaching, "approaching", clock.rev, clock.due_on, lead
         )
-        clock.alerts[alert_id] = _Alert(AlertKind.APPROACHING, clock.due_on, lead)
+        alert = _Alert(AlertKind.APPROACHING, clock.due_on, lead)
+        clock.alerts = {**clock.alerts, alert_id: alert}
 
 
 # Reading the state --------------------------------------------------------------------
