@@ -1,9 +1,10 @@
 """The read model in the service's store, and the subscribers that keep it current.
 
 Case documents live in the store's ``cases`` document collection (SQLite by default,
-PostgreSQL when the API runs as several replicas; ``DEADLINES_DATABASE_URL``). Two ``sendkit.subscriber.IdempotentSubscriber`` loops feed
-it, with consumer name ``deadlines-readmodel``: one follows ``send.deadlines.events``,
-the other ``send.intake.events`` (for the school and the coordinator). Each event's id
+PostgreSQL when the API runs as several replicas; ``DEADLINES_DATABASE_URL``). Two
+``sendkit.subscriber.IdempotentSubscriber`` loops feed it, with consumer name
+``deadlines-readmodel``: one follows ``send.deadlines.events``, the other
+``send.intake.events`` (for the school and the coordinator). Each event's id
 is marked processed in the same transaction as the document it changes, so a
 redelivery or a replay changes nothing; an event that cannot be folded goes to
 ``deadlines.<topic>.dlq``.
