@@ -3,20 +3,33 @@
 Values are plain JSON (``StoredCase.to_dict``, ``Progress.to_dict``) under UTF-8
 keys: the case id, or ``progress_key(p)`` for partition ``p``. Decoded states are
 cached, since a tick reads every case of its partition; writes are buffered and reach
-the mapping only at ``flush``. Only this worker writes the keys of the partitions it
-owns, so the cache cannot go stale until a rebalance, which calls ``forget``.
+the mapping only at ``flush``, where a case saved several times since the last flush
+is turned into JSON, and written, once. Only this worker writes the keys of the
+partitions it owns, so the cache cannot go stale until a rebalance, which calls
+``forget``.
 
 A faust table's own ``table[key] = value`` hands its changelog record to the
 producer's buffer and forgets it: nothing says when, or whether, it reached Kafka, so
 a commit could pass inputs whose state a kill then loses. ``faust_table_write`` writes
 the local store and sends the changelog record itself, and ``flush`` returns each
-record's delivery for the pipeline to await before it commits.
+record's delivery for the pipeline to await before it commits. ``faust_table_writes``
+does the same for all of a flush's keys at once, in a batch per changelog partition
+(``BatchSender``), with one delivery for them all; its values are encoded as faust's
+``json`` codec would (compact JSON), so the table's recovery reads them back.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
-from typing import Any
+import json
+from collections.abc import (
+    Awaitable,
+    Callable,
+    Iterable,
+    Mapping,
+    MutableMapping,
+    Sequence,
+)
+from typing import TYPE_CHECKING, Any
 
 from deadlines.application.partitioning import (
     case_partition,
@@ -28,8 +41,14 @@ from deadlines.application.ports import StoredCase
 from deadlines.application.sequencer import Progress
 from send_schemas.topics import PARTITIONS
 
+if TYPE_CHECKING:
+    from deadlines.adapters.faust_ports import BatchSender, OutRecord
+
 Write = Callable[[bytes, Any], Awaitable[Any]]
 """Stores one key's value durably; the awaitable resolves once it is."""
+
+WriteMany = Callable[[Sequence[tuple[bytes, Any]]], Awaitable[Any]]
+"""Stores many keys' values durably; the awaitable resolves once all of them are."""
 
 
 def faust_table_write(table: Any, *, partitions: int = PARTITIONS) -> Write:
@@ -54,11 +73,34 @@ def faust_table_write(table: Any, *, partitions: int = PARTITIONS) -> Write:
     return write
 
 
+def faust_table_writes(
+    table: Any, sender: BatchSender, *, partitions: int = PARTITIONS
+) -> WriteMany:
+    """A ``WriteMany`` into a faust table: its local store at once, and the changelog
+    records sent together, each on its key's murmur2 partition (as above)."""
+    topic = table.changelog_topic.get_topic_name()
+
+    async def durable(records: list[OutRecord]) -> None:
+        delivery = await sender.send(records)
+        await delivery
+
+    def write_many(items: Sequence[tuple[bytes, Any]]) -> Awaitable[Any]:
+        records: list[OutRecord] = []
+        for key, value in items:
+            table.data[key] = value
+            encoded = json.dumps(value, separators=(",", ":")).encode()
+            records.append((topic, key_partition(key, partitions), key, encoded, []))
+        return durable(records)
+
+    return write_many
+
+
 class TableStates:
     """``CaseStates`` over a mutable mapping of bytes keys to JSON values.
 
-    With ``write`` (``faust_table_write`` for a faust table), ``flush`` writes through
-    it and returns the deliveries; without, it assigns into ``table``.
+    With ``write_many`` (``faust_table_writes``), ``write`` hands it every key taken
+    and returns its one delivery; with ``write`` (``faust_table_write``), it writes
+    key by key and returns each delivery; without either, it assigns into ``table``.
     """
 
     def __init__(
@@ -67,12 +109,16 @@ class TableStates:
         *,
         partitions: int = PARTITIONS,
         write: Write | None = None,
+        write_many: WriteMany | None = None,
     ) -> None:
         self.table = table
         self.partitions = partitions
-        self.write = write
+        self.write_one = write
+        self.write_many = write_many
         self._cache: dict[str, StoredCase] = {}
-        self._dirty: dict[bytes, Any] = {}
+        # A case's entry is its StoredCase, made JSON at the flush; progress is
+        # mutated by its sequencer, so its entry is a JSON copy made at the save.
+        self._dirty: dict[bytes, StoredCase | dict[str, Any]] = {}
         self._index: dict[int, set[str]] | None = None
 
     def load(self, case_id: str) -> StoredCase | None:
@@ -80,9 +126,11 @@ class TableStates:
         if cached is not None:
             return cached
         key = case_id.encode()
-        raw = self._dirty.get(key)
-        if raw is None:
-            raw = self.table.get(key)
+        dirty = self._dirty.get(key)
+        if isinstance(dirty, StoredCase):
+            self._cache[case_id] = dirty
+            return dirty
+        raw = dirty if dirty is not None else self.table.get(key)
         if raw is None:
             return None
         case = StoredCase.from_dict(raw)
@@ -91,7 +139,7 @@ class TableStates:
 
     def save(self, case_id: str, case: StoredCase) -> None:
         self._cache[case_id] = case
-        self._dirty[case_id.encode()] = case.to_dict()
+        self._dirty[case_id.encode()] = case
         if self._index is not None:
             self._index.setdefault(case_partition(case_id, self.partitions), set()).add(
                 case_id
@@ -100,8 +148,12 @@ class TableStates:
     def case_ids(self, partition: int) -> Iterable[str]:
         if self._index is None:
             index: dict[int, set[str]] = {}
-            for raw_key in list(self.table.keys()) + list(self._dirty):
-                key = raw_key.decode()
+            # The cache holds every case saved, also those taken but not yet
+            # written into the table.
+            found = {raw_key.decode() for raw_key in self.table}
+            found.update(raw_key.decode() for raw_key in self._dirty)
+            found.update(self._cache)
+            for key in found:
                 if is_progress_key(key):
                     continue
                 index.setdefault(case_partition(key, self.partitions), set()).add(key)
@@ -113,21 +165,35 @@ class TableStates:
         raw = self._dirty.get(key)
         if raw is None:
             raw = self.table.get(key)
-        return None if raw is None else Progress.from_dict(raw)
+        return Progress.from_dict(raw) if isinstance(raw, dict) else None
 
     def save_progress(self, progress: Progress) -> None:
         key = progress_key(progress.partition, self.partitions).encode()
         self._dirty[key] = progress.to_dict()
 
-    def flush(self) -> list[Awaitable[Any]]:
+    def take(self) -> dict[bytes, Any]:
+        """What was saved since the last ``take``, each key's latest; for ``write``."""
+        taken, self._dirty = self._dirty, {}
+        return taken
+
+    def write(self, taken: Mapping[bytes, Any]) -> list[Awaitable[Any]]:
+        """Write what was taken; the deliveries to await for it to be durable."""
+        items = [
+            (key, value.to_dict() if isinstance(value, StoredCase) else value)
+            for key, value in taken.items()
+        ]
+        if self.write_many is not None:
+            return [self.write_many(items)] if items else []
         deliveries: list[Awaitable[Any]] = []
-        for key, value in self._dirty.items():
-            if self.write is None:
+        for key, value in items:
+            if self.write_one is None:
                 self.table[key] = value
             else:
-                deliveries.append(self.write(key, value))
-        self._dirty.clear()
+                deliveries.append(self.write_one(key, value))
         return deliveries
+
+    def flush(self) -> list[Awaitable[Any]]:
+        return self.write(self.take())
 
     def forget(self) -> None:
         self._cache.clear()

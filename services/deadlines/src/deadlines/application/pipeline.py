@@ -1,20 +1,27 @@
 """The processor's loop body: order the inputs, apply them, make the results durable.
 
 ``offer`` takes each consumed record with the handle that acknowledges it; ``drain``
-applies every input whose turn has come (``PartitionSequencer``), publishes the clock
-events and dead letters, waits until Kafka has acknowledged all of them, then writes
-the case states and partition progress (``CaseStates.flush``) and waits until Kafka has
-acknowledged those writes too, and only then acknowledges the inputs and commits each
-partition's progress as its consumer offsets (``commit``, in the background and one
-commit at a time, so the next drain need not wait for it; ``settled`` waits for the
-commits and raises a failed one, as the next drain does). So a crash at any point
-leaves the committed offsets at or behind the saved progress, and the saved progress
-at or behind what has been published: what was not saved is consumed again and
-applied again, with the same output ids, and nothing is skipped. The worker runs one
-drainer task (``run``) that drains whenever it is woken; while a drain waits for
-Kafka's acknowledgements the agent goes on offering records, and the next drain
-applies them all at once, so a replay needs one round trip per batch rather than per
-record.
+applies every input whose turn has come (``PartitionSequencer``) and hands what it
+made to the settler, one background task (``_settle``) that makes the drains'
+results durable in the order drained: it publishes the clock events and dead letters
+of every drain since its last round together (``BatchPublisher.publish_many`` where
+the publisher offers it: a batch per topic partition), waits until Kafka has
+acknowledged them, then writes the case states and partition progress
+(``CaseStates.write`` of what ``take`` set aside at each drain, a case saved by
+several drains once) and waits until Kafka has acknowledged those writes too, and
+only then acknowledges the inputs and commits each partition's progress as its
+consumer offsets (``commit``, in the background and one commit at a time).
+``settled`` waits for all of it and raises what failed, as the next drain does. So a
+crash at any point leaves the committed offsets at or behind the saved progress, and
+the saved progress at or behind what has been published: what was not saved is
+consumed again and applied again, with the same output ids, and nothing is skipped.
+
+The worker runs one drainer task (``run``) that drains whenever it is woken, a
+moment (``linger_s``) after, so that the agent can offer what else it has. Its drains
+do not wait for the settler, so applying inputs overlaps the round trips of those
+before them, and the settler's rounds take more inputs the more there are: a replay
+needs two round trips per settler round, not per drain or per record. A drain waits
+only while more than ``max_unsettled`` inputs are applied but not durable.
 
 A topic partition's records must be applied in offset order, none left out. One
 that jumps ahead of the offset expected next means the consumer skipped records
@@ -30,11 +37,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Protocol
 
-from deadlines.application.ports import CaseStates, InputRecord, Offsets, Publisher
+from deadlines.application.ports import (
+    BatchPublisher,
+    CaseStates,
+    InputRecord,
+    Offsets,
+    Publication,
+    Publisher,
+)
 from deadlines.application.processor import ClockProcessor
 from deadlines.application.sequencer import (
     DEFAULT_MAX_WAIT_S,
@@ -62,6 +78,23 @@ class Refill(Protocol):
         ...
 
 
+DEFAULT_LINGER_S = 0.02
+"""How long ``run`` lets records be offered, once woken, before it drains."""
+
+DEFAULT_MAX_UNSETTLED = 20_000
+"""Inputs applied but not yet durable past which a drain waits for the settler."""
+
+
+@dataclass(slots=True)
+class _Unsettled:
+    """A drain's results on their way to being durable."""
+
+    publications: list[Publication]
+    writes: Mapping[bytes, Any]
+    handles: list[Any]
+    offsets: dict[tuple[str, int], int]
+
+
 class Offered(Enum):
     QUEUED = "queued"
     APPLIED_BEFORE = "applied before"
@@ -84,6 +117,8 @@ class Pipeline:
         commit: Commit | None = None,
         refill: Refill | None = None,
         max_wait_s: float = DEFAULT_MAX_WAIT_S,
+        max_unsettled: int = DEFAULT_MAX_UNSETTLED,
+        linger_s: float = DEFAULT_LINGER_S,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.states = states
@@ -105,6 +140,12 @@ class Pipeline:
         self._drain_lock = asyncio.Lock()
         self._work = asyncio.Event()
         self._active_at = monotonic()
+        self.max_unsettled = max_unsettled
+        self.linger_s = linger_s
+        self._unsettled: deque[_Unsettled] = deque()
+        self._unsettled_inputs = 0
+        self._settling: asyncio.Task[None] | None = None
+        self._room = asyncio.Event()
         self._to_commit: dict[tuple[str, int], int] = {}
         self._committing: asyncio.Task[None] | None = None
         self.applied = 0
@@ -123,32 +164,60 @@ class Pipeline:
                 await self._refill(sequencer, record, expected)
             return await self._offer(sequencer, record, handle)
 
-    async def drain(self) -> int:
-        """Apply what may go on every partition; return how many inputs were applied."""
+    async def drain(self, *, wait: bool = True) -> int:
+        """Apply what may go on every partition; return how many inputs were applied.
+
+        The drain publishes its outputs and hands its states, progress and inputs to
+        the settler (``_settle``), which makes them durable in the order drained,
+        and waits for it to finish (the offsets' commit goes on in the background).
+        With ``wait=False``, as ``run`` drains, it returns once the outputs are
+        handed to the producer, unless more than ``max_unsettled`` inputs are
+        applied but not yet durable.
+        """
+        applied = await self._drain()
+        if wait:
+            while (task := self._settling) is not None and not task.done():
+                await asyncio.wait({task})
+            self._raise_failed()
+        return applied
+
+    async def _drain(self) -> int:
         async with self._drain_lock:
-            self._raise_failed_commit()
+            self._raise_failed()
             async with self._lock:
-                deliveries, handles, offsets = await self._apply_ready()
+                publications, handles, offsets = await self._apply_ready()
             if not handles:
                 return 0
-
-            # Kafka must hold every output before the state implying them is written,
-            # and hold the state before an offset past its inputs is committed.
-            await asyncio.gather(*deliveries)
-            await asyncio.gather(*self.states.flush())
-            for handle in handles:
-                if handle is not None:
-                    await self.ack(handle)
-            self._commit_soon(offsets)
+            self._unsettled.append(
+                _Unsettled(publications, self.states.take(), handles, offsets)
+            )
+            self._unsettled_inputs += len(handles)
+            if self._settling is None or self._settling.done():
+                self._settling = asyncio.ensure_future(self._settle())
             self.applied += len(handles)
             self._active_at = self.monotonic()
+            while (
+                self._unsettled_inputs > self.max_unsettled
+                and not self._settling.done()
+            ):
+                self._room.clear()
+                room = asyncio.ensure_future(self._room.wait())
+                try:
+                    await asyncio.wait(
+                        {self._settling, room}, return_when=asyncio.FIRST_COMPLETED
+                    )
+                finally:
+                    room.cancel()
             return len(handles)
 
     async def settled(self) -> None:
-        """Wait until the offsets drained so far are committed (or a commit failed)."""
+        """Wait until everything drained so far is durable and its offsets committed
+        (or raise what failed)."""
+        while (task := self._settling) is not None and not task.done():
+            await asyncio.wait({task})
         while (task := self._committing) is not None and not task.done():
             await asyncio.wait({task})
-        self._raise_failed_commit()
+        self._raise_failed()
 
     def wake(self) -> None:
         """Tell ``run`` there may be something to apply."""
@@ -158,8 +227,11 @@ class Pipeline:
         """Drain whenever woken, until cancelled: the worker's one drainer task."""
         while True:
             await self._work.wait()
+            # Let the agent offer what else it has first: a drain has costs of its
+            # own (questions to the broker about end offsets), worth sharing.
+            await asyncio.sleep(self.linger_s)
             self._work.clear()
-            await self.drain()
+            await self.drain(wait=False)
 
     async def forget(self) -> None:
         """Drop what is held in memory (on a rebalance): it will come again."""
@@ -170,6 +242,8 @@ class Pipeline:
                 log.exception("a commit failed before the rebalance: inputs come again")
             async with self._lock:
                 self._sequencers.clear()
+                self._unsettled.clear()
+                self._unsettled_inputs = 0
                 self.states.forget()
 
     def waiting(self) -> int:
@@ -206,13 +280,38 @@ class Pipeline:
             batch, self._to_commit = self._to_commit, {}
             await self.commit(batch)
 
-    def _raise_failed_commit(self) -> None:
-        task = self._committing
-        if task is not None and task.done() and not task.cancelled():
-            error = task.exception()
-            if error is not None:
-                self._committing = None
-                raise error
+    def _raise_failed(self) -> None:
+        for name in ("_settling", "_committing"):
+            task: asyncio.Task[None] | None = getattr(self, name)
+            if task is not None and task.done() and not task.cancelled():
+                error = task.exception()
+                if error is not None:
+                    setattr(self, name, None)
+                    raise error
+
+    async def _settle(self) -> None:
+        # Kafka must hold every output before the state implying them is written,
+        # and hold the state before an offset past its inputs is committed. What
+        # was drained meanwhile is taken together: its outputs are sent in one go,
+        # and a case written by several drains is written once.
+        while self._unsettled:
+            batches = list(self._unsettled)
+            self._unsettled.clear()
+            publications = [p for batch in batches for p in batch.publications]
+            await asyncio.gather(*await self._publish(publications))
+            writes: dict[bytes, Any] = {}
+            offsets: dict[tuple[str, int], int] = {}
+            for batch in batches:
+                writes.update(batch.writes)
+                offsets.update(batch.offsets)
+            await asyncio.gather(*self.states.write(writes))
+            for batch in batches:
+                for handle in batch.handles:
+                    if handle is not None:
+                        await self.ack(handle)
+                self._unsettled_inputs -= len(batch.handles)
+            self._commit_soon(offsets)
+            self._room.set()
 
     async def _offer(
         self, sequencer: PartitionSequencer, record: InputRecord, handle: Any
@@ -261,22 +360,31 @@ class Pipeline:
 
     async def _apply_ready(
         self,
-    ) -> tuple[list[Awaitable[Any]], list[Any], dict[tuple[str, int], int]]:
-        deliveries: list[Awaitable[Any]] = []
+    ) -> tuple[list[Publication], list[Any], dict[tuple[str, int], int]]:
+        publications: list[Publication] = []
         handles: list[Any] = []
         offsets: dict[tuple[str, int], int] = {}
         for sequencer in list(self._sequencers.values()):
-            applied = await self._drain_partition(sequencer, deliveries, handles)
+            applied = await self._drain_partition(sequencer, publications, handles)
             if applied:
                 self.states.save_progress(sequencer.progress)
                 for topic, offset in sequencer.progress.next_offsets.items():
                     offsets[(topic, sequencer.partition)] = offset
-        return deliveries, handles, offsets
+        return publications, handles, offsets
+
+    async def _publish(self, publications: list[Publication]) -> list[Awaitable[Any]]:
+        # The whole drain's records at once: a batch per topic partition and one
+        # acknowledgement to wait for, rather than one per record.
+        if not publications:
+            return []
+        if isinstance(self.publisher, BatchPublisher):
+            return [await self.publisher.publish_many(publications)]
+        return [await self.publisher.publish(p) for p in publications]
 
     async def _drain_partition(
         self,
         sequencer: PartitionSequencer,
-        deliveries: list[Awaitable[Any]],
+        publications: list[Publication],
         handles: list[Any],
     ) -> int:
         applied = 0
@@ -296,8 +404,7 @@ class Pipeline:
                 end = await self.offsets.end_offset(step.topic, sequencer.partition)
                 sequencer.observe_end(step.topic, end, self.monotonic())
                 continue
-            for publication in self.processor.handle(step, sequencer.progress):
-                deliveries.append(await self.publisher.publish(publication))
+            publications.extend(self.processor.handle(step, sequencer.progress))
             handles.append(step.handle)
             applied += 1
             asked.clear()

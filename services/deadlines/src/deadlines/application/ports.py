@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from deadlines.application.sequencer import Progress
 from deadlines.domain.engine import CaseState
@@ -73,9 +73,11 @@ class CaseStates(Protocol):
     """The cases' states and each partition's progress.
 
     ``save`` and ``save_progress`` are seen by ``load`` at once but become durable
-    only at ``flush``, which the pipeline calls after the outputs they imply are
-    acknowledged by Kafka. ``flush`` returns what to await for the writes to be
-    durable (the changelog records' deliveries; nothing for a plain mapping).
+    only when written: ``take`` sets aside what was saved since the last ``take``
+    (each key's latest value), and ``write`` of what was taken, which the pipeline
+    calls after the outputs they imply are acknowledged by Kafka, returns what to
+    await for the writes to be durable (the changelog records' deliveries; nothing
+    for a plain mapping). ``flush`` is ``write(take())``.
     """
 
     def load(self, case_id: str) -> StoredCase | None: ...
@@ -83,6 +85,8 @@ class CaseStates(Protocol):
     def case_ids(self, partition: int) -> Iterable[str]: ...
     def load_progress(self, partition: int) -> Progress | None: ...
     def save_progress(self, progress: Progress) -> None: ...
+    def take(self) -> Mapping[bytes, Any]: ...
+    def write(self, taken: Mapping[bytes, Any]) -> Sequence[Awaitable[Any]]: ...
     def flush(self) -> Sequence[Awaitable[Any]]: ...
     def forget(self) -> None: ...
 
@@ -100,3 +104,16 @@ class Publisher(Protocol):
     """Hands a record to the producer; the awaitable resolves once Kafka has it."""
 
     async def publish(self, publication: Publication) -> Awaitable[Any]: ...
+
+
+@runtime_checkable
+class BatchPublisher(Publisher, Protocol):
+    """A ``Publisher`` that also hands many records over at once.
+
+    ``publish_many`` keeps the order of the records bound for each topic partition;
+    the awaitable it returns resolves once Kafka has every one of them.
+    """
+
+    async def publish_many(
+        self, publications: Sequence[Publication]
+    ) -> Awaitable[Any]: ...

@@ -19,10 +19,13 @@ its changelog topic ``<app id>-case-clocks-changelog`` at start), keyed by case 
 worker creates that topic itself before the app starts (compacted, one partition per
 input partition) and waits until the broker reports it, so the first write never
 meets a missing topic; each write names its changelog partition, so the producer
-waits for the topic's metadata rather than failing (``faust_table_write``). That
-partition is the one the murmur2 partitioner of every producer of the domain topics
-picks, so a case's state is on the changelog partition of the same number as its
-events and the worker that owns partition ``p`` of the inputs owns those states.
+waits for the topic's metadata rather than failing. That partition is the one the
+murmur2 partitioner of every producer of the domain topics picks, so a case's state
+is on the changelog partition of the same number as its events and the worker that
+owns partition ``p`` of the inputs owns those states. A settler round's states go
+out together, a batch per changelog partition (``faust_table_writes``), as its clock
+events do (``BatchSender``); the producer's batches are raised to
+``PRODUCER_BATCH_BYTES`` for that.
 
 The agent only offers records; a drainer task applies them in batches (see
 ``Pipeline.run``), and a timer wakes it every second so that an input held back for
@@ -57,12 +60,13 @@ from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from deadlines.adapters.faust_ports import (
+    BatchSender,
     BrokerOffsets,
     CachedPartitioner,
     FaustCommitter,
     FaustPublisher,
 )
-from deadlines.adapters.table_states import TableStates, faust_table_write
+from deadlines.adapters.table_states import TableStates, faust_table_writes
 from deadlines.application.pipeline import Pipeline
 from deadlines.application.ports import InputRecord
 from deadlines.application.processor import ClockProcessor
@@ -87,6 +91,7 @@ READY_MESSAGE = "deadlines worker ready"
 NUDGE_INTERVAL_S = 1.0
 TOPIC_READY_TIMEOUT_S = 60.0
 SETTLE_TIMEOUT_S = 5.0
+PRODUCER_BATCH_BYTES = 512 * 1024
 
 
 class ChangelogUnavailable(DeadlinesError):
@@ -207,6 +212,8 @@ class ClocksWorker:
             stream_wait_empty=False,
             consumer_auto_offset_reset="earliest",
             broker_commit_interval=1.0,
+            # A drain's records go in a batch per partition (``BatchSender``).
+            producer_max_batch_size=PRODUCER_BATCH_BYTES,
             web_enabled=web is not None,
             web_port=web or 6066,
             web_bind="127.0.0.1",
@@ -241,10 +248,11 @@ class ClocksWorker:
         self.app.on_partitions_revoked.connect(self._on_revoked)
 
     def _new_pipeline(self) -> Pipeline:
+        sender = BatchSender(self.app)
         states = TableStates(
             self.table,
             partitions=PARTITIONS,
-            write=faust_table_write(self.table, partitions=PARTITIONS),
+            write_many=faust_table_writes(self.table, sender, partitions=PARTITIONS),
         )
 
         async def ack(event: Any) -> object:
@@ -260,7 +268,7 @@ class ClocksWorker:
                 output_topic=self.settings.clocks_topic,
             ),
             offsets=self.offsets,
-            publisher=FaustPublisher(self.app),
+            publisher=FaustPublisher(self.app, sender),
             ack=ack,
             commit=FaustCommitter(self.app),
             refill=self.offsets,
