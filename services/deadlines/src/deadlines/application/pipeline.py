@@ -35,6 +35,7 @@ Offsets that hold no record (a real gap in the log) are passed over. Without a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import deque
@@ -81,6 +82,12 @@ class Refill(Protocol):
 DEFAULT_LINGER_S = 0.02
 """How long ``run`` lets records be offered, once woken, before it drains."""
 
+DEFAULT_SETTLE_LINGER_S = 0.05
+"""How long the settler lets drains join a round before it publishes."""
+
+DEFAULT_COMMIT_INTERVAL_S = 0.5
+"""The least time between two commits of offsets."""
+
 DEFAULT_MAX_UNSETTLED = 20_000
 """Inputs applied but not yet durable past which a drain waits for the settler."""
 
@@ -119,6 +126,8 @@ class Pipeline:
         max_wait_s: float = DEFAULT_MAX_WAIT_S,
         max_unsettled: int = DEFAULT_MAX_UNSETTLED,
         linger_s: float = DEFAULT_LINGER_S,
+        settle_linger_s: float = DEFAULT_SETTLE_LINGER_S,
+        commit_interval_s: float = DEFAULT_COMMIT_INTERVAL_S,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.states = states
@@ -142,6 +151,9 @@ class Pipeline:
         self._active_at = monotonic()
         self.max_unsettled = max_unsettled
         self.linger_s = linger_s
+        self.settle_linger_s = settle_linger_s
+        self.commit_interval_s = commit_interval_s
+        self._hurry = asyncio.Event()
         self._unsettled: deque[_Unsettled] = deque()
         self._unsettled_inputs = 0
         self._settling: asyncio.Task[None] | None = None
@@ -176,8 +188,12 @@ class Pipeline:
         """
         applied = await self._drain()
         if wait:
-            while (task := self._settling) is not None and not task.done():
-                await asyncio.wait({task})
+            self._hurry.set()
+            try:
+                while (task := self._settling) is not None and not task.done():
+                    await asyncio.wait({task})
+            finally:
+                self._hurry.clear()
             self._raise_failed()
         return applied
 
@@ -213,10 +229,14 @@ class Pipeline:
     async def settled(self) -> None:
         """Wait until everything drained so far is durable and its offsets committed
         (or raise what failed)."""
-        while (task := self._settling) is not None and not task.done():
-            await asyncio.wait({task})
-        while (task := self._committing) is not None and not task.done():
-            await asyncio.wait({task})
+        self._hurry.set()
+        try:
+            while (task := self._settling) is not None and not task.done():
+                await asyncio.wait({task})
+            while (task := self._committing) is not None and not task.done():
+                await asyncio.wait({task})
+        finally:
+            self._hurry.clear()
         self._raise_failed()
 
     def wake(self) -> None:
@@ -279,6 +299,16 @@ class Pipeline:
         while self._to_commit:
             batch, self._to_commit = self._to_commit, {}
             await self.commit(batch)
+            # At most one commit per interval: a commit is a round trip of its own,
+            # and the next round's offsets supersede this one's. ``settled`` cuts
+            # the pause short.
+            await self._pause(self.commit_interval_s)
+
+    async def _pause(self, seconds: float) -> None:
+        """Wait ``seconds``, or less once someone waits for ``settled``."""
+        if seconds > 0 and not self._hurry.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._hurry.wait(), seconds)
 
     def _raise_failed(self) -> None:
         for name in ("_settling", "_committing"):
@@ -295,6 +325,8 @@ class Pipeline:
         # was drained meanwhile is taken together: its outputs are sent in one go,
         # and a case written by several drains is written once.
         while self._unsettled:
+            # A moment for more drains to join the round, unless someone waits.
+            await self._pause(self.settle_linger_s)
             batches = list(self._unsettled)
             self._unsettled.clear()
             publications = [p for batch in batches for p in batch.publications]
