@@ -333,13 +333,13 @@ def publish_deadlines(bootstrap: str, intake_records: Sequence[Any]) -> int:
                     if state is None:
                         continue
                     state, outputs = engine.tick(state, item)
-                    cause = Cause(
+                    cause = Cause.of(
                         received[-1].id, received[-1].metadata.correlation_id, item
                     )
                 else:
                     state, outputs = engine.apply(state, item)
                     source = causes[item.id]
-                    cause = Cause(
+                    cause = Cause.of(
                         source.id, source.metadata.correlation_id, source.time
                     )
                 for output in outputs:

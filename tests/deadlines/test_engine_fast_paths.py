@@ -14,15 +14,20 @@ import json
 import uuid
 from datetime import date, timedelta
 
+import orjson
 import pytest
 from deadlines_support import SCENARIOS, Case, Scenario, Spec, at, received
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from deadlines.application.processor import SOURCE, Cause, clock_record
 from deadlines.domain import contract as ev
 from deadlines.domain import engine
 from deadlines.domain.engine import CaseEvent, CaseState, Emitted, apply, tick
 from deadlines.domain.evaluate import EngineConfig
+from send_schemas.deadlines import CLOCK_EVENTS
+from sendkit.envelope import encode_data, to_kafka
+from sendkit.events import SYSTEM_ACTOR, Metadata, RecordedEvent
 
 
 class _EveryRule(EngineConfig):
@@ -183,3 +188,66 @@ def test_output_ids_are_uuid5_of_the_joined_parts(
     expected = str(uuid.uuid5(engine._NAMESPACE, name))
 
     assert engine.output_id(case_id, clock_id, transition, *parts) == expected
+
+
+def test_a_clock_record_is_what_to_kafka_makes_of_the_validated_event() -> None:
+    # The processor encodes the engine's values with orjson and builds the headers
+    # itself; the kernel's path validates a RecordedEvent and encodes with json.
+    made: dict[str, int] = {}
+    cause = Cause.of("cause-1", "correlation-1", at(date(2025, 3, 30)))
+    for scenario in SCENARIOS:
+        items = _steps(scenario, _extras(scenario, 3), [-12, -3, 1, 5])
+        state: CaseState | None = None
+        for item in items:
+            if isinstance(item, date):
+                if state is None:
+                    continue
+                state, emitted = tick(state, at(item), scenario.config)
+            else:
+                state, emitted = apply(state, item, scenario.config)
+            for sequence, output in enumerate(emitted, start=1):
+                fast = clock_record(output, sequence=sequence, cause=cause)
+                slow = to_kafka(
+                    RecordedEvent(
+                        id=output.id,
+                        stream_id=output.case_id,
+                        version=sequence,
+                        position=0,
+                        type=output.type,
+                        source=SOURCE,
+                        time=cause.time,
+                        data=output.event.model_dump(mode="json"),
+                        metadata=Metadata(
+                            actor=SYSTEM_ACTOR,
+                            correlation_id=cause.correlation_id,
+                            causation_id=cause.event_id,
+                        ),
+                    )
+                )
+                assert fast == slow, output.type
+                made[output.type] = made.get(output.type, 0) + 1
+
+    assert set(made) == set(CLOCK_EVENTS)
+
+
+_JSON_LEAVES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    st.text(alphabet=st.characters(exclude_categories=("Cs",)), max_size=12),
+)
+
+
+@given(
+    st.dictionaries(
+        st.text(max_size=8, alphabet=st.characters(exclude_categories=("Cs",))),
+        st.one_of(_JSON_LEAVES, st.lists(_JSON_LEAVES, max_size=4)),
+        max_size=6,
+    )
+)
+def test_orjson_with_sorted_keys_writes_what_encode_data_writes(
+    data: dict[str, object],
+) -> None:
+    # Text of any kind (control characters, quotes, non-ASCII), numbers, booleans,
+    # nulls and lists: the two encoders agree byte for byte.
+    assert orjson.dumps(data, option=orjson.OPT_SORT_KEYS) == encode_data(data)

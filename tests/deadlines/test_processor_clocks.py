@@ -23,7 +23,7 @@ import pytest
 from aiokafka.partitioner import DefaultPartitioner as AioPartitioner
 from kafka.partitioner.default import DefaultPartitioner as KafkaPartitioner
 
-from deadlines.adapters.table_states import TableStates
+from deadlines.adapters.table_states import DEFAULT_CACHE_CASES, TableStates
 from deadlines.application.partitioning import (
     case_partition,
     is_progress_key,
@@ -204,13 +204,13 @@ class Publisher:
 class Harness:
     """A pipeline over a dict table, the in-memory log and a recording publisher."""
 
-    def __init__(self, log: Log) -> None:
+    def __init__(self, log: Log, *, cache_cases: int = DEFAULT_CACHE_CASES) -> None:
         self.log = log
         self.table: dict[bytes, Any] = {}
         self.acked: list[InputRecord] = []
         self.publisher = Publisher()
         self.offsets = LogOffsets(log)
-        states = TableStates(self.table)
+        states = TableStates(self.table, cache_cases=cache_cases)
         ticks = itertools.count()
         self.pipeline = Pipeline(
             states=states,
@@ -495,7 +495,7 @@ async def test_a_failure_of_the_processor_itself_dead_letters_and_goes_on() -> N
     log = Log()
     harness = Harness(log)
     broken, fine = case_id("broken-state"), case_id("fine")
-    harness.table[broken.encode()] = {"format": 0}  # written by some other version
+    harness.table[broken.encode()] = b'{"format":0}'  # by some other version
 
     await harness.deliver(
         [
@@ -626,6 +626,22 @@ async def test_a_replay_in_any_topic_interleaving_re_emits_the_same_ids(
 
     assert histories(replay, cases) == expected
     assert len(replay.acked) == len(everything)
+
+
+async def test_a_processor_keeping_one_decoded_case_emits_what_keeping_all_does() -> (
+    None
+):
+    # Every other case is read back from its bytes in the table, or from what was
+    # saved but not yet written, whenever an event or a tick needs it.
+    log, steps, cases = scenario()
+    roomy, tight = Harness(log), Harness(log, cache_cases=1)
+    for step in steps:
+        await roomy.deliver(step)
+        await tight.deliver(step)
+
+    assert histories(tight, cases) == histories(roomy, cases)
+    assert tight.table == roomy.table
+    assert len(histories(roomy, cases)[cases[0]]) > 5
 
 
 # Partitioning -------------------------------------------------------------------------

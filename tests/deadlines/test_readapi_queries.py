@@ -97,7 +97,7 @@ class Case:
         for output in outputs:
             self.published += 1
             record = clock_record(
-                output, sequence=self.published, cause=Cause(cause, cause, when)
+                output, sequence=self.published, cause=Cause.of(cause, cause, when)
             )
             self.clocks.append(
                 as_received("send.deadlines.events", record, self.published)

@@ -109,7 +109,7 @@ class Case:
                 clock_record(
                     output,
                     sequence=len(self.clocks) + 1,
-                    cause=Cause(cause, cause, when),
+                    cause=Cause.of(cause, cause, when),
                 )
             )
 

@@ -14,15 +14,18 @@ import asyncio
 import itertools
 import uuid
 from collections import defaultdict
-from collections.abc import Awaitable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from deadlines.adapters.table_states import TableStates
 from deadlines.application.partitioning import case_partition, progress_key
-from deadlines.application.pipeline import Offered, Pipeline
+from deadlines.application.pipeline import DEFAULT_STALE_S, Offered, Pipeline
 from deadlines.application.ports import InputRecord, Publication
 from deadlines.application.processor import ClockProcessor
+from deadlines.application.ticks import TICK_KEY, Tick, encode_tick
 from deadlines.settings import DOMAIN_TOPICS
 from send_schemas.topics import CLOCK_TICKS, INTAKE
 from sendkit.envelope import from_kafka, to_kafka
@@ -67,6 +70,22 @@ class Topics:
             key=out.key,
             value=out.value,
             headers=list(out.headers),
+        )
+        log.append(record)
+        return record
+
+    def tick(self, partition: int, now: datetime) -> InputRecord:
+        """A tick on ``partition`` whose barrier is every domain topic's end now."""
+        log = self.records[(TICKS, partition)]
+        after = {t: len(self.records[(t, partition)]) for t in DOMAIN_TOPICS}
+        record = InputRecord(
+            topic=TICKS,
+            partition=partition,
+            offset=len(log),
+            timestamp=float(next(self._clock)),
+            key=TICK_KEY,
+            value=encode_tick(Tick(now, f"tick-{len(log)}", after)),
+            headers=[],
         )
         log.append(record)
         return record
@@ -159,7 +178,13 @@ class Changelog:
 
 
 class Harness:
-    def __init__(self, *, refill: Refill | None, changelog: Changelog) -> None:
+    def __init__(
+        self,
+        *,
+        refill: Refill | None,
+        changelog: Changelog,
+        monotonic: Callable[[], float] | None = None,
+    ) -> None:
         self.topics = refill.topics if refill is not None else Topics()
         self.publisher = Publisher()
         self.changelog = changelog
@@ -177,7 +202,7 @@ class Harness:
             refill=refill,
             domain_topics=DOMAIN_TOPICS,
             ticks_topic=TICKS,
-            monotonic=lambda: next(ticks) * 1e-6,
+            monotonic=monotonic or (lambda: next(ticks) * 1e-6),
         )
 
     async def _ack(self, handle: Any) -> None:
@@ -188,7 +213,7 @@ class Harness:
 
 
 def saved_next(changelog: Changelog, partition: int) -> int:
-    progress = changelog.durable[progress_key(partition).encode()]
+    progress = orjson.loads(changelog.durable[progress_key(partition).encode()])
     return int(progress["next_offsets"][INTAKE.name])
 
 
@@ -218,6 +243,44 @@ async def test_records_the_consumer_skipped_are_read_and_applied_before_the_jump
     assert harness.commits[-1][(INTAKE.name, 2)] == 6
     # Only the consumer's own records are acknowledged; the refilled have no handle.
     assert harness.acked == [records[0], records[5]]
+
+
+async def test_records_never_delivered_at_a_topics_end_are_read_when_it_is_quiet() -> (
+    None
+):
+    # The consumer hands over the first request and the tick after all four, then
+    # nothing: it passed over requests 1..3, and no later record shows the jump.
+    topics = Topics()
+    records = topics.requests_on(3, 4)
+    tick = topics.tick(3, datetime(2025, 1, 7, 8, tzinfo=UTC))
+    refill = Refill(topics)
+    changelog = Changelog()
+    now = [0.0]
+    harness = Harness(refill=refill, changelog=changelog, monotonic=lambda: now[0])
+    for record in (records[0], tick):
+        await harness.pipeline.offer(record, record)
+
+    async def drain() -> None:
+        drained = asyncio.ensure_future(harness.pipeline.drain())
+        while not drained.done():
+            changelog.release()
+            await asyncio.sleep(0)
+        await drained
+
+    await drain()
+    assert refill.asked == []  # the tick waits for requests the broker holds
+    now[0] = DEFAULT_STALE_S - 0.1
+    await drain()
+    assert refill.asked == []  # not quiet for long enough yet
+    now[0] = DEFAULT_STALE_S + 0.1
+    await drain()
+    await drain()
+    await harness.pipeline.settled()
+
+    assert refill.asked == [(INTAKE.name, 3, 1, 4)]
+    assert harness.publisher.decided_cases() == [from_kafka(r).subject for r in records]
+    assert saved_next(changelog, 3) == 4
+    assert harness.commits[-1][(TICKS, 3)] == 1
 
 
 async def test_a_jump_over_offsets_that_hold_no_record_is_passed_over() -> None:

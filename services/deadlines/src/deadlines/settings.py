@@ -74,6 +74,13 @@ class DeadlinesSettings(ServiceSettings):
         description="The longest an input waits for its replay-safe turn before it is "
         "applied anyway (with a warning).",
     )
+    state_cache_cases: int = Field(
+        default=2048,
+        ge=1,
+        description="How many cases' decoded states the worker keeps in memory; the "
+        "others are kept only as their compact JSON and decoded when an event or "
+        "tick needs them.",
+    )
     lead_working_days: Annotated[tuple[int, ...] | None, NoDecode] = Field(
         default=None,
         description="Working days before a due date to alert at, for every clock: "

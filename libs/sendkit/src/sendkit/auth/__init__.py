@@ -21,36 +21,95 @@ one ``ServiceAuth.from_settings(...).install(app)``, a ``staff: Principal = may_
 parameter on each route (with ``may_x = auth.require("...")`` made beside the routes;
 ``staff.actor`` is the actor of the events), and ``auth.record_read`` where personal
 details are answered.
+
+The names below are imported from their modules when first used, so a process that
+needs only ``AuthSettings`` (a stream worker's settings class inherits it) does not
+load the web framework, the JWT library and the stores with it.
 """
 
-from sendkit.auth.access_log import AccessEntry, AccessLog
-from sendkit.auth.policy import (
-    ACT_ON_CASE,
-    ADMINISTER,
-    MANAGE_CASELOAD,
-    OPEN_CASE,
-    READ_ACCESS_LOG,
-    READ_CASE,
-    RECORD_PANEL_DECISION,
-    RECORD_SCHOOL_ACT,
-    UNALLOCATED,
-    CaseScope,
-    Grant,
-    Policy,
-    Principal,
-    Reach,
-    Role,
-    Teams,
-)
-from sendkit.auth.settings import AuthSettings
-from sendkit.auth.tokens import (
-    AuthConfigError,
-    AuthError,
-    JwksCache,
-    NotAuthenticated,
-    TokenVerifier,
-)
-from sendkit.auth.web import AUTH_MODE_HEADER, NotAuthorized, ServiceAuth
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sendkit.auth.access_log import (
+        AccessEntry,
+        AccessLog,
+    )
+    from sendkit.auth.policy import (
+        ACT_ON_CASE,
+        ADMINISTER,
+        MANAGE_CASELOAD,
+        OPEN_CASE,
+        READ_ACCESS_LOG,
+        READ_CASE,
+        RECORD_PANEL_DECISION,
+        RECORD_SCHOOL_ACT,
+        UNALLOCATED,
+        CaseScope,
+        Grant,
+        Policy,
+        Principal,
+        Reach,
+        Role,
+        Teams,
+    )
+    from sendkit.auth.settings import (
+        AuthSettings,
+    )
+    from sendkit.auth.tokens import (
+        AuthConfigError,
+        AuthError,
+        JwksCache,
+        NotAuthenticated,
+        TokenVerifier,
+    )
+    from sendkit.auth.web import (
+        AUTH_MODE_HEADER,
+        NotAuthorized,
+        ServiceAuth,
+    )
+
+_MODULE_OF = {
+    "AccessEntry": "sendkit.auth.access_log",
+    "AccessLog": "sendkit.auth.access_log",
+    "ACT_ON_CASE": "sendkit.auth.policy",
+    "ADMINISTER": "sendkit.auth.policy",
+    "MANAGE_CASELOAD": "sendkit.auth.policy",
+    "OPEN_CASE": "sendkit.auth.policy",
+    "READ_ACCESS_LOG": "sendkit.auth.policy",
+    "READ_CASE": "sendkit.auth.policy",
+    "RECORD_PANEL_DECISION": "sendkit.auth.policy",
+    "RECORD_SCHOOL_ACT": "sendkit.auth.policy",
+    "UNALLOCATED": "sendkit.auth.policy",
+    "CaseScope": "sendkit.auth.policy",
+    "Grant": "sendkit.auth.policy",
+    "Policy": "sendkit.auth.policy",
+    "Principal": "sendkit.auth.policy",
+    "Reach": "sendkit.auth.policy",
+    "Role": "sendkit.auth.policy",
+    "Teams": "sendkit.auth.policy",
+    "AuthSettings": "sendkit.auth.settings",
+    "AuthConfigError": "sendkit.auth.tokens",
+    "AuthError": "sendkit.auth.tokens",
+    "JwksCache": "sendkit.auth.tokens",
+    "NotAuthenticated": "sendkit.auth.tokens",
+    "TokenVerifier": "sendkit.auth.tokens",
+    "AUTH_MODE_HEADER": "sendkit.auth.web",
+    "NotAuthorized": "sendkit.auth.web",
+    "ServiceAuth": "sendkit.auth.web",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "ACT_ON_CASE",

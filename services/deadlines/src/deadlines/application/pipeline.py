@@ -89,6 +89,10 @@ DEFAULT_COMMIT_INTERVAL_S = 0.5
 """The least time between two commits of offsets."""
 
 DEFAULT_MAX_UNSETTLED = 20_000
+
+DEFAULT_STALE_S = 5.0
+"""How long a topic partition the broker has more of may deliver nothing before the
+missing records are read from the broker directly."""
 """Inputs applied but not yet durable past which a drain waits for the settler."""
 
 
@@ -125,6 +129,7 @@ class Pipeline:
         refill: Refill | None = None,
         max_wait_s: float = DEFAULT_MAX_WAIT_S,
         max_unsettled: int = DEFAULT_MAX_UNSETTLED,
+        stale_s: float = DEFAULT_STALE_S,
         linger_s: float = DEFAULT_LINGER_S,
         settle_linger_s: float = DEFAULT_SETTLE_LINGER_S,
         commit_interval_s: float = DEFAULT_COMMIT_INTERVAL_S,
@@ -150,6 +155,9 @@ class Pipeline:
         self._work = asyncio.Event()
         self._active_at = monotonic()
         self.max_unsettled = max_unsettled
+        self.stale_s = stale_s
+        self._arrived: dict[tuple[str, int], float] = {}
+        self._started_at = monotonic()
         self.linger_s = linger_s
         self.settle_linger_s = settle_linger_s
         self.commit_interval_s = commit_interval_s
@@ -169,7 +177,9 @@ class Pipeline:
     async def offer(self, record: InputRecord, handle: Any) -> Offered:
         """Queue a consumed record; one applied before is acknowledged at once."""
         async with self._lock:
-            self._active_at = self.monotonic()
+            self._active_at = self._arrived[(record.topic, record.partition)] = (
+                self.monotonic()
+            )
             sequencer = await self._sequencer(record.partition)
             expected = sequencer.expected(record.topic)
             if record.offset > expected and self.refill is not None:
@@ -202,6 +212,8 @@ class Pipeline:
             self._raise_failed()
             async with self._lock:
                 publications, handles, offsets = await self._apply_ready()
+                if not handles and self.refill is not None:
+                    await self._refill_stale()
             if not handles:
                 return 0
             self._unsettled.append(
@@ -389,6 +401,47 @@ class Pipeline:
         )
         for found in missing:
             await self._offer(sequencer, found, None)
+
+    async def _refill_stale(self) -> None:
+        """Read from the broker what a topic partition holds but never delivered.
+
+        A consumer can pass over records it had fetched (faust drops them when its
+        flow is suspended for a rebalance or a table recovery) and go on from after
+        them. A record that arrives later shows the
+        jump (``offer``), but at the end of a topic none may ever arrive: an input
+        would wait for ever on records the broker holds. So when the drains are
+        stuck and a topic partition whose known end is past what was offered has
+        delivered nothing for ``stale_s``, its missing records are read directly.
+        A record read so and delivered again later is passed over as a repeat.
+        """
+        assert self.refill is not None
+        now = self.monotonic()
+        for sequencer in list(self._sequencers.values()):
+            for topic in self.inputs:
+                tp = (topic, sequencer.partition)
+                end = sequencer.known_end(topic)
+                expected = sequencer.expected(topic)
+                if end is None or end <= expected:
+                    continue
+                if now - self._arrived.get(tp, self._started_at) < self.stale_s:
+                    continue
+                missing = await self.refill.read(
+                    topic, sequencer.partition, expected, end
+                )
+                log.warning(
+                    "the consumer delivered nothing of records the broker holds: "
+                    "read them from the broker",
+                    extra={
+                        "topic": topic,
+                        "partition": sequencer.partition,
+                        "expected": expected,
+                        "end": end,
+                        "found": len(missing),
+                    },
+                )
+                self._arrived[tp] = now
+                for found in missing:
+                    await self._offer(sequencer, found, None)
 
     async def _apply_ready(
         self,

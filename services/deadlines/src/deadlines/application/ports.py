@@ -6,15 +6,38 @@ The faust worker provides them over a faust table and the app's consumer and pro
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date
 from typing import Any, Protocol, runtime_checkable
+
+import orjson
 
 from deadlines.application.sequencer import Progress
 from deadlines.domain.engine import CaseState
 from sendkit.envelope import OutgoingRecord
 
 STATE_FORMAT = 1
+
+
+def compact_json(
+    value: Any, *, default: Callable[[Any], Any] | None = None, option: int = 0
+) -> bytes:
+    """``orjson.dumps`` in a bytes object of its own length.
+
+    orjson returns bytes whose allocation is rounded up far past their length (a
+    4.5 KB state kept 14.5 KiB; a county's states in the table grew by a factor of
+    three), and never shrinks it, so what is kept or queued is copied out once.
+    """
+    return bytes(memoryview(orjson.dumps(value, default=default, option=option)))
+
+
+def _plain(value: object) -> object:
+    # orjson writes dicts, dataclasses, dates and enums itself; a fact's data may be
+    # another kind of mapping.
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise TypeError(f"{type(value).__name__} is not stored in a case state")
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +57,37 @@ class StoredCase:
             "engine": self.state.to_dict(),
             "published": self.published,
         }
+
+    def encode(self) -> bytes:
+        """The JSON of ``to_dict`` as bytes, made by orjson straight from the engine's
+        dataclasses.
+
+        orjson writes a dataclass as an object of all its fields, so a clock's
+        object also has its ``clock_id`` and the wake-up day it keeps in memory;
+        ``CaseState.from_dict`` reads the keys it knows and passes over the others
+        (a test holds the two forms to each other).
+        """
+        return compact_json(
+            {"format": STATE_FORMAT, "engine": self.state, "published": self.published},
+            default=_plain,
+        )
+
+    @classmethod
+    def decode(cls, raw: bytes) -> StoredCase:
+        """A state written by ``encode`` (or as the JSON of ``to_dict``)."""
+        data = orjson.loads(raw)
+        if not isinstance(data, dict):
+            raise ValueError(
+                "stored case state is not a JSON object: start the processor with a "
+                "new DEADLINES_APP_ID to rebuild the table"
+            )
+        return cls.from_dict(data)
+
+    @staticmethod
+    def wake_on_of(raw: bytes) -> date | None:
+        """The next wake-up day of an encoded state, without building the state."""
+        day = orjson.loads(raw).get("engine", {}).get("wake_on")
+        return None if day is None else date.fromisoformat(day)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> StoredCase:
@@ -83,6 +137,7 @@ class CaseStates(Protocol):
     def load(self, case_id: str) -> StoredCase | None: ...
     def save(self, case_id: str, case: StoredCase) -> None: ...
     def case_ids(self, partition: int) -> Iterable[str]: ...
+    def waking(self, partition: int, today: date) -> Iterable[str]: ...
     def load_progress(self, partition: int) -> Progress | None: ...
     def save_progress(self, progress: Progress) -> None: ...
     def take(self) -> Mapping[bytes, Any]: ...

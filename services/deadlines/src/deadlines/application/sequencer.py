@@ -155,6 +155,11 @@ class PartitionSequencer:
     def pending(self) -> int:
         return sum(len(queue) for queue in self._queues.values())
 
+    def known_end(self, topic: str) -> int | None:
+        """The end offset of ``topic`` last read from the broker, if one was."""
+        seen = self._ends.get(topic)
+        return None if seen is None else seen.end
+
     def offer(self, item: Pending) -> bool:
         """Queue ``item``; ``False`` if it was applied before (a redelivery)."""
         if item.topic not in self._queues:

@@ -155,6 +155,16 @@ class Emitted:
             for name, default in _FIELD_DEFAULTS[self.type]
         }
 
+    def values(self) -> dict[str, Any]:
+        """Every field of the event with its value as the engine made it (dates,
+        enums and tuples, not their JSON forms), defaults filled in; ``data()`` is
+        this in JSON types."""
+        fields = self.fields
+        return {
+            name: fields.get(name, default)
+            for name, default in _FIELD_DEFAULTS[self.type]
+        }
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,

@@ -235,6 +235,10 @@ class ClocksWorker:
         self.table = self.app.Table(
             TABLE_NAME,
             key_type=bytes,
+            # The states' own JSON bytes (``StoredCase.encode``), kept and sent as
+            # they are (faust's "raw" codec for bytes): the compact form is what the
+            # table holds in memory.
+            value_type=bytes,
             partitions=PARTITIONS,
             use_partitioner=True,
             help="Each case's clock engine state, and each partition's progress.",
@@ -253,6 +257,7 @@ class ClocksWorker:
             self.table,
             partitions=PARTITIONS,
             write_many=faust_table_writes(self.table, sender, partitions=PARTITIONS),
+            cache_cases=self.settings.state_cache_cases,
         )
 
         async def ack(event: Any) -> object:
