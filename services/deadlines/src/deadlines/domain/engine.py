@@ -689,10 +689,15 @@ class _Out:
         *parts: object,
     ) -> str:
         event_id = output_id(self.state.case_id, clock.clock_id, transition, *parts)
-        self.items.append(
-            Emitted(event_id, event[0].EVENT_TYPE, self.state.case_id, event[1])
-        )
+        self._append(event_id, event[0], event[1])
         return event_id
+
+    def _append(
+        self, event_id: str, model: type[ClockEvent], fields: dict[str, Any]
+    ) -> None:
+        self.items.append(
+            Emitted(event_id, model.EVENT_TYPE, self.state.case_id, fields)
+        )
 
     def withdraw(self, clock: _Clock, reason: str, kinds: Sequence[AlertKind]) -> None:
         kept = {
