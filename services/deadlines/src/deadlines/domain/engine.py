@@ -776,6 +776,8 @@ def _set(out: _Out, found: DerivedClock) -> None:
         guidance_note=rule.guidance_note,
         lead_working_days=found.lead_working_days,
         action=rule.action,
+        started_by=found.started_by,
+        started_by_event_id=found.started_by_event_id,
     )
     out.emit(clock, event, "set", found.due_on)
     _exceptions(out, clock, found)
@@ -845,7 +847,13 @@ def _end(out: _Out, clock: _Clock, ending: Stopped | Cancelled) -> None:
         clock.status = MET
         out.emit(
             clock,
-            out.make(ClockMet, clock, stopped_on=ending.on, stopped_by=ending.by),
+            out.make(
+                ClockMet,
+                clock,
+                stopped_on=ending.on,
+                stopped_by=ending.by,
+                stopped_by_event_id=ending.event_id,
+            ),
             "met",
             *parts,
         )
@@ -863,6 +871,7 @@ def _end(out: _Out, clock: _Clock, ending: Stopped | Cancelled) -> None:
             stopped_on=ending.on,
             stopped_by=ending.by,
             days_late=days_late,
+            stopped_by_event_id=ending.event_id,
         )
         out.emit(clock, event, "late", *parts)
     if any(alert.kind is AlertKind.APPROACHING for alert in clock.alerts.values()):
@@ -881,6 +890,7 @@ def _cancel(out: _Out, clock: _Clock, ending: Cancelled) -> None:
         cancelled_on=ending.on,
         cancelled_by=ending.by,
         breach_voided=ending.voids_breach,
+        cancelled_by_event_id=ending.event_id,
     )
     out.emit(clock, event, "cancelled", clock.due_on)
     if ending.voids_breach:
