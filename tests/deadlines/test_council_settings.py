@@ -14,6 +14,7 @@ spring 5 Jan to 27 Mar 2026, summer 13 Apr to 22 Jul 2026, autumn 2 Sep to 18 De
 
 from __future__ import annotations
 
+import logging
 from datetime import date
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from test_processor_clocks import Harness, Log, case_id, only
 
 from deadlines.__main__ import main
 from deadlines.domain.council import CouncilConfig, Term
-from deadlines.entrypoints.worker import ClocksWorker, engine_config
+from deadlines.entrypoints.worker import ClocksWorker, engine_config, log_council
 from deadlines.settings import DeadlinesSettings
 from notify.domain.terms import parse_terms
 from sendkit.settings import SettingsError
@@ -257,3 +258,25 @@ async def test_without_council_settings_the_same_case_has_the_tables_targets() -
     assert "agency_referrals[review_id=R1]" in clocks
     surgery = only(harness.outputs(case), "ClockSet", "local_area_surgery")
     assert surgery.data["due_on"] == "2025-02-17"
+
+
+def test_the_worker_warns_when_the_terms_run_out_within_a_year(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    year = DeadlinesSettings(term_dates=YEAR).council()
+    off = DeadlinesSettings(local_targets="senco_review_list=off").council()
+
+    with caplog.at_level(logging.INFO, logger="deadlines.entrypoints.worker"):
+        log_council(year, date(2025, 9, 1))
+        log_council(year, date(2026, 1, 5))
+        log_council(CouncilConfig(), date(2026, 1, 5))
+        log_council(off, date(2026, 1, 5))
+
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 2
+    assert "the term dates end on 2026-12-18, within a year" in warnings[0]
+    assert warnings[1].startswith("no term dates")
+    settings_logged = [
+        r for r in caplog.records if r.getMessage() == "council settings"
+    ]
+    assert len(settings_logged) == 4

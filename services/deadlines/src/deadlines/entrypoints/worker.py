@@ -200,8 +200,9 @@ def engine_config(settings: DeadlinesSettings) -> EngineConfig:
 def log_council(council: CouncilConfig, today: date) -> None:
     """Say at start-up which council settings the clocks are set with.
 
-    Warns when the term dates end within a year of ``today``: a review due after the
-    last term listed goes on no SENCO list, so its local target is not set.
+    Unless the termly SENCO list target is switched off, warns when there are no term
+    dates or they end within a year of ``today``: a review due after the last term
+    listed goes on no SENCO list, so its local target is not set.
     """
     terms = council.terms
     log.info(
@@ -214,10 +215,13 @@ def log_council(council: CouncilConfig, today: date) -> None:
             "local_targets_off": sorted(council.disabled),
         },
     )
+    if "senco_review_list" in council.disabled:
+        return
     if not terms:
         log.warning(
             "no term dates: the termly SENCO list target sets no clock; set "
-            "DEADLINES_TERM_DATES (the same terms as NOTIFY_TERM_DATES)"
+            "DEADLINES_TERM_DATES (the same terms as NOTIFY_TERM_DATES), or switch "
+            "the target off with DEADLINES_LOCAL_TARGETS=senco_review_list=off"
         )
     elif terms[-1].ends_on < today + timedelta(days=366):
         log.warning(
