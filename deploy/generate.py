@@ -36,8 +36,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -320,6 +321,8 @@ class Service:
     postgres: bool = False
     data_size: str = "5Gi"
     description: str = ""
+    config_notes: Mapping[str, str] = field(default_factory=dict)
+    """A comment written above a ConfigMap entry in its env file, by entry name."""
 
     @property
     def image(self) -> str:
@@ -382,6 +385,23 @@ def _subscriber(service: str, module: str) -> Workload:
 AUTH_ISSUER_PLACEHOLDER = "https://login.council.example/send-casework"
 AUTH_AUDIENCE_PLACEHOLDER = "api://send-casework"
 
+EXAMPLE_TERM_DATES = (
+    "2025-09-03/2025-12-19,2026-01-05/2026-03-27,2026-04-13/2026-07-22,"
+    "2026-09-02/2026-12-18,2027-01-05/2027-03-26,2027-04-12/2027-07-21"
+)
+"""An English council's school terms (autumn, spring, summer) for 2025-26 and 2026-27,
+given to both deadlines and notify: an example to replace with the council's own."""
+TERM_DATES_NOTE = (
+    "The council's school terms, first/last day (sendkit.terms): example years to "
+    "replace with the council's own dates. DEADLINES_TERM_DATES and NOTIFY_TERM_DATES "
+    "must hold the same terms; list at least a year ahead and extend them each year."
+)
+LOCAL_TARGETS_NOTE = (
+    "The council's local targets (never statutory), such as "
+    "local_area_surgery=4,agency_referrals=off; empty keeps the clock table's own "
+    "(Local Area Surgery within 6 weeks, referrals 8 weeks before a review meeting)."
+)
+
 
 def _event_sourced(
     name: str, port: int, subscriber: tuple[str, str] | None = None
@@ -440,6 +460,8 @@ SERVICES: tuple[Service, ...] = (
             "DEADLINES_PORT": "8003",
             "DEADLINES_PROJECTOR_ENABLED": "true",
             "DEADLINES_TICK_EVERY_SECONDS": "60",
+            "DEADLINES_TERM_DATES": EXAMPLE_TERM_DATES,
+            "DEADLINES_LOCAL_TARGETS": "",
             "FAUST_DATADIR": "/tmp/faust",  # noqa: S108 - the pod's own emptyDir
             # The read API verifies bearer tokens like every other HTTP API.
             "AUTH_ISSUER": AUTH_ISSUER_PLACEHOLDER,
@@ -488,6 +510,10 @@ SERVICES: tuple[Service, ...] = (
         postgres=True,
         description="The deadlines service: the clocks processor, its read API and "
         "the ticker.",
+        config_notes={
+            "DEADLINES_TERM_DATES": TERM_DATES_NOTE,
+            "DEADLINES_LOCAL_TARGETS": LOCAL_TARGETS_NOTE,
+        },
     ),
     Service(
         name="notify",
@@ -500,6 +526,7 @@ SERVICES: tuple[Service, ...] = (
             "NOTIFY_SMTP_STARTTLS": "true",
             "NOTIFY_TOPIC_PARTITIONS": "6",
             "NOTIFY_RELAY_ENABLED": "true",
+            "NOTIFY_TERM_DATES": EXAMPLE_TERM_DATES,
             "FAUST_DATADIR": "/tmp/faust",  # noqa: S108 - the pod's own emptyDir
             "NOTIFY_HOST": "0.0.0.0",  # noqa: S104 - inside the pod, behind policies
             "NOTIFY_PORT": "8006",
@@ -552,6 +579,7 @@ SERVICES: tuple[Service, ...] = (
         ),
         postgres=True,
         description="The notify service: alerts by email and SMS, each sent once.",
+        config_notes={"NOTIFY_TERM_DATES": TERM_DATES_NOTE},
     ),
 )
 
@@ -839,8 +867,14 @@ def _dump(docs: Sequence[Mapping[str, Any]]) -> str:
 
 
 def config_env(service: Service) -> str:
-    """The service's ConfigMap as a kustomize env file (``configMapGenerator``)."""
-    lines = [f"{name}={value}" for name, value in service.config.items()]
+    """The service's ConfigMap as a kustomize env file (``configMapGenerator``), with
+    the service's notes as comment lines above their entries."""
+    lines = []
+    for name, value in service.config.items():
+        note = service.config_notes.get(name)
+        if note is not None:
+            lines.extend(f"# {line}" for line in textwrap.wrap(note, width=86))
+        lines.append(f"{name}={value}")
     return HEADER + "\n".join(lines) + "\n"
 
 

@@ -7,7 +7,8 @@ from the services, so a broken module is reported, not hidden) and records:
   the service's own prefix is a type it publishes; one of another owner is a type it
   reads;
 - every ``X.EVENT_TYPE``, resolved through the module's imports (and, for a function
-  parameter, through its annotation) to the ``send_schemas`` model it names;
+  parameter, through its annotation, ``Model`` or ``type[Model]``) to the
+  ``send_schemas`` model it names;
 - the type argument of every call that makes an event to publish: ``NewEvent`` (the
   kernel's appended event), ``RecordedEvent`` (published straight through the kernel's
   envelope) and ``Emitted`` (the deadlines engine's output). It must be a literal or an
@@ -91,6 +92,13 @@ def _load(dotted: str) -> Any:
             value = getattr(value, name)
         return value
     raise ImportError(dotted)
+
+
+def _class_annotated(annotation: ast.expr) -> ast.expr:
+    """The class a parameter annotated ``type[Model]`` holds, else the annotation."""
+    if isinstance(annotation, ast.Subscript) and _dotted(annotation.value) == "type":
+        return annotation.slice
+    return annotation
 
 
 def _dotted(node: ast.expr) -> str | None:
@@ -259,7 +267,7 @@ class _ModuleScan(ast.NodeVisitor):
         head, _, rest = dotted.partition(".")
         annotation = self.annotations[-1].get(head)
         if head not in self.imports and annotation is not None and not rest:
-            dotted = _dotted(annotation) or ""
+            dotted = _dotted(_class_annotated(annotation)) or ""
             head, _, rest = dotted.partition(".")
         if head not in self.imports:
             return None

@@ -33,6 +33,7 @@ from deadlines.application.pipeline import Offered, Pipeline
 from deadlines.application.ports import InputRecord, Publication
 from deadlines.application.processor import SOURCE, ClockProcessor
 from deadlines.application.ticks import TICK_KEY, Tick, encode_tick
+from deadlines.domain.engine import DEFAULT_CONFIG, EngineConfig
 from deadlines.entrypoints.worker import ClocksWorker
 from deadlines.settings import DOMAIN_TOPICS, DeadlinesSettings
 from send_schemas.topics import CLOCK_TICKS, DEADLINES, PARTITIONS
@@ -96,16 +97,18 @@ class Log:
         data: dict[str, Any],
         *,
         when: datetime | None = None,
+        service: str = "intake",
     ) -> InputRecord:
-        """Publish an intake event of ``case`` as intake's relay would."""
+        """Publish an event of ``service`` (intake's by default) about ``case`` on
+        that service's topic, as its relay would."""
         number = next(self._numbers[case])
         event = RecordedEvent(
             id=f"{case}/{number}",
             stream_id=case,
             version=number,
             position=number,
-            type=f"send.intake.{name}.v1",
-            source="/send/intake",
+            type=f"send.{service}.{name}.v1",
+            source=f"/send/{service}",
             time=when or datetime(2025, 1, 6, 10, tzinfo=UTC),
             data={"case_id": case, **data},
             metadata=Metadata(
@@ -114,7 +117,11 @@ class Log:
         )
         out = to_kafka(event)
         return self.append(
-            INTAKE, case_partition(case), out.key, out.value, out.headers
+            f"send.{service}.events",
+            case_partition(case),
+            out.key,
+            out.value,
+            out.headers,
         )
 
     def request(self, case: str, received_at: str) -> InputRecord:
@@ -204,7 +211,13 @@ class Publisher:
 class Harness:
     """A pipeline over a dict table, the in-memory log and a recording publisher."""
 
-    def __init__(self, log: Log, *, cache_cases: int = DEFAULT_CACHE_CASES) -> None:
+    def __init__(
+        self,
+        log: Log,
+        config: EngineConfig = DEFAULT_CONFIG,
+        *,
+        cache_cases: int = DEFAULT_CACHE_CASES,
+    ) -> None:
         self.log = log
         self.table: dict[bytes, Any] = {}
         self.acked: list[InputRecord] = []
@@ -214,7 +227,7 @@ class Harness:
         ticks = itertools.count()
         self.pipeline = Pipeline(
             states=states,
-            processor=ClockProcessor(states, clock=lambda: FAILED_AT),
+            processor=ClockProcessor(states, config=config, clock=lambda: FAILED_AT),
             offsets=self.offsets,
             publisher=self.publisher,
             ack=self._ack,

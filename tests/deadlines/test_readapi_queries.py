@@ -193,12 +193,16 @@ def test_a_timeline_lists_every_clock_with_what_started_and_stopped_it(
     assert decision["due_on"] == "2025-02-17"
     assert decision["statutory"] is True
     assert decision["legal_basis"].startswith("SEND Regulations 2014 reg 5")
-    assert decision["started"]["on"] == "2025-01-06"
-    assert decision["started"]["by_event_type"] == "RequestReceived"
-    assert decision["started"]["rule_starts"] == ["send.intake.RequestReceived.v1"]
+    assert decision["started"] == {
+        "on": "2025-01-06",
+        "by_event_id": f"{on_time.case_id}/1",
+        "by_event_type": "send.intake.RequestReceived.v1",
+        "rule_starts": ["send.intake.RequestReceived.v1"],
+    }
     assert decision["stopped"] == {
         "on": "2025-02-10",
         "by": "send.intake.AssessmentAgreed.v1",
+        "by_event_id": f"{on_time.case_id}/3",
         "days_late": 0,
     }
     assert [entry["type"] for entry in decision["history"]] == [

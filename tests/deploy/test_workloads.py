@@ -20,6 +20,7 @@ from deploy_support import (
     selects,
 )
 
+from deadlines.settings import DeadlinesSettings
 from sendkit.settings import ServiceSettings, env_name
 
 HTTP_PATHS = {"livenessProbe": "/healthz", "readinessProbe": "/readyz"}
@@ -381,6 +382,29 @@ def test_every_configured_name_is_one_its_service_reads(overlay: str) -> None:
         unknown = set(config_map["data"]) - _settings_env_names(service) - faust_names
 
         assert unknown == set(), name
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_deadlines_and_notify_are_given_the_same_usable_term_dates(
+    overlay: str,
+) -> None:
+    # Notify sends the termly SENCO lists; deadlines sets their local target from
+    # its own copy of the terms, so the two must agree.
+    config_maps = {
+        cm["metadata"]["name"].split("-config")[0]: cm["data"]
+        for cm in of_kind(render(f"overlays/{overlay}"), "ConfigMap")
+    }
+    deadlines_terms = config_maps["deadlines"]["DEADLINES_TERM_DATES"]
+
+    settings = DeadlinesSettings(
+        term_dates=deadlines_terms,
+        local_targets=config_maps["deadlines"]["DEADLINES_LOCAL_TARGETS"],
+    )
+
+    assert deadlines_terms == config_maps["notify"]["NOTIFY_TERM_DATES"]
+    # At least a school year of autumn, spring and summer terms.
+    assert len(settings.council().terms) >= 3
+    assert settings.council().local_amounts == {}
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)

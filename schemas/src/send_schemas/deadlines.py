@@ -25,6 +25,8 @@ from pydantic import BaseModel, ConfigDict, Field
 OWNER = "deadlines"
 TOPIC = "send.deadlines.events"
 WINDOW_CLOSED = "window closed"
+EVENT_TYPE_PATTERN = r"^send\.[a-z][a-z0-9]*\.[A-Z][A-Za-z0-9]*\.v[1-9][0-9]*$"
+"""The shape of an event type, send.<owner>.<Name>.v<N>."""
 
 
 class Authority(StrEnum):
@@ -94,6 +96,18 @@ class ClockSet(ClockEvent):
         description="Working days before the due date at which alerts are raised."
     )
     action: str = Field(description="What has to be done, in a sentence.")
+    started_by: str | None = Field(
+        default=None,
+        pattern=EVENT_TYPE_PATTERN,
+        description="The event type of the fact that started the clock, one of its "
+        "rule's start events (null from workers older than this field).",
+    )
+    started_by_event_id: str | None = Field(
+        default=None,
+        description="The id of the event that started the clock; it is also the "
+        "ce_causationid when the clock is set by that event, but not when it is set "
+        "later, once a date it needs is known (null from older workers).",
+    )
 
 
 class ClockApproaching(ClockEvent):
@@ -124,6 +138,11 @@ class ClockMet(ClockEvent):
     stopped_by: str = Field(
         description="The event type that stopped it, or 'window closed' for a window."
     )
+    stopped_by_event_id: str | None = Field(
+        default=None,
+        description="The id of the event that stopped it; null for a window that "
+        "closed, and from workers older than this field.",
+    )
 
 
 class ClockLate(ClockEvent):
@@ -134,6 +153,10 @@ class ClockLate(ClockEvent):
     stopped_on: date
     stopped_by: str
     days_late: int
+    stopped_by_event_id: str | None = Field(
+        default=None,
+        description="The id of the event that stopped it (null from older workers).",
+    )
 
 
 class ClockCancelled(ClockEvent):
@@ -145,6 +168,11 @@ class ClockCancelled(ClockEvent):
     cancelled_by: str = Field(description="The event type that cancelled it.")
     breach_voided: bool = Field(
         description="True when cancelling means an overdue state was not a breach."
+    )
+    cancelled_by_event_id: str | None = Field(
+        default=None,
+        description="The id of the event that cancelled it; null when the rules no "
+        "longer give the clock, and from workers older than this field.",
     )
 
 

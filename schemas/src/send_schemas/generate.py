@@ -75,6 +75,7 @@ SAMPLE_CORRELATION_ID = "corr-5a1d3c2e"
 SAMPLE_PATTERN_VALUES: Mapping[str, str] = {
     CASE_ID_PATTERN: SAMPLE_CASE_ID,
     STAFF_ID_PATTERN: SAMPLE_STAFF_ID,
+    TYPE_PATTERN: "send.intake.RequestReceived.v1",
 }
 # Plain strings that a reader expects in a certain shape, named by field.
 SAMPLE_FIELD_VALUES: Mapping[str, str] = {

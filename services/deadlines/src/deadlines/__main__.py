@@ -5,7 +5,9 @@
   ``send.clock.ticks`` (``deadlines.ticker``);
 - ``api``: the read API over the read model (``deadlines.entrypoints.api``).
 
-Settings come from the environment (``deadlines.settings``).
+Settings come from the environment (``deadlines.settings``). A setting that cannot
+be used stops the command before it starts anything, with status 2 and one line a
+problem on stderr, each naming the variable and saying how to fix it.
 """
 
 from __future__ import annotations
@@ -13,10 +15,42 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
+from pydantic import ValidationError
+
+from sendkit.settings import SettingsError, env_name
+
 USAGE = "usage: python -m deadlines {worker|ticker|api} [options]"
 
 
+def settings_problems(error: ValidationError | SettingsError) -> list[str]:
+    """What is wrong with the settings, one sentence each, for a person to fix."""
+    if isinstance(error, SettingsError):
+        return [str(error)]
+    from deadlines.settings import DeadlinesApiSettings
+
+    fields = DeadlinesApiSettings.model_fields
+    problems = []
+    for detail in error.errors():
+        message = str(detail["msg"]).removeprefix("Value error, ")
+        first = str(detail["loc"][0]) if detail["loc"] else ""
+        name = env_name(DeadlinesApiSettings, first) if first in fields else first
+        # pydantic's own messages (not a number, a port out of range) lack the name.
+        if name and name.upper() not in message:
+            message = f"{name.upper()}: {message}"
+        problems.append(message)
+    return problems
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _run(argv)
+    except (ValidationError, SettingsError) as error:
+        for problem in settings_problems(error):
+            print(f"deadlines: cannot start: {problem}", file=sys.stderr)  # noqa: T201
+        return 2
+
+
+def _run(argv: Sequence[str] | None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help"):
         print(USAGE, file=sys.stderr)  # noqa: T201

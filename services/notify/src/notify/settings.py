@@ -176,7 +176,8 @@ class NotifySettings(ServiceSettings):
         default="",
         description=(
             "School terms, first/last day, comma-separated: "
-            "2025-09-03/2025-12-19,2026-01-05/2026-03-27."
+            "2025-09-03/2025-12-19,2026-01-05/2026-03-27. Give DEADLINES_TERM_DATES "
+            "the same terms (sendkit.terms reads both)."
         ),
     )
     term_dates_file: Path | None = Field(

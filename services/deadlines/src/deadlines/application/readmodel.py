@@ -20,6 +20,18 @@ events have said so far, so an overdue clock shows as such only once a tick has 
 the processor the date. Each clock keeps its ``history``, the clock events about it in
 the order they came, each once (by event id), which makes folding a repeat harmless
 even without the subscriber's processed-id marks.
+
+A clock's ``started`` says what started it: the day, and the id and type of the
+starting event as its ``ClockSet`` names them (``started_by_event_id``,
+``started_by``), whichever service published that event; the timeline adds the types
+its rule starts on (``rule_starts``). ``stopped`` and ``cancelled`` give the day, the
+type and the id of the event that ended it. Clock events from a worker older than
+those fields lack them: the start's id is then the ``ClockSet``'s causation id, and its
+type is known only when the rule starts on one event type; such a clock of a rule with
+several start types (an annual review, started by a plan issued or a review held)
+shows no start type, and its stop no id. A replay of the
+worker re-emits the same event ids, which the read model drops as repeats, so only a
+read model rebuilt from a clock topic written by a newer worker gains them.
 """
 
 from __future__ import annotations
@@ -58,11 +70,15 @@ _HISTORY_FIELDS = (
     "lead_working_days",
     "alert_on",
     "overdue_since",
+    "started_by",
+    "started_by_event_id",
     "stopped_on",
     "stopped_by",
+    "stopped_by_event_id",
     "days_late",
     "cancelled_on",
     "cancelled_by",
+    "cancelled_by_event_id",
     "breach_voided",
     "reason",
     "alert_id",
@@ -160,6 +176,7 @@ def apply_clock_event(
         clock["stopped"] = {
             "on": data["stopped_on"],
             "by": data["stopped_by"],
+            "by_event_id": data.get("stopped_by_event_id"),
             "days_late": data.get("days_late", 0),
         }
         clock["cancelled"] = None
@@ -168,6 +185,7 @@ def apply_clock_event(
         clock["cancelled"] = {
             "on": data["cancelled_on"],
             "by": data["cancelled_by"],
+            "by_event_id": data.get("cancelled_by_event_id"),
             "breach_voided": data["breach_voided"],
         }
     elif name == "ClockExceptionApplied":
@@ -242,10 +260,12 @@ def _set(clock: dict[str, Any], data: Mapping[str, Any], event: ReceivedEvent) -
     clock["guidance_due_on"] = data.get("guidance_due_on")
     clock["action"] = data["action"]
     clock["lead_working_days"] = list(data["lead_working_days"])
+    # A worker older than the started_by fields left them out: the event being
+    # processed (ce_causationid) is then the best guess of the starting event's id.
     clock["started"] = {
         "on": data["started_on"],
-        "by_event_id": event.metadata.causation_id,
-        "by_event_type": None,
+        "by_event_id": data.get("started_by_event_id") or event.metadata.causation_id,
+        "by_event_type": data.get("started_by"),
     }
 
 
@@ -279,15 +299,16 @@ def scope_of(doc: Mapping[str, Any] | None, case_id: str | None = None) -> CaseS
     )
 
 
-def _started_by(
-    doc: Mapping[str, Any], clock: Mapping[str, Any]
-) -> dict[str, Any] | None:
+def _started_by(clock: Mapping[str, Any]) -> dict[str, Any] | None:
     started = clock.get("started")
     if started is None:
         return None
-    facts = doc.get("facts", {})
-    by_type = facts.get(started.get("by_event_id") or "")
     starts = _start_types(clock["clock"], clock["rules_version"])
+    by_type = started.get("by_event_type")
+    if by_type is None and len(set(starts)) == 1:
+        # Set by a worker older than ``started_by``: a rule with one start event
+        # type can only have started by that type.
+        by_type = starts[0]
     return {**started, "by_event_type": by_type, "rule_starts": starts}
 
 
@@ -304,7 +325,7 @@ def timeline(doc: Mapping[str, Any]) -> dict[str, Any]:
     clocks = []
     for clock in doc["clocks"].values():
         view = {key: value for key, value in clock.items() if key != "started"}
-        view["started"] = _started_by(doc, clock)
+        view["started"] = _started_by(clock)
         clocks.append(view)
     clocks.sort(
         key=lambda c: (c["history"][0]["time"] if c["history"] else "", c["clock_id"])

@@ -699,10 +699,15 @@ class _Out:
         *parts: object,
     ) -> str:
         event_id = output_id(self.state.case_id, clock.clock_id, transition, *parts)
-        self.items.append(
-            Emitted(event_id, event[0].EVENT_TYPE, self.state.case_id, event[1])
-        )
+        self._append(event_id, event[0], event[1])
         return event_id
+
+    def _append(
+        self, event_id: str, model: type[ClockEvent], fields: dict[str, Any]
+    ) -> None:
+        self.items.append(
+            Emitted(event_id, model.EVENT_TYPE, self.state.case_id, fields)
+        )
 
     def withdraw(self, clock: _Clock, reason: str, kinds: Sequence[AlertKind]) -> None:
         kept = {
@@ -781,6 +786,8 @@ def _set(out: _Out, found: DerivedClock) -> None:
         guidance_note=rule.guidance_note,
         lead_working_days=found.lead_working_days,
         action=rule.action,
+        started_by=found.started_by,
+        started_by_event_id=found.started_by_event_id,
     )
     out.emit(clock, event, "set", found.due_on)
     _exceptions(out, clock, found)
@@ -850,7 +857,13 @@ def _end(out: _Out, clock: _Clock, ending: Stopped | Cancelled) -> None:
         clock.status = MET
         out.emit(
             clock,
-            out.make(ClockMet, clock, stopped_on=ending.on, stopped_by=ending.by),
+            out.make(
+                ClockMet,
+                clock,
+                stopped_on=ending.on,
+                stopped_by=ending.by,
+                stopped_by_event_id=ending.event_id,
+            ),
             "met",
             *parts,
         )
@@ -868,6 +881,7 @@ def _end(out: _Out, clock: _Clock, ending: Stopped | Cancelled) -> None:
             stopped_on=ending.on,
             stopped_by=ending.by,
             days_late=days_late,
+            stopped_by_event_id=ending.event_id,
         )
         out.emit(clock, event, "late", *parts)
     if any(alert.kind is AlertKind.APPROACHING for alert in clock.alerts.values()):
@@ -886,6 +900,7 @@ def _cancel(out: _Out, clock: _Clock, ending: Cancelled) -> None:
         cancelled_on=ending.on,
         cancelled_by=ending.by,
         breach_voided=ending.voids_breach,
+        cancelled_by_event_id=ending.event_id,
     )
     out.emit(clock, event, "cancelled", clock.due_on)
     if ending.voids_breach:

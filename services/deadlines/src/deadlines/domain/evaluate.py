@@ -66,15 +66,21 @@ class Fact:
 
 @dataclass(frozen=True, slots=True)
 class Stopped:
+    """A clock stopped ``on`` a day by a fact of type ``by`` (its id ``event_id``)."""
+
     on: date
     by: str
+    event_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Cancelled:
+    """A clock cancelled by a fact of type ``by`` (its id ``event_id``, if a fact)."""
+
     on: date | None
     by: str
     voids_breach: bool
+    event_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +97,10 @@ class DerivedClock:
     lead_working_days: tuple[int, ...]
     ending: Stopped | Cancelled | None
     exceptions: tuple[ExceptionReason, ...]
+    started_by: str
+    """The type of the fact that started the clock."""
+    started_by_event_id: str
+    """That fact's id: the id of the event first recorded with its identity."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -471,10 +481,10 @@ def _ending(
             if isinstance(trigger, Stop):
                 stopped_on = fact_date(fact, trigger.on)
                 if stopped_on is not None:
-                    return Stopped(stopped_on, fact.type)
+                    return Stopped(stopped_on, fact.type, fact.id)
             else:
                 on = None if trigger.on is None else fact_date(fact, trigger.on)
-                return Cancelled(on, fact.type, trigger.voids_breach)
+                return Cancelled(on, fact.type, trigger.voids_breach, fact.id)
     return None
 
 
@@ -630,6 +640,8 @@ def _derive_one(
         lead_working_days=config.leads(candidate.trigger.rules.version, rule),
         ending=_ending(rule, facts[candidate.position + 1 :], candidate.fact),
         exceptions=_exceptions(rule, clock_id, instance, facts),
+        started_by=candidate.fact.type,
+        started_by_event_id=candidate.fact.id,
     )
 
 

@@ -52,6 +52,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
+from datetime import date, timedelta
 from typing import Any
 
 import faust
@@ -75,6 +76,8 @@ from deadlines.domain.engine import EngineConfig
 from deadlines.domain.errors import DeadlinesError
 from deadlines.settings import DeadlinesSettings
 from send_schemas.topics import PARTITIONS
+from sendkit.calendar import london_date
+from sendkit.events import utcnow
 from sendkit.health import (
     HealthSettings,
     Shutdown,
@@ -185,10 +188,47 @@ def _leaders(admin: KafkaAdminClient, name: str) -> dict[int, bool] | None:
 
 
 def engine_config(settings: DeadlinesSettings) -> EngineConfig:
-    """The engine's configuration from the settings (lead times, for now)."""
-    return EngineConfig(
-        council=CouncilConfig(default_lead_working_days=settings.lead_working_days)
+    """The engine's configuration from the settings: the council's term dates, local
+    targets and lead times (``DeadlinesSettings.council``).
+
+    Raises ``sendkit.settings.SettingsError`` for a term dates file that cannot be read
+    or clashes with ``DEADLINES_TERM_DATES``.
+    """
+    return EngineConfig(council=settings.council())
+
+
+def log_council(council: CouncilConfig, today: date) -> None:
+    """Say at start-up which council settings the clocks are set with.
+
+    Unless the termly SENCO list target is switched off, warns when there are no term
+    dates or they end within a year of ``today``: a review due after the last term
+    listed goes on no SENCO list, so its local target is not set.
+    """
+    terms = council.terms
+    log.info(
+        "council settings",
+        extra={
+            "terms": len(terms),
+            "first_term_starts_on": terms[0].starts_on.isoformat() if terms else None,
+            "last_term_ends_on": terms[-1].ends_on.isoformat() if terms else None,
+            "local_amounts": dict(council.local_amounts),
+            "local_targets_off": sorted(council.disabled),
+        },
     )
+    if "senco_review_list" in council.disabled:
+        return
+    if not terms:
+        log.warning(
+            "no term dates: the termly SENCO list target sets no clock; set "
+            "DEADLINES_TERM_DATES (the same terms as NOTIFY_TERM_DATES), or switch "
+            "the target off with DEADLINES_LOCAL_TARGETS=senco_review_list=off"
+        )
+    elif terms[-1].ends_on < today + timedelta(days=366):
+        log.warning(
+            "the term dates end on %s, within a year: reviews due after that go on no "
+            "SENCO list clock until DEADLINES_TERM_DATES is extended",
+            terms[-1].ends_on.isoformat(),
+        )
 
 
 class ClocksWorker:
@@ -365,7 +405,9 @@ def run_worker(settings: DeadlinesSettings | None = None) -> None:
     quiet = logging.DEBUG if settings.log_level == "DEBUG" else logging.WARNING
     for name in ("faust", "mode", "aiokafka", "kafka"):
         logging.getLogger(name).setLevel(quiet)
-    worker = ClocksWorker(settings)
+    config = engine_config(settings)
+    log_council(config.council, london_date(utcnow()))
+    worker = ClocksWorker(settings, config=config)
     ensure_changelog_topic(
         settings.bootstrap_servers,
         changelog_topic_name(settings.app_id),

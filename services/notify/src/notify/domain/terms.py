@@ -1,22 +1,28 @@
 """The council's school terms, and when each SENCO's termly list of reviews goes out.
 
 Term dates are council data (``NOTIFY_TERM_DATES`` or the file named by
-``NOTIFY_TERM_DATES_FILE``). A term's list is sent from ``lead`` working days before
-the term starts until the day before it starts; once the term has begun it is too late,
-and the deadlines service's local target for the list goes overdue instead.
+``NOTIFY_TERM_DATES_FILE``), read by ``sendkit.terms``, the parser the deadlines
+service uses for ``DEADLINES_TERM_DATES``: the two services must be given the same
+terms. A term's list is sent from ``lead`` working days before the term starts until
+the day before it starts; once the term has begun it is too late, and the deadlines
+service's local target for the list goes overdue instead.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import itertools
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date
 
 from notify.errors import ConfigurationError
 from sendkit.calendar import working_days_before
+from sendkit.terms import (
+    TermDates,
+    TermDatesError,
+    parse_term_dates,
+    parse_term_dates_csv,
+)
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -50,43 +56,25 @@ def check_terms(terms: Iterable[Term]) -> tuple[Term, ...]:
     return ordered
 
 
-def _term(first: str, last: str, where: str) -> Term:
+def _terms(pairs: Callable[[], TermDates]) -> tuple[Term, ...]:
     try:
-        return Term(date.fromisoformat(first.strip()), date.fromisoformat(last.strip()))
-    except ValueError as error:
-        raise ConfigurationError(
-            f"{where}: {first.strip()!r} to {last.strip()!r} is not a pair of dates; "
-            "write each term as YYYY-MM-DD/YYYY-MM-DD"
-        ) from error
+        found = pairs()
+    except TermDatesError as error:
+        raise ConfigurationError(str(error)) from error
+    return check_terms(Term(first, last) for first, last in found)
 
 
 def parse_terms(text: str) -> tuple[Term, ...]:
-    """``2025-09-03/2025-12-19,2026-01-05/2026-03-27`` as terms (empty: none)."""
-    terms = []
-    for part in text.split(","):
-        if not part.strip():
-            continue
-        first, slash, last = part.partition("/")
-        if not slash:
-            raise ConfigurationError(
-                f"NOTIFY_TERM_DATES: {part.strip()!r} is not a term; write each term "
-                "as first/last day, such as 2025-09-03/2025-12-19"
-            )
-        terms.append(_term(first, last, "NOTIFY_TERM_DATES"))
-    return check_terms(terms)
+    """``2025-09-03/2025-12-19,2026-01-05/2026-03-27`` as terms (empty: none).
+
+    The format is ``sendkit.terms``', the one ``DEADLINES_TERM_DATES`` takes too.
+    """
+    return _terms(lambda: parse_term_dates(text, "NOTIFY_TERM_DATES"))
 
 
 def parse_terms_csv(text: str, source: str = "the term dates file") -> tuple[Term, ...]:
     """A CSV with the columns ``starts_on`` and ``ends_on`` as terms."""
-    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff"), newline=""))
-    if not {"starts_on", "ends_on"} <= set(reader.fieldnames or ()):
-        raise ConfigurationError(
-            f"{source} must have a header row naming starts_on and ends_on"
-        )
-    return check_terms(
-        _term(row["starts_on"] or "", row["ends_on"] or "", f"{source} line {line}")
-        for line, row in enumerate(reader, start=2)
-    )
+    return _terms(lambda: parse_term_dates_csv(text, source))
 
 
 def term_to_list(
