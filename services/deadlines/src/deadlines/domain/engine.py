@@ -6,13 +6,17 @@ clocks already published: a new clock is ``ClockSet``; a moved due date is
 ``ClockDueDateChanged`` and withdraws every alert raised about the old date; a stop is
 ``ClockMet`` or ``ClockLate`` by the stop's own date, and a met clock withdraws an
 overdue alert that no longer holds; a cancellation is ``ClockCancelled``; a new
-exception is ``ClockExceptionApplied``. ``tick(state, now)`` raises the alerts that time
-brings: ``ClockApproaching`` when a lead time is reached, ``ClockOverdue`` once the
-London date is past the due date, and ``ClockMet`` when a window closes. ``apply`` also
-raises them against the last day the case was ticked (or a ``now`` the caller passes),
-so a clock set late is alerted at once. The state records the first day a tick could
-bring anything, so a tick on any other day is one comparison and returns the state
-object unchanged.
+exception is ``ClockExceptionApplied``. A clock's final state follows the facts: when
+a fact recorded later gives the clock an earlier-dated ending (``evaluate`` says which
+ending wins), a late clock becomes met, a met or late one cancelled, or a cancelled
+one met or late, each change published as the new final event.
+
+``tick(state, now)`` raises the alerts that time brings: ``ClockApproaching`` when a
+lead time is reached, ``ClockOverdue`` once the London date is past the due date, and
+``ClockMet`` when a window closes. ``apply`` also raises them against the last day the
+case was ticked (or a ``now`` the caller passes), so a clock set late is alerted at
+once. The state records the first day a tick could bring anything, so a tick on any
+other day is one comparison and returns the state object unchanged.
 
 The state is a ``CaseState``; ``to_dict``/``from_dict`` turn it into plain JSON for a
 faust table. Every output's id is a UUID 5 of the case, the clock, the transition and
@@ -735,7 +739,8 @@ def _reconcile(
         clock = state.clocks.get(clock_id)
         if clock is None:
             _set(out, found)
-        elif clock.status != CANCELLED:
+        elif clock.status != CANCELLED or isinstance(found.ending, Stopped):
+            # A cancelled clock changes only when an earlier-dated stop ends it.
             _update(out, out.own(clock), found)
     for clock_id, clock in list(state.clocks.items()):
         if clock_id in derived or clock.clock not in rules or clock.status != OPEN:
@@ -779,7 +784,7 @@ def _set(out: _Out, found: DerivedClock) -> None:
 
 
 def _update(out: _Out, clock: _Clock, found: DerivedClock) -> None:
-    if clock.status == CANCELLED:
+    if clock.status == CANCELLED and not isinstance(found.ending, Stopped):
         return
     if found.due_on != clock.due_on:
         previous = clock.due_on
@@ -810,7 +815,7 @@ def _update(out: _Out, clock: _Clock, found: DerivedClock) -> None:
         status = MET if ending.on <= clock.due_on else LATE
         if clock.status != status or clock.stopped_on != ending.on:
             _end(out, clock, ending)
-    elif isinstance(ending, Cancelled) and clock.status in (OPEN, CLOSED):
+    elif isinstance(ending, Cancelled) and clock.status != CANCELLED:
         _end(out, clock, ending)
     elif ending is None and clock.status in (MET, LATE):
         # A stop can only vanish if the facts were re-keyed; the clock stays ended,
@@ -869,6 +874,10 @@ def _end(out: _Out, clock: _Clock, ending: Stopped | Cancelled) -> None:
 
 
 def _cancel(out: _Out, clock: _Clock, ending: Cancelled) -> None:
+    # A clock is cancelled once from open (or a closed window); it can be cancelled
+    # again only after a stop ended it, which counted another ending, so the id of a
+    # later cancellation names the revision and endings and is new.
+    stopped = clock.status in (MET, LATE)
     clock.status = CANCELLED
     event = out.make(
         ClockCancelled,
@@ -877,7 +886,10 @@ def _cancel(out: _Out, clock: _Clock, ending: Cancelled) -> None:
         cancelled_by=ending.by,
         breach_voided=ending.voids_breach,
     )
-    out.emit(clock, event, "cancelled", clock.due_on)
+    if stopped:
+        out.emit(clock, event, "cancelled", clock.due_on, clock.rev, clock.endings)
+    else:
+        out.emit(clock, event, "cancelled", clock.due_on)
     if ending.voids_breach:
         out.withdraw(
             clock, "cancelled: the overdue state was no breach", (AlertKind.OVERDUE,)

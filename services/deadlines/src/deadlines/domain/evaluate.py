@@ -7,9 +7,19 @@ fact, or cancelled), with any exception reasons. It knows nothing of time passin
 what was published before; ``deadlines.domain.engine`` compares its answer with the
 clocks already published and with "now".
 
-A clock starts at the first fact that starts it, and only facts recorded after that one
-stop or cancel it; the first such fact decides. Dates come from the facts themselves,
-never from when they were recorded, so a stop recorded late but dated in time is met.
+A clock starts at the first fact that starts it. Dates come from the facts themselves,
+never from when they were recorded, and so does the order of its endings: a clock ends
+at the earliest-dated of its stops and cancels, wherever each was recorded, so a stop
+recorded late but dated in time makes it met, even after a later-dated stop of another
+type made it late. An ending counts only when dated on or after the rule's
+``ends_from`` (by default the day the clock started: what happened before a clock
+started does not end it); when that day is unknown (a start with no date of its own),
+only facts recorded after the start count. A stop and a cancel dated the same day: the
+stop wins, the duty having been done that day; two stops of the same day: the first
+recorded names the stop. A cancel ends the clock whether or not its due date has
+passed (the no-plan notice clock is cancelled once a draft plan is issued, even after
+the due date), and an earlier-dated stop recorded after it makes the clock met or late
+instead; a stop is likewise replaced by an earlier-dated cancel.
 
 A rule's clocks depend only on the facts of the event types the rule reads (its start,
 stop and cancel events, the events its dates come from, and the exception events), so
@@ -47,6 +57,7 @@ from deadlines.domain.model import (
     Offset,
     OnDayIfKnownInTime,
     RuleSet,
+    SchoolYearStart,
     Start,
     StartDate,
     Stop,
@@ -208,6 +219,8 @@ def read_types(rule: ClockRule) -> frozenset[str]:
     for due in (rule.due, rule.guidance_due):
         if due is not None:
             found.update(_due_types(due))
+    if rule.ends_from is not None:
+        found.update(_ref_types(rule.ends_from))
     return frozenset(found)
 
 
@@ -232,6 +245,10 @@ def instance_key(rule: ClockRule, event_type: str) -> str | None:
     for due in (rule.due, rule.guidance_due):
         if due is not None and any(join != key for join in _due_joins(due, event_type)):
             return None
+    if rule.ends_from is not None and any(
+        join != key for join in _ref_joins(rule.ends_from, event_type)
+    ):
+        return None
     return key
 
 
@@ -367,6 +384,11 @@ def _resolve(ref: DateRef, ctx: _Context) -> date | None:
         return None if ctx.start.on is None else fact_date(ctx.start_fact, ctx.start.on)
     if isinstance(ref, Field):
         return fact_date(ctx.start_fact, ref.name)
+    if isinstance(ref, SchoolYearStart):
+        year = ctx.start_fact.data.get(ref.year_field)
+        if year is None:
+            return None
+        return calendar.academic_year_start(int(year) - ref.years_before)
     if isinstance(ref, FactOf):
         joined = None if ref.join is None else ctx.start_fact.data.get(ref.join)
         if ref.join is not None and joined is None:
@@ -459,23 +481,42 @@ def _matches(match: str | None, fact: Fact, start_fact: Fact) -> bool:
 
 
 def _ending(
-    rule: ClockRule, later: Sequence[Fact], start_fact: Fact
+    rule: ClockRule, facts: Sequence[Fact], position: int, ctx: _Context
 ) -> Stopped | Cancelled | None:
+    """The earliest-dated stop or cancel of the clock started by ``facts[position]``.
+
+    The rules of the module docstring: an ending dated before ``rule.ends_from`` does
+    not count (when that day is unknown, neither does one recorded before the start);
+    of the rest, the earliest date wins, a stop before a cancel of the same day, then
+    the first recorded.
+    """
     triggers: tuple[Stop | Cancel, ...] = (*rule.stops, *rule.cancels)
-    for fact in later:
+    bound = None if rule.ends_from is None else _resolve(rule.ends_from, ctx)
+    first = 0 if bound is not None else position + 1
+    best: Stopped | Cancelled | None = None
+    best_key: tuple[date, int] | None = None
+    for index in range(first, len(facts)):
+        if index == position:
+            continue
+        fact = facts[index]
         for trigger in triggers:
             if trigger.event_type != fact.type or not _holds(trigger.when, fact):
                 continue
-            if not _matches(trigger.match, fact, start_fact):
+            if not _matches(trigger.match, fact, ctx.start_fact):
                 continue
+            on = fact_date(fact, trigger.on)
+            if on is None or (bound is not None and on < bound):
+                continue
+            # Facts are visited in recording order, so the first of a day stays.
+            key = (on, 0 if isinstance(trigger, Stop) else 1)
+            if best_key is not None and key >= best_key:
+                continue
+            best_key = key
             if isinstance(trigger, Stop):
-                stopped_on = fact_date(fact, trigger.on)
-                if stopped_on is not None:
-                    return Stopped(stopped_on, fact.type)
+                best = Stopped(on, fact.type)
             else:
-                on = None if trigger.on is None else fact_date(fact, trigger.on)
-                return Cancelled(on, fact.type, trigger.voids_breach)
-    return None
+                best = Cancelled(on, fact.type, trigger.voids_breach)
+    return best
 
 
 def _exceptions(
@@ -628,7 +669,7 @@ def _derive_one(
         due_on=due[0],
         guidance_due_on=None if guidance is None else guidance[0],
         lead_working_days=config.leads(candidate.trigger.rules.version, rule),
-        ending=_ending(rule, facts[candidate.position + 1 :], candidate.fact),
+        ending=_ending(rule, facts, candidate.position, ctx),
         exceptions=_exceptions(rule, clock_id, instance, facts),
     )
 
@@ -652,6 +693,11 @@ def _ref_fields(ref: DateRef, start: EventSpec) -> None:
     elif isinstance(ref, FirstKnown):
         for part in ref.refs:
             _ref_fields(part, start)
+    elif (
+        isinstance(ref, SchoolYearStart)
+        and start.field(ref.year_field).kind is not FieldKind.INT
+    ):
+        raise RulesError(f"{start.type} field {ref.year_field!r} is not a year")
 
 
 def _due_fields(due: DueRule, start: EventSpec) -> None:
@@ -682,6 +728,8 @@ def _check_rule(rule: ClockRule) -> None:
         for due in (rule.due, rule.guidance_due):
             if due is not None:
                 _due_fields(due, spec)
+        if rule.ends_from is not None:
+            _ref_fields(rule.ends_from, spec)
     triggers: tuple[Stop | Cancel, ...] = (*rule.stops, *rule.cancels)
     for trigger in triggers:
         spec = _spec(trigger.event_type)
