@@ -894,7 +894,20 @@ def _cancel(out: _Out, clock: _Clock, ending: Cancelled) -> None:
         out.withdraw(
             clock, "cancelled: the overdue state was no breach", (AlertKind.OVERDUE,)
         )
-    clock.alerts = {}
+    elif ending.on is not None and ending.on <= clock.due_on:
+        out.withdraw(
+            clock,
+            f"cancelled on {ending.on.isoformat()}, on or before the due date",
+            (AlertKind.OVERDUE,),
+        )
+    # Approaching alerts end with the clock. An overdue alert that still holds is
+    # kept, so that a stop dated in time and recorded later can withdraw it.
+    if clock.alerts:
+        clock.alerts = {
+            key: alert
+            for key, alert in clock.alerts.items()
+            if alert.kind is AlertKind.OVERDUE
+        }
 
 
 # Alerts that time brings --------------------------------------------------------------
