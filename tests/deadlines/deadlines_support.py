@@ -35,11 +35,17 @@ class Case:
         self._numbers = itertools.count(1)
 
     def event(
-        self, event_type: str, data: Mapping[str, Any] | None = None, **fields: Any
+        self,
+        event_type: str,
+        data: Mapping[str, Any] | None = None,
+        *,
+        recorded_at: datetime | None = None,
+        **fields: Any,
     ) -> CaseEvent:
         number = next(self._numbers)
         payload = {**(data or {}), **fields}
-        return CaseEvent(f"{self.case_id}-{number}", event_type, self.case_id, payload)
+        event_id = f"{self.case_id}-{number}"
+        return CaseEvent(event_id, event_type, self.case_id, payload, recorded_at)
 
     def events(self, specs: Iterable[Spec]) -> list[CaseEvent]:
         return [self.event(kind, data) for kind, data in specs]
@@ -52,8 +58,8 @@ Step = Spec | date
 def story(case: Case, steps: Iterable[Step], today: date) -> list[CaseEvent | datetime]:
     """The inputs of ``engine.run`` for a story, as the processor tests play it.
 
-    A day is a tick at 08:00 London on it; a fact is recorded on the latest such day
-    (``today`` before the first).
+    A day is a tick at 08:00 London on it; a fact is recorded at 10:00 on the latest
+    such day (``today`` before the first).
     """
     inputs: list[CaseEvent | datetime] = []
     for step in steps:
@@ -61,7 +67,7 @@ def story(case: Case, steps: Iterable[Step], today: date) -> list[CaseEvent | da
             today = step
             inputs.append(at(today, 8))
         else:
-            inputs.append(case.event(*step))
+            inputs.append(case.event(*step, recorded_at=at(today, 10)))
     return inputs
 
 

@@ -121,12 +121,18 @@ def output_id(case_id: str, clock_id: str, transition: str, *parts: object) -> s
 
 @dataclass(frozen=True, slots=True)
 class CaseEvent:
-    """An input event: its CloudEvents id and type, the case id (subject) and data."""
+    """An input event: its CloudEvents id and type, the case id (subject) and data.
+
+    ``recorded_at`` is its CloudEvents ``time``, when its owner recorded it; the
+    engine keeps its London date for the events that start a clock with no date of
+    their own, as the day such a clock is set, which picks its rules version.
+    """
 
     id: str
     type: str
     case_id: str
     data: Mapping[str, Any]
+    recorded_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,10 +267,7 @@ class CaseState:
             "ticked_on": _iso(self.ticked_on),
             "wake_on": _iso(self.wake_on),
             "seen": list(self.seen),
-            "facts": [
-                {"id": fact.id, "type": fact.type, "data": dict(fact.data)}
-                for fact in self.facts
-            ],
+            "facts": [_fact_dict(fact) for fact in self.facts],
             "clocks": {
                 clock_id: {
                     "clock": clock.clock,
@@ -330,7 +333,10 @@ class CaseState:
             )
         return cls(
             case_id=data["case_id"],
-            facts=[Fact(f["id"], f["type"], dict(f["data"])) for f in data["facts"]],
+            facts=[
+                Fact(f["id"], f["type"], dict(f["data"]), _day(f.get("recorded_on")))
+                for f in data["facts"]
+            ],
             seen=list(data["seen"]),
             clocks=clocks,
             ticked_on=_day(data.get("ticked_on")),
@@ -360,6 +366,13 @@ class CaseState:
             ticked_on=self.ticked_on,
             wake_on=self.wake_on,
         )
+
+
+def _fact_dict(fact: Fact) -> dict[str, Any]:
+    found: dict[str, Any] = {"id": fact.id, "type": fact.type, "data": dict(fact.data)}
+    if fact.recorded_on is not None:
+        found["recorded_on"] = fact.recorded_on.isoformat()
+    return found
 
 
 def _clone(clock: _Clock) -> _Clock:
@@ -438,6 +451,13 @@ def _iso_date(value: str) -> str:
     return calendar.parse_date(value).isoformat()
 
 
+def _recorded_day(event: CaseEvent, moment: datetime) -> date:
+    try:
+        return calendar.london_date(moment)
+    except calendar.CalendarError as error:
+        raise UnusableEvent(event.id, event.type, f"its time: {error}") from error
+
+
 def _check_exception(
     event: CaseEvent, data: Mapping[str, Any], config: EngineConfig
 ) -> None:
@@ -469,7 +489,9 @@ def _record(facts: list[Fact], spec: EventSpec, fact: Fact) -> bool:
             if earlier.type == fact.type and all(
                 earlier.data.get(name) == fact.data.get(name) for name in spec.identity
             ):
-                facts[index] = Fact(earlier.id, fact.type, fact.data)
+                # A clock it set was set on the day the first was recorded.
+                recorded_on = earlier.recorded_on or fact.recorded_on
+                facts[index] = Fact(earlier.id, fact.type, fact.data, recorded_on)
                 return True
     facts.append(fact)
     return False
@@ -522,7 +544,8 @@ def _correct(facts: list[Fact], event: CaseEvent) -> str:
             "as it was recorded in old_value",
         )
     fact = facts[index]
-    facts[index] = Fact(fact.id, fact.type, {**fact.data, str(name): new_value})
+    corrected = {**fact.data, str(name): new_value}
+    facts[index] = Fact(fact.id, fact.type, corrected, fact.recorded_on)
     return fact.type
 
 
@@ -566,7 +589,12 @@ def apply(
             _check_exception(event, data, config)
         changed = event.type
         rules = config.rules_reading(changed)
-        if not _record(facts, spec, Fact(event.id, event.type, data)):
+        recorded_on = None
+        moment = event.recorded_at
+        if moment is not None and config.keeps_recorded_day(event.type):
+            recorded_on = _recorded_day(event, moment)
+        fact = Fact(event.id, event.type, data, recorded_on)
+        if not _record(facts, spec, fact):
             for name in rules:
                 key = config.instance_key(changed, name)
                 if key is not None and data.get(key) is not None:

@@ -68,11 +68,17 @@ from sendkit import calendar
 
 @dataclass(frozen=True, slots=True)
 class Fact:
-    """One recorded input event, reduced to the fields the rules read."""
+    """One recorded input event, reduced to the fields the rules read.
+
+    ``recorded_on`` is the London date its owner recorded it, kept only for the event
+    types that start a clock without a date of their own
+    (``EngineConfig.keeps_recorded_day``): that is the day such a clock is set.
+    """
 
     id: str
     type: str
     data: Mapping[str, Any]
+    recorded_on: date | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +136,7 @@ class EngineConfig:
     _instance_keys: dict[tuple[str, str], str] = field(
         init=False, repr=False, compare=False
     )
+    _undated_starts: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         check_rulesets(self.rulesets)
@@ -170,6 +177,14 @@ class EngineConfig:
                 if len(found) == 1 and (key := found.pop()) is not None:
                     keys[event_type, name] = key
         object.__setattr__(self, "_instance_keys", keys)
+        undated = {
+            start.event_type
+            for rules in self.rulesets
+            for rule in rules.rules
+            for start in rule.starts
+            if start.on is None or not _spec(start.event_type).field(start.on).required
+        }
+        object.__setattr__(self, "_undated_starts", frozenset(undated))
 
     def triggers(self, event_type: str) -> tuple[_Trigger, ...]:
         return self._starts.get(event_type, ())
@@ -178,6 +193,15 @@ class EngineConfig:
         """The alert lead times of ``rule`` of rules ``version`` for this council."""
         found = self._leads.get((version, rule.name))
         return self.council.leads_for(rule) if found is None else found
+
+    def keeps_recorded_day(self, event_type: str) -> bool:
+        """Whether a fact of ``event_type`` keeps the day it was recorded.
+
+        So it does when the type starts a clock with no date of its own, or with a
+        date its owner may leave out (``PhaseTransferDue``, ``Post16MoveProposed``, a
+        ``ReviewArranged`` without ``arranged_on``): the clock is set on that day.
+        """
+        return event_type in self._undated_starts
 
     def rules_reading(self, event_type: str) -> frozenset[str]:
         """The names of the rules whose clocks a fact of ``event_type`` can change."""
@@ -562,12 +586,20 @@ class _Candidate:
 def _setting_day(
     candidate: _Candidate, facts: Sequence[Fact], config: EngineConfig
 ) -> date | None:
-    """The day a clock is set (its starting fact's date), which picks its version."""
+    """The day a clock is set, which picks its rules version.
+
+    That is the starting fact's own date, or when it has none the day the fact was
+    recorded (the London date of its CloudEvents time). Only a fact kept without that
+    day, by a caller that gave the engine none or in a state written before facts kept
+    it, falls back to the date its due date counts from.
+    """
     start = candidate.trigger.start
     if start.on is not None:
         day = fact_date(candidate.fact, start.on)
         if day is not None:
             return day
+    if candidate.fact.recorded_on is not None:
+        return candidate.fact.recorded_on
     due_rule = candidate.trigger.rule.due
     if due_rule is None:
         return None

@@ -15,7 +15,9 @@ counting rule or a field that does not exist is a type error or an import-time
 data: a change of law is a new ``RuleSet`` appended to ``RULESETS`` with its version and
 the day it takes effect, reviewed as a diff of this file, and no engine code changes.
 A clock records the version it was set under (chosen by the date of the fact that
-started it), so a new version never rewrites the clocks set before it took effect.
+started it, or, for a fact with no date of its own such as ``PhaseTransferDue``, the
+day it was recorded), so a new version never rewrites the clocks set before it took
+effect.
 
 The law sets no time limit for ceasing a plan (CFA 2014 s.45, Reg 31): its row has no
 due date, so it documents the absence and no clock is ever set for it.
