@@ -489,4 +489,17 @@ SCENARIOS: tuple[Scenario, ...] = (
     ),
 )
 
+"""One scenario per clock of the table.
+
+Every clock but the two phase transfers has a correction that moves its due date. The
+phase-transfer clocks have none because no event of the contract can move theirs: the
+due date comes only from ``PhaseTransferDue``'s ``transfer_year``, which is part of that
+event's identity, so placement sending the event again with another year starts a
+second clock (``[transfer_year=...]``) and leaves the first as it was; neither
+``RequestCorrected`` nor ``PlanCorrected`` targets the event, and placement publishes no
+correction or withdrawal of a transfer. A corrected amendment date
+(``PlanCorrected`` of ``issued_on``) moves their stop, not their due date, and is
+tested with the other stops (``test_clock_endings``).
+"""
+
 SCENARIOS_BY_ID = {scenario.clock_id: scenario for scenario in SCENARIOS}

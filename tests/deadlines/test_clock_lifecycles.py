@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 import pytest
 from deadlines_support import SCENARIOS, Case, Scenario, at, of, one, short
 
-from deadlines.domain import rules
+from deadlines.domain import contract, rules
 from deadlines.domain.engine import (
     CaseEvent,
     CaseState,
@@ -45,6 +45,24 @@ def _set(scenario: Scenario, case: Case) -> tuple[CaseState, list[Emitted]]:
 def test_every_clock_of_the_table_has_a_scenario() -> None:
     timed = {rule.name for rule in rules.CURRENT.rules if rule.due is not None}
     assert {scenario.clock for scenario in SCENARIOS} == timed
+
+
+def test_only_the_phase_transfers_lack_a_correction_for_no_event_can_move_them() -> (
+    None
+):
+    uncorrected = {s.clock for s in SCENARIOS if not s.correction}
+    corrected_types = {
+        event_type
+        for correction in contract.CORRECTIONS
+        for targets in correction.targets.values()
+        for event_type in targets
+    }
+
+    assert uncorrected == {"phase_transfer_school", "phase_transfer_post16"}
+    assert contract.PHASE_TRANSFER_DUE not in corrected_types
+    assert "transfer_year" in (
+        contract.EVENTS_BY_TYPE[contract.PHASE_TRANSFER_DUE].identity or ()
+    )
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=str)
