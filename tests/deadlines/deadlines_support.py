@@ -55,22 +55,6 @@ Step = Spec | date
 """A step of a case's story: a fact recorded, or a day whose round of ticks comes."""
 
 
-def story(case: Case, steps: Iterable[Step], today: date) -> list[CaseEvent | datetime]:
-    """The inputs of ``engine.run`` for a story, as the processor tests play it.
-
-    A day is a tick at 08:00 London on it; a fact is recorded at 10:00 on the latest
-    such day (``today`` before the first).
-    """
-    inputs: list[CaseEvent | datetime] = []
-    for step in steps:
-        if isinstance(step, date):
-            today = step
-            inputs.append(at(today, 8))
-        else:
-            inputs.append(case.event(*step, recorded_at=at(today, 10)))
-    return inputs
-
-
 def short(output: Emitted) -> str:
     """``ClockSet`` for ``send.deadlines.ClockSet.v1``."""
     return output.type.split(".")[2]

@@ -2,9 +2,10 @@
 
 Each row is a case's story (facts recorded day by day, ticks between them) told once
 to the engine and once to the processor (real CloudEvents records in, clock event
-records out). The checks: the clock's final state and its date, what the last fact
-published for the clock (a late clock turned met, a withdrawn overdue alert), and that
-a withdrawn alert is the overdue alert published before. Dates, counted by hand:
+records out; ``clock_drivers``). The checks: the clock's final state and its date,
+what the last fact published for the clock (a late clock turned met, a withdrawn
+overdue alert), and that a withdrawn alert is the overdue alert published before.
+Dates, counted by hand:
 
 - request received Mon 6 Jan 2025: decision and surgery target due Mon 17 Feb 2025,
   no-plan notice due Mon 28 Apr 2025, final plan due Mon 26 May 2025;
@@ -18,20 +19,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
 
 import pytest
-from deadlines_support import Case, Spec, Step, d, received, short, story
-from test_processor_clocks import Harness, Log, case_id
+from clock_drivers import DRIVERS, Published, driver
+from deadlines_support import Spec, Step, d, received
 
 from deadlines.domain import contract as ev
-from deadlines.domain.engine import run
+from deadlines.domain.evaluate import EngineConfig
 
 FINAL = ("ClockMet", "ClockLate", "ClockCancelled")
-
-Published = tuple[str, str, dict[str, Any]]
-"""A clock event as (its short type, its id, its JSON data), from the engine or a
-record."""
 
 
 @dataclass(frozen=True)
@@ -222,36 +218,12 @@ ENDINGS: tuple[Ending, ...] = (
 )
 
 
-def _engine_story(ending: Ending) -> tuple[list[Published], list[Published]]:
+async def _story(kind: str, ending: Ending) -> tuple[list[Published], list[Published]]:
     """Everything published about the clock, and what the story's last step did."""
-    inputs = story(Case(), ending.steps, ending.today)
-    _, outputs = run(inputs)
-    _, before = run(inputs[:-1])
-    published = [
-        (short(o), o.id, o.data())
-        for o in outputs
-        if o.event.clock_id == ending.clock_id
-    ]
-    earlier = [o for o in before if o.event.clock_id == ending.clock_id]
-    return published, published[len(earlier) :]
-
-
-async def _processor_story(ending: Ending) -> tuple[list[Published], list[Published]]:
-    """The same, from the records the processor published."""
-    harness = Harness(Log())
-    case = case_id(ending.name)
-
-    def published() -> list[Published]:
-        return [
-            (e.name, e.id, e.data)
-            for e in harness.outputs(case)
-            if e.data["clock_id"] == ending.clock_id
-        ]
-
-    today = await harness.play(case, ending.steps[:-1], ending.today)
-    earlier = published()
-    await harness.play(case, ending.steps[-1:], today)
-    return published(), published()[len(earlier) :]
+    clock = driver(kind, ending.clock_id, EngineConfig(), ending.today, ending.name)
+    earlier = await clock.play(ending.steps[:-1])
+    last = await clock.play(ending.steps[-1:])
+    return earlier + last, last
 
 
 def _check(
@@ -273,15 +245,9 @@ def _check(
         assert (data["alert_kind"], [data["alert_id"]]) == ("overdue", overdue)
 
 
+@pytest.mark.parametrize("kind", DRIVERS)
 @pytest.mark.parametrize("ending", ENDINGS, ids=str)
-def test_through_the_engine(ending: Ending) -> None:
-    published, last = _engine_story(ending)
-
-    _check(ending, published, last)
-
-
-@pytest.mark.parametrize("ending", ENDINGS, ids=str)
-async def test_through_the_processor(ending: Ending) -> None:
-    published, last = await _processor_story(ending)
+async def test_the_earliest_dated_ending_decides(kind: str, ending: Ending) -> None:
+    published, last = await _story(kind, ending)
 
     _check(ending, published, last)
