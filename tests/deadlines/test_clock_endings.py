@@ -207,6 +207,36 @@ ENDINGS: tuple[Ending, ...] = (
         ("ClockSet", "ClockMet"),
     ),
     Ending(
+        "referrals made before the review was arranged count: they name the review",
+        "agency_referrals[review_id=R1]",
+        d("2026-03-02"),
+        (
+            (
+                ev.REVIEW_ARRANGED,
+                {
+                    "review_id": "R1",
+                    "meeting_on": "2026-06-03",
+                    "arranged_on": "2026-03-02",
+                },
+            ),
+            (ev.REFERRALS_MADE, {"review_id": "R1", "made_on": "2026-02-20"}),
+        ),
+        ("ClockMet", "2026-02-20"),
+        ("ClockMet",),
+    ),
+    Ending(
+        "annual review: a review held before the plan was issued does not stop it",
+        "annual_review",
+        d("2025-02-03"),
+        (
+            (ev.REVIEW_HELD, {"review_id": "R0", "held_on": "2025-01-20"}),
+            _plan_issued("2025-01-31"),
+            (ev.REVIEW_HELD, {"review_id": "R1", "held_on": "2026-01-29"}),
+        ),
+        ("ClockMet", "2026-01-29"),
+        ("ClockMet",),
+    ),
+    Ending(
         "post-16 transfer: an amendment before the 12 months before the move does "
         "not stop it",
         _POST16,

@@ -11,15 +11,17 @@ A clock starts at the first fact that starts it. Dates come from the facts thems
 never from when they were recorded, and so does the order of its endings: a clock ends
 at the earliest-dated of its stops and cancels, wherever each was recorded, so a stop
 recorded late but dated in time makes it met, even after a later-dated stop of another
-type made it late. An ending counts only when dated on or after the rule's
-``ends_from`` (by default the day the clock started: what happened before a clock
-started does not end it); when that day is unknown (a start with no date of its own),
-only facts recorded after the start count. A stop and a cancel dated the same day: the
-stop wins, the duty having been done that day; two stops of the same day: the first
-recorded names the stop. A cancel ends the clock whether or not its due date has
-passed (the no-plan notice clock is cancelled once a draft plan is issued, even after
-the due date), and an earlier-dated stop recorded after it makes the clock met or late
-instead; a stop is likewise replaced by an earlier-dated cancel.
+type made it late. An ending that names the clock's own key (a ``match``: the advice
+received for this ``advice_id``, the referrals for this review) counts whatever its
+date, being this clock's own fact. Any other counts only when dated on or after the
+rule's ``ends_from`` (by default the day the clock started: what happened before a
+clock started does not end it); when that day is unknown (a start with no date of its
+own), only such facts recorded after the start count. A stop and a cancel dated the
+same day: the stop wins, the duty having been done that day; two stops of the same
+day: the first recorded names the stop. A cancel ends the clock whether or not its due
+date has passed (the no-plan notice clock is cancelled once a draft plan is issued,
+even after the due date), and an earlier-dated stop recorded after it makes the clock
+met or late instead; a stop is likewise replaced by an earlier-dated cancel.
 
 A rule's clocks depend only on the facts of the event types the rule reads (its start,
 stop and cancel events, the events its dates come from, and the exception events), so
@@ -509,27 +511,30 @@ def _ending(
 ) -> Stopped | Cancelled | None:
     """The earliest-dated stop or cancel of the clock started by ``facts[position]``.
 
-    The rules of the module docstring: an ending dated before ``rule.ends_from`` does
-    not count (when that day is unknown, neither does one recorded before the start);
+    The rules of the module docstring: an ending that names the clock's own key
+    (``match``) counts whatever its date; any other dated before ``rule.ends_from``
+    does not (when that day is unknown, neither does one recorded before the start);
     of the rest, the earliest date wins, a stop before a cancel of the same day, then
     the first recorded.
     """
     triggers: tuple[Stop | Cancel, ...] = (*rule.stops, *rule.cancels)
     bound = None if rule.ends_from is None else _resolve(rule.ends_from, ctx)
-    first = 0 if bound is not None else position + 1
     best: Stopped | Cancelled | None = None
     best_key: tuple[date, int] | None = None
-    for index in range(first, len(facts)):
+    for index, fact in enumerate(facts):
         if index == position:
             continue
-        fact = facts[index]
         for trigger in triggers:
             if trigger.event_type != fact.type or not _holds(trigger.when, fact):
                 continue
             if not _matches(trigger.match, fact, ctx.start_fact):
                 continue
             on = fact_date(fact, trigger.on)
-            if on is None or (bound is not None and on < bound):
+            if on is None:
+                continue
+            if trigger.match is None and (
+                on < bound if bound is not None else index < position
+            ):
                 continue
             # Facts are visited in recording order, so the first of a day stays.
             key = (on, 0 if isinstance(trigger, Stop) else 1)

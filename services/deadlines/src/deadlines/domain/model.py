@@ -313,8 +313,9 @@ class ClockRule:
     clock, wherever it was recorded among the facts: by default the day the clock
     started, since what happened before a clock started is not its stop. When that
     day is unknown (the start carries no date, or ``ends_from`` is None), only facts
-    recorded after the start can end the clock. ``deadlines.domain.evaluate`` says
-    which ending wins when there are several.
+    recorded after the start can end the clock. A stop or cancel with a ``match``
+    names the clock's own key and is not bounded by either. ``evaluate`` says which
+    ending wins when there are several.
     """
 
     name: str
