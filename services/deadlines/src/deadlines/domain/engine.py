@@ -846,8 +846,9 @@ def _update(out: _Out, clock: _Clock, found: DerivedClock) -> None:
     elif isinstance(ending, Cancelled) and clock.status != CANCELLED:
         _end(out, clock, ending)
     elif ending is None and clock.status in (MET, LATE):
-        # A stop can only vanish if the facts were re-keyed; the clock stays ended,
-        # because un-ending a published final state would confuse every reader.
+        # A stop vanishes only when a correction dates it before the clock started,
+        # or the facts were re-keyed; the clock stays ended, because un-ending a
+        # published final state would confuse every reader.
         return
 
 
