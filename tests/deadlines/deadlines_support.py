@@ -35,14 +35,24 @@ class Case:
         self._numbers = itertools.count(1)
 
     def event(
-        self, event_type: str, data: Mapping[str, Any] | None = None, **fields: Any
+        self,
+        event_type: str,
+        data: Mapping[str, Any] | None = None,
+        *,
+        recorded_at: datetime | None = None,
+        **fields: Any,
     ) -> CaseEvent:
         number = next(self._numbers)
         payload = {**(data or {}), **fields}
-        return CaseEvent(f"{self.case_id}-{number}", event_type, self.case_id, payload)
+        event_id = f"{self.case_id}-{number}"
+        return CaseEvent(event_id, event_type, self.case_id, payload, recorded_at)
 
     def events(self, specs: Iterable[Spec]) -> list[CaseEvent]:
         return [self.event(kind, data) for kind, data in specs]
+
+
+Step = Spec | date
+"""A step of a case's story: a fact recorded, or a day whose round of ticks comes."""
 
 
 def short(output: Emitted) -> str:
@@ -137,10 +147,14 @@ def _request_corrected(old: date, new: date) -> Spec:
 
 
 _WITHDRAWN: Spec = (ev.REQUEST_WITHDRAWN, {"withdrawn_on": "2025-01-20"})
-_CEASED: Spec = (
-    ev.PLAN_CEASED,
-    {"ceased_on": "2025-06-01", "reason": "no longer needed"},
-)
+
+
+def _ceased(on: str) -> Spec:
+    # A cancel counts only when dated on or after the clock's start (or, for a start
+    # with no date, recorded after it), so each scenario ceases its plan after it.
+    return ev.PLAN_CEASED, {"ceased_on": on, "reason": "no longer needed"}
+
+
 _JAN6 = d("2025-01-06")
 _JAN13 = d("2025-01-13")
 
@@ -194,7 +208,7 @@ SCENARIOS: tuple[Scenario, ...] = (
             ev.ADVICE_RECEIVED,
             {"advice_id": "A1", "received_on": on.isoformat()},
         ),
-        _WITHDRAWN,
+        (ev.REQUEST_WITHDRAWN, {"withdrawn_on": "2025-02-20"}),
         _exception("advice", "c", instance="A1"),
         (
             (
@@ -281,7 +295,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         ((ev.PLAN_ISSUED, {"issued_on": "2025-01-31"}),),
         d("2026-01-30"),
         lambda on: _held("R1", on.isoformat()),
-        _CEASED,
+        _ceased("2025-06-01"),
         None,
         (_plan_corrected("issued_on", "2025-01-31", "2025-02-28"),),
         d("2026-02-27"),
@@ -294,7 +308,7 @@ SCENARIOS: tuple[Scenario, ...] = (
             ev.REVIEW_PAPERS_SENT,
             {"review_id": "R1", "sent_on": on.isoformat()},
         ),
-        _CEASED,
+        _ceased("2026-02-02"),
         None,
         ((ev.REVIEW_ARRANGED, {"review_id": "R1", "meeting_on": "2026-03-11"}),),
         d("2026-02-25"),
@@ -307,7 +321,7 @@ SCENARIOS: tuple[Scenario, ...] = (
             ev.REVIEW_REPORT_RECEIVED,
             {"review_id": "R1", "received_on": on.isoformat()},
         ),
-        _CEASED,
+        _ceased("2026-03-10"),
         None,
         (_held("R1", "2026-03-05"),),
         d("2026-03-19"),
@@ -317,7 +331,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         (_held("R1", "2026-03-04"),),
         d("2026-04-01"),
         lambda on: _decided("R1", "maintain", on.isoformat()),
-        _CEASED,
+        _ceased("2026-03-10"),
         None,
         (_held("R1", "2026-03-05"),),
         d("2026-04-02"),
@@ -327,7 +341,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         (_held("R1", "2026-03-04"), _decided("R1", "amend", "2026-03-18")),
         d("2026-04-01"),
         None,
-        _CEASED,
+        _ceased("2026-03-25"),
         None,
         (_decided("R1", "amend", "2026-03-20"),),
         d("2026-04-03"),
@@ -338,7 +352,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         (_held("R1", "2026-03-04"), _decided("R1", "amend", "2026-03-18")),
         d("2026-05-13"),
         lambda on: _amended(on, setting=False),
-        _CEASED,
+        _ceased("2026-03-25"),
         None,
         (_decided("R1", "amend", "2026-03-25"),),
         d("2026-05-20"),
@@ -348,21 +362,21 @@ SCENARIOS: tuple[Scenario, ...] = (
         ((ev.PHASE_TRANSFER_DUE, {"transfer": "school", "transfer_year": 2026}),),
         d("2026-02-14"),
         _amended,
-        _CEASED,
+        _ceased("2025-12-01"),
     ),
     Scenario(
         "phase_transfer_post16[transfer_year=2026]",
         ((ev.PHASE_TRANSFER_DUE, {"transfer": "post16", "transfer_year": 2026}),),
         d("2026-03-30"),
         _amended,
-        _CEASED,
+        _ceased("2025-12-01"),
     ),
     Scenario(
         "post16_move",
         ((ev.POST16_MOVE_PROPOSED, {"move_on": "2027-01-04"}),),
         d("2026-08-04"),
         _amended,
-        _CEASED,
+        _ceased("2026-03-02"),
         None,
         ((ev.POST16_MOVE_PROPOSED, {"move_on": "2027-02-01"}),),
         d("2026-09-01"),
@@ -375,7 +389,7 @@ SCENARIOS: tuple[Scenario, ...] = (
             ev.REASSESSMENT_DECIDED,
             {"notified_on": on.isoformat(), "agreed": False},
         ),
-        _CEASED,
+        _ceased("2026-03-10"),
         None,
         (_plan_corrected("requested_on", "2026-03-02", "2026-03-09"),),
         d("2026-03-24"),
@@ -385,7 +399,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         ((ev.REASSESSMENT_DECIDED, {"notified_on": "2026-03-02", "agreed": True}),),
         d("2026-06-08"),
         lambda on: _amended(on, setting=False),
-        _CEASED,
+        _ceased("2026-03-10"),
         _exception("reassessment_plan", "b"),
         (_plan_corrected("notified_on", "2026-03-02", "2026-03-09"),),
         d("2026-06-15"),
@@ -400,7 +414,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         ),
         d("2026-04-30"),
         lambda on: (ev.PLAN_TRANSFERRED_OUT, {"transferred_on": on.isoformat()}),
-        _CEASED,
+        _ceased("2026-03-10"),
         None,
         (
             (
@@ -415,7 +429,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         ((ev.PLAN_TRANSFERRED_IN, {"transferred_on": "2026-03-02"}),),
         d("2026-04-13"),
         lambda on: (ev.NEW_COUNCIL_NOTICE_SENT, {"notified_on": on.isoformat()}),
-        _CEASED,
+        _ceased("2026-03-10"),
         None,
         (_plan_corrected("transferred_on", "2026-03-02", "2026-03-09"),),
         d("2026-04-20"),
@@ -437,7 +451,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         ((ev.REVIEW_ARRANGED, {"review_id": "R1", "meeting_on": "2026-06-03"}),),
         d("2026-04-08"),
         lambda on: (ev.REFERRALS_MADE, {"review_id": "R1", "made_on": on.isoformat()}),
-        _CEASED,
+        _ceased("2026-03-10"),
         None,
         ((ev.REVIEW_ARRANGED, {"review_id": "R1", "meeting_on": "2026-06-10"}),),
         d("2026-04-15"),
@@ -449,7 +463,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         ((ev.PLAN_ISSUED, {"issued_on": "2025-01-31"}),),
         d("2026-01-04"),
         lambda on: (ev.REVIEW_LIST_SENT, {"sent_on": on.isoformat()}),
-        _CEASED,
+        _ceased("2025-06-01"),
         None,
         (_plan_corrected("issued_on", "2025-01-31", "2025-05-01"),),
         d("2026-04-19"),
@@ -458,5 +472,18 @@ SCENARIOS: tuple[Scenario, ...] = (
         config=TERMS_CONFIG,
     ),
 )
+
+"""One scenario per clock of the table.
+
+Every clock but the two phase transfers has a correction that moves its due date. The
+phase-transfer clocks have none because no event of the contract can move theirs: the
+due date comes only from ``PhaseTransferDue``'s ``transfer_year``, which is part of that
+event's identity, so placement sending the event again with another year starts a
+second clock (``[transfer_year=...]``) and leaves the first as it was; neither
+``RequestCorrected`` nor ``PlanCorrected`` targets the event, and placement publishes no
+correction or withdrawal of a transfer. A corrected amendment date
+(``PlanCorrected`` of ``issued_on``) moves their stop, not their due date, and is
+tested with the other stops (``test_clock_endings``).
+"""
 
 SCENARIOS_BY_ID = {scenario.clock_id: scenario for scenario in SCENARIOS}

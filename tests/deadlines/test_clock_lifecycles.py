@@ -1,26 +1,22 @@
-"""Each clock of the table through the engine: met, late, excepted, cancelled, moved.
+"""Each clock of the table, through the engine and through the processor.
 
 Each scenario of ``deadlines_support.SCENARIOS`` sets one clock; the tests drive it
-through each life a clock can have and check the outputs of that clock alone.
+through each life a clock can have (start, approach, met; start, overdue, late; an
+exception; a cancellation; a correction that moves its due date) and check what was
+published about that clock alone: once as the engine's outputs, once as the records
+the processor published from real CloudEvents records in (``clock_drivers``).
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import pytest
-from deadlines_support import SCENARIOS, Case, Scenario, at, of, one, short
+from clock_drivers import DRIVERS, Driver, driver, named, the
+from deadlines_support import SCENARIOS, Case, Scenario, at, short
 
-from deadlines.domain import rules
-from deadlines.domain.engine import (
-    CaseEvent,
-    CaseState,
-    Emitted,
-    alert_day,
-    apply,
-    run,
-    tick,
-)
+from deadlines.domain import contract, rules
+from deadlines.domain.engine import CaseEvent, alert_day, apply, run
 from deadlines.domain.errors import UnusableEvent
 from send_schemas.deadlines import ClockKind
 from sendkit import calendar
@@ -34,12 +30,17 @@ WITHOUT_EXCEPTIONS = [
     s for s in SCENARIOS if not rules.CURRENT.rule(s.clock).exceptions
 ]
 CORRECTABLE = [s for s in SCENARIOS if s.correction]
+DRIVEN = pytest.mark.parametrize("kind", DRIVERS)
 
 
-def _set(scenario: Scenario, case: Case) -> tuple[CaseState, list[Emitted]]:
-    state, outputs = run(case.events(scenario.setup), config=scenario.config)
-    assert state is not None
-    return state, outputs
+def _clock(kind: str, scenario: Scenario) -> Driver:
+    # The setup is recorded a month before the due date, ahead of every lead time.
+    today = scenario.due - timedelta(days=30)
+    return driver(kind, scenario.clock_id, scenario.config, today, scenario.clock_id)
+
+
+def _iso(day: date | None) -> str | None:
+    return None if day is None else day.isoformat()
 
 
 def test_every_clock_of_the_table_has_a_scenario() -> None:
@@ -47,139 +48,152 @@ def test_every_clock_of_the_table_has_a_scenario() -> None:
     assert {scenario.clock for scenario in SCENARIOS} == timed
 
 
-@pytest.mark.parametrize("scenario", SCENARIOS, ids=str)
-def test_start_sets_the_clock(scenario: Scenario) -> None:
-    _, outputs = _set(scenario, Case())
+def test_only_the_phase_transfers_lack_a_correction_for_no_event_can_move_them() -> (
+    None
+):
+    uncorrected = {s.clock for s in SCENARIOS if not s.correction}
+    corrected_types = {
+        event_type
+        for correction in contract.CORRECTIONS
+        for targets in correction.targets.values()
+        for event_type in targets
+    }
 
-    clock_set = one(outputs, scenario.clock_id, "ClockSet").event
-    assert clock_set.due_on == scenario.due
-    assert clock_set.act_by == calendar.act_by(scenario.due)
-    assert clock_set.statutory is scenario.statutory
-    assert clock_set.escalate is scenario.escalates
-    assert clock_set.rules_version == rules.CURRENT.version
-    assert clock_set.legal_basis == rules.CURRENT.rule(scenario.clock).legal_basis
-
-
-@pytest.mark.parametrize("scenario", DEADLINES, ids=str)
-def test_start_approach_met(scenario: Scenario) -> None:
-    case = Case()
-    state, _ = _set(scenario, case)
-
-    leads = rules.CURRENT.rule(scenario.clock).lead_working_days
-    for lead in leads:
-        state, approaching = tick(
-            state, at(alert_day(scenario.due, lead)), scenario.config
-        )
-        alert = one(approaching, scenario.clock_id, "ClockApproaching").event
-        assert (alert.lead_working_days, alert.due_on) == (lead, scenario.due)
-        assert alert.alert_on == alert_day(scenario.due, lead)
-
-    assert scenario.stop is not None
-    state, stopped = apply(
-        state, case.event(*scenario.stop(scenario.due)), scenario.config
+    assert uncorrected == {"phase_transfer_school", "phase_transfer_post16"}
+    assert contract.PHASE_TRANSFER_DUE not in corrected_types
+    assert "transfer_year" in (
+        contract.EVENTS_BY_TYPE[contract.PHASE_TRANSFER_DUE].identity or ()
     )
-    met = one(stopped, scenario.clock_id, "ClockMet").event
-    assert met.stopped_on == scenario.due
-    assert of(stopped, scenario.clock_id, "AlertWithdrawn") == []
-
-    _, later = tick(state, at(scenario.due + timedelta(days=30)), scenario.config)
-    assert of(later, scenario.clock_id) == []
 
 
+@DRIVEN
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=str)
+async def test_start_sets_the_clock(kind: str, scenario: Scenario) -> None:
+    published = await _clock(kind, scenario).play(scenario.setup)
+
+    _, clock_set = the(published, "ClockSet")
+    assert clock_set["due_on"] == scenario.due.isoformat()
+    assert clock_set["act_by"] == _iso(calendar.act_by(scenario.due))
+    assert clock_set["statutory"] is scenario.statutory
+    assert clock_set["escalate"] is scenario.escalates
+    assert clock_set["rules_version"] == rules.CURRENT.version
+    assert clock_set["legal_basis"] == rules.CURRENT.rule(scenario.clock).legal_basis
+
+
+@DRIVEN
 @pytest.mark.parametrize("scenario", DEADLINES, ids=str)
-def test_start_overdue_late(scenario: Scenario) -> None:
-    case = Case()
-    state, _ = _set(scenario, case)
+async def test_start_approach_met(kind: str, scenario: Scenario) -> None:
+    clock = _clock(kind, scenario)
+    await clock.play(scenario.setup)
+    due = scenario.due.isoformat()
 
-    state, on_due_day = tick(state, at(scenario.due), scenario.config)
-    assert of(on_due_day, scenario.clock_id, "ClockOverdue") == []
-    state, overdue = tick(state, at(scenario.due + timedelta(days=1)), scenario.config)
-    alert = one(overdue, scenario.clock_id, "ClockOverdue").event
-    assert alert.escalate is scenario.escalates
-    assert alert.overdue_since == scenario.due + timedelta(days=1)
-
-    state, again = tick(state, at(scenario.due + timedelta(days=9)), scenario.config)
-    assert of(again, scenario.clock_id) == []
+    for lead in rules.CURRENT.rule(scenario.clock).lead_working_days:
+        day = alert_day(scenario.due, lead)
+        _, alert = the(await clock.play([day]), "ClockApproaching")
+        assert (alert["lead_working_days"], alert["due_on"]) == (lead, due)
+        assert alert["alert_on"] == day.isoformat()
 
     assert scenario.stop is not None
-    late_on = scenario.due + timedelta(days=1)
-    _, stopped = apply(state, case.event(*scenario.stop(late_on)), scenario.config)
-    late = one(stopped, scenario.clock_id, "ClockLate").event
-    assert late.stopped_on == late_on
-    assert late.days_late == 1
-    assert of(stopped, scenario.clock_id, "AlertWithdrawn") == []
+    stopped = await clock.play([scenario.stop(scenario.due)])
+    assert the(stopped, "ClockMet")[1]["stopped_on"] == due
+    assert named(stopped, "AlertWithdrawn") == []
+
+    assert await clock.play([scenario.due + timedelta(days=30)]) == []
 
 
+@DRIVEN
 @pytest.mark.parametrize("scenario", DEADLINES, ids=str)
-def test_a_late_record_of_a_stop_in_time_withdraws_the_overdue_alert(
-    scenario: Scenario,
+async def test_start_overdue_late(kind: str, scenario: Scenario) -> None:
+    clock = _clock(kind, scenario)
+    await clock.play(scenario.setup)
+    day_after = scenario.due + timedelta(days=1)
+
+    assert named(await clock.play([scenario.due]), "ClockOverdue") == []
+    _, overdue = the(await clock.play([day_after]), "ClockOverdue")
+    assert overdue["escalate"] is scenario.escalates
+    assert overdue["overdue_since"] == day_after.isoformat()
+
+    assert await clock.play([scenario.due + timedelta(days=9)]) == []
+
+    assert scenario.stop is not None
+    stopped = await clock.play([scenario.stop(day_after)])
+    _, late = the(stopped, "ClockLate")
+    assert (late["stopped_on"], late["days_late"]) == (day_after.isoformat(), 1)
+    assert named(stopped, "AlertWithdrawn") == []
+
+
+@DRIVEN
+@pytest.mark.parametrize("scenario", DEADLINES, ids=str)
+async def test_a_late_record_of_a_stop_in_time_withdraws_the_overdue_alert(
+    kind: str, scenario: Scenario
 ) -> None:
-    case = Case()
-    state, _ = _set(scenario, case)
-    state, overdue = tick(state, at(scenario.due + timedelta(days=3)), scenario.config)
-    overdue_alert = one(overdue, scenario.clock_id, "ClockOverdue")
+    clock = _clock(kind, scenario)
+    await clock.play(scenario.setup)
+    overdue_id, _ = the(
+        await clock.play([scenario.due + timedelta(days=3)]), "ClockOverdue"
+    )
 
     assert scenario.stop is not None
-    _, stopped = apply(state, case.event(*scenario.stop(scenario.due)), scenario.config)
+    stopped = await clock.play([scenario.stop(scenario.due)])
 
-    assert one(stopped, scenario.clock_id, "ClockMet").event.stopped_on == scenario.due
-    withdrawn = one(stopped, scenario.clock_id, "AlertWithdrawn").event
-    assert withdrawn.alert_id == overdue_alert.id
-    assert withdrawn.alert_kind == "overdue"
+    assert the(stopped, "ClockMet")[1]["stopped_on"] == scenario.due.isoformat()
+    _, withdrawn = the(stopped, "AlertWithdrawn")
+    assert (withdrawn["alert_id"], withdrawn["alert_kind"]) == (overdue_id, "overdue")
 
 
+@DRIVEN
 @pytest.mark.parametrize("scenario", WINDOWS, ids=str)
-def test_a_window_alerts_on_its_last_day_and_closes(scenario: Scenario) -> None:
-    state, outputs = _set(scenario, Case())
-    clock_set = one(outputs, scenario.clock_id, "ClockSet").event
-    assert clock_set.earliest_action_on == scenario.due + timedelta(days=1)
+async def test_a_window_alerts_on_its_last_day_and_closes(
+    kind: str, scenario: Scenario
+) -> None:
+    clock = _clock(kind, scenario)
+    _, clock_set = the(await clock.play(scenario.setup), "ClockSet")
+    day_after = scenario.due + timedelta(days=1)
+    assert clock_set["earliest_action_on"] == day_after.isoformat()
 
     last_working = calendar.working_day_on_or_before(scenario.due)
-    state, approaching = tick(state, at(last_working), scenario.config)
-    assert (
-        one(approaching, scenario.clock_id, "ClockApproaching").event.lead_working_days
-        == 0
+    _, approaching = the(await clock.play([last_working]), "ClockApproaching")
+    assert approaching["lead_working_days"] == 0
+    assert await clock.play([scenario.due]) == []
+
+    closed = await clock.play([day_after])
+    _, met = the(closed, "ClockMet")
+    assert (met["stopped_on"], met["stopped_by"]) == (
+        scenario.due.isoformat(),
+        "window closed",
     )
-    state, on_last_day = tick(state, at(scenario.due), scenario.config)
-    assert of(on_last_day, scenario.clock_id) == []
-
-    state, closed = tick(state, at(scenario.due + timedelta(days=1)), scenario.config)
-    met = one(closed, scenario.clock_id, "ClockMet").event
-    assert (met.stopped_on, met.stopped_by) == (scenario.due, "window closed")
-    assert of(closed, scenario.clock_id, "ClockOverdue") == []
-    _, later = tick(state, at(scenario.due + timedelta(days=20)), scenario.config)
-    assert of(later, scenario.clock_id) == []
+    assert named(closed, "ClockOverdue") == []
+    assert await clock.play([scenario.due + timedelta(days=20)]) == []
 
 
+@DRIVEN
 @pytest.mark.parametrize("scenario", WITH_EXCEPTIONS, ids=str)
-def test_start_exception(scenario: Scenario) -> None:
-    case = Case()
-    state, _ = _set(scenario, case)
+async def test_start_exception(kind: str, scenario: Scenario) -> None:
+    clock = _clock(kind, scenario)
+    await clock.play(scenario.setup)
     assert scenario.exception is not None
 
-    state, excepted = apply(state, case.event(*scenario.exception), scenario.config)
-    applied = one(excepted, scenario.clock_id, "ClockExceptionApplied").event
-    assert applied.reason == scenario.exception[1]["reason"]
-    assert applied.due_on == scenario.due
-    assert applied.escalate is False
-    assert applied.reason_text
+    _, applied = the(await clock.play([scenario.exception]), "ClockExceptionApplied")
+    assert applied["reason"] == scenario.exception[1]["reason"]
+    assert applied["due_on"] == scenario.due.isoformat()
+    assert applied["escalate"] is False
+    assert applied["reason_text"]
 
     # Reminders go on; an overdue clock is not escalated as a breach.
-    state, approaching = tick(state, at(alert_day(scenario.due, 5)), scenario.config)
-    reminder = one(approaching, scenario.clock_id, "ClockApproaching").event
-    assert reminder.exception_reason == applied.reason
-    state, overdue = tick(state, at(scenario.due + timedelta(days=1)), scenario.config)
-    alert = one(overdue, scenario.clock_id, "ClockOverdue").event
-    assert (alert.escalate, alert.due_on) == (False, scenario.due)
+    approaching = await clock.play([alert_day(scenario.due, 5)])
+    assert (
+        the(approaching, "ClockApproaching")[1]["exception_reason"]
+        == (applied["reason"])
+    )
+    _, overdue = the(
+        await clock.play([scenario.due + timedelta(days=1)]), "ClockOverdue"
+    )
+    assert (overdue["escalate"], overdue["due_on"]) == (False, scenario.due.isoformat())
 
     # The final state can be counted with or without exception cases.
     assert scenario.stop is not None
-    stop = case.event(*scenario.stop(scenario.due + timedelta(days=2)))
-    _, stopped = apply(state, stop, scenario.config)
-    assert (
-        one(stopped, scenario.clock_id, "ClockLate").event.exception_reason
-        == applied.reason
-    )
+    stopped = await clock.play([scenario.stop(scenario.due + timedelta(days=2))])
+    assert the(stopped, "ClockLate")[1]["exception_reason"] == applied["reason"]
 
 
 @pytest.mark.parametrize("scenario", WITHOUT_EXCEPTIONS, ids=str)
@@ -187,7 +201,8 @@ def test_an_exception_to_a_clock_without_exceptions_is_refused(
     scenario: Scenario,
 ) -> None:
     case = Case()
-    state, _ = _set(scenario, case)
+    state, _ = run(case.events(scenario.setup), config=scenario.config)
+    assert state is not None
     exception = case.event(
         "send.intake.TimeLimitExceptionRecorded.v1", clock=scenario.clock, reason="c"
     )
@@ -196,48 +211,43 @@ def test_an_exception_to_a_clock_without_exceptions_is_refused(
         apply(state, exception, scenario.config)
 
 
+@DRIVEN
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=str)
-def test_start_cancelled(scenario: Scenario) -> None:
-    case = Case()
-    state, _ = _set(scenario, case)
+async def test_start_cancelled(kind: str, scenario: Scenario) -> None:
+    clock = _clock(kind, scenario)
+    await clock.play(scenario.setup)
 
-    state, cancelled = apply(state, case.event(*scenario.cancel), scenario.config)
-    event = one(cancelled, scenario.clock_id, "ClockCancelled").event
-    assert event.cancelled_by == scenario.cancel[0]
-    assert event.due_on == scenario.due
+    _, cancelled = the(await clock.play([scenario.cancel]), "ClockCancelled")
+    assert cancelled["cancelled_by"] == scenario.cancel[0]
+    assert cancelled["due_on"] == scenario.due.isoformat()
 
-    _, later = tick(state, at(scenario.due + timedelta(days=5)), scenario.config)
-    assert of(later, scenario.clock_id) == []
+    assert await clock.play([scenario.due + timedelta(days=5)]) == []
 
 
+@DRIVEN
 @pytest.mark.parametrize("scenario", CORRECTABLE, ids=str)
-def test_a_correction_moves_the_due_date_and_withdraws_the_alert(
-    scenario: Scenario,
+async def test_a_correction_moves_the_due_date_and_withdraws_the_alert(
+    kind: str, scenario: Scenario
 ) -> None:
-    case = Case()
-    state, _ = _set(scenario, case)
+    clock = _clock(kind, scenario)
+    await clock.play(scenario.setup)
     lead = max(rules.CURRENT.rule(scenario.clock).lead_working_days)
-    state, approaching = tick(state, at(alert_day(scenario.due, lead)), scenario.config)
-    alert = one(approaching, scenario.clock_id, "ClockApproaching")
-
-    for correction in scenario.correction:
-        state, corrected = apply(state, case.event(*correction), scenario.config)
-
-    changed = one(corrected, scenario.clock_id, "ClockDueDateChanged").event
-    assert (changed.previous_due_on, changed.due_on) == (
-        scenario.due,
-        scenario.corrected_due,
-    )
-    withdrawn = one(corrected, scenario.clock_id, "AlertWithdrawn").event
-    assert withdrawn.alert_id == alert.id
-    assert withdrawn.alert_due_on == scenario.due
-
+    approaching = await clock.play([alert_day(scenario.due, lead)])
+    alert_id, _ = the(approaching, "ClockApproaching")
     assert scenario.corrected_due is not None
-    new_day = alert_day(scenario.corrected_due, lead)
-    _, again = tick(state, at(new_day), scenario.config)
-    realert = one(again, scenario.clock_id, "ClockApproaching")
-    assert realert.id != alert.id
-    assert realert.event.due_on == scenario.corrected_due
+    moved = (scenario.due.isoformat(), scenario.corrected_due.isoformat())
+
+    corrected = await clock.play(scenario.correction)
+
+    _, changed = the(corrected, "ClockDueDateChanged")
+    assert (changed["previous_due_on"], changed["due_on"]) == moved
+    _, withdrawn = the(corrected, "AlertWithdrawn")
+    assert (withdrawn["alert_id"], withdrawn["alert_due_on"]) == (alert_id, moved[0])
+
+    again = await clock.play([alert_day(scenario.corrected_due, lead)])
+    realert_id, realert = the(again, "ClockApproaching")
+    assert realert_id != alert_id
+    assert realert["due_on"] == moved[1]
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=str)

@@ -1,10 +1,10 @@
 """A plans correction hits the event it names, even when another holds the same date.
 
 A final plan issued Fri 31 Jan 2025 (first review by Fri 30 Jan 2026) and an amended
-plan issued the same day both carry ``issued_on`` 2025-01-31. Correcting the final
-plan's date to Thu 30 Jan 2025 moves the first review to Thu 29 Jan 2026 and leaves the
-amendment alone; matched by the old date alone, the latest fact (the amendment) would
-have been corrected instead.
+plan issued the same day (its notice sent Thu 30 Jan) both carry ``issued_on``
+2025-01-31. Correcting the final plan's date to Thu 30 Jan 2025 moves the first review
+to Thu 29 Jan 2026 and leaves the amendment alone; matched by the old date alone, the
+latest fact (the amendment) would have been corrected instead.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ def _case() -> tuple[Case, list[CaseEvent]]:
     case = Case()
     return case, [
         case.event(ev.PLAN_ISSUED, issued_on="2025-01-31"),
-        case.event(ev.AMENDMENT_PROPOSED, notice_sent_on="2025-01-31"),
+        case.event(ev.AMENDMENT_PROPOSED, notice_sent_on="2025-01-30"),
         case.event(ev.PLAN_AMENDED, issued_on="2025-01-31", changes=["F"]),
     ]
 

@@ -14,13 +14,14 @@ import asyncio
 import itertools
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import faust
 import pytest
 from aiokafka.partitioner import DefaultPartitioner as AioPartitioner
+from deadlines_support import Step
 from kafka.partitioner.default import DefaultPartitioner as KafkaPartitioner
 
 from deadlines.adapters.table_states import DEFAULT_CACHE_CASES, TableStates
@@ -42,6 +43,8 @@ from sendkit.envelope import ReceivedEvent, from_kafka, to_kafka
 from sendkit.events import Metadata, RecordedEvent
 
 INTAKE = "send.intake.events"
+OWNER_TOPICS = {topic.split(".")[1]: topic for topic in DOMAIN_TOPICS}
+"""The topic of each owning service: ``plans`` publishes on ``send.plans.events``."""
 TICKS = CLOCK_TICKS.name
 FAILED_AT = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -101,14 +104,27 @@ class Log:
     ) -> InputRecord:
         """Publish an event of ``service`` (intake's by default) about ``case`` on
         that service's topic, as its relay would."""
+        return self.publish(case, f"send.{service}.{name}.v1", data, when=when)
+
+    def publish(
+        self,
+        case: str,
+        event_type: str,
+        data: Mapping[str, Any],
+        *,
+        when: datetime | None = None,
+    ) -> InputRecord:
+        """Publish an event of ``case`` on its owner's topic, as the owner's relay
+        would: ``send.plans.PlanIssued.v1`` on ``send.plans.events``."""
+        owner = event_type.split(".")[1]
         number = next(self._numbers[case])
         event = RecordedEvent(
             id=f"{case}/{number}",
             stream_id=case,
             version=number,
             position=number,
-            type=f"send.{service}.{name}.v1",
-            source=f"/send/{service}",
+            type=event_type,
+            source=f"/send/{owner}",
             time=when or datetime(2025, 1, 6, 10, tzinfo=UTC),
             data={"case_id": case, **data},
             metadata=Metadata(
@@ -117,11 +133,7 @@ class Log:
         )
         out = to_kafka(event)
         return self.append(
-            f"send.{service}.events",
-            case_partition(case),
-            out.key,
-            out.value,
-            out.headers,
+            OWNER_TOPICS[owner], case_partition(case), out.key, out.value, out.headers
         )
 
     def request(self, case: str, received_at: str) -> InputRecord:
@@ -243,6 +255,23 @@ class Harness:
         for record in records:
             await self.pipeline.offer(record, record)
             await self.pipeline.drain()
+
+    async def play(self, case: str, steps: Iterable[Step], today: date) -> date:
+        """Deliver a case's story: each day a round of ticks, each fact an event.
+
+        A fact is published as its owner's relay would, timed at 10:00 London on
+        ``today``, the day of the latest tick (or the ``today`` given, before any).
+        Returns the day the story ends on.
+        """
+        for step in steps:
+            if isinstance(step, date):
+                today = step
+                await self.deliver(self.log.tick(at_london(today)))
+            else:
+                kind, data = step
+                when = at_london(today, 10)
+                await self.deliver([self.log.publish(case, kind, data, when=when)])
+        return today
 
     def outputs(self, case: str | None = None) -> list[ReceivedEvent]:
         return [

@@ -547,7 +547,7 @@ async def test_the_timeline_answers_for_one_case_at_every_stage(walk: Walk) -> N
     missed = clocks["annual_review[review_id=R1]"]
     assert missed["status"] == "cancelled"
     assert missed["cancelled"] == {
-        "on": None,
+        "on": "2027-09-30",  # the day the plan was transferred
         "by": t("plans.PlanTransferredOut"),
         "by_event_id": moved,
         "breach_voided": False,

@@ -360,17 +360,35 @@ def test_a_ceased_plan_is_not_identified(
     assert store.read_all() == []
 
 
-def test_an_amendment_before_the_transfer_was_identified_does_not_name_it(
-    store: InMemoryEventStore, service: PlacementService, clock: FixedClock
+def test_an_amendment_in_the_window_before_the_transfer_was_identified_names_it(
+    store: InMemoryEventStore, service: PlacementService
 ) -> None:
-    # Amended on 20 September 2025, in the window; identified on 6 October. The
-    # deadlines clock starts at identification, so only a later amendment stops it.
+    # Amended on 20 September 2025, in the 12 months before the move; identified on
+    # 6 October. The deadlines clock ends at the earliest-dated amendment in that
+    # window wherever it was recorded, so the transfer stays named, on 20 September.
     case_id = known_case(store, curriculum_year=6, received_at=THIS_YEAR)
     feed(store, plan_amended(case_id, "2025-09-20"))
     assert cohort_by_case(service, 2026)[case_id].status is TransferStatus.NAMED
 
     service.identify_transfers(2026)
 
-    assert cohort_by_case(service, 2026)[case_id].status is TransferStatus.IDENTIFIED
+    entry = cohort_by_case(service, 2026)[case_id]
+    assert entry.status is TransferStatus.NAMED
+    assert entry.named_on == days("2025-09-20")
     feed(store, plan_amended(case_id, "2025-10-06"))
-    assert cohort_by_case(service, 2026)[case_id].named_on == days("2025-10-06")
+    assert cohort_by_case(service, 2026)[case_id].named_on == days("2025-09-20")
+
+
+def test_an_amendment_before_the_window_does_not_name_the_transfer(
+    store: InMemoryEventStore, service: PlacementService
+) -> None:
+    # Amended on 31 August 2025, the day before the 12 months before a September 2026
+    # move begin: that amendment is not the phase-transfer review.
+    case_id = known_case(store, curriculum_year=6, received_at=THIS_YEAR)
+    feed(store, plan_amended(case_id, "2025-08-31"))
+
+    service.identify_transfers(2026)
+
+    entry = cohort_by_case(service, 2026)[case_id]
+    assert entry.status is TransferStatus.IDENTIFIED
+    assert entry.named_on is None

@@ -17,7 +17,9 @@ tick, or an error of the processor itself. Events of types no rule reads are ign
 
 Events are applied with the partition's latest tick as "now", so a clock set after
 its lead times or due date is alerted at once; a tick that brings a case nothing leaves
-the very same state, which is not written back.
+the very same state, which is not written back. Each event is applied with its own
+``ce_time``, from which the engine takes the day a clock with no starting date of its
+own was set (``engine.CaseEvent``).
 """
 
 from __future__ import annotations
@@ -171,7 +173,7 @@ class ClockProcessor:
         try:
             new, outputs = engine.apply(
                 state,
-                CaseEvent(event.id, event.type, case_id, event.data),
+                CaseEvent(event.id, event.type, case_id, event.data, event.time),
                 self.config,
                 now=progress.now,
             )

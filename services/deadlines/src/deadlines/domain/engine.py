@@ -6,13 +6,17 @@ clocks already published: a new clock is ``ClockSet``; a moved due date is
 ``ClockDueDateChanged`` and withdraws every alert raised about the old date; a stop is
 ``ClockMet`` or ``ClockLate`` by the stop's own date, and a met clock withdraws an
 overdue alert that no longer holds; a cancellation is ``ClockCancelled``; a new
-exception is ``ClockExceptionApplied``. ``tick(state, now)`` raises the alerts that time
-brings: ``ClockApproaching`` when a lead time is reached, ``ClockOverdue`` once the
-London date is past the due date, and ``ClockMet`` when a window closes. ``apply`` also
-raises them against the last day the case was ticked (or a ``now`` the caller passes),
-so a clock set late is alerted at once. The state records the first day a tick could
-bring anything, so a tick on any other day is one comparison and returns the state
-object unchanged.
+exception is ``ClockExceptionApplied``. A clock's final state follows the facts: when
+a fact recorded later gives the clock an earlier-dated ending (``evaluate`` says which
+ending wins), a late clock becomes met, a met or late one cancelled, or a cancelled
+one met or late, each change published as the new final event.
+
+``tick(state, now)`` raises the alerts that time brings: ``ClockApproaching`` when a
+lead time is reached, ``ClockOverdue`` once the London date is past the due date, and
+``ClockMet`` when a window closes. ``apply`` also raises them against the last day the
+case was ticked (or a ``now`` the caller passes), so a clock set late is alerted at
+once. The state records the first day a tick could bring anything, so a tick on any
+other day is one comparison and returns the state object unchanged.
 
 The state is a ``CaseState``; ``to_dict``/``from_dict`` turn it into plain JSON for a
 faust table. Every output's id is a UUID 5 of the case, the clock, the transition and
@@ -117,12 +121,18 @@ def output_id(case_id: str, clock_id: str, transition: str, *parts: object) -> s
 
 @dataclass(frozen=True, slots=True)
 class CaseEvent:
-    """An input event: its CloudEvents id and type, the case id (subject) and data."""
+    """An input event: its CloudEvents id and type, the case id (subject) and data.
+
+    ``recorded_at`` is its CloudEvents ``time``, when its owner recorded it; the
+    engine keeps its London date for the events that start a clock with no date of
+    their own, as the day such a clock is set, which picks its rules version.
+    """
 
     id: str
     type: str
     case_id: str
     data: Mapping[str, Any]
+    recorded_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,10 +277,7 @@ class CaseState:
             "ticked_on": _iso(self.ticked_on),
             "wake_on": _iso(self.wake_on),
             "seen": list(self.seen),
-            "facts": [
-                {"id": fact.id, "type": fact.type, "data": dict(fact.data)}
-                for fact in self.facts
-            ],
+            "facts": [_fact_dict(fact) for fact in self.facts],
             "clocks": {
                 clock_id: {
                     "clock": clock.clock,
@@ -336,7 +343,10 @@ class CaseState:
             )
         return cls(
             case_id=data["case_id"],
-            facts=[Fact(f["id"], f["type"], dict(f["data"])) for f in data["facts"]],
+            facts=[
+                Fact(f["id"], f["type"], dict(f["data"]), _day(f.get("recorded_on")))
+                for f in data["facts"]
+            ],
             seen=list(data["seen"]),
             clocks=clocks,
             ticked_on=_day(data.get("ticked_on")),
@@ -366,6 +376,13 @@ class CaseState:
             ticked_on=self.ticked_on,
             wake_on=self.wake_on,
         )
+
+
+def _fact_dict(fact: Fact) -> dict[str, Any]:
+    found: dict[str, Any] = {"id": fact.id, "type": fact.type, "data": dict(fact.data)}
+    if fact.recorded_on is not None:
+        found["recorded_on"] = fact.recorded_on.isoformat()
+    return found
 
 
 def _clone(clock: _Clock) -> _Clock:
@@ -444,6 +461,13 @@ def _iso_date(value: str) -> str:
     return calendar.parse_date(value).isoformat()
 
 
+def _recorded_day(event: CaseEvent, moment: datetime) -> date:
+    try:
+        return calendar.london_date(moment)
+    except calendar.CalendarError as error:
+        raise UnusableEvent(event.id, event.type, f"its time: {error}") from error
+
+
 def _check_exception(
     event: CaseEvent, data: Mapping[str, Any], config: EngineConfig
 ) -> None:
@@ -475,7 +499,9 @@ def _record(facts: list[Fact], spec: EventSpec, fact: Fact) -> bool:
             if earlier.type == fact.type and all(
                 earlier.data.get(name) == fact.data.get(name) for name in spec.identity
             ):
-                facts[index] = Fact(earlier.id, fact.type, fact.data)
+                # A clock it set was set on the day the first was recorded.
+                recorded_on = earlier.recorded_on or fact.recorded_on
+                facts[index] = Fact(earlier.id, fact.type, fact.data, recorded_on)
                 return True
     facts.append(fact)
     return False
@@ -528,7 +554,8 @@ def _correct(facts: list[Fact], event: CaseEvent) -> str:
             "as it was recorded in old_value",
         )
     fact = facts[index]
-    facts[index] = Fact(fact.id, fact.type, {**fact.data, str(name): new_value})
+    corrected = {**fact.data, str(name): new_value}
+    facts[index] = Fact(fact.id, fact.type, corrected, fact.recorded_on)
     return fact.type
 
 
@@ -572,7 +599,12 @@ def apply(
             _check_exception(event, data, config)
         changed = event.type
         rules = config.rules_reading(changed)
-        if not _record(facts, spec, Fact(event.id, event.type, data)):
+        recorded_on = None
+        moment = event.recorded_at
+        if moment is not None and config.keeps_recorded_day(event.type):
+            recorded_on = _recorded_day(event, moment)
+        fact = Fact(event.id, event.type, data, recorded_on)
+        if not _record(facts, spec, fact):
             for name in rules:
                 key = config.instance_key(changed, name)
                 if key is not None and data.get(key) is not None:
@@ -750,7 +782,8 @@ def _reconcile(
         clock = state.clocks.get(clock_id)
         if clock is None:
             _set(out, found)
-        elif clock.status != CANCELLED:
+        elif clock.status != CANCELLED or isinstance(found.ending, Stopped):
+            # A cancelled clock changes only when an earlier-dated stop ends it.
             _update(out, out.own(clock), found)
     for clock_id, clock in list(state.clocks.items()):
         if clock_id in derived or clock.clock not in rules or clock.status != OPEN:
@@ -796,7 +829,7 @@ def _set(out: _Out, found: DerivedClock) -> None:
 
 
 def _update(out: _Out, clock: _Clock, found: DerivedClock) -> None:
-    if clock.status == CANCELLED:
+    if clock.status == CANCELLED and not isinstance(found.ending, Stopped):
         return
     if found.due_on != clock.due_on:
         previous = clock.due_on
@@ -827,11 +860,12 @@ def _update(out: _Out, clock: _Clock, found: DerivedClock) -> None:
         status = MET if ending.on <= clock.due_on else LATE
         if clock.status != status or clock.stopped_on != ending.on:
             _end(out, clock, ending)
-    elif isinstance(ending, Cancelled) and clock.status in (OPEN, CLOSED):
+    elif isinstance(ending, Cancelled) and clock.status != CANCELLED:
         _end(out, clock, ending)
     elif ending is None and clock.status in (MET, LATE):
-        # A stop can only vanish if the facts were re-keyed; the clock stays ended,
-        # because un-ending a published final state would confuse every reader.
+        # A stop vanishes only when a correction dates it before the clock started,
+        # or the facts were re-keyed; the clock stays ended, because un-ending a
+        # published final state would confuse every reader.
         return
 
 
@@ -893,6 +927,10 @@ def _end(out: _Out, clock: _Clock, ending: Stopped | Cancelled) -> None:
 
 
 def _cancel(out: _Out, clock: _Clock, ending: Cancelled) -> None:
+    # A clock is cancelled once from open (or a closed window); it can be cancelled
+    # again only after a stop ended it, which counted another ending, so the id of a
+    # later cancellation names the revision and endings and is new.
+    stopped = clock.status in (MET, LATE)
     clock.status = CANCELLED
     event = out.make(
         ClockCancelled,
@@ -902,12 +940,28 @@ def _cancel(out: _Out, clock: _Clock, ending: Cancelled) -> None:
         breach_voided=ending.voids_breach,
         cancelled_by_event_id=ending.event_id,
     )
-    out.emit(clock, event, "cancelled", clock.due_on)
+    if stopped:
+        out.emit(clock, event, "cancelled", clock.due_on, clock.rev, clock.endings)
+    else:
+        out.emit(clock, event, "cancelled", clock.due_on)
     if ending.voids_breach:
         out.withdraw(
             clock, "cancelled: the overdue state was no breach", (AlertKind.OVERDUE,)
         )
-    clock.alerts = {}
+    elif ending.on is not None and ending.on <= clock.due_on:
+        out.withdraw(
+            clock,
+            f"cancelled on {ending.on.isoformat()}, on or before the due date",
+            (AlertKind.OVERDUE,),
+        )
+    # Approaching alerts end with the clock. An overdue alert that still holds is
+    # kept, so that a stop dated in time and recorded later can withdraw it.
+    if clock.alerts:
+        clock.alerts = {
+            key: alert
+            for key, alert in clock.alerts.items()
+            if alert.kind is AlertKind.OVERDUE
+        }
 
 
 # Alerts that time brings --------------------------------------------------------------

@@ -7,9 +7,21 @@ fact, or cancelled), with any exception reasons. It knows nothing of time passin
 what was published before; ``deadlines.domain.engine`` compares its answer with the
 clocks already published and with "now".
 
-A clock starts at the first fact that starts it, and only facts recorded after that one
-stop or cancel it; the first such fact decides. Dates come from the facts themselves,
-never from when they were recorded, so a stop recorded late but dated in time is met.
+A clock starts at the first fact that starts it. Dates come from the facts themselves,
+never from when they were recorded, and so does the order of its endings: a clock ends
+at the earliest-dated of its stops and cancels, wherever each was recorded, so a stop
+recorded late but dated in time makes it met, even after a later-dated stop of another
+type made it late. An ending that names the clock's own key (a ``match``: the advice
+received for this ``advice_id``, the referrals for this review) counts whatever its
+date, being this clock's own fact. Any other counts only when dated on or after the
+rule's ``ends_from`` (by default the day the clock started: what happened before a
+clock started does not end it); when that day is unknown (a start with no date of its
+own), only such facts recorded after the start count. A stop and a cancel dated the
+same day: the stop wins, the duty having been done that day; two stops of the same
+day: the first recorded names the stop. A cancel ends the clock whether or not its due
+date has passed (the no-plan notice clock is cancelled once a draft plan is issued,
+even after the due date), and an earlier-dated stop recorded after it makes the clock
+met or late instead; a stop is likewise replaced by an earlier-dated cancel.
 
 A rule's clocks depend only on the facts of the event types the rule reads (its start,
 stop and cancel events, the events its dates come from, and the exception events), so
@@ -47,6 +59,7 @@ from deadlines.domain.model import (
     Offset,
     OnDayIfKnownInTime,
     RuleSet,
+    SchoolYearStart,
     Start,
     StartDate,
     Stop,
@@ -57,11 +70,17 @@ from sendkit import calendar
 
 @dataclass(frozen=True, slots=True)
 class Fact:
-    """One recorded input event, reduced to the fields the rules read."""
+    """One recorded input event, reduced to the fields the rules read.
+
+    ``recorded_on`` is the London date its owner recorded it, kept only for the event
+    types that start a clock without a date of their own
+    (``EngineConfig.keeps_recorded_day``): that is the day such a clock is set.
+    """
 
     id: str
     type: str
     data: Mapping[str, Any]
+    recorded_on: date | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +148,7 @@ class EngineConfig:
     _instance_keys: dict[tuple[str, str], str] = field(
         init=False, repr=False, compare=False
     )
+    _undated_starts: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         check_rulesets(self.rulesets)
@@ -169,6 +189,14 @@ class EngineConfig:
                 if len(found) == 1 and (key := found.pop()) is not None:
                     keys[event_type, name] = key
         object.__setattr__(self, "_instance_keys", keys)
+        undated = {
+            start.event_type
+            for rules in self.rulesets
+            for rule in rules.rules
+            for start in rule.starts
+            if start.on is None or not _spec(start.event_type).field(start.on).required
+        }
+        object.__setattr__(self, "_undated_starts", frozenset(undated))
 
     def triggers(self, event_type: str) -> tuple[_Trigger, ...]:
         return self._starts.get(event_type, ())
@@ -177,6 +205,15 @@ class EngineConfig:
         """The alert lead times of ``rule`` of rules ``version`` for this council."""
         found = self._leads.get((version, rule.name))
         return self.council.leads_for(rule) if found is None else found
+
+    def keeps_recorded_day(self, event_type: str) -> bool:
+        """Whether a fact of ``event_type`` keeps the day it was recorded.
+
+        So it does when the type starts a clock with no date of its own, or with a
+        date its owner may leave out (``PhaseTransferDue``, ``Post16MoveProposed``, a
+        ``ReviewArranged`` without ``arranged_on``): the clock is set on that day.
+        """
+        return event_type in self._undated_starts
 
     def rules_reading(self, event_type: str) -> frozenset[str]:
         """The names of the rules whose clocks a fact of ``event_type`` can change."""
@@ -218,6 +255,8 @@ def read_types(rule: ClockRule) -> frozenset[str]:
     for due in (rule.due, rule.guidance_due):
         if due is not None:
             found.update(_due_types(due))
+    if rule.ends_from is not None:
+        found.update(_ref_types(rule.ends_from))
     return frozenset(found)
 
 
@@ -242,6 +281,10 @@ def instance_key(rule: ClockRule, event_type: str) -> str | None:
     for due in (rule.due, rule.guidance_due):
         if due is not None and any(join != key for join in _due_joins(due, event_type)):
             return None
+    if rule.ends_from is not None and any(
+        join != key for join in _ref_joins(rule.ends_from, event_type)
+    ):
+        return None
     return key
 
 
@@ -377,6 +420,11 @@ def _resolve(ref: DateRef, ctx: _Context) -> date | None:
         return None if ctx.start.on is None else fact_date(ctx.start_fact, ctx.start.on)
     if isinstance(ref, Field):
         return fact_date(ctx.start_fact, ref.name)
+    if isinstance(ref, SchoolYearStart):
+        year = ctx.start_fact.data.get(ref.year_field)
+        if year is None:
+            return None
+        return calendar.academic_year_start(int(year) - ref.years_before)
     if isinstance(ref, FactOf):
         joined = None if ref.join is None else ctx.start_fact.data.get(ref.join)
         if ref.join is not None and joined is None:
@@ -469,23 +517,45 @@ def _matches(match: str | None, fact: Fact, start_fact: Fact) -> bool:
 
 
 def _ending(
-    rule: ClockRule, later: Sequence[Fact], start_fact: Fact
+    rule: ClockRule, facts: Sequence[Fact], position: int, ctx: _Context
 ) -> Stopped | Cancelled | None:
+    """The earliest-dated stop or cancel of the clock started by ``facts[position]``.
+
+    The rules of the module docstring: an ending that names the clock's own key
+    (``match``) counts whatever its date; any other dated before ``rule.ends_from``
+    does not (when that day is unknown, neither does one recorded before the start);
+    of the rest, the earliest date wins, a stop before a cancel of the same day, then
+    the first recorded.
+    """
     triggers: tuple[Stop | Cancel, ...] = (*rule.stops, *rule.cancels)
-    for fact in later:
+    bound = None if rule.ends_from is None else _resolve(rule.ends_from, ctx)
+    best: Stopped | Cancelled | None = None
+    best_key: tuple[date, int] | None = None
+    for index, fact in enumerate(facts):
+        if index == position:
+            continue
         for trigger in triggers:
             if trigger.event_type != fact.type or not _holds(trigger.when, fact):
                 continue
-            if not _matches(trigger.match, fact, start_fact):
+            if not _matches(trigger.match, fact, ctx.start_fact):
                 continue
+            on = fact_date(fact, trigger.on)
+            if on is None:
+                continue
+            if trigger.match is None and (
+                on < bound if bound is not None else index < position
+            ):
+                continue
+            # Facts are visited in recording order, so the first of a day stays.
+            key = (on, 0 if isinstance(trigger, Stop) else 1)
+            if best_key is not None and key >= best_key:
+                continue
+            best_key = key
             if isinstance(trigger, Stop):
-                stopped_on = fact_date(fact, trigger.on)
-                if stopped_on is not None:
-                    return Stopped(stopped_on, fact.type, fact.id)
+                best = Stopped(on, fact.type, fact.id)
             else:
-                on = None if trigger.on is None else fact_date(fact, trigger.on)
-                return Cancelled(on, fact.type, trigger.voids_breach, fact.id)
-    return None
+                best = Cancelled(on, fact.type, trigger.voids_breach, fact.id)
+    return best
 
 
 def _exceptions(
@@ -531,12 +601,20 @@ class _Candidate:
 def _setting_day(
     candidate: _Candidate, facts: Sequence[Fact], config: EngineConfig
 ) -> date | None:
-    """The day a clock is set (its starting fact's date), which picks its version."""
+    """The day a clock is set, which picks its rules version.
+
+    That is the starting fact's own date, or when it has none the day the fact was
+    recorded (the London date of its CloudEvents time). Only a fact kept without that
+    day, by a caller that gave the engine none or in a state written before facts kept
+    it, falls back to the date its due date counts from.
+    """
     start = candidate.trigger.start
     if start.on is not None:
         day = fact_date(candidate.fact, start.on)
         if day is not None:
             return day
+    if candidate.fact.recorded_on is not None:
+        return candidate.fact.recorded_on
     due_rule = candidate.trigger.rule.due
     if due_rule is None:
         return None
@@ -638,7 +716,7 @@ def _derive_one(
         due_on=due[0],
         guidance_due_on=None if guidance is None else guidance[0],
         lead_working_days=config.leads(candidate.trigger.rules.version, rule),
-        ending=_ending(rule, facts[candidate.position + 1 :], candidate.fact),
+        ending=_ending(rule, facts, candidate.position, ctx),
         exceptions=_exceptions(rule, clock_id, instance, facts),
         started_by=candidate.fact.type,
         started_by_event_id=candidate.fact.id,
@@ -664,6 +742,11 @@ def _ref_fields(ref: DateRef, start: EventSpec) -> None:
     elif isinstance(ref, FirstKnown):
         for part in ref.refs:
             _ref_fields(part, start)
+    elif (
+        isinstance(ref, SchoolYearStart)
+        and start.field(ref.year_field).kind is not FieldKind.INT
+    ):
+        raise RulesError(f"{start.type} field {ref.year_field!r} is not a year")
 
 
 def _due_fields(due: DueRule, start: EventSpec) -> None:
@@ -694,6 +777,8 @@ def _check_rule(rule: ClockRule) -> None:
         for due in (rule.due, rule.guidance_due):
             if due is not None:
                 _due_fields(due, spec)
+        if rule.ends_from is not None:
+            _ref_fields(rule.ends_from, spec)
     triggers: tuple[Stop | Cancel, ...] = (*rule.stops, *rule.cancels)
     for trigger in triggers:
         spec = _spec(trigger.event_type)

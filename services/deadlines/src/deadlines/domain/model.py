@@ -3,10 +3,11 @@
 A rule (``ClockRule``) says which events start a clock, how its due date is counted,
 which events stop or cancel it, which exception reasons apply, when to alert and on what
 legal basis. Dates are named by references (``StartDate``, ``Field``, ``FactOf``,
-``FirstKnown``) and due dates by a small closed set of counting rules (``Offset``,
-``Earliest``, ``DayInYear``, ``OnDayIfKnownInTime``, ``TermStartBefore``), each of which
-names one function of ``sendkit.calendar``. Everything here is a frozen dataclass with
-no behaviour beyond checking itself; ``deadlines.domain.evaluate`` interprets it.
+``FirstKnown``, ``SchoolYearStart``) and due dates by a small closed set of counting
+rules (``Offset``, ``Earliest``, ``DayInYear``, ``OnDayIfKnownInTime``,
+``TermStartBefore``), each of which names one function of ``sendkit.calendar``.
+Everything here is a frozen dataclass with no behaviour beyond checking itself;
+``deadlines.domain.evaluate`` interprets it.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ __all__ = [
     "Offset",
     "OnDayIfKnownInTime",
     "RuleSet",
+    "SchoolYearStart",
     "Start",
     "StartDate",
     "Stop",
@@ -141,7 +143,17 @@ class FirstKnown:
     refs: tuple[DateRef, ...]
 
 
-DateRef = StartDate | Field | FactOf | FirstKnown
+@dataclass(frozen=True, slots=True)
+class SchoolYearStart:
+    """1 September of the year in the starting event's ``year_field``, less
+    ``years_before`` years: ``SchoolYearStart("transfer_year", 1)`` is the first day of
+    the 12 months before a move in September of ``transfer_year``."""
+
+    year_field: str
+    years_before: int = 0
+
+
+DateRef = StartDate | Field | FactOf | FirstKnown | SchoolYearStart
 
 
 # Counting -----------------------------------------------------------------------------
@@ -261,7 +273,7 @@ class Stop:
 
 @dataclass(frozen=True, slots=True)
 class Cancel:
-    """An event after which the clock no longer applies.
+    """An event after which the clock no longer applies, from the date in its ``on``.
 
     ``voids_breach`` says that an overdue state before it was no breach of the limit
     (a no-plan notice clock cancelled by a draft plan), so its overdue alert is
@@ -269,7 +281,7 @@ class Cancel:
     """
 
     event_type: str
-    on: str | None = None
+    on: str
     match: str | None = None
     when: tuple[Condition, ...] = ()
     voids_breach: bool = False
@@ -296,6 +308,14 @@ class ClockRule:
     ``due`` None means the law sets no time limit; the row documents it and no clock is
     set. ``lead_working_days`` are the alert lead times (0 is the act-by day itself).
     ``configurable`` rows (local targets only) may have their amount set per council.
+
+    ``ends_from`` is the first day a stop or cancel may be dated and still end the
+    clock, wherever it was recorded among the facts: by default the day the clock
+    started, since what happened before a clock started is not its stop. When that
+    day is unknown (the start carries no date, or ``ends_from`` is None), only facts
+    recorded after the start can end the clock. A stop or cancel with a ``match``
+    names the clock's own key and is not bounded by either. ``evaluate`` says which
+    ending wins when there are several.
     """
 
     name: str
@@ -315,6 +335,7 @@ class ClockRule:
     guidance_due: DueRule | None = None
     guidance_note: str | None = None
     configurable: bool = False
+    ends_from: DateRef | None = StartDate()
 
     def __post_init__(self) -> None:
         if not self.starts:

@@ -15,7 +15,9 @@ counting rule or a field that does not exist is a type error or an import-time
 data: a change of law is a new ``RuleSet`` appended to ``RULESETS`` with its version and
 the day it takes effect, reviewed as a diff of this file, and no engine code changes.
 A clock records the version it was set under (chosen by the date of the fact that
-started it), so a new version never rewrites the clocks set before it took effect.
+started it, or, for a fact with no date of its own such as ``PhaseTransferDue``, the
+day it was recorded), so a new version never rewrites the clocks set before it took
+effect.
 
 The law sets no time limit for ceasing a plan (CFA 2014 s.45, Reg 31): its row has no
 due date, so it documents the absence and no clock is ever set for it.
@@ -44,6 +46,7 @@ from deadlines.domain.model import (
     Offset,
     OnDayIfKnownInTime,
     RuleSet,
+    SchoolYearStart,
     Start,
     StartDate,
     Stop,
@@ -108,7 +111,10 @@ _REVIEW_MEETING = FirstKnown(
         FactOf(ev.REVIEW_ARRANGED, "meeting_on", join="review_id"),
     )
 )
-_PLAN_ENDED = (Cancel(ev.PLAN_CEASED, on="ceased_on"), Cancel(ev.PLAN_TRANSFERRED_OUT))
+_PLAN_ENDED = (
+    Cancel(ev.PLAN_CEASED, on="ceased_on"),
+    Cancel(ev.PLAN_TRANSFERRED_OUT, on="transferred_on"),
+)
 _WITHDRAWN = Cancel(ev.REQUEST_WITHDRAWN, on="withdrawn_on")
 _AMEND = (Condition("decision", equals="amend"),)
 _NAMES_SETTING = (Condition("setting_urn", present=True),)
@@ -131,6 +137,10 @@ _PLAN_STARTS = (
     Start(ev.PLAN_ISSUED, on="issued_on"),
     Start(ev.REVIEW_HELD, on="held_on", key="review_id"),
 )
+# Reg 18(1) applies once a child is within 12 months of the move (in September of
+# transfer_year): an amended plan naming the next setting issued from 1 September of
+# the year before counts, even if recorded before the transfer was identified.
+_TRANSFER_WINDOW = SchoolYearStart("transfer_year", years_before=1)
 _LOCAL_BASIS = "Local practice standard of the council; not a statutory time limit"
 
 
@@ -343,6 +353,7 @@ RULES_2014: tuple[ClockRule, ...] = (
         "(para 9.179) says 'by 15 February'.",
         stops=(Stop(ev.PLAN_AMENDED, on="issued_on", when=_NAMES_SETTING),),
         cancels=_PLAN_ENDED,
+        ends_from=_TRANSFER_WINDOW,
         legal_basis="SEND Regulations 2014 reg 18(1)(b); SEND Code of Practice 2015 "
         "para 9.179",
         action="Review and amend the plan so that it names the school for the next "
@@ -365,6 +376,7 @@ RULES_2014: tuple[ClockRule, ...] = (
         due=DayInYear("transfer_year", 3, 31, before=True),
         stops=(Stop(ev.PLAN_AMENDED, on="issued_on", when=_NAMES_SETTING),),
         cancels=_PLAN_ENDED,
+        ends_from=_TRANSFER_WINDOW,
         legal_basis="SEND Regulations 2014 reg 18(1)(a)",
         action="Review and amend the plan so that it names the post-16 institution.",
         overdue_action="The amended plan naming the post-16 institution is overdue: "
@@ -379,6 +391,9 @@ RULES_2014: tuple[ClockRule, ...] = (
         due=Offset(Field("move_on"), 5, Count.MONTHS_BEFORE),
         stops=(Stop(ev.PLAN_AMENDED, on="issued_on", when=_NAMES_SETTING),),
         cancels=_PLAN_ENDED,
+        # The proposal carries no date of its own and the law gives no window, so
+        # only an amendment recorded after the proposal ends the clock.
+        ends_from=None,
         legal_basis="SEND Regulations 2014 reg 18(2)",
         action="Review and amend the plan so that it names the new institution at "
         "least five months before the move.",

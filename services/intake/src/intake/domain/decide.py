@@ -25,10 +25,9 @@ within 6 weeks; the rules a coordinator expects of it:
 - It may be recorded late, and after the decision, so the record is complete; it may
   not be dated after the decision, because the surgery considers a request before the
   council decides on it, and the decision has already ended the target by then. A
-  late record dated in time makes the target met when it reaches the deadlines service
-  before the decision does; recorded after the decision, it leaves the target as the
-  decision ended it, since the deadlines engine ends a clock on the first stop it
-  records, not on the earliest-dated one.
+  late record dated in time makes the target met wherever it stands among the
+  recorded events: the deadlines engine ends a clock on its earliest-dated stop, so a
+  target the decision ended late turns met when a presentation dated in time arrives.
 - A refused case takes it (the refusal closes the case, but the presentation before it
   still happened and still counts); a withdrawn case does not, since withdrawal
   cancelled the target and no report counts a cancelled one, the same reason a

@@ -555,7 +555,7 @@ class PlacementService:
         identified_on: date | None,
         today: date,
     ) -> CohortEntry:
-        naming = naming_for(facts, transfer_year, since=identified_on)
+        naming = naming_for(facts, transfer_year)
         return CohortEntry(
             case_id=facts.case_id,
             phase=phase,

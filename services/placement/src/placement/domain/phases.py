@@ -14,10 +14,10 @@ service keeps those clocks from the ``PhaseTransferDue`` events placement publis
 the dates here are for the cohort list, from the same calendar functions.
 
 A child's transfer is counted as done (``named``) once an amended plan naming a
-setting is issued on or after 1 September of the school year before the move and, once
-the transfer is identified, on or after the day it was identified: that is what stops
-the deadlines clock, which starts at identification. ``named_late`` when that was
-after the due date.
+setting is issued on or after 1 September of the school year before the move (the 12
+months before it), whether before or after the transfer was identified: that is what
+stops the deadlines clock, which ends at the earliest-dated such amendment wherever it
+was recorded. ``named_late`` when that was after the due date.
 """
 
 from __future__ import annotations
@@ -195,19 +195,14 @@ class TransferStatus(StrEnum):
     """The plan ceased or was transferred to another council; no clock runs."""
 
 
-def naming_for(
-    facts: CaseFacts, transfer_year: int, *, since: date | None = None
-) -> Naming | None:
-    """The first amendment naming a setting in the 12 months before the move.
+def naming_for(facts: CaseFacts, transfer_year: int) -> Naming | None:
+    """The earliest amendment naming a setting in the 12 months before the move.
 
-    With ``since`` (the day the transfer was identified), only an amendment issued
-    from that day counts: the deadlines clock starts when the transfer is identified
-    and is stopped only by an amendment that comes after it.
+    An amendment issued in that window counts even if it came before the transfer was
+    identified, as it does for the deadlines clock: the duty of Reg 18 is met by it.
     """
     opens = window_opens_on(transfer_year)
-    if since is not None and since > opens:
-        opens = since
-    for naming in facts.namings:
+    for naming in facts.namings:  # kept in the order of their dates
         if naming.by == "amended" and naming.issued_on >= opens:
             return naming
     return None
@@ -225,7 +220,7 @@ def transfer_status(
     if facts.plan_ended:
         return TransferStatus.PLAN_ENDED
     due = due_on(transfer, transfer_year)
-    naming = naming_for(facts, transfer_year, since=identified_on)
+    naming = naming_for(facts, transfer_year)
     if naming is not None:
         return (
             TransferStatus.NAMED

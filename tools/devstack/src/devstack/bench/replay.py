@@ -222,7 +222,9 @@ def replay(
         if known is None:
             known = partition_of[case_id] = case_partition(case_id, partitions)
         number = known
-        event = CaseEvent(line.event_id, line.event_type, case_id, line.data())
+        event = CaseEvent(
+            line.event_id, line.event_type, case_id, line.data(), line.recorded_at
+        )
         previous = states.get(case_id)
         began = cpu()
         try:
