@@ -67,8 +67,8 @@ def test_the_stored_bytes_hold_the_to_dict_form_and_read_back_to_the_same_state(
         for key, value in expected["engine"].items():
             if key not in ("clocks", "facts"):
                 assert engine[key] == value, key
-        assert len(engine["facts"]) == len(expected["engine"]["facts"])
-        for fact, wanted in zip(engine["facts"], expected["engine"]["facts"]):
+        facts = zip(engine["facts"], expected["engine"]["facts"], strict=True)
+        for fact, wanted in facts:
             assert {k: fact[k] for k in wanted} == wanted
         assert set(engine["clocks"]) == set(expected["engine"]["clocks"])
         for clock_id, clock in expected["engine"]["clocks"].items():
