@@ -47,7 +47,6 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Annotated, Any
 
-import uvicorn
 from fastapi import FastAPI, Header, HTTPException, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -82,6 +81,7 @@ from sendkit.auth import (
 from sendkit.logging import configure_logging
 from sendkit.problems import ErrorMap
 from sendkit.web import create_app as create_service_app
+from sendkit.web import serve
 
 log = logging.getLogger(__name__)
 
@@ -450,11 +450,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     log.info(
         "notify API starting", extra={"host": settings.host, "port": settings.port}
     )
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
+    serve(
+        create_app(settings), host=settings.host, port=settings.port, access_log=False
     )
     return 0
