@@ -10,6 +10,7 @@ with status 3 instead.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -21,10 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kafka import KafkaConsumer
+from kafka import KafkaAdminClient, KafkaConsumer
 from kafka.structs import TopicPartition
 
 from sendkit.events import NewEvent, RecordedEvent
+from sendkit.relay import OutboxRelay
 from sendkit.store import SQLiteEventStore
 
 LAUNCH = Path(__file__).with_name("launch.py")
@@ -92,10 +94,15 @@ class Processes:
         return process
 
     def launch(
-        self, entry_point: str, topic: str, env: Mapping[str, str], log: Path
+        self,
+        entry_point: str,
+        topic: str | Sequence[str],
+        env: Mapping[str, str],
+        log: Path,
     ) -> Process:
-        """A service entry point of ``launch.py`` on ``topic``."""
-        return self.start([str(LAUNCH), entry_point, topic], env, log)
+        """A service entry point of ``launch.py`` on ``topic`` (or on several)."""
+        topics = [topic] if isinstance(topic, str) else list(topic)
+        return self.start([str(LAUNCH), entry_point, *topics], env, log)
 
     def kill_all(self) -> None:
         for process in self.started:
@@ -238,3 +245,63 @@ def ids_by_case(records: Sequence[Any]) -> dict[bytes, list[int]]:
 
 def event_ids(records: Sequence[Any]) -> list[str]:
     return [dict(r.headers)["ce_id"].decode() for r in records]
+
+
+def publish_through_relay(
+    bootstrap: str,
+    topic: str,
+    path: Path,
+    source: str,
+    events: Sequence[tuple[str, NewEvent]],
+) -> list[RecordedEvent]:
+    """Each ``(case, event)`` appended to a store of ``source`` at ``path`` and
+    published to ``topic`` by the kernel's relay, as that service would; the recorded
+    events, whose ids the records carry."""
+    store = SQLiteEventStore(path, source)
+    recorded: list[RecordedEvent] = []
+    try:
+        with store.transaction() as tx:
+            for case, event in events:
+                recorded += tx.append(case, len(tx.read_stream(case)), [event])
+        with OutboxRelay(store, topic, bootstrap) as relay:
+            while relay.run_once():
+                pass
+    finally:
+        store.close()
+    return recorded
+
+
+def committed_total(bootstrap: str, group: str, topic: str, partitions: int) -> int:
+    """The sum of ``group``'s committed offsets over ``topic``'s partitions."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
+    )
+    try:
+        offsets = [
+            consumer.committed(TopicPartition(topic, p)) for p in range(partitions)
+        ]
+    finally:
+        consumer.close(autocommit=False)
+    return sum(offset or 0 for offset in offsets)
+
+
+def group_members(bootstrap: str, group: str) -> list[Any]:
+    """The members ``group`` has now (none once every consumer has left)."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        described = admin.describe_groups([group])
+    finally:
+        admin.close()
+    members: list[Any] = described[group]["members"]
+    return members
+
+
+def outcomes_of(process: Process) -> dict[str, int]:
+    """The subscriber outcomes ``launch.py`` printed when the process's main ended."""
+    for line in process.text().splitlines():
+        if line.startswith("subscriber outcomes "):
+            found: dict[str, int] = json.loads(
+                line.removeprefix("subscriber outcomes ")
+            )
+            return found
+    raise AssertionError(f"no outcomes printed:\n{process.text()[-3000:]}")

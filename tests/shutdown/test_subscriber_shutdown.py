@@ -6,15 +6,11 @@ idempotency check.
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from kafka import KafkaAdminClient, KafkaConsumer
-from kafka.structs import TopicPartition
 
 from plans.application import intake_requests
 from send_schemas.intake import AssessmentAgreed
@@ -22,7 +18,14 @@ from sendkit.events import NewEvent
 from sendkit.relay import OutboxRelay
 from sendkit.store import SQLiteEventStore
 
-from .shutdown_support import Process, Processes, process_env, wait_for
+from .shutdown_support import (
+    Processes,
+    committed_total,
+    group_members,
+    outcomes_of,
+    process_env,
+    wait_for,
+)
 
 CASES = 3000
 PARTITIONS = 6
@@ -83,39 +86,6 @@ def opened_cases(path: Path) -> list[str]:
     return [e.stream_id for e in events if e.type == OPENED]
 
 
-def committed_total(bootstrap: str, group: str, topic: str) -> int:
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
-    )
-    try:
-        offsets = [
-            consumer.committed(TopicPartition(topic, p)) for p in range(PARTITIONS)
-        ]
-    finally:
-        consumer.close(autocommit=False)
-    return sum(offset or 0 for offset in offsets)
-
-
-def group_members(bootstrap: str, group: str) -> list[Any]:
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    try:
-        described = admin.describe_groups([group])
-    finally:
-        admin.close()
-    members: list[Any] = described[group]["members"]
-    return members
-
-
-def outcomes_of(process: Process) -> dict[str, int]:
-    for line in process.text().splitlines():
-        if line.startswith("subscriber outcomes "):
-            found: dict[str, int] = json.loads(
-                line.removeprefix("subscriber outcomes ")
-            )
-            return found
-    raise AssertionError(f"no outcomes printed:\n{process.text()[-3000:]}")
-
-
 def test_a_subscriber_given_sigterm_commits_what_it_handled_and_resumes_exactly_once(
     kafka_bootstrap: str,
     unique_topic: Callable[..., str],
@@ -143,13 +113,13 @@ def test_a_subscriber_given_sigterm_commits_what_it_handled_and_resumes_exactly_
     # Checked at once: a member that left nothing would stay for its session timeout.
     members_after_first = group_members(kafka_bootstrap, group)
     handled_first = opened_cases(plans_db)
-    committed_first = committed_total(kafka_bootstrap, group, topic)
+    committed_first = committed_total(kafka_bootstrap, group, topic, PARTITIONS)
 
     # ...and restarted to finish it.
     second = processes.launch("plans-subscriber", topic, env, tmp_path / "second.log")
     wait_for(lambda: len(opened_cases(plans_db)) == CASES, "every case opened")
     wait_for(
-        lambda: committed_total(kafka_bootstrap, group, topic) == CASES,
+        lambda: committed_total(kafka_bootstrap, group, topic, PARTITIONS) == CASES,
         "every offset committed",
     )
     second_code = second.terminate()
