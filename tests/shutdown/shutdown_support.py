@@ -35,13 +35,19 @@ SHUTDOWN_TIMEOUT_S = 20.0
 
 
 def wait_for(
-    condition: Callable[[], bool], what: str, guard_s: float = GUARD_S
+    condition: Callable[[], bool],
+    what: str,
+    guard_s: float = GUARD_S,
+    *,
+    interval_s: float = 0.05,
 ) -> None:
+    """Return once ``condition()`` holds, asking every ``interval_s`` (a costly
+    condition asks less often); fail after ``guard_s``."""
     deadline = time.monotonic() + guard_s
     while not condition():
         if time.monotonic() > deadline:
             raise AssertionError(f"gave up waiting for {what}")
-        time.sleep(0.05)
+        time.sleep(interval_s)
 
 
 @dataclass
