@@ -1,5 +1,9 @@
 """What the shutdown tests share: service processes on a test's own topic, with their
-logs in files, and the events a store holds and a topic carries.
+logs in files, and the events a store holds and a topic carries; inputs published
+through the kernel's relay (``publish_through_relay``); and, for a subscribing
+process, a run stopped mid-backlog and a run that finishes (``stopped_then_restarted``)
+with the checks that together say each input was handled once
+(``assert_each_input_handled_once``).
 
 A process's output goes to a file, never an unread pipe (a full pipe would stall it).
 Waits have deadlines only as guards against a hang; no test asserts how long anything
@@ -311,3 +315,81 @@ def outcomes_of(process: Process) -> dict[str, int]:
             )
             return found
     raise AssertionError(f"no outcomes printed:\n{process.text()[-3000:]}")
+
+
+@dataclass
+class TwoRuns:
+    """A run stopped by SIGTERM mid-backlog, what it left, and the run that finished."""
+
+    first: Process
+    first_code: int
+    handled_at_stop: int
+    committed_at_stop: int
+    members_at_stop: list[Any]
+    second: Process
+    second_code: int
+
+
+def stopped_then_restarted(
+    processes: Processes,
+    entry_point: str,
+    topics: list[str],
+    env: dict[str, str],
+    tmp_path: Path,
+    *,
+    handled: Callable[[], int],
+    committed: Callable[[], int],
+    members: Callable[[], list[Any]],
+    total: int,
+    handled_before_sigterm: int = 300,
+) -> TwoRuns:
+    """A subscribing process given SIGTERM once ``handled_before_sigterm`` of its
+    inputs are handled, then a second run until all ``total`` inputs are handled and
+    their offsets committed; ``handled``, ``committed`` and ``members`` read the
+    service's store, its groups' committed offsets and their members."""
+    first = processes.launch(entry_point, topics, env, tmp_path / "first.log")
+    wait_for(lambda: handled() >= handled_before_sigterm, "the first inputs handled")
+    first_code = first.terminate()
+    # Read at once: a member that left nothing behind would stay for its session
+    # timeout, and the second run's commits would blur what the first one left.
+    members_at_stop = members()
+    handled_at_stop = handled()
+    committed_at_stop = committed()
+
+    second = processes.launch(entry_point, topics, env, tmp_path / "second.log")
+    wait_for(lambda: handled() >= total, "every input handled")
+    wait_for(lambda: committed() == total, "every offset committed")
+    second_code = second.terminate()
+    return TwoRuns(
+        first,
+        first_code,
+        handled_at_stop,
+        committed_at_stop,
+        members_at_stop,
+        second,
+        second_code,
+    )
+
+
+def assert_each_input_handled_once(runs: TwoRuns, total: int) -> None:
+    """What the two runs' own counters and the committed offsets say (this module is
+    not rewritten by pytest, so each assertion says what it compared)."""
+    first_log, second_log = runs.first.text()[-3000:], runs.second.text()[-3000:]
+    assert runs.first_code == 0, f"first run exited {runs.first_code}:\n{first_log}"
+    assert runs.second_code == 0, f"second exited {runs.second_code}:\n{second_log}"
+    assert runs.members_at_stop == [], (
+        f"a stopped consumer did not leave its group: {runs.members_at_stop}"
+    )
+    assert 0 < runs.handled_at_stop < total, (
+        f"{runs.handled_at_stop} of {total} handled at SIGTERM: the backlog should "
+        "be part-way through (add inputs if it ended first)"
+    )
+    # The first run committed exactly what it handled, so the second got the rest and
+    # no input was delivered twice, not even to be found a duplicate.
+    assert runs.committed_at_stop == runs.handled_at_stop, (
+        f"{runs.committed_at_stop} offsets committed for {runs.handled_at_stop} "
+        "inputs handled"
+    )
+    first, second = outcomes_of(runs.first), outcomes_of(runs.second)
+    assert first == {"handled": runs.handled_at_stop}, f"first run: {first}"
+    assert second == {"handled": total - runs.handled_at_stop}, f"second: {second}"

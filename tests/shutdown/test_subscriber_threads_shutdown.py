@@ -6,8 +6,9 @@ committed cover exactly what it handled; and the restarted process handles the r
 so that every input is handled once: reviews records one event caused by each input,
 placement marks each input processed and keeps one case's facts per input, and no
 repeat reaches either service's idempotency check. Both run against their store on
-SQLite and on PostgreSQL. The inputs are published by the kernel's relay from a store
-of the producing service's source, as that service would publish them.
+SQLite and on PostgreSQL (the ``store_url`` fixture of ``conftest.py``). The inputs
+are published by the kernel's relay from a store of the producing service's source,
+as that service would publish them.
 """
 
 from __future__ import annotations
@@ -15,9 +16,7 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -27,40 +26,20 @@ from send_schemas.intake import CoordinatorAssigned, RequestReceived
 from send_schemas.plans import PlanIssued
 from sendkit.events import NewEvent, RecordedEvent
 from sendkit.store import EventStore, open_store
-from store_backends import (
-    POSTGRESQL,
-    SQLITE,
-    drop_postgres_schema,
-    new_postgres_schema,
-)
 
 from .shutdown_support import (
-    Process,
     Processes,
+    assert_each_input_handled_once,
     committed_total,
     group_members,
-    outcomes_of,
     process_env,
     publish_through_relay,
-    wait_for,
+    stopped_then_restarted,
 )
 
 PARTITIONS = 6
 PER_TOPIC = 1200
-HANDLED_BEFORE_SIGTERM = 300
 SCHOOL_URN = 100042
-
-
-@pytest.fixture(params=[SQLITE, POSTGRESQL])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """The service's ``*_DATABASE_URL``: a SQLite file, or a schema of its own on the
-    run's PostgreSQL, dropped afterwards."""
-    if request.param == SQLITE:
-        yield f"sqlite:///{tmp_path / 'service.db'}"
-        return
-    url = new_postgres_schema("shutdown")
-    yield url
-    drop_postgres_schema(url)
 
 
 @pytest.fixture
@@ -111,72 +90,6 @@ def request_received(case: str) -> tuple[str, NewEvent]:
 
 def new_cases() -> list[str]:
     return [str(uuid.uuid4()) for _ in range(PER_TOPIC)]
-
-
-@dataclass
-class TwoRuns:
-    """A run stopped by SIGTERM mid-backlog, what it left, and the run that finished."""
-
-    first: Process
-    first_code: int
-    handled_at_stop: int
-    committed_at_stop: int
-    members_at_stop: list[Any]
-    second: Process
-    second_code: int
-
-
-def stopped_then_restarted(
-    processes: Processes,
-    entry_point: str,
-    topics: list[str],
-    env: dict[str, str],
-    tmp_path: Path,
-    *,
-    handled: Callable[[], int],
-    committed: Callable[[], int],
-    members: Callable[[], list[Any]],
-    total: int,
-) -> TwoRuns:
-    """SIGTERM once ``HANDLED_BEFORE_SIGTERM`` inputs are handled; then a second run
-    until all ``total`` inputs are handled and their offsets committed."""
-    first = processes.launch(entry_point, topics, env, tmp_path / "first.log")
-    wait_for(lambda: handled() >= HANDLED_BEFORE_SIGTERM, "the first inputs handled")
-    first_code = first.terminate()
-    # Read at once: a member that left nothing behind would stay for its session
-    # timeout, and the second run's commits would blur what the first one left.
-    members_at_stop = members()
-    handled_at_stop = handled()
-    committed_at_stop = committed()
-
-    second = processes.launch(entry_point, topics, env, tmp_path / "second.log")
-    wait_for(lambda: handled() >= total, "every input handled")
-    wait_for(lambda: committed() == total, "every offset committed")
-    second_code = second.terminate()
-    return TwoRuns(
-        first,
-        first_code,
-        handled_at_stop,
-        committed_at_stop,
-        members_at_stop,
-        second,
-        second_code,
-    )
-
-
-def assert_each_input_handled_once(runs: TwoRuns, total: int) -> None:
-    """What the two runs' own counters and the committed offsets say."""
-    assert runs.first_code == 0, runs.first.text()[-3000:]
-    assert runs.second_code == 0, runs.second.text()[-3000:]
-    assert runs.members_at_stop == [], "a stopped consumer did not leave its group"
-    assert 0 < runs.handled_at_stop < total, (
-        "the backlog ended before SIGTERM: add more"
-    )
-    # The first run committed exactly what it handled, so the second got the rest and
-    # no input was delivered twice, not even to be found a duplicate.
-    assert runs.committed_at_stop == runs.handled_at_stop
-    assert outcomes_of(runs.first) == {"handled": runs.handled_at_stop}
-    assert outcomes_of(runs.second) == {"handled": total - runs.handled_at_stop}
 
 
 @pytest.mark.timeout(600)
