@@ -1,6 +1,6 @@
 """What the shutdown tests share: service processes on a test's own topic, with their
 logs in files, and the events a store holds and a topic carries; inputs published
-through the kernel's relay (``publish_through_relay``); and, for a subscribing
+through the kernel's relay while a process runs (``Feed``); and, for a subscribing
 process, a run stopped mid-backlog and a run that finishes (``stopped_then_restarted``)
 with the checks that together say each input was handled once
 (``assert_each_input_handled_once``).
@@ -19,6 +19,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
@@ -257,28 +258,88 @@ def event_ids(records: Sequence[Any]) -> list[str]:
     return [dict(r.headers)["ce_id"].decode() for r in records]
 
 
-def publish_through_relay(
-    bootstrap: str,
-    topic: str,
-    path: Path,
-    source: str,
-    events: Sequence[tuple[str, NewEvent]],
-) -> list[RecordedEvent]:
-    """Each ``(case, event)`` appended to a store of ``source`` at ``path`` and
-    published to ``topic`` by the kernel's relay, as that service would; the recorded
-    events, whose ids the records carry."""
-    store = SQLiteEventStore(path, source)
-    recorded: list[RecordedEvent] = []
-    try:
-        with store.transaction() as tx:
-            for case, event in events:
-                recorded += tx.append(case, len(tx.read_stream(case)), [event])
-        with OutboxRelay(store, topic, bootstrap) as relay:
-            while relay.run_once():
-                pass
-    finally:
-        store.close()
-    return recorded
+@dataclass(frozen=True)
+class Source:
+    """Inputs of one producing service: its events, by case, for ``topic``, appended
+    to a store of ``source`` at ``path`` (a SQLite file of the test's own)."""
+
+    topic: str
+    path: Path
+    source: str
+    events: Sequence[tuple[str, NewEvent]]
+
+
+class Feed:
+    """Publishes each ``Source``'s events through the kernel's relay, as the service
+    that owns them would, a chunk of each at a time on a thread of its own, keeping
+    no more than ``ahead`` inputs published and not yet ``handled()``: the process
+    under test always has a backlog, however fast it works or slowly it starts, and is
+    still being fed when it is stopped."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        sources: Sequence[Source],
+        *,
+        handled: Callable[[], int],
+        ahead: int = 600,
+        chunk: int = 100,
+    ) -> None:
+        self.total = sum(len(source.events) for source in sources)
+        self.recorded: list[RecordedEvent] = []
+        self._bootstrap = bootstrap
+        self._sources = sources
+        self._handled = handled
+        self._ahead = ahead
+        self._chunk = chunk
+        self._failure: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="feed", daemon=True)
+
+    def start(self) -> Feed:
+        self._thread.start()
+        return self
+
+    def wait(self) -> list[RecordedEvent]:
+        """Every event published, once the feed has ended."""
+        self._thread.join(GUARD_S)
+        if self._thread.is_alive():
+            raise AssertionError("the feed did not end")
+        if self._failure is not None:
+            raise AssertionError(f"the feed failed: {self._failure!r}")
+        return self.recorded
+
+    def _run(self) -> None:
+        stores = [SQLiteEventStore(s.path, s.source) for s in self._sources]
+        relays = [
+            OutboxRelay(store, s.topic, self._bootstrap)
+            for store, s in zip(stores, self._sources, strict=True)
+        ]
+        try:
+            longest = max(len(s.events) for s in self._sources)
+            for first in range(0, longest, self._chunk):
+                # A stopped process and its restart hold the feed back meanwhile.
+                wait_for(
+                    lambda: len(self.recorded) - self._handled() < self._ahead,
+                    "the process to catch up with the feed",
+                    GUARD_S * 2,
+                    interval_s=0.1,
+                )
+                for store, relay, source in zip(
+                    stores, relays, self._sources, strict=True
+                ):
+                    with store.transaction() as tx:
+                        for case, event in source.events[first : first + self._chunk]:
+                            version = len(tx.read_stream(case))
+                            self.recorded += tx.append(case, version, [event])
+                    while relay.run_once():
+                        pass
+        except BaseException as error:  # reported by wait()
+            self._failure = error
+        finally:
+            for relay in relays:
+                relay.close()
+            for store in stores:
+                store.close()
 
 
 def committed_total(bootstrap: str, group: str, topic: str, partitions: int) -> int:
@@ -375,14 +436,14 @@ def assert_each_input_handled_once(runs: TwoRuns, total: int) -> None:
     """What the two runs' own counters and the committed offsets say (this module is
     not rewritten by pytest, so each assertion says what it compared)."""
     first_log, second_log = runs.first.text()[-3000:], runs.second.text()[-3000:]
+    assert 0 < runs.handled_at_stop < total, (
+        f"{runs.handled_at_stop} of {total} handled at SIGTERM: the backlog should "
+        "be part-way through (slow the feed if it ended first)"
+    )
     assert runs.first_code == 0, f"first run exited {runs.first_code}:\n{first_log}"
     assert runs.second_code == 0, f"second exited {runs.second_code}:\n{second_log}"
     assert runs.members_at_stop == [], (
         f"a stopped consumer did not leave its group: {runs.members_at_stop}"
-    )
-    assert 0 < runs.handled_at_stop < total, (
-        f"{runs.handled_at_stop} of {total} handled at SIGTERM: the backlog should "
-        "be part-way through (add inputs if it ended first)"
     )
     # The first run committed exactly what it handled, so the second got the rest and
     # no input was delivered twice, not even to be found a duplicate.

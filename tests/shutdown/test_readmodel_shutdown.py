@@ -6,7 +6,8 @@ consumers leave their groups; the offsets it committed cover exactly what it fol
 and the restarted process folds the rest, so that every input is in the read model
 once and marked processed, and no repeat reaches the idempotency check. The read model
 is on SQLite and on PostgreSQL (the ``store_url`` fixture of ``conftest.py``); the
-topics are the test's own (``DEADLINES_TOPIC_PREFIX``).
+topics are the test's own (``DEADLINES_TOPIC_PREFIX``), fed a chunk at a time while
+the processes run (``Feed``).
 """
 
 from __future__ import annotations
@@ -23,16 +24,17 @@ from deadlines.application.processor import SOURCE
 from devstack.kafka_config import free_port
 from send_schemas.deadlines import Authority, ClockApproaching
 from send_schemas.intake import RequestReceived
-from sendkit.events import NewEvent, RecordedEvent
+from sendkit.events import NewEvent
 from sendkit.store import open_store
 
 from .shutdown_support import (
+    Feed,
     Processes,
+    Source,
     assert_each_input_handled_once,
     committed_total,
     group_members,
     process_env,
-    publish_through_relay,
     stopped_then_restarted,
 )
 from .worker_support import settings_on_own_topics
@@ -92,18 +94,23 @@ def test_the_read_api_given_sigterm_mid_backlog_folds_every_input_once(
 ) -> None:
     settings = settings_on_own_topics(kafka_bootstrap, "readmodel")
     clocks_topic, intake_topic = settings.clocks_topic, settings.intake_topic
-    inputs: list[RecordedEvent] = publish_through_relay(
+    feed = Feed(
         kafka_bootstrap,
-        clocks_topic,
-        tmp_path / "deadlines.db",
-        "/send/deadlines",
-        [clock_approaching(case) for case in new_cases()],
-    ) + publish_through_relay(
-        kafka_bootstrap,
-        intake_topic,
-        tmp_path / "intake.db",
-        "/send/intake",
-        [request_received(case) for case in new_cases()],
+        [
+            Source(
+                clocks_topic,
+                tmp_path / "deadlines.db",
+                "/send/deadlines",
+                [clock_approaching(case) for case in new_cases()],
+            ),
+            Source(
+                intake_topic,
+                tmp_path / "intake.db",
+                "/send/intake",
+                [request_received(case) for case in new_cases()],
+            ),
+        ],
+        handled=lambda: len(read_cases(read_model)),
     )
     app_id = f"send-deadlines-{uuid.uuid4().hex[:8]}"
     read_model = open_store(store_url, SOURCE)
@@ -126,6 +133,7 @@ def test_the_read_api_given_sigterm_mid_backlog_folds_every_input_once(
     )
 
     try:
+        feed.start()
         runs = stopped_then_restarted(
             processes,
             "deadlines-api",
@@ -142,8 +150,9 @@ def test_the_read_api_given_sigterm_mid_backlog_folds_every_input_once(
                 for group in groups.values()
                 for member in group_members(kafka_bootstrap, group)
             ],
-            total=len(inputs),
+            total=feed.total,
         )
+        inputs = feed.wait()
         documents = {doc["case_id"]: doc for doc in read_cases(read_model)}
         with read_model.transaction() as tx:
             unprocessed = [e.id for e in inputs if not tx.is_processed(CONSUMER, e.id)]

@@ -8,7 +8,8 @@ placement marks each input processed and keeps one case's facts per input, and n
 repeat reaches either service's idempotency check. Both run against their store on
 SQLite and on PostgreSQL (the ``store_url`` fixture of ``conftest.py``). The inputs
 are published by the kernel's relay from a store of the producing service's source,
-as that service would publish them.
+as that service would publish them, a chunk at a time while the processes run
+(``Feed``), so the first run is stopped with inputs still arriving.
 """
 
 from __future__ import annotations
@@ -24,16 +25,17 @@ from placement.application.facts import COLLECTION
 from placement.settings import CONSUMER_NAME as PLACEMENT
 from send_schemas.intake import CoordinatorAssigned, RequestReceived
 from send_schemas.plans import PlanIssued
-from sendkit.events import NewEvent, RecordedEvent
+from sendkit.events import NewEvent
 from sendkit.store import EventStore, open_store
 
 from .shutdown_support import (
+    Feed,
     Processes,
+    Source,
     assert_each_input_handled_once,
     committed_total,
     group_members,
     process_env,
-    publish_through_relay,
     stopped_then_restarted,
 )
 
@@ -104,18 +106,23 @@ def test_reviews_subscribers_given_sigterm_mid_backlog_handle_every_input_once(
     plans_topic = unique_topic(partitions=PARTITIONS)
     intake_topic = unique_topic(partitions=PARTITIONS)
     group = unique_name("group")
-    inputs: list[RecordedEvent] = publish_through_relay(
+    feed = Feed(
         kafka_bootstrap,
-        plans_topic,
-        tmp_path / "plans.db",
-        "/send/plans",
-        [plan_issued(case) for case in new_cases()],
-    ) + publish_through_relay(
-        kafka_bootstrap,
-        intake_topic,
-        tmp_path / "intake.db",
-        "/send/intake",
-        [coordinator_assigned(case) for case in new_cases()],
+        [
+            Source(
+                plans_topic,
+                tmp_path / "plans.db",
+                "/send/plans",
+                [plan_issued(case) for case in new_cases()],
+            ),
+            Source(
+                intake_topic,
+                tmp_path / "intake.db",
+                "/send/intake",
+                [coordinator_assigned(case) for case in new_cases()],
+            ),
+        ],
+        handled=lambda: len(causes()),
     )
     groups = {plans_topic: f"{group}.plans", intake_topic: f"{group}.intake"}
     env = process_env(
@@ -127,7 +134,7 @@ def test_reviews_subscribers_given_sigterm_mid_backlog_handle_every_input_once(
 
     def causes() -> Counter[str | None]:
         """How many reviews events each input caused."""
-        recorded = reviews.read_all(after=0, limit=10 * len(inputs))
+        recorded = reviews.read_all(after=0, limit=10 * 2 * PER_TOPIC)
         return Counter(event.metadata.causation_id for event in recorded)
 
     def committed() -> dict[str, int]:
@@ -137,6 +144,7 @@ def test_reviews_subscribers_given_sigterm_mid_backlog_handle_every_input_once(
         }
 
     try:
+        feed.start()
         runs = stopped_then_restarted(
             processes,
             "reviews-subscribers",
@@ -150,8 +158,9 @@ def test_reviews_subscribers_given_sigterm_mid_backlog_handle_every_input_once(
                 for name in groups.values()
                 for member in group_members(kafka_bootstrap, name)
             ],
-            total=len(inputs),
+            total=feed.total,
         )
+        inputs = feed.wait()
         caused = causes()
     finally:
         reviews.close()
@@ -172,18 +181,23 @@ def test_placement_subscriber_given_sigterm_mid_backlog_handles_every_input_once
     intake_topic = unique_topic(partitions=PARTITIONS)
     plans_topic = unique_topic(partitions=PARTITIONS)
     group = unique_name("group")
-    inputs: list[RecordedEvent] = publish_through_relay(
+    feed = Feed(
         kafka_bootstrap,
-        intake_topic,
-        tmp_path / "intake.db",
-        "/send/intake",
-        [request_received(case) for case in new_cases()],
-    ) + publish_through_relay(
-        kafka_bootstrap,
-        plans_topic,
-        tmp_path / "plans.db",
-        "/send/plans",
-        [plan_issued(case) for case in new_cases()],
+        [
+            Source(
+                intake_topic,
+                tmp_path / "intake.db",
+                "/send/intake",
+                [request_received(case) for case in new_cases()],
+            ),
+            Source(
+                plans_topic,
+                tmp_path / "plans.db",
+                "/send/plans",
+                [plan_issued(case) for case in new_cases()],
+            ),
+        ],
+        handled=lambda: len(cases_with_facts()),
     )
     env = process_env(
         PLACEMENT_DATABASE_URL=store_url,
@@ -203,6 +217,7 @@ def test_placement_subscriber_given_sigterm_mid_backlog_handles_every_input_once
         )
 
     try:
+        feed.start()
         runs = stopped_then_restarted(
             processes,
             "placement-subscriber",
@@ -212,8 +227,9 @@ def test_placement_subscriber_given_sigterm_mid_backlog_handles_every_input_once
             handled=lambda: len(cases_with_facts()),
             committed=committed,
             members=lambda: group_members(kafka_bootstrap, group),
-            total=len(inputs),
+            total=feed.total,
         )
+        inputs = feed.wait()
         facts = cases_with_facts()
         with placement.transaction() as tx:
             unprocessed = [e.id for e in inputs if not tx.is_processed(PLACEMENT, e.id)]
