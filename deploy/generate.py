@@ -544,8 +544,11 @@ SERVICES: tuple[Service, ...] = (
                 # A faust consumer group over the shared ledger; the outbox relay in
                 # each takes the ledger's relay lock, so one replica publishes.
                 replicas=2,
-                # The delivery thread may wait four SMTP timeouts (4 x 30 s) to stop.
+                # The delivery thread may wait four SMTP timeouts (4 x 30 s) for the
+                # send in progress; the worker's shutdown timeout leaves faust ten
+                # seconds more to commit and leave, and the grace period its margin.
                 grace_s=150,
+                extra_env=(("SEND_SHUTDOWN_TIMEOUT_SECONDS", "130"),),
                 startup_budget_s=600,
                 description="The notify worker (faust): clock events in, emails and "
                 "texts out, with its delivery thread and outbox relay.",

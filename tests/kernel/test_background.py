@@ -7,7 +7,13 @@ import threading
 import pytest
 from kafka.errors import KafkaTimeoutError
 
-from sendkit.background import BackgroundLoop, connect_with_retry
+from sendkit.background import (
+    STOP_TIMEOUT_S,
+    BackgroundLoop,
+    connect_with_retry,
+    stop_loops,
+)
+from sendkit.health import HealthSettings, http_stop_budget
 
 # Guards against a hang only; nothing asserts how long anything took.
 WAIT_S = 30.0
@@ -80,3 +86,71 @@ def test_other_errors_are_not_retried() -> None:
 
     with pytest.raises(ValueError, match="bad configuration"):
         connect_with_retry(make, threading.Event(), what="test")
+
+
+class _SlowToStop:
+    """A stand-in loop whose stop takes ``takes_s`` on the test's clock, and which
+    records the wait it was given."""
+
+    def __init__(self, clock: list[float], takes_s: float) -> None:
+        self.clock = clock
+        self.takes_s = takes_s
+        self.requested = False
+        self.given: list[float | None] = []
+
+    def request_stop(self) -> None:
+        self.requested = True
+
+    def stop(self, timeout_s: float | None = None) -> None:
+        self.given.append(timeout_s)
+        self.clock[0] += min(self.takes_s, timeout_s or self.takes_s)
+
+    def is_alive(self) -> bool:
+        return self.takes_s > (self.given[-1] or 0) if self.given else True
+
+
+def test_loops_stopped_together_share_one_timeout() -> None:
+    now = [100.0]
+    first, second, third = (_SlowToStop(now, s) for s in (7.0, 2.0, 5.0))
+
+    stopped = stop_loops([first, second, third], 10.0, clock=lambda: now[0])
+
+    # Every loop was asked before any was waited for, and each wait was what the
+    # loops before it had left of the ten seconds.
+    assert [first.requested, second.requested, third.requested] == [True] * 3
+    assert [first.given, second.given, third.given] == [[10.0], [3.0], [1.0]]
+    assert not stopped  # the third needed five seconds and had one
+
+
+def test_a_loop_s_own_stop_timeout_caps_the_shared_one() -> None:
+    entered = threading.Event()
+    release = threading.Event()
+
+    def stubborn(stop: threading.Event) -> None:
+        entered.set()
+        release.wait(WAIT_S)
+
+    loop = BackgroundLoop("stubborn", stubborn, stop_timeout_s=0.05).start()
+    assert entered.wait(WAIT_S)
+    try:
+        stopped = stop_loops([loop], WAIT_S)
+        still_running = loop.is_alive()
+    finally:
+        release.set()
+
+    assert not stopped
+    assert still_running
+
+
+def test_the_http_stop_budget_splits_the_shutdown_timeout() -> None:
+    default = http_stop_budget(HealthSettings(shutdown_timeout_seconds=20))
+    odd = http_stop_budget(HealthSettings(shutdown_timeout_seconds=45))
+    tiny = http_stop_budget(HealthSettings(shutdown_timeout_seconds=1))
+
+    assert (default.requests_s, default.loops_s) == (10, 10.0)
+    assert (odd.requests_s, odd.loops_s) == (22, 23.0)
+    assert odd.total_s == 45
+    # Below two seconds each part keeps a minimum, so the sum is over the timeout.
+    assert (tiny.requests_s, tiny.loops_s) == (1, 0.5)
+    # A loop stopped on its own by default fits the default loops' share.
+    assert default.loops_s >= STOP_TIMEOUT_S

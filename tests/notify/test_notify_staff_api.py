@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -23,9 +24,12 @@ from notify_servers import CALLBACK_TOKEN
 
 from auth_fixtures import Mint
 from devstack.kafka_config import free_port
-from notify.bootstrap import NotifyRuntime, build_runtime
+from notify.adapters.postgres_db import NotifyPostgresDatabase
+from notify.adapters.sqlite_db import sqlite_path
+from notify.bootstrap import NotifyRuntime, build_runtime, open_database
 from notify.entrypoints.api import create_app
 from notify.settings import NotifySettings
+from sendkit.store import StoreUnavailable
 
 CSV_HEADERS = {"Content-Type": "text/csv"}
 ADMIN_ID = "admin-1"
@@ -328,6 +332,45 @@ def test_probes_answer(api: TestClient, bare: TestClient) -> None:
     # The probes need no token.
     assert bare.get("/healthz").status_code == 200
     assert bare.get("/readyz").status_code == 200
+
+
+def test_readiness_answers_while_another_replica_holds_the_ledger(
+    bare: TestClient, ledger_url: str
+) -> None:
+    # Another replica's ledger step, held open: on PostgreSQL it holds the ledger's
+    # advisory lock, on SQLite the file's write lock.
+    other_replica = open_database(ledger_url)
+    try:
+        with other_replica.transaction() as tx:
+            tx.get_meta("schema_version")
+            ledger_free = ledger_takes_a_step(ledger_url)
+            ready = bare.get("/readyz")
+    finally:
+        other_replica.close()
+
+    assert not ledger_free, "the ledger was not held: the test proves nothing"
+    assert ready.status_code == 200, ready.text
+    assert ready.json()["checks"] == {"database": "ok"}
+
+
+def ledger_takes_a_step(ledger_url: str) -> bool:
+    """Whether a ledger step can start now, asked with a short wait."""
+    if ledger_url.startswith("sqlite:"):
+        probe = sqlite3.connect(sqlite_path(ledger_url), timeout=0.2)
+        try:
+            probe.execute("BEGIN IMMEDIATE")
+            probe.rollback()
+            return True
+        except sqlite3.OperationalError:
+            return False
+        finally:
+            probe.close()
+    try:
+        # Opening makes its tables under the ledger lock, so it waits for the lock.
+        NotifyPostgresDatabase(ledger_url, pool_size=1, lock_timeout_s=0.2).close()
+        return True
+    except StoreUnavailable:
+        return False
 
 
 def test_without_a_valid_token_every_staff_route_is_401_and_nothing_changes(

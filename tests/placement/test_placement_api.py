@@ -492,7 +492,7 @@ def test_relay_and_subscribers_start_with_the_app_and_stop_with_it(
         def is_alive(self) -> bool:
             return True
 
-        def stop(self) -> None:
+        def stop(self, timeout_s: float | None = None) -> None:
             stopped.append(self.name)
 
     settings = PlacementSettings(

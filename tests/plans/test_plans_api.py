@@ -664,8 +664,8 @@ class _Idle:
     def is_alive(self) -> bool:
         return self.loop.is_alive()
 
-    def stop(self) -> None:
-        self.loop.stop()
+    def stop(self, timeout_s: float | None = None) -> None:
+        self.loop.stop(timeout_s)
 
 
 def test_the_relay_and_subscriber_run_from_start_up_to_shutdown(

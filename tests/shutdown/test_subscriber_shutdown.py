@@ -6,23 +6,27 @@ idempotency check.
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from kafka import KafkaAdminClient, KafkaConsumer
-from kafka.structs import TopicPartition
 
 from plans.application import intake_requests
 from send_schemas.intake import AssessmentAgreed
 from sendkit.events import NewEvent
-from sendkit.relay import OutboxRelay
 from sendkit.store import SQLiteEventStore
 
-from .shutdown_support import Process, Processes, process_env, wait_for
+from .shutdown_support import (
+    Feed,
+    Processes,
+    Source,
+    committed_total,
+    group_members,
+    outcomes_of,
+    process_env,
+    wait_for,
+)
 
 CASES = 3000
 PARTITIONS = 6
@@ -36,15 +40,12 @@ def processes() -> Iterator[Processes]:
     started.kill_all()
 
 
-def publish_agreements(
-    bootstrap: str, topic: str, path: Path, plans_db: Path
-) -> list[str]:
-    """Intake's ``AssessmentAgreed`` for ``CASES`` new cases, through the relay.
+def agreements(plans_db: Path) -> list[tuple[str, NewEvent]]:
+    """Intake's ``AssessmentAgreed`` for ``CASES`` new cases.
 
     Plans opens only cases whose request intake published; so that the stream holds
     one record a case, their requests are recorded as known in plans' store directly.
     """
-    intake = SQLiteEventStore(path, "/send/intake")
     cases = [str(uuid.uuid4()) for _ in range(CASES)]
     plans = SQLiteEventStore(plans_db, "/send/plans")
     try:
@@ -53,24 +54,16 @@ def publish_agreements(
                 intake_requests.record_received(tx, case_id)
     finally:
         plans.close()
-    try:
-        for case_id in cases:
-            intake.append(
-                case_id,
-                0,
-                [
-                    NewEvent(
-                        type=AssessmentAgreed.EVENT_TYPE,
-                        data={"case_id": case_id, "notified_on": "2025-10-06"},
-                    )
-                ],
-            )
-        with OutboxRelay(intake, topic, bootstrap) as relay:
-            while relay.run_once():
-                pass
-    finally:
-        intake.close()
-    return cases
+    return [
+        (
+            case_id,
+            NewEvent(
+                type=AssessmentAgreed.EVENT_TYPE,
+                data={"case_id": case_id, "notified_on": "2025-10-06"},
+            ),
+        )
+        for case_id in cases
+    ]
 
 
 def opened_cases(path: Path) -> list[str]:
@@ -83,39 +76,6 @@ def opened_cases(path: Path) -> list[str]:
     return [e.stream_id for e in events if e.type == OPENED]
 
 
-def committed_total(bootstrap: str, group: str, topic: str) -> int:
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
-    )
-    try:
-        offsets = [
-            consumer.committed(TopicPartition(topic, p)) for p in range(PARTITIONS)
-        ]
-    finally:
-        consumer.close(autocommit=False)
-    return sum(offset or 0 for offset in offsets)
-
-
-def group_members(bootstrap: str, group: str) -> list[Any]:
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    try:
-        described = admin.describe_groups([group])
-    finally:
-        admin.close()
-    members: list[Any] = described[group]["members"]
-    return members
-
-
-def outcomes_of(process: Process) -> dict[str, int]:
-    for line in process.text().splitlines():
-        if line.startswith("subscriber outcomes "):
-            found: dict[str, int] = json.loads(
-                line.removeprefix("subscriber outcomes ")
-            )
-            return found
-    raise AssertionError(f"no outcomes printed:\n{process.text()[-3000:]}")
-
-
 def test_a_subscriber_given_sigterm_commits_what_it_handled_and_resumes_exactly_once(
     kafka_bootstrap: str,
     unique_topic: Callable[..., str],
@@ -126,7 +86,13 @@ def test_a_subscriber_given_sigterm_commits_what_it_handled_and_resumes_exactly_
     topic = unique_topic(partitions=PARTITIONS)
     group = unique_name("group")
     plans_db = tmp_path / "plans.db"
-    cases = publish_agreements(kafka_bootstrap, topic, tmp_path / "intake.db", plans_db)
+    # Published by intake's relay while the subscriber runs, never far ahead of it,
+    # so the stream is still arriving when SIGTERM comes.
+    feed = Feed(
+        kafka_bootstrap,
+        [Source(topic, tmp_path / "intake.db", "/send/intake", agreements(plans_db))],
+        handled=lambda: len(opened_cases(plans_db)),
+    ).start()
     heartbeat = tmp_path / "heartbeat"
     env = process_env(
         PLANS_DATABASE_URL=f"sqlite:///{plans_db}",
@@ -143,17 +109,18 @@ def test_a_subscriber_given_sigterm_commits_what_it_handled_and_resumes_exactly_
     # Checked at once: a member that left nothing would stay for its session timeout.
     members_after_first = group_members(kafka_bootstrap, group)
     handled_first = opened_cases(plans_db)
-    committed_first = committed_total(kafka_bootstrap, group, topic)
+    committed_first = committed_total(kafka_bootstrap, group, topic, PARTITIONS)
 
     # ...and restarted to finish it.
     second = processes.launch("plans-subscriber", topic, env, tmp_path / "second.log")
     wait_for(lambda: len(opened_cases(plans_db)) == CASES, "every case opened")
     wait_for(
-        lambda: committed_total(kafka_bootstrap, group, topic) == CASES,
+        lambda: committed_total(kafka_bootstrap, group, topic, PARTITIONS) == CASES,
         "every offset committed",
     )
     second_code = second.terminate()
     handled = opened_cases(plans_db)
+    cases = [event.stream_id for event in feed.wait()]
 
     assert first_code == 0, first.text()[-3000:]
     assert second_code == 0, second.text()[-3000:]

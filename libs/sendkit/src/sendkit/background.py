@@ -28,10 +28,14 @@ for the loop whose thread they run on (``mark_bootstrapped``). It never goes bac
 first contact and is not affected by a later outage, and it costs no request.
 
 ``stop_then_close(loops, close)`` is the shutdown order of an app: every loop is
-asked to stop at once, each is joined within its stop timeout, and ``close`` (the
-store's) runs only if none is still running. A loop still inside the store after its
-timeout keeps the store open, which is left to the process's exit; closing it under
-the thread could crash the interpreter (SQLite) or fail the thread's write.
+asked to stop at once, all are joined within one shared timeout (by default the loops'
+share of ``SEND_SHUTDOWN_TIMEOUT_SECONDS``, ``sendkit.health.http_stop_budget``), and
+``close`` (the store's) runs only if none is still running. A loop still inside the
+store after the timeout keeps the store open, which is left to the process's exit;
+closing it under the thread could crash the interpreter (SQLite) or fail the thread's
+write. A loop's own ``stop_timeout_s`` (``STOP_TIMEOUT_S`` unless given) bounds a
+``stop()`` called on that loop alone; it is the default loops' share, so a loop
+stopped on its own fits the same budget.
 """
 
 from __future__ import annotations
@@ -44,12 +48,22 @@ from typing import Protocol, Self, TypeVar
 
 from kafka.errors import KafkaError
 
-from sendkit.health import PROGRESS, Progress
+from sendkit.health import (
+    DEFAULT_SHUTDOWN_TIMEOUT_S,
+    PROGRESS,
+    HealthSettings,
+    Progress,
+    http_stop_budget,
+)
 from sendkit.store.base import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
-STOP_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = http_stop_budget(
+    HealthSettings(shutdown_timeout_seconds=DEFAULT_SHUTDOWN_TIMEOUT_S)
+).loops_s
+"""How long ``stop()`` waits for one loop by default: the loops' share of the default
+shutdown timeout (10 s of 20)."""
 RESTART_INITIAL_S = 1.0
 RESTART_MAX_S = 30.0
 
@@ -155,21 +169,24 @@ class BackgroundLoop:
         """Ask the loop to stop after its current round, without waiting."""
         self._stop.set()
 
-    def stop(self) -> bool:
-        """Ask the loop to stop after its current round and wait for it, at most the
-        stop timeout; return whether the thread has stopped."""
+    def stop(self, timeout_s: float | None = None) -> bool:
+        """Ask the loop to stop after its current round and wait for it, at most
+        ``timeout_s`` (or the loop's own stop timeout, whichever is shorter); return
+        whether the thread has stopped."""
         self._stop.set()
         died, self._died = self._died, None
         if died is not None:
             PROGRESS.untrack(died)
         if self._thread.ident is None:
             return True
-        self._thread.join(self._stop_timeout_s)
+        wait = self._stop_timeout_s if timeout_s is None else timeout_s
+        wait = min(wait, self._stop_timeout_s)
+        self._thread.join(wait)
         if self._thread.is_alive():
             log.error(
-                "background loop %s did not stop within %.0f s",
+                "background loop %s did not stop within %.1f s",
                 self.name,
-                self._stop_timeout_s,
+                wait,
                 extra={"loop": self.name},
             )
             return False
@@ -177,35 +194,53 @@ class BackgroundLoop:
 
 
 class _Stoppable(Protocol):
-    def stop(self) -> object: ...
+    def stop(self, timeout_s: float | None = ..., /) -> object: ...
 
     def is_alive(self) -> bool: ...
 
 
-def stop_loops(loops: Iterable[_Stoppable]) -> bool:
-    """Ask every loop to stop at once, then wait for each: they stop side by side.
-    Return whether every one has stopped."""
+def stop_loops(
+    loops: Iterable[_Stoppable],
+    timeout_s: float | None = None,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+) -> bool:
+    """Ask every loop to stop at once, then wait for them side by side: each
+    ``stop`` is given what is left of ``timeout_s`` (each loop's own stop timeout
+    when ``None``). Return whether every one has stopped."""
     loops = list(loops)
     for loop in loops:
         request = getattr(loop, "request_stop", None)
         if request is not None:
             request()
+    deadline = None if timeout_s is None else clock() + timeout_s
     for loop in loops:
-        loop.stop()
+        if deadline is None:
+            loop.stop()
+        else:
+            loop.stop(max(deadline - clock(), 0.0))
     return not any(loop.is_alive() for loop in loops)
 
 
 def stop_then_close(
-    loops: Iterable[_Stoppable], close: Callable[[], None] | None, *, what: str
+    loops: Iterable[_Stoppable],
+    close: Callable[[], None] | None,
+    *,
+    what: str,
+    timeout_s: float | None = None,
 ) -> bool:
-    """Stop ``loops`` (``stop_loops``), then ``close()`` only if all have stopped.
+    """Stop ``loops`` within ``timeout_s`` all together (``stop_loops``; by default
+    the loops' share of ``SEND_SHUTDOWN_TIMEOUT_SECONDS``), then ``close()`` only if
+    all have stopped.
 
-    A loop still running after its stop timeout may be inside the store: the store is
+    A loop still running after the timeout may be inside the store: the store is
     then left open for the process's exit, and an error says so. Return whether
     ``close`` ran (``True`` also when there was nothing to close).
     """
     loops = list(loops)
-    if not stop_loops(loops):
+    if timeout_s is None:
+        timeout_s = http_stop_budget().loops_s
+    if not stop_loops(loops, timeout_s):
         running = [
             getattr(loop, "name", repr(loop)) for loop in loops if loop.is_alive()
         ]

@@ -36,6 +36,14 @@ exit at once. ``supervised(name)`` puts both around a process's main loop::
     with supervised("intake-relay") as shutdown:
         run_exclusively(make_relay, lock, shutdown.stop)
 
+An HTTP process stops in two steps that share the same timeout
+(``http_stop_budget``): uvicorn answers the requests in flight for up to half of it
+(``timeout_graceful_shutdown``, ``sendkit.web.serve``), then the app's lifespan waits
+for its relay and subscriber threads, all together, for up to the other half
+(``sendkit.background.stop_then_close``). So every process, HTTP or not, is done with
+its work ``SEND_SHUTDOWN_TIMEOUT_SECONDS`` after SIGTERM, and the deploy tests check
+that this, a pod's preStop sleep and ``EXIT_MARGIN_S`` fit in its grace period.
+
 ``track_faust_progress(app, topics)`` adds the faust equivalent of a round: a timer
 that compares the worker's committed offsets with the partitions' high-water marks.
 
@@ -49,6 +57,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import signal
 import sys
@@ -56,6 +65,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any, Protocol
@@ -69,6 +79,9 @@ EXIT_OVERDUE = 3
 """The exit status of a process that did not stop within its shutdown timeout."""
 
 DEFAULT_SHUTDOWN_TIMEOUT_S = 20.0
+EXIT_MARGIN_S = 5.0
+"""What a process needs after its shutdown timeout to be gone: the timeout's own log
+line and exit, closing a store, the interpreter's exit. Grace periods allow for it."""
 DEFAULT_STALL_S = 300.0
 FAUST_ROUND_INTERVAL_S = 10.0
 
@@ -439,6 +452,35 @@ def supervised(
         if heartbeat is not None:
             heartbeat.stop()
         shutdown.uninstall()
+
+
+@dataclass(frozen=True, slots=True)
+class HttpStopBudget:
+    """How an HTTP process shares its shutdown timeout after SIGTERM.
+
+    ``requests_s`` is how long uvicorn waits for the requests in flight before it
+    cancels them (whole seconds, as uvicorn takes them); ``loops_s`` is how long the
+    app's lifespan then waits for all of its background loops together. Their sum is
+    the shutdown timeout, for any timeout of two seconds or more.
+    """
+
+    requests_s: int
+    loops_s: float
+
+    @property
+    def total_s(self) -> float:
+        return self.requests_s + self.loops_s
+
+
+def http_stop_budget(settings: HealthSettings | None = None) -> HttpStopBudget:
+    """``SEND_SHUTDOWN_TIMEOUT_SECONDS`` split between the requests in flight and the
+    background loops: half each, the requests' half rounded down to a whole second
+    (at least one) and the loops given the rest."""
+    total = (settings or HealthSettings()).shutdown_timeout_seconds
+    requests_s = max(1, math.floor(total / 2))
+    # A timeout under two seconds leaves the loops nothing after the requests' one
+    # second; they still get a moment to see the stop rather than none at all.
+    return HttpStopBudget(requests_s, max(total - requests_s, 0.5))
 
 
 # --- readiness ------------------------------------------------------------------------

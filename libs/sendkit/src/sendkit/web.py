@@ -42,6 +42,10 @@ who acts (``actor_of`` turns its absence into ``system``); ``IdempotencyKey`` fr
 ``sendkit.idempotency``; and ``command_response``, which answers a ``CommandAnswer``
 with the route's status, or with the recorded status and ``Idempotent-Replayed: true``
 when it replays an earlier answer.
+
+``serve(app, host=..., port=...)`` runs an app with uvicorn, its stop bounded by
+``SEND_SHUTDOWN_TIMEOUT_SECONDS`` (``sendkit.health.http_stop_budget``); every
+service's ``python -m`` entry point serves through it.
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any
 
+import uvicorn
 from fastapi import FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -60,7 +65,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sendkit.commands import CommandAnswer, CommandConflict
 from sendkit.events import SYSTEM_ACTOR
-from sendkit.health import PROGRESS, HealthSettings, ProgressRegistry
+from sendkit.health import (
+    PROGRESS,
+    HealthSettings,
+    ProgressRegistry,
+    http_stop_budget,
+)
 from sendkit.idempotency import REPLAYED_HEADER, IdempotencyError
 from sendkit.logging import (
     CORRELATION_HEADER,
@@ -515,3 +525,37 @@ def create_app(
     app.add_middleware(RequestLimitsMiddleware, max_body_bytes=max_body_bytes)
     app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)
     return app
+
+
+def serve(
+    app: FastAPI,
+    *,
+    host: str,
+    port: int,
+    access_log: bool = True,
+    health: HealthSettings | None = None,
+) -> None:
+    """Serve ``app`` with uvicorn until SIGTERM or SIGINT, the platform's way.
+
+    uvicorn then stops taking connections and waits for the requests in flight for
+    the requests' share of ``SEND_SHUTDOWN_TIMEOUT_SECONDS``
+    (``sendkit.health.http_stop_budget``), cancels what is left, and runs the app's
+    lifespan shutdown, which stops its loops within the other share. Logging is the
+    platform's (``sendkit.logging``), not uvicorn's own configuration.
+    """
+    budget = http_stop_budget(health)
+    log.info(
+        "serving on %s:%d; a stop waits up to %d s for requests in flight",
+        host,
+        port,
+        budget.requests_s,
+        extra={"host": host, "port": port, "requests_grace_s": budget.requests_s},
+    )
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=access_log,
+        timeout_graceful_shutdown=budget.requests_s,
+    )

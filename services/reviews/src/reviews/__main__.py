@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import uvicorn
-
 from reviews.entrypoints.http import SERVICE_NAME, create_app
 from reviews.settings import ReviewsSettings
 from sendkit.logging import configure_logging
+from sendkit.web import serve
 
 
 def main() -> None:
@@ -15,7 +14,7 @@ def main() -> None:
         SERVICE_NAME, log_format=settings.log_format, level=settings.log_level
     )
     app = create_app(settings)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None)
+    serve(app, host=settings.host, port=settings.port)
 
 
 if __name__ == "__main__":

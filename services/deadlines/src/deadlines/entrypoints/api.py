@@ -56,7 +56,6 @@ from contextlib import asynccontextmanager
 from datetime import date, timedelta
 from typing import Annotated, Any, Literal
 
-import uvicorn
 from fastapi import FastAPI, HTTPException, Path, Query, Request
 from fastapi.responses import Response
 
@@ -82,6 +81,7 @@ from sendkit.logging import configure_logging
 from sendkit.problems import ErrorMap
 from sendkit.store import EventStore, open_store
 from sendkit.web import create_app as create_service_app
+from sendkit.web import serve
 
 log = logging.getLogger(__name__)
 
@@ -371,11 +371,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "deadlines read API starting",
         extra={"host": settings.host, "port": settings.port},
     )
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
+    serve(
+        create_app(settings), host=settings.host, port=settings.port, access_log=False
     )
     return 0

@@ -13,12 +13,15 @@ from prometheus_client import CollectorRegistry
 
 from intake.settings import IntakeSettings
 from send_schemas.intake import TOPIC
+from sendkit import background
 from sendkit.background import BackgroundLoop
 from sendkit.relay import OutboxRelay, exclusive_relay_loop
 from sendkit.store import EventStore
 
-STOP_TIMEOUT_S = 30.0
-"""How long the app's shutdown waits for the relay thread before leaving it be."""
+STOP_TIMEOUT_S = background.STOP_TIMEOUT_S
+"""The longest the app's shutdown waits for the relay thread before leaving it be;
+the shutdown's shared timeout (``sendkit.background.stop_then_close``) may cut it
+shorter."""
 
 
 def build_relay(

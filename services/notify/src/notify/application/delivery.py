@@ -557,10 +557,14 @@ class DeliveryThread(threading.Thread):
     def wake(self) -> None:
         self._wake.set()
 
-    def stop(self, timeout: float | None = None) -> None:
-        """Ask the thread to finish after the send in progress, and wait for it."""
+    def request_stop(self) -> None:
+        """Ask the thread to finish after the send in progress, without waiting."""
         self._stop_requested.set()
         self._wake.set()
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Ask the thread to finish after the send in progress, and wait for it."""
+        self.request_stop()
         if self.is_alive():
             self.join(timeout)
 

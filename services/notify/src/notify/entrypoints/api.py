@@ -19,6 +19,10 @@ wrong token is 401 problem details and changes nothing).
 ``GET /alerts/{alert_id}`` answers where an alert is (status, attempts, channel,
 provider, delivery status), without its address or text. ``/healthz``, ``/readyz``
 and ``/metrics`` come from ``sendkit.web``. Every error is RFC 9457 problem details.
+``/readyz`` reads the event store's last position, which takes no ledger lock, so a
+replica holding the ledger does not make the others unready; it does need a free
+connection of the store's pool, which ten requests all waiting for the ledger would
+hold.
 
 Every route but the probes and the receipts callback needs an OpenID Connect bearer
 token (``sendkit.auth``, ADR 009): 401 without a valid one, 403 when its roles are not
@@ -47,7 +51,6 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Annotated, Any
 
-import uvicorn
 from fastapi import FastAPI, Header, HTTPException, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -79,9 +82,11 @@ from sendkit.auth import (
     Role,
     ServiceAuth,
 )
+from sendkit.health import store_answers
 from sendkit.logging import configure_logging
 from sendkit.problems import ErrorMap
 from sendkit.web import create_app as create_service_app
+from sendkit.web import serve
 
 log = logging.getLogger(__name__)
 
@@ -279,14 +284,13 @@ def create_app(
                 parts.db.close()
             log.info("notify API stopped")
 
-    def database_readable() -> bool:
-        with parts.db.transaction() as tx:
-            tx.get_meta("schema_version")
-        return True
-
     app = create_service_app(
         "notify",
-        readiness_checks={"database": database_readable},
+        # One plain read of the event store, in the ledger's database, outside any
+        # ledger transaction: a ledger step takes the ledger lock (PostgreSQL) or the
+        # file's write lock (SQLite), which another replica may hold for longer than
+        # the probe waits.
+        readiness_checks={"database": store_answers(parts.db.store)},
         error_map=error_map(),
         lifespan=lifespan,
         description="The staff directory, preferences and GOV.UK Notify receipts.",
@@ -450,11 +454,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     log.info(
         "notify API starting", extra={"host": settings.host, "port": settings.port}
     )
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
+    serve(
+        create_app(settings), host=settings.host, port=settings.port, access_log=False
     )
     return 0

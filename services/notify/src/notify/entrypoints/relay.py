@@ -55,7 +55,11 @@ class RelayThread(threading.Thread):
         self.relay.forget_checkpoint()
         return self.relay
 
-    def stop(self, timeout: float | None = None) -> None:
+    def request_stop(self) -> None:
+        """Ask the relay to stop after its round, without waiting."""
         self._stop_requested.set()
+
+    def stop(self, timeout: float | None = None) -> None:
+        self.request_stop()
         if self.is_alive():
             self.join(timeout)

@@ -34,7 +34,17 @@ however many replicas run, one publishes and the others stand by. With
 probe while its agents make progress or have nothing waiting (a timer after table
 recovery, ``sendkit.health.track_faust_progress``) and the relay's rounds are fine.
 
-Run it with ``python -m notify worker``; SIGTERM or SIGINT stops it cleanly.
+Run it with ``python -m notify worker``; SIGTERM or SIGINT stops it cleanly: the
+agents finish the record in hand, the delivery thread the send in progress and the
+relay its batch (the two threads side by side, for up to ``SMTP_TIMEOUTS_PER_SEND``
+SMTP timeouts), faust commits the offsets of what was handled and leaves the group. A
+stop that takes longer than ``SEND_SHUTDOWN_TIMEOUT_SECONDS`` ends the process with
+status 3 (``sendkit.health.Shutdown``), abandoning what is in flight: records not
+committed are read again and found in the ledger, and a send cut off is left claimed
+until its lease runs out (``NOTIFY_CLAIM_LEASE_SECONDS``) or, on SQLite, until the next
+start releases it; an email the server had accepted by then is sent again with the same
+Message-ID. So the deployment gives the worker a shutdown timeout above four SMTP
+timeouts (``deploy/generate.py``).
 """
 
 from __future__ import annotations
@@ -42,9 +52,10 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, Protocol
 
 import faust
 import mode
@@ -57,6 +68,7 @@ from notify.adapters.kafka_records import (
     read_record,
 )
 from notify.application.clock import TickClock
+from notify.application.delivery import DeliveryThread
 from notify.application.handlers import Handled
 from notify.application.inbound import InboundEvent
 from notify.bootstrap import NotifyRuntime, build_runtime
@@ -71,7 +83,12 @@ from send_schemas.topics import (
     REVIEWS,
     dead_letter_topic,
 )
-from sendkit.health import HealthSettings, start_heartbeat, track_faust_progress
+from sendkit.health import (
+    HealthSettings,
+    Shutdown,
+    start_heartbeat,
+    track_faust_progress,
+)
 from sendkit.kafka_security import faust_app_config
 from sendkit.logging import configure_logging, correlation_scope
 from sendkit.store.base import StoreUnavailable
@@ -82,6 +99,10 @@ STORE_RETRIES = 6
 """Attempts at a handler whose database stays locked, before the record is parked."""
 
 READY_MESSAGE = "notify worker ready"
+
+SMTP_TIMEOUTS_PER_SEND = 4
+"""The SMTP timeouts one send may wait through (connect, greeting and STARTTLS, the
+envelope, the message): how long a stop waits for the send in progress, in timeouts."""
 
 
 def broker_urls(bootstrap: str) -> list[str]:
@@ -312,22 +333,69 @@ def create_app(runtime: NotifyRuntime) -> faust.App:
             )
 
         async def on_stop(self) -> None:
-            loop = asyncio.get_running_loop()
-            timeout = settings.smtp_timeout_seconds * 4
-            await loop.run_in_executor(None, runtime.delivery_thread.stop, timeout)
+            # Both threads are asked at once and given one wait between them: the
+            # delivery thread's send in progress may take four SMTP timeouts, the
+            # relay's batch its acknowledgement. A stop that outlasts
+            # SEND_SHUTDOWN_TIMEOUT_SECONDS is ended by the worker's Shutdown.
+            threads: list[DeliveryThread | RelayThread] = [runtime.delivery_thread]
             if relay is not None:
-                await loop.run_in_executor(None, relay.stop, timeout)
+                threads.append(relay)
+            wait_s = settings.smtp_timeout_seconds * SMTP_TIMEOUTS_PER_SEND
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(None, stop_side_by_side, threads, wait_s)
             executor.shutdown(wait=True)
 
     return app
 
 
-class NotifyWorker(faust.Worker):
-    """faust's worker, logging through the platform's JSON or text format."""
+class _Stoppable(Protocol):
+    def request_stop(self) -> None: ...
 
-    def __init__(self, app: faust.App, settings: NotifySettings, **kwargs: Any) -> None:
+    def stop(self, timeout: float | None = None) -> None: ...
+
+    def is_alive(self) -> bool: ...
+
+
+def stop_side_by_side(threads: Sequence[_Stoppable], wait_s: float) -> bool:
+    """Ask every thread to stop, then wait for them all, ``wait_s`` in all; return
+    whether every one has stopped (a thread still running is logged)."""
+    for thread in threads:
+        thread.request_stop()
+    deadline = time.monotonic() + wait_s
+    for thread in threads:
+        thread.stop(max(deadline - time.monotonic(), 0.0))
+    running = [getattr(t, "name", repr(t)) for t in threads if t.is_alive()]
+    if running:
+        log.error(
+            "notify threads still running after %.0f s: %s",
+            wait_s,
+            ", ".join(running),
+            extra={"running": running},
+        )
+    return not running
+
+
+class NotifyWorker(faust.Worker):
+    """faust's worker, logging through the platform's JSON or text format, its stop
+    bounded by ``shutdown`` (``SEND_SHUTDOWN_TIMEOUT_SECONDS``, then exit 3)."""
+
+    def __init__(
+        self,
+        app: faust.App,
+        settings: NotifySettings,
+        *,
+        shutdown: Shutdown | None = None,
+        **kwargs: Any,
+    ) -> None:
         self._settings = settings
+        self.shutdown = shutdown
         super().__init__(app, loglevel=settings.log_level, **kwargs)
+
+    def _schedule_shutdown(self, signal: Any) -> None:
+        # mode's one path from SIGTERM and SIGINT to stopping: bound the stop there.
+        if self.shutdown is not None:
+            self.shutdown.request(f"signal {getattr(signal, 'name', signal)}")
+        super()._schedule_shutdown(signal)
 
     def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
         configure_logging(
@@ -353,8 +421,16 @@ def run_worker(settings: NotifySettings | None = None) -> None:
         if runtime.clock is not None:
             followed.append(CLOCK_TICKS.name)
         track_faust_progress(app, followed, name="notify worker")
-        heartbeat = start_heartbeat(HealthSettings())
-        NotifyWorker(app, settings, redirect_stdouts=False).execute_from_commandline()
+        health = HealthSettings()
+        heartbeat = start_heartbeat(health)
+        NotifyWorker(
+            app,
+            settings,
+            shutdown=Shutdown(
+                "notify-worker", timeout_s=health.shutdown_timeout_seconds
+            ),
+            redirect_stdouts=False,
+        ).execute_from_commandline()
     finally:
         if heartbeat is not None:
             heartbeat.stop()

@@ -9,7 +9,9 @@ so its supervisor restarts it.
 On SIGTERM every subscriber finishes the record in hand, commits the offsets of what it
 handled and leaves the consumer group, side by side, within
 ``SEND_SHUTDOWN_TIMEOUT_SECONDS``; ``SEND_HEARTBEAT_FILE`` is kept fresh while every
-subscriber's polls handle records or find none waiting (``sendkit.health``).
+subscriber's polls handle records or find none waiting (``sendkit.health``). The store
+is closed only once every subscriber has stopped; one that has not by then leaves it to
+the process's exit, with status 3, as ``sendkit.health.Shutdown`` would.
 """
 
 from __future__ import annotations
@@ -20,11 +22,12 @@ from reviews.adapters.store import open_reviews_store
 from reviews.adapters.subscribers import start_subscriber_threads
 from reviews.application.service import ReviewsService
 from reviews.settings import ReviewsSettings
-from sendkit.background import stop_loops
-from sendkit.health import supervised
+from sendkit.background import stop_then_close
+from sendkit.health import EXIT_OVERDUE, supervised
 from sendkit.logging import configure_logging
 
 WATCH_INTERVAL_S = 1.0
+STORE_NAME = "the reviews event store"
 
 
 def main() -> int:
@@ -42,9 +45,14 @@ def main() -> int:
                     died = True
                     shutdown.request("its watch: a subscriber stopped on a defect")
         finally:
-            stop_loops(loops)
-            store.close()
-    return 1 if died else 0
+            # The store closes only once every loop has stopped; one still inside it
+            # when the time is up leaves it to the process's exit, which says so.
+            stopped = stop_then_close(
+                loops, store.close, what=STORE_NAME, timeout_s=shutdown.timeout_s
+            )
+    if died:
+        return 1
+    return 0 if stopped else EXIT_OVERDUE
 
 
 if __name__ == "__main__":
