@@ -30,7 +30,7 @@ from deadlines.application.partitioning import (
     is_progress_key,
     progress_key,
 )
-from deadlines.application.pipeline import Offered, Pipeline
+from deadlines.application.pipeline import DEFAULT_MAX_QUEUED, Flow, Offered, Pipeline
 from deadlines.application.ports import InputRecord, Publication
 from deadlines.application.processor import SOURCE, ClockProcessor
 from deadlines.application.ticks import TICK_KEY, Tick, encode_tick
@@ -229,6 +229,8 @@ class Harness:
         config: EngineConfig = DEFAULT_CONFIG,
         *,
         cache_cases: int = DEFAULT_CACHE_CASES,
+        flow: Flow | None = None,
+        max_queued: int = DEFAULT_MAX_QUEUED,
     ) -> None:
         self.log = log
         self.table: dict[bytes, Any] = {}
@@ -246,6 +248,8 @@ class Harness:
             domain_topics=DOMAIN_TOPICS,
             ticks_topic=TICKS,
             monotonic=lambda: next(ticks) * 1e-6,  # always moving, never 30 s on
+            flow=flow,
+            max_queued=max_queued,
         )
 
     async def _ack(self, record: InputRecord) -> None:
@@ -684,6 +688,89 @@ async def test_a_processor_keeping_one_decoded_case_emits_what_keeping_all_does(
     assert histories(tight, cases) == histories(roomy, cases)
     assert tight.table == roomy.table
     assert len(histories(roomy, cases)[cases[0]]) > 5
+
+
+class PausingConsumer:
+    """Hands over a log's records as a consumer that honours pauses would (``Flow``).
+
+    It always takes the next record of the first topic partition in ``order`` that
+    is not paused and has records left, so the ticks run as far ahead of the
+    domain events as pauses let them; a paused topic partition keeps its place.
+    """
+
+    def __init__(self, log: Log, order: Sequence[str]) -> None:
+        self.left = {
+            tp: list(records) for tp, records in sorted(log.partitions.items())
+        }
+        self.order = sorted(self.left, key=lambda tp: (order.index(tp[0]), tp[1]))
+        self.paused: set[tuple[str, int]] = set()
+        self.pauses = 0
+
+    async def pause(self, topic: str, partition: int) -> None:
+        self.paused.add((topic, partition))
+        self.pauses += 1
+
+    async def resume(self, topic: str, partition: int) -> None:
+        self.paused.discard((topic, partition))
+
+    def next(self) -> InputRecord | None:
+        for tp in self.order:
+            if tp not in self.paused and self.left[tp]:
+                return self.left[tp].pop(0)
+        return None
+
+
+async def test_a_consumer_far_ahead_is_paused_and_the_replay_still_applies_all() -> (
+    None
+):
+    log, steps, cases = scenario()
+    first = Harness(log)
+    for step in steps:
+        await first.deliver(step)
+    expected = histories(first, cases)
+
+    # The ticks first: each waits for domain events the consumer has not read.
+    async def replay(pausing: bool) -> tuple[Harness, PausingConsumer, int]:
+        consumer = PausingConsumer(log, [TICKS, *DOMAIN_TOPICS])
+        harness = Harness(log, flow=consumer if pausing else None, max_queued=3)
+        most_held = 0
+        while (record := consumer.next()) is not None:
+            await harness.pipeline.offer(record, record)
+            held = (harness.pipeline.queued(*tp) for tp in log.partitions)
+            most_held = max(most_held, *held)
+            await harness.pipeline.drain()
+        return harness, consumer, most_held
+
+    paused, consumer, most_held = await replay(pausing=True)
+    unbounded, _, held_unbounded = await replay(pausing=False)
+
+    assert histories(paused, cases) == expected
+    assert histories(unbounded, cases) == expected
+    assert len(paused.acked) == len(log.all_records())
+    assert consumer.pauses > 0
+    assert consumer.paused == set()
+    assert paused.pipeline.paused() == set()
+    # A paused topic partition held at most max_queued + 1 of its records; without
+    # pauses a tick partition held most of its ticks.
+    assert most_held == 4
+    assert held_unbounded > 20
+
+
+async def test_a_rebalance_resumes_every_paused_topic_partition() -> None:
+    log = Log()
+    consumer = PausingConsumer(log, [TICKS, *DOMAIN_TOPICS])
+    harness = Harness(log, flow=consumer, max_queued=1)
+    for tick in log.tick(at_london(date(2025, 1, 6))) + log.tick(
+        at_london(date(2025, 1, 7))
+    ):
+        await harness.pipeline.offer(tick, tick)
+    # No drain has run, so every tick partition holds two ticks and is paused.
+    assert len(consumer.paused) == PARTITIONS
+
+    await harness.pipeline.forget()
+
+    assert consumer.paused == set()
+    assert harness.pipeline.paused() == set()
 
 
 # Partitioning -------------------------------------------------------------------------

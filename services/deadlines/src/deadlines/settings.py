@@ -215,6 +215,12 @@ class DeadlinesSettings(ServiceSettings):
         description="The longest an input waits for its replay-safe turn before it is "
         "applied anyway (with a warning).",
     )
+    max_queued: int = Field(
+        default=600,
+        ge=1,
+        description="Records of one input topic partition held for their replay-safe "
+        "turn past which the worker pauses fetching it, until half are applied.",
+    )
     state_cache_cases: int = Field(
         default=2048,
         ge=1,

@@ -6,8 +6,10 @@ offsets a fresh app starts from, and where the first record at or after an offse
 headers, a drain's records together in a batch per topic partition (``BatchSender``);
 the future it returns resolves when the broker has acknowledged them.
 ``BrokerOffsets.read`` also reads a range of records, those the app's consumer skipped
-(the pipeline's ``Refill``). ``FaustCommitter`` commits the offsets the pipeline names
-(those of progress already on the changelog) through the app's consumer.
+(the pipeline's ``Refill``). ``ConsumerFlow`` pauses and resumes the fetching of a
+topic partition (the pipeline's ``Flow``). ``FaustCommitter`` commits the offsets the
+pipeline names (those of progress already on the changelog) through the app's
+consumer.
 
 The worker never acknowledges a record to faust, so faust's own commit, which derives
 offsets from acknowledged messages and counts a jump in the offsets it read as
@@ -277,6 +279,40 @@ class FaustPublisher:
             (p.topic, None, p.record.key, p.record.value, list(p.record.headers))
             for p in publications
         )
+
+
+class ConsumerFlow:
+    """``Flow`` in aiokafka's own consumer, on faust's consumer thread.
+
+    aiokafka stops fetching a paused topic partition and sets aside what it had
+    fetched of it without counting it consumed, so after ``resume`` the partition
+    goes on from the record after the last one delivered: nothing is passed over.
+    (faust's own ``pause_partitions`` only stops handing records out, and passes
+    over those it had fetched.) The aiokafka consumer lives on faust's consumer
+    thread, so both calls run there (``call_thread``, first in first out); faust
+    itself never pauses at that level. Only assigned partitions are touched.
+    """
+
+    def __init__(self, app: faust.App) -> None:
+        self.app = app
+
+    async def pause(self, topic: str, partition: int) -> None:
+        await self._on_thread("pause", topic, partition)
+
+    async def resume(self, topic: str, partition: int) -> None:
+        await self._on_thread("resume", topic, partition)
+
+    async def _on_thread(self, action: str, topic: str, partition: int) -> None:
+        faust_consumer: Any = self.app.consumer
+        thread = faust_consumer._thread  # faust offers no public form of either
+
+        async def act() -> None:
+            consumer = thread._ensure_consumer()
+            for tp in consumer.assignment():  # aiokafka's own TopicPartition
+                if tp.topic == topic and tp.partition == partition:
+                    getattr(consumer, action)(tp)
+
+        await thread.call_thread(act)
 
 
 class FaustCommitter:

@@ -21,7 +21,8 @@ moment (``linger_s``) after, so that the agent can offer what else it has. Its d
 do not wait for the settler, so applying inputs overlaps the round trips of those
 before them, and the settler's rounds take more inputs the more there are: a replay
 needs two round trips per settler round, not per drain or per record. A drain waits
-only while more than ``max_unsettled`` inputs are applied but not durable.
+only while more than ``max_unsettled`` inputs are applied but not durable; a topic
+partition with more than ``max_queued`` records held for their turn is paused.
 
 A topic partition's records must be applied in offset order, none left out. One
 that jumps ahead of the offset expected next means the consumer skipped records
@@ -69,6 +70,14 @@ Commit = Callable[[Mapping[tuple[str, int], int]], Awaitable[object]]
 """Commits consumer offsets: ``{(topic, partition): offset of the next record}``."""
 
 
+class Flow(Protocol):
+    """Stops and restarts the consumer's fetching of topic partitions, losing nothing:
+    a paused topic partition's next record is the one after the last delivered."""
+
+    async def pause(self, topic: str, partition: int) -> None: ...
+    async def resume(self, topic: str, partition: int) -> None: ...
+
+
 class Refill(Protocol):
     """Reads the records of a topic partition the consumer skipped."""
 
@@ -87,6 +96,9 @@ DEFAULT_SETTLE_LINGER_S = 0.05
 
 DEFAULT_COMMIT_INTERVAL_S = 0.5
 """The least time between two commits of offsets."""
+
+DEFAULT_MAX_QUEUED = 600
+"""Records of one topic partition held for their turn past which it is paused."""
 
 DEFAULT_MAX_UNSETTLED = 20_000
 
@@ -130,6 +142,8 @@ class Pipeline:
         max_wait_s: float = DEFAULT_MAX_WAIT_S,
         max_unsettled: int = DEFAULT_MAX_UNSETTLED,
         stale_s: float = DEFAULT_STALE_S,
+        flow: Flow | None = None,
+        max_queued: int = DEFAULT_MAX_QUEUED,
         linger_s: float = DEFAULT_LINGER_S,
         settle_linger_s: float = DEFAULT_SETTLE_LINGER_S,
         commit_interval_s: float = DEFAULT_COMMIT_INTERVAL_S,
@@ -156,6 +170,9 @@ class Pipeline:
         self._active_at = monotonic()
         self.max_unsettled = max_unsettled
         self.stale_s = stale_s
+        self.flow = flow
+        self.max_queued = max_queued
+        self._paused: set[tuple[str, int]] = set()
         self._arrived: dict[tuple[str, int], float] = {}
         self._started_at = monotonic()
         self.linger_s = linger_s
@@ -175,16 +192,38 @@ class Pipeline:
         return (*self.domain_topics, self.ticks_topic)
 
     async def offer(self, record: InputRecord, handle: Any) -> Offered:
-        """Queue a consumed record; one applied before is acknowledged at once."""
+        """Queue a consumed record; one applied before is acknowledged at once.
+
+        A topic partition with more than ``max_queued`` records held for their turn
+        is paused (``Flow``) until the drains have applied half of them, so a
+        consumer that reads some topics far ahead of the others, as on a replay,
+        holds a bounded number of records (what it had fetched before the pause
+        still comes). That cannot stall the inputs: a paused topic partition's next
+        record is among those held, so the record every other waits for is either
+        held or on a topic partition still read.
+        """
+        tp = (record.topic, record.partition)
         async with self._lock:
-            self._active_at = self._arrived[(record.topic, record.partition)] = (
-                self.monotonic()
-            )
+            self._active_at = self._arrived[tp] = self.monotonic()
             sequencer = await self._sequencer(record.partition)
             expected = sequencer.expected(record.topic)
             if record.offset > expected and self.refill is not None:
                 await self._refill(sequencer, record, expected)
-            return await self._offer(sequencer, record, handle)
+            offered = await self._offer(sequencer, record, handle)
+            pause = (
+                self.flow is not None
+                and tp not in self._paused
+                and sequencer.queued(record.topic) > self.max_queued
+            )
+            if pause:
+                self._paused.add(tp)
+        if pause and self.flow is not None:
+            log.info(
+                "input paused: too many records wait for their turn",
+                extra={"topic": tp[0], "partition": tp[1], "held": self.max_queued + 1},
+            )
+            await self.flow.pause(*tp)
+        return offered
 
     async def drain(self, *, wait: bool = True) -> int:
         """Apply what may go on every partition; return how many inputs were applied.
@@ -214,6 +253,21 @@ class Pipeline:
                 publications, handles, offsets = await self._apply_ready()
                 if not handles and self.refill is not None:
                     await self._refill_stale()
+                resume = {
+                    (topic, partition)
+                    for topic, partition in self._paused
+                    if self.queued(topic, partition) <= self.max_queued // 2
+                }
+                self._paused -= resume
+                for tp in resume:  # quiet while paused, not for want of records
+                    self._arrived[tp] = self.monotonic()
+            if self.flow is not None:
+                for tp in sorted(resume):
+                    log.info(
+                        "input resumed",
+                        extra={"topic": tp[0], "partition": tp[1]},
+                    )
+                    await self.flow.resume(*tp)
             if not handles:
                 return 0
             self._unsettled.append(
@@ -277,9 +331,22 @@ class Pipeline:
                 self._unsettled.clear()
                 self._unsettled_inputs = 0
                 self.states.forget()
+                paused, self._paused = self._paused, set()
+            if self.flow is not None:
+                for tp in sorted(paused):
+                    await self.flow.resume(*tp)
 
     def waiting(self) -> int:
         return sum(s.pending() for s in self._sequencers.values())
+
+    def paused(self) -> set[tuple[str, int]]:
+        """The topic partitions paused for holding too many records."""
+        return set(self._paused)
+
+    def queued(self, topic: str, partition: int) -> int:
+        """How many records of one topic partition are held for their turn."""
+        sequencer = self._sequencers.get(partition)
+        return 0 if sequencer is None else sequencer.queued(topic)
 
     # Inside -------------------------------------------------------------------------
 
@@ -421,7 +488,7 @@ class Pipeline:
                 tp = (topic, sequencer.partition)
                 end = sequencer.known_end(topic)
                 expected = sequencer.expected(topic)
-                if end is None or end <= expected:
+                if end is None or end <= expected or tp in self._paused:
                     continue
                 if now - self._arrived.get(tp, self._started_at) < self.stale_s:
                     continue

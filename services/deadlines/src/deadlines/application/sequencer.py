@@ -155,6 +155,10 @@ class PartitionSequencer:
     def pending(self) -> int:
         return sum(len(queue) for queue in self._queues.values())
 
+    def queued(self, topic: str) -> int:
+        """How many records of ``topic`` wait here for their turn."""
+        return len(self._queues[topic])
+
     def known_end(self, topic: str) -> int | None:
         """The end offset of ``topic`` last read from the broker, if one was."""
         seen = self._ends.get(topic)

@@ -64,6 +64,7 @@ from deadlines.adapters.faust_ports import (
     BatchSender,
     BrokerOffsets,
     CachedPartitioner,
+    ConsumerFlow,
     FaustCommitter,
     FaustPublisher,
 )
@@ -316,6 +317,8 @@ class ClocksWorker:
             publisher=FaustPublisher(self.app, sender),
             ack=ack,
             commit=FaustCommitter(self.app),
+            flow=ConsumerFlow(self.app),
+            max_queued=self.settings.max_queued,
             refill=self.offsets,
             domain_topics=self.settings.domain_topics,
             ticks_topic=self.settings.ticks_topic,
