@@ -46,7 +46,7 @@ from devstack.demo_data import (
 from devstack.dfe import load_la_figures
 from devstack.kafka_config import LOOPBACK, BrokerLayout, free_port
 from devstack.notify_stub import DEFAULT_API_KEY, normalise_uk_mobile
-from devstack.processes import ProcessSpec, ProcessStartError, Stack
+from devstack.processes import ManagedProcess, ProcessSpec, ProcessStartError, Stack
 from devstack.run import (
     DIRECTORY,
     Platform,
@@ -622,6 +622,43 @@ def test_a_group_fails_at_once_when_one_of_it_exits(tmp_path: Path) -> None:
         # The one still starting runs on until the stack is stopped.
         assert [m.spec.name for m in stack.processes] == ["slow", "quits"]
     assert stack.processes == []
+
+
+def test_an_earlier_runs_ready_line_in_a_kept_log_does_not_count(
+    tmp_path: Path,
+) -> None:
+    # What a --keep-data restart finds: the last run's log, ready line and all.
+    (tmp_path / "worker.log").write_text("starting\nworker ready\nstopped\n")
+    gate = tmp_path / "go"
+    code = (
+        "import pathlib, sys, time\n"
+        "print('starting again', flush=True)\n"
+        f"while not pathlib.Path({str(gate)!r}).exists():\n"
+        "    time.sleep(0.05)\n"
+        "print('worker ready', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    spec = ProcessSpec(
+        name="worker",
+        argv=[sys.executable, "-c", code],
+        ready_log_line="worker ready",
+        stop_timeout=5,
+    )
+    with Stack(tmp_path) as stack:
+        managed = ManagedProcess(spec, tmp_path / "worker.log")
+        stack.processes.append(managed)
+
+        # It waits for the gate, so this run has not said it is ready.
+        assert not managed.is_ready()
+        gate.touch()
+        managed.wait_until_ready(timeout=60)
+
+        assert managed.is_ready()
+        assert "stopped" not in managed.log_tail()
+        assert managed.log_tail().splitlines()[-1] == "worker ready"
+    # The earlier run's lines are kept: the log is appended to, not replaced.
+    kept = (tmp_path / "worker.log").read_text()
+    assert kept.startswith("starting\nworker ready\nstopped\nstarting again\n")
 
 
 def test_only_a_new_event_counts_as_progress() -> None:

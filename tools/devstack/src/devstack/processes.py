@@ -3,7 +3,10 @@
 Each process runs in its own process group with its output in a log file under the run
 directory, so a person can read what each one said. A process counts as up when its
 readiness probe answers (an HTTP URL returning 200, or a line in its log); if it exits
-first, the start fails at once with the tail of its log. ``Stack.start_all`` starts a
+first, the start fails at once with the tail of its log. A log is kept across runs
+(``--keep-data``), so only what this start wrote to it counts: the ready line, and
+the tail shown when a start fails, are looked for after the size the log had when the
+process started. ``Stack.start_all`` starts a
 group of processes that need nothing of each other side by side and waits for them
 all. Stopping sends SIGTERM to the group, waits, then sends SIGKILL, so nothing is
 left behind. Should the supervisor itself be killed outright, Linux sends each child
@@ -82,6 +85,8 @@ class ManagedProcess:
         self.spec = spec
         self.log_path = log_path
         self._log_file = log_path.open("ab")
+        # Appended to across runs: an earlier run's ready line must not count now.
+        self._log_start = self._log_file.tell()
         self.process = subprocess.Popen(
             list(spec.argv),
             env={**os.environ, **spec.env},
@@ -97,9 +102,17 @@ class ManagedProcess:
     def running(self) -> bool:
         return self.process.poll() is None
 
+    def log_text(self) -> str:
+        """What this process has written to its log (not what earlier runs left)."""
+        try:
+            with self.log_path.open("rb") as log_file:
+                log_file.seek(self._log_start)
+                return log_file.read().decode(errors="replace")
+        except OSError:
+            return ""
+
     def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
-        text = self.log_path.read_text(errors="replace")
-        return "\n".join(text.splitlines()[-lines:])
+        return "\n".join(self.log_text().splitlines()[-lines:])
 
     def is_ready(self) -> bool:
         if self.spec.ready_url is not None:
@@ -111,7 +124,7 @@ class ManagedProcess:
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 return False
         if self.spec.ready_log_line is not None:
-            return self.spec.ready_log_line in self.log_path.read_text(errors="replace")
+            return self.spec.ready_log_line in self.log_text()
         return True
 
     def wait_until_ready(self, timeout: float) -> None:
