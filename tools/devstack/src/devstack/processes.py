@@ -38,6 +38,19 @@ LOG_TAIL_LINES = 30
 PR_SET_PDEATHSIG = 1
 
 
+def exit_status(returncode: int | None) -> str:
+    """How a process ended, in words: ``exited with code 3``, ``was killed by ...``."""
+    if returncode is None:
+        return "is still running"
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        return f"was killed by {name} (exit status {returncode})"
+    return f"exited with code {returncode}"
+
+
 class ProcessStartError(RuntimeError):
     """A process exited, or did not become ready, while it was being started."""
 
@@ -137,7 +150,7 @@ class ManagedProcess:
         """Raise ``ProcessStartError`` if it has exited, or ``deadline`` has passed."""
         if not self.running:
             raise ProcessStartError(
-                f"{self.spec.name} exited with code {self.process.returncode} "
+                f"{self.spec.name} {exit_status(self.process.returncode)} "
                 f"before it was ready; the end of {self.log_path}:\n"
                 f"{self.log_tail()}"
             )
@@ -224,14 +237,28 @@ class Stack:
             time.sleep(0.2)
         return [(managed, ready[managed.spec.name]) for managed in group]
 
-    def check_alive(self) -> None:
+    def stopped(self) -> str | None:
+        """What became of the first process that is no longer running, or None.
+
+        The answer names the process, its pid and its exit status (a signal by name)
+        and quotes the end of its log; a supervisor checks this while it waits on the
+        stack, so a process that died is reported as itself rather than as the
+        silence it leaves.
+        """
         for managed in self.processes:
             if not managed.running:
-                raise ProcessStartError(
-                    f"{managed.spec.name} stopped unexpectedly with code "
-                    f"{managed.process.returncode}; the end of {managed.log_path}:\n"
-                    f"{managed.log_tail()}"
+                return (
+                    f"{managed.spec.name} (pid {managed.process.pid}) "
+                    f"{exit_status(managed.process.returncode)}; the end of "
+                    f"{managed.log_path}:\n{managed.log_tail()}"
                 )
+        return None
+
+    def check_alive(self) -> None:
+        """Raise ``ProcessStartError`` if a process of the stack has stopped."""
+        stopped = self.stopped()
+        if stopped is not None:
+            raise ProcessStartError(f"a process stopped unexpectedly: {stopped}")
 
     def stop(self) -> None:
         for managed in reversed(self.processes):

@@ -29,7 +29,10 @@ token the issuer signs for them (coordinators ``ehc_coordinator``, managers
 
 A port that is taken is replaced by a free one, and every address is printed;
 ``--free-ports`` takes free ports throughout (for tests). A process that exits or is
-not ready in time stops everything, and its log's last lines are printed.
+not ready in time stops everything, and its log's last lines are printed. During the
+demo the stack's processes are checked each simulated day and in every wait, so one
+that exits (a worker killed with ``kill -9``) ends the demo at once with its name and
+exit status, rather than a stall reported minutes later.
 
 Once everything is up it sets each demo member of staff's preferences through notify's
 API, as a ``service_admin`` (``devstack.demo_data.demo_preferences``: coordinators by
@@ -106,6 +109,7 @@ from devstack.demo import (
     DemoSettings,
     DemoSummary,
     Notification,
+    PlatformStopped,
     StaffHeaders,
     TopicWatcher,
 )
@@ -1133,7 +1137,9 @@ def run(options: RunOptions, out: TextIO = sys.stdout) -> int:
             file=out,
             flush=True,
         )
-        played = _show_and_play(options, platform, issuer_headers(issuer), out)
+        played = _show_and_play(
+            options, platform, issuer_headers(issuer), out, stack.stopped
+        )
         if played is not None:
             summary, counts = played
             # The closing note's problems are the summary's too (and its exit status).
@@ -1203,6 +1209,34 @@ def _show_and_play(
     platform: Platform,
     staff_headers: StaffHeaders,
     out: TextIO,
+    stopped: Callable[[], str | None],
+) -> tuple[DemoSummary, NotifyCounts] | None:
+    """Show one request on its topic, then play the demo; its summary and counts.
+
+    A process of the platform that stops ends it at once (``PlatformStopped``), and
+    any other failure of the demo is put down to a stopped process where there is
+    one: a command to a dead API fails only after its retries, as a refusal.
+    """
+    try:
+        return _play(options, platform, staff_headers, out, stopped)
+    except PlatformStopped:
+        raise
+    except DemoError as error:
+        described = stopped()
+        if described is None:
+            raise
+        raise PlatformStopped(
+            f"a process stopped during the demo: {described}\n(the demo itself "
+            f"then failed: {error})"
+        ) from error
+
+
+def _play(
+    options: RunOptions,
+    platform: Platform,
+    staff_headers: StaffHeaders,
+    out: TextIO,
+    stopped: Callable[[], str | None],
 ) -> tuple[DemoSummary, NotifyCounts] | None:
     figures = load_la_figures(BUCKINGHAMSHIRE, options.year)
     until = options.until or default_period_end(options.year)
@@ -1233,6 +1267,7 @@ def _show_and_play(
                 reviews_url=platform.reviews_url,
                 staff_headers=staff_headers,
                 placement_url=platform.placement_url if platform.placement else None,
+                stopped=stopped,
             )
             driver = DemoDriver(cases, services, watcher, settings, out)
             try:
