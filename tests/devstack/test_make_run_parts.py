@@ -65,6 +65,7 @@ from devstack.run import (
     Ports,
     RunError,
     RunLayout,
+    after_demo_note,
     choose_ports,
     count_notify,
     service_specs,
@@ -569,6 +570,18 @@ def test_an_alert_emailed_twice_to_one_role_is_caught(
         f"{raised + 1} approaching emails to a senco for {raised} clock events "
         "raising them: some alert went out twice"
     ]
+
+
+def test_the_note_under_the_summary_says_no_later_case_will_alert(
+    caseload: list[PlannedCase],
+) -> None:
+    summary = summary_of(caseload)
+
+    note = after_demo_note(summary.last_day)
+
+    assert f"the last demo tick (08:00 London on {summary.last_day})" in note
+    assert "no ticker runs now" in note
+    assert "none becomes due or overdue and none alerts" in note
 
 
 def test_the_summary_shows_the_dfe_figures_beside_the_published_ones(

@@ -72,7 +72,10 @@ tick gathers, and the closing note counts them as waiting. The demo's phase-tran
 year is drawn from the demo's own plans, so its cohort is far smaller than a real
 council's, and infant-to-junior moves are not played (``PLACEMENT_INFANT_SCHOOLS`` is
 left unset). The issuer's keys live in memory, so tokens it signed do not outlive the
-``make run`` that started it.
+``make run`` that started it. No ticker runs after the demo: the processor's time (and
+notify's calendar) stays at the last demo tick while the APIs date what is posted by
+the real date, so a case posted afterwards never falls due or alerts; the run says so
+under its summary (``after_demo_note``).
 """
 
 from __future__ import annotations
@@ -1149,6 +1152,8 @@ def run(options: RunOptions, out: TextIO = sys.stdout) -> int:
             print(summary.render(), file=out, flush=True)
             print(counts.render(), file=out, flush=True)
             print(f"  (also written to {layout.summary})", file=out, flush=True)
+            if options.keep_running:
+                print(after_demo_note(summary.last_day), file=out, flush=True)
             if not summary.reconciles:
                 status = EXIT_NOT_RECONCILED
         _print_addresses(platform, issuer, out)
@@ -1182,6 +1187,17 @@ def run(options: RunOptions, out: TextIO = sys.stdout) -> int:
         _stop_everything(stack, out)
         issuer.stop()
     return status
+
+
+def after_demo_note(last_day: str) -> str:
+    """What the clocks do once the demo is over, for the lines under its summary."""
+    when = f"the last demo tick (08:00 London on {last_day})"
+    return (
+        f"Note: no ticker runs now. The deadlines processor's time stays at {when}, "
+        "and notify's calendar with it, while the APIs date what is posted by "
+        "today's date: a case posted from now on has its clocks set, but none "
+        "becomes due or overdue and none alerts."
+    )
 
 
 def published_shares(figures: LaFigures) -> dict[str, float | None]:
