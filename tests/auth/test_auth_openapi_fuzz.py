@@ -2,10 +2,15 @@
 
 For every operation of intake, plans, reviews and placement, schemathesis generates
 requests from the published document (a few examples each, derandomised, so the run is
-short and the same every time). With a valid token no answer may be a server error.
-Without one, or with a token that does not verify, no answer may carry data: each is a
-problem, 401 (or 422 for a body that is not JSON at all, refused before anything is
-read), never 2xx, never 5xx.
+short and the same every time). With a valid token no answer may be a server error,
+and no refusal a bare ``about:blank`` problem. Without one, or with a token that does
+not verify, no answer may carry data: each is a problem, 401 (or 422 for a body that
+is not JSON at all, refused before anything is read), never 2xx, never 5xx.
+
+Every operation that takes a body is also sent the bodies the kernel refuses before a
+route reads them (nested too deeply, not UTF-8, malformed, a NUL, too long without a
+length); each must be refused with the platform's own problem kind naming ``body``,
+the same on every route.
 
 The operations are driven through schemathesis' strategies with hypothesis directly,
 because its pytest plugin does not run under this pytest (9.x) yet.
@@ -14,7 +19,8 @@ because its pytest plugin does not run under this pytest (9.x) yet.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -24,6 +30,7 @@ from auth_support import (
     intake_app,
     intake_case,
     intake_store,
+    new_case_id,
     placement_app,
     placement_case,
     placement_store,
@@ -34,11 +41,14 @@ from auth_support import (
     reviews_case,
     reviews_store,
 )
+from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 
 from devstack.issuer import LocalIssuer, new_signing_key
+from sendkit.settings import HttpLimits
 
 MAX_EXAMPLES = 4
+PATH_PARAMETER = re.compile(r"\{[^}]+\}")
 PROBLEM_KEYS = {
     "type",
     "title",
@@ -115,7 +125,11 @@ def test_with_a_token_no_operation_answers_a_server_error(
 
     def check(case: Any) -> None:
         response = case.call(headers=headers)
-        assert response.status_code < 500, (case.method, case.formatted_path)
+        where = (case.method, case.formatted_path, response.status_code)
+        assert response.status_code < 500, where
+        # Every refusal has one of the platform's kinds, never a bare about:blank.
+        if response.status_code >= 400:
+            assert json.loads(response.content)["type"] != "about:blank", where
 
     ran = fuzz_every_operation(APPS[service](local_issuer), check)
 
@@ -151,3 +165,65 @@ def test_without_a_valid_token_no_operation_gives_data(
     ran = fuzz_every_operation(APPS[service](local_issuer), check)
 
     assert len(ran) >= 10
+
+
+def _chunked(size: int) -> Callable[[], Iterator[bytes]]:
+    """A body of ``size`` bytes sent in chunks, with no Content-Length."""
+
+    def chunks() -> Iterator[bytes]:
+        sent = 0
+        while sent < size:
+            step = min(CHUNK, size - sent)
+            yield b" " * step
+            sent += step
+
+    return chunks
+
+
+CHUNK = 64 * 1024
+REFUSED_BODIES: dict[str, tuple[Callable[[], Any], int, str]] = {
+    "nested too deeply": (lambda: b"[" * 100_000, 422, "/problems/validation-error"),
+    "not utf-8": (lambda: b'{"note": "\xff\xfe"}', 422, "/problems/validation-error"),
+    "malformed": (lambda: b'{"note": ', 422, "/problems/validation-error"),
+    "nul escape": (lambda: b'{"note": "\\u0000"}', 400, "/problems/nul-character"),
+    "chunked too long": (
+        _chunked(HttpLimits().max_body_bytes + CHUNK),
+        413,
+        "/problems/body-too-large",
+    ),
+}
+
+
+def operations_with_a_body(app: Any) -> list[tuple[str, str]]:
+    """Each operation of the app's OpenAPI document that takes a request body."""
+    return [
+        (method.upper(), path)
+        for path, item in app.openapi()["paths"].items()
+        for method, operation in item.items()
+        if "requestBody" in operation
+    ]
+
+
+@pytest.mark.parametrize("service", sorted(APPS))
+def test_every_body_route_refuses_a_bad_body_with_the_platforms_problem(
+    local_issuer: LocalIssuer, service: str
+) -> None:
+    app = APPS[service](local_issuer)
+    headers = {
+        **headers_of(local_issuer, "mgr_team"),
+        "Content-Type": "application/json",
+    }
+    operations = operations_with_a_body(app)
+
+    with TestClient(app) as client:
+        for method, template in operations:
+            path = PATH_PARAMETER.sub(new_case_id(), template)
+            for name, (body, status, kind) in REFUSED_BODIES.items():
+                response = client.request(method, path, content=body(), headers=headers)
+                where = (name, method, template, response.status_code)
+                assert response.status_code == status, where
+                problem = json.loads(response.content)
+                assert problem["type"] == kind, where
+                assert [e["field"] for e in problem["errors"]] == ["body"], where
+
+    assert len(operations) >= 3

@@ -235,6 +235,8 @@ def test_an_unknown_case_is_a_404_problem(client: TestClient) -> None:
     assert answer.status_code == 404
     assert answer.headers["content-type"].startswith("application/problem+json")
     assert "no clock events" in answer.json()["detail"]
+    # The kind intake, plans, reviews and placement give an unknown case too.
+    assert answer.json()["type"] == "/problems/case-not-found"
 
 
 def test_due_lists_the_clocks_still_running_in_the_range(

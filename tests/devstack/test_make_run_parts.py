@@ -7,7 +7,9 @@ end-to-end test counts from the real topics.
 
 from __future__ import annotations
 
+import io
 import itertools
+import signal
 import socket
 import subprocess
 import sys
@@ -22,8 +24,12 @@ import pytest
 
 from devstack.demo import (
     Action,
+    DemoDriver,
+    DemoServices,
+    DemoSettings,
     DemoSummary,
     Notification,
+    PlatformStopped,
     TopicWatcher,
     check_timeline,
     compare_read_model,
@@ -46,13 +52,20 @@ from devstack.demo_data import (
 from devstack.dfe import load_la_figures
 from devstack.kafka_config import LOOPBACK, BrokerLayout, free_port
 from devstack.notify_stub import DEFAULT_API_KEY, normalise_uk_mobile
-from devstack.processes import ProcessSpec, ProcessStartError, Stack
+from devstack.processes import (
+    ManagedProcess,
+    ProcessSpec,
+    ProcessStartError,
+    Stack,
+    exit_status,
+)
 from devstack.run import (
     DIRECTORY,
     Platform,
     Ports,
     RunError,
     RunLayout,
+    after_demo_note,
     choose_ports,
     count_notify,
     service_specs,
@@ -559,6 +572,18 @@ def test_an_alert_emailed_twice_to_one_role_is_caught(
     ]
 
 
+def test_the_note_under_the_summary_says_no_later_case_will_alert(
+    caseload: list[PlannedCase],
+) -> None:
+    summary = summary_of(caseload)
+
+    note = after_demo_note(summary.last_day)
+
+    assert f"the last demo tick (08:00 London on {summary.last_day})" in note
+    assert "no ticker runs now" in note
+    assert "none becomes due or overdue and none alerts" in note
+
+
 def test_the_summary_shows_the_dfe_figures_beside_the_published_ones(
     caseload: list[PlannedCase],
 ) -> None:
@@ -622,6 +647,160 @@ def test_a_group_fails_at_once_when_one_of_it_exits(tmp_path: Path) -> None:
         # The one still starting runs on until the stack is stopped.
         assert [m.spec.name for m in stack.processes] == ["slow", "quits"]
     assert stack.processes == []
+
+
+def test_an_earlier_runs_ready_line_in_a_kept_log_does_not_count(
+    tmp_path: Path,
+) -> None:
+    # What a --keep-data restart finds: the last run's log, ready line and all.
+    (tmp_path / "worker.log").write_text("starting\nworker ready\nstopped\n")
+    gate = tmp_path / "go"
+    code = (
+        "import pathlib, sys, time\n"
+        "print('starting again', flush=True)\n"
+        f"while not pathlib.Path({str(gate)!r}).exists():\n"
+        "    time.sleep(0.05)\n"
+        "print('worker ready', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    spec = ProcessSpec(
+        name="worker",
+        argv=[sys.executable, "-c", code],
+        ready_log_line="worker ready",
+        stop_timeout=5,
+    )
+    with Stack(tmp_path) as stack:
+        managed = ManagedProcess(spec, tmp_path / "worker.log")
+        stack.processes.append(managed)
+
+        # It waits for the gate, so this run has not said it is ready.
+        assert not managed.is_ready()
+        gate.touch()
+        managed.wait_until_ready(timeout=60)
+
+        assert managed.is_ready()
+        assert "stopped" not in managed.log_tail()
+        assert managed.log_tail().splitlines()[-1] == "worker ready"
+    # The earlier run's lines are kept: the log is appended to, not replaced.
+    kept = (tmp_path / "worker.log").read_text()
+    assert kept.startswith("starting\nworker ready\nstopped\nstarting again\n")
+
+
+# A process that dies during the demo ---------------------------------------------
+
+
+def _worker(name: str) -> ProcessSpec:
+    """A stand-in for a stream worker: says it is ready, then runs until killed."""
+    return _printer(name, f"{name} ready")
+
+
+def _services(tmp_path: Path, stack: Stack, ticker: Any) -> DemoServices:
+    # Nothing listens at the APIs' address: the demo must stop before it posts.
+    nowhere = f"http://{LOOPBACK}:{free_port()}"
+    return DemoServices(
+        intake_url=nowhere,
+        mail_url=f"{nowhere}/",
+        mail_dir=tmp_path,
+        ticker=ticker,
+        plans_url=nowhere,
+        reviews_url=nowhere,
+        stopped=stack.stopped,
+    )
+
+
+def test_a_worker_killed_during_the_demo_ends_it_naming_the_worker(
+    tmp_path: Path, caseload: list[PlannedCase]
+) -> None:
+    out = io.StringIO()
+    ticks: list[datetime] = []
+    with Stack(tmp_path / "logs") as stack:
+        stack.start_all([_worker("deadlines-worker"), _worker("notify-worker")], 60)
+        notify = stack.processes[1]
+
+        def tick_then_kill(moment: datetime) -> None:
+            ticks.append(moment)
+            # kill -9 while the first simulated day is under way.
+            notify.signal(signal.SIGKILL)
+            notify.process.wait()
+
+        services = _services(tmp_path, stack, tick_then_kill)
+        driver = DemoDriver(
+            caseload, services, TopicWatcher("unused:9092"), DemoSettings(), out
+        )
+        try:
+            with pytest.raises(PlatformStopped) as stopped:
+                driver.run()
+        finally:
+            driver.close()
+
+    message = str(stopped.value)
+    assert f"notify-worker (pid {notify.process.pid}) was killed by SIGKILL" in message
+    assert "(exit status -9)" in message
+    assert "notify-worker ready" in message  # the end of its log
+    assert "deadlines-worker" not in message
+    # It stopped on the day the worker died: no command posted, no month played.
+    assert ticks == [tick_moment(date(2024, 1, 1))]
+    assert driver.case_ids == {}
+    assert "posted" not in out.getvalue()
+
+
+def test_a_wait_for_the_topics_ends_when_a_process_has_exited(tmp_path: Path) -> None:
+    watcher = TopicWatcher("unused:9092")
+    with Stack(tmp_path) as stack:
+        (quitter, _), (runner, _) = stack.start_all(
+            [_worker("relay"), _worker("worker")], 60
+        )
+        quitter.signal(signal.SIGTERM)
+        quitter.process.wait()
+
+        # With no stall allowed, only the check of the processes can answer first.
+        with pytest.raises(PlatformStopped, match=r"relay \(pid \d+\) was killed by"):
+            watcher.wait_until(lambda: False, 0.0, "nothing", stack.stopped)
+        assert runner.running
+
+
+def test_waiting_for_notify_to_send_ends_when_its_worker_has_died(
+    tmp_path: Path, caseload: list[PlannedCase]
+) -> None:
+    with Stack(tmp_path / "logs") as stack:
+        ((notify, _),) = stack.start_all([_worker("notify-worker")], 60)
+        notify.signal(signal.SIGKILL)
+        notify.process.wait()
+        services = replace(
+            _services(tmp_path, stack, lambda moment: None),
+            # A ledger with alerts still to send, as a killed worker leaves it.
+            ledger_status=lambda: {"pending": 3},
+        )
+        driver = DemoDriver(
+            caseload,
+            services,
+            TopicWatcher("unused:9092"),
+            DemoSettings(settle_stall=0.0),
+            io.StringIO(),
+        )
+        try:
+            # Without the check this would be "notify sent nothing for 0 s".
+            with pytest.raises(PlatformStopped, match=r"notify-worker .* SIGKILL"):
+                driver._settle()
+        finally:
+            driver.close()
+
+
+def test_a_stopped_process_is_described_by_its_exit_status(tmp_path: Path) -> None:
+    with Stack(tmp_path) as stack:
+        assert stack.stopped() is None
+        ((quits, _),) = stack.start_all([_worker("mail")], 60)
+        quits.signal(signal.SIGTERM)
+        quits.process.wait()
+
+        with pytest.raises(ProcessStartError) as error:
+            stack.check_alive()
+
+    assert str(error.value).startswith(
+        f"a process stopped unexpectedly: mail (pid {quits.process.pid}) was killed "
+        "by SIGTERM (exit status -15); the end of "
+    )
+    assert exit_status(3) == "exited with code 3"
 
 
 def test_only_a_new_event_counts_as_progress() -> None:

@@ -10,10 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from devstack.issuer import LocalIssuer
 from devstack.kafka import COMPLETE_MARKER, failure_excerpt, fetch_jars, repo_root
 from devstack.kafka_config import (
     KAFKA_VERSION,
     LISTEN_PORTS_FROM,
+    LOOPBACK,
     broker_log4j2_properties,
     ephemeral_ports,
     free_port,
@@ -86,13 +88,43 @@ def test_free_ports_lie_below_the_ephemeral_range_no_connection_can_take() -> No
     assert all(port_is_free(port) for port in ports)
 
 
-def test_a_port_something_listens_on_is_not_free() -> None:
+@pytest.mark.parametrize("reuse", [False, True], ids=["plain", "so_reuseaddr"])
+def test_a_port_something_listens_on_is_not_free(reuse: bool) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        # Servers (uvicorn, http.server) listen with SO_REUSEADDR, as the probe binds.
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, int(reuse))
         listener.bind(("127.0.0.1", free_port()))
         listener.listen()
         taken = int(listener.getsockname()[1])
 
         assert not port_is_free(taken)
+
+
+def _time_wait_ports() -> set[int]:
+    """The local ports of this machine's IPv4 TCP connections in TIME_WAIT."""
+    found = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[3] == "06":
+            found.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return found
+
+
+def test_a_port_left_in_time_wait_by_a_stopped_server_is_free() -> None:
+    port = free_port()
+    issuer = LocalIssuer(port=port).start()
+    with socket.create_connection((LOOPBACK, port)) as client:
+        client.sendall(b"GET /healthz HTTP/1.0\r\n\r\n")
+        # Read to the end: the server closes first, so its side is left in TIME_WAIT.
+        while client.recv(4096):
+            pass
+    issuer.stop()
+    assert port in _time_wait_ports()
+
+    assert port_is_free(port)
+    # And it is: the issuer starts again on the same port at once.
+    with LocalIssuer(port=port) as again:
+        assert again.url.endswith(f":{port}")
 
 
 def test_broker_logging_writes_a_file_at_info_with_noisy_loggers_at_warn(

@@ -189,3 +189,69 @@ def test_a_correlation_id_of_128_safe_characters_is_adopted(
     assert len(given) == 128
     assert response.headers["X-Correlation-ID"] == given
     assert "refused" not in caplog.text
+
+
+def _chunked_over_the_limit() -> Iterator[bytes]:
+    yield b'{"text": "'
+    for _ in range(4):
+        yield b"a" * (LIMIT // 2)
+    yield b'"}'
+
+
+# Every way the kernel refuses a body before a route reads it: the platform's own
+# problem type (never about:blank) and the field at fault, however the body came.
+REFUSED_BODIES = {
+    "declared too long": (
+        lambda: b'{"text": "' + b"a" * LIMIT + b'"}',
+        413,
+        "/problems/body-too-large",
+    ),
+    "chunked too long": (_chunked_over_the_limit, 413, "/problems/body-too-large"),
+    "nul escape": (
+        lambda: b'{"text": "a\\u0000b"}',
+        400,
+        "/problems/nul-character",
+    ),
+    "malformed json": (lambda: b'{"text": ', 422, "/problems/validation-error"),
+    "nested too deeply": (
+        lambda: b"[" * 100_000,
+        422,
+        "/problems/validation-error",
+    ),
+    "not utf-8": (lambda: b'{"text": "\xff\xfe"}', 422, "/problems/validation-error"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REFUSED_BODIES))
+def test_a_refused_body_is_answered_with_the_platforms_problem_and_field(
+    case: str,
+) -> None:
+    body, status, kind = REFUSED_BODIES[case]
+    # A high limit for the nested body (100 kB): the nesting, not the size, is at
+    # fault there.
+    made, seen = make_client(LIMIT if "too long" in case else 1024 * 1024)
+    with made as http:
+        response = http.post(
+            "/notes", content=body(), headers={"Content-Type": "application/json"}
+        )
+
+    assert response.status_code == status
+    assert response.headers["content-type"].startswith("application/problem+json")
+    problem = response.json()
+    assert problem["type"] == kind
+    assert problem["type"] != "about:blank"
+    assert [e["field"] for e in problem["errors"]] == ["body"]
+    assert problem["correlation_id"] == response.headers["X-Correlation-ID"]
+    assert seen == []
+
+
+def test_a_bare_http_status_such_as_a_wrong_method_is_still_about_blank(
+    client: tuple[TestClient, list[str]],
+) -> None:
+    # A status with no kind of its own keeps RFC 9457's about:blank.
+    http, _ = client
+    response = http.delete("/notes")
+
+    assert response.status_code == 405
+    assert response.json()["type"] == "about:blank"
+    assert "errors" not in response.json()

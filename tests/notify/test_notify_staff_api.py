@@ -233,7 +233,11 @@ def test_a_csv_import_is_all_or_nothing_and_names_each_bad_row(
     assert [(s["staff_id"], s["mobile"]) for s in senco] == [
         ("senco-01", "+447700900103")
     ]
-    problem(api.post("/staff/import", content=good), 415)
+    unsupported = problem(api.post("/staff/import", content=good), 415)
+    assert unsupported["type"] == "/problems/unsupported-media-type"
+    assert unsupported["errors"] == [
+        {"field": "header.content-type", "message": "must be text/csv"}
+    ]
 
 
 def test_the_directory_csv_is_imported_at_start_only_when_it_changed(
@@ -298,7 +302,9 @@ def test_a_callback_with_a_wrong_token_is_refused_and_changes_nothing(
         headers = {"Authorization": header} if header else {}
         response = api.post("/callbacks/govuk-notify", json=receipt, headers=headers)
         body = problem(response, 401)
-        assert response.headers["www-authenticate"] == "Bearer"
+        # The platform's 401, as for a bad OpenID Connect token: kind and challenge.
+        assert body["type"] == "/problems/unauthenticated"
+        assert response.headers["www-authenticate"].startswith('Bearer realm="notify"')
         assert "NOTIFY_GOVUK_CALLBACK_TOKEN" in body["detail"]
 
     accepted = api.post(
@@ -328,7 +334,7 @@ def test_callbacks_are_refused_when_no_token_is_configured(tmp_path: Path) -> No
 def test_probes_answer(api: TestClient, bare: TestClient) -> None:
     assert api.get("/healthz").json()["service"] == "notify"
     assert api.get("/readyz").json()["checks"] == {"database": "ok"}
-    problem(api.get("/alerts/nope"), 404)
+    assert problem(api.get("/alerts/nope"), 404)["type"] == "/problems/alert-not-found"
     # The probes need no token.
     assert bare.get("/healthz").status_code == 200
     assert bare.get("/readyz").status_code == 200

@@ -22,17 +22,21 @@
   Replacing rather than refusing keeps a client with a careless id working, while
   nothing it sent reaches a log line or a Kafka header;
 - a request body limit (``max_body_bytes``, ``SEND_MAX_BODY_BYTES``, 1 MiB by
-  default): a ``Content-Length`` above it is answered 413 with problem details before
-  anything is read, and a body sent without one is cut off with the same answer once it
-  passes the limit, before it is parsed;
+  default): a ``Content-Length`` above it is answered 413 (``/problems/body-too-large``,
+  field ``body``) before anything is read, and a body sent without one (chunked) is
+  cut off with the same answer once it passes the limit, before it is parsed;
 - no NUL characters: a JSON body holding the escape ``\u0000`` (or a raw NUL byte), or
-  a path or query string holding ``%00``, is answered 400 with problem details naming
-  where it was, before any model sees it. The services share no request base model, so
-  this is done on the raw request, for every route at once;
+  a path or query string holding ``%00``, is answered 400 (``/problems/nul-character``)
+  naming where it was, before any model sees it. The services share no request base
+  model, so this is done on the raw request, for every route at once;
 - RFC 9457 problem details (``sendkit.problems``) for every error answer: invalid input
-  (422, one entry in ``errors`` per bad field), ``HTTPException``, unknown routes (404),
+  (422 ``/problems/validation-error``, one entry in ``errors`` per bad field, ``body``
+  for a body that is not JSON, or that nests too deeply or is not UTF-8, which FastAPI
+  itself would answer with a bare 400), ``HTTPException``, unknown routes (404),
   wrong methods (405), every exception class in ``error_map``, and any other exception
-  (500, with no internals beyond the correlation id to quote).
+  (500, with no internals beyond the correlation id to quote). Only a bare HTTP
+  status (an unknown route, a wrong method, an ``HTTPException`` a route raises) has
+  the type ``about:blank``; a service's routes raise errors of its ``error_map``.
 
 The kernel's own errors are mapped by default: a reused idempotency key 422, a command
 that kept conflicting 409, a store that is locked or unreachable 503.
@@ -82,6 +86,7 @@ from sendkit.metrics import UNMATCHED_ROUTE, HttpMetrics
 from sendkit.problems import (
     ABOUT_BLANK,
     ErrorMap,
+    FieldError,
     Problem,
     field_errors_of,
     problem_type,
@@ -261,7 +266,16 @@ _NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 
 
 class _BodyRefused(StarletteHTTPException):
-    """A body the limits refuse, raised from ``receive`` so FastAPI passes it on."""
+    """A body the limits refuse, raised from ``receive`` so FastAPI passes it on.
+
+    It carries the problem kind its answer has, which is the one the same refusal
+    has when it is made from the headers alone (``body-too-large``, ``nul-character``).
+    """
+
+    def __init__(self, status_code: int, detail: str, slug: str, message: str) -> None:
+        super().__init__(status_code, detail)
+        self.slug = slug
+        self.field_errors = [FieldError("body", message)]
 
 
 def _holds_nul(body: bytes) -> bool:
@@ -294,9 +308,16 @@ class RequestLimitsMiddleware:
                 return message
             received.extend(message.get("body", b""))
             if len(received) > limit:
-                raise _BodyRefused(413, _too_large(limit))
+                raise _BodyRefused(
+                    413, _too_large(limit), "body-too-large", _TOO_LARGE_FIELD
+                )
             if not message.get("more_body", False) and _holds_nul(bytes(received)):
-                raise _BodyRefused(400, _NUL_DETAIL.format(where="the body"))
+                raise _BodyRefused(
+                    400,
+                    _NUL_DETAIL.format(where="the body"),
+                    "nul-character",
+                    _NUL_FIELD,
+                )
             return message
 
         await self.app(scope, limited_receive, send)
@@ -321,7 +342,11 @@ class RequestLimitsMiddleware:
                     )
                 if length > self.max_body_bytes:
                     return _refusal(
-                        scope, 413, _too_large(self.max_body_bytes), "body-too-large"
+                        scope,
+                        413,
+                        _too_large(self.max_body_bytes),
+                        "body-too-large",
+                        [FieldError("body", _TOO_LARGE_FIELD)],
                     )
         return None
 
@@ -329,6 +354,12 @@ class RequestLimitsMiddleware:
 _NUL_DETAIL = (
     "{where} holds a NUL character (\\u0000 or %00), which no field accepts: remove it"
 )
+_NUL_FIELD = "holds a NUL character"
+_TOO_LARGE_FIELD = "is longer than this service reads"
+
+_FASTAPI_BODY_ERROR = "There was an error parsing the body"
+"""FastAPI's 400 for a body its reader failed on other than by JSON syntax (which it
+reports as invalid input): the exception it raises is chained to the cause."""
 
 
 def _too_large(limit: int) -> str:
@@ -338,44 +369,78 @@ def _too_large(limit: int) -> str:
     )
 
 
-def _refusal(scope: Scope, status: int, detail: str, slug: str) -> Problem:
+def _refusal(
+    scope: Scope,
+    status: int,
+    detail: str,
+    slug: str,
+    errors: list[FieldError] | None = None,
+) -> Problem:
     return Problem(
         status=status,
         title=status_title(status),
         detail=detail,
         type=problem_type(slug),
         instance=scope.get("path"),
+        errors=errors or (),
         extensions=_extensions(),
     )
+
+
+def _unreadable_body(exc: StarletteHTTPException) -> FieldError | None:
+    """What was wrong with a body FastAPI could not read, if ``exc`` says so.
+
+    Malformed JSON reaches the handlers as invalid input, but a body too deeply
+    nested for the JSON reader (a ``RecursionError``) or not UTF-8 is answered by
+    FastAPI with a bare 400; both are input the client must change, so they are
+    answered as the same kind of 422 as malformed JSON.
+    """
+    cause = exc.__cause__
+    if exc.status_code != 400 or exc.detail != _FASTAPI_BODY_ERROR or cause is None:
+        return None
+    if isinstance(cause, RecursionError):
+        return FieldError("body", "nests arrays or objects too deeply to be read")
+    return FieldError("body", "the body is not valid JSON")
+
+
+def _invalid_input(request: Request, errors: list[FieldError]) -> Response:
+    """The one 422 answer for input refused before any route ran."""
+    names = ", ".join(dict.fromkeys(e.field for e in errors))
+    return Problem(
+        status=422,
+        title="Invalid request",
+        detail=f"the request has invalid or missing fields: {names}",
+        type=problem_type("validation-error"),
+        instance=_instance(request),
+        errors=errors,
+        extensions=_extensions(),
+    ).response()
 
 
 def _install_problem_handlers(app: FastAPI, error_map: ErrorMap) -> None:
     async def invalid_request(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
-        errors = validation_field_errors(exc.errors())
-        names = ", ".join(dict.fromkeys(e.field for e in errors))
-        return Problem(
-            status=422,
-            title="Invalid request",
-            detail=f"the request has invalid or missing fields: {names}",
-            type=problem_type("validation-error"),
-            instance=_instance(request),
-            errors=errors,
-            extensions=_extensions(),
-        ).response()
+        return _invalid_input(request, validation_field_errors(exc.errors()))
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
+        unreadable = _unreadable_body(exc)
+        if unreadable is not None:
+            return _invalid_input(request, [unreadable])
         title = status_title(exc.status_code)
         detail = exc.detail if isinstance(exc.detail, str) and exc.detail else title
         if exc.status_code == 404 and detail == title:
             detail = f"there is nothing at {request.url.path}: check the path"
+        # The kernel's own refusals have a kind of their own; a bare HTTP status
+        # (an unknown route, a wrong method) is about:blank, as RFC 9457 suggests.
+        slug = exc.slug if isinstance(exc, _BodyRefused) else None
         return Problem(
             status=exc.status_code,
             title=title,
             detail=detail,
-            type=ABOUT_BLANK,
+            type=ABOUT_BLANK if slug is None else problem_type(slug),
             instance=_instance(request),
+            errors=field_errors_of(exc),
             extensions=_extensions(),
         ).response(headers=exc.headers)
 

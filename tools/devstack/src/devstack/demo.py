@@ -35,6 +35,10 @@ on ``send.deadlines.events`` (a request with the decision clock's ``ClockSet``, 
 decision with ``ClockMet`` or ``ClockLate``, a final plan with the 20-week clock's, a
 review held with the decision clock it starts, and so on), so a processor that has
 stopped ends the demo with a message naming the case rather than a wrong summary.
+Each simulated day, and in every wait, it also asks ``DemoServices.stopped`` whether a
+process of the platform has stopped (``make run`` knows each of its processes and how
+it ended): one that has ends the demo at once (``PlatformStopped``), naming it and its
+exit status, where the demo would otherwise post on and fail only after a stall.
 
 ``TopicWatcher`` reads the domain, deadlines and notify topics from where they ended
 when it started, so everything it counts happened during this run; counts are
@@ -163,6 +167,26 @@ Ticker = Callable[[datetime], None]
 
 class DemoError(DemoDataError):
     """The demo could not go on: a command was refused or a service did not answer."""
+
+
+class PlatformStopped(DemoError):
+    """A process of the platform stopped while the demo was playing."""
+
+
+StoppedProcess = Callable[[], str | None]
+"""Which process of the platform has stopped, described, or None while all run."""
+
+
+def nothing_stopped() -> str | None:
+    """A platform whose processes the demo cannot see, so none is known to stop."""
+    return None
+
+
+def check_platform(stopped: StoppedProcess) -> None:
+    """Raise ``PlatformStopped`` if ``stopped`` names a process of the platform."""
+    described = stopped()
+    if described is not None:
+        raise PlatformStopped(f"a process stopped during the demo: {described}")
 
 
 # -- what happens when -----------------------------------------------------------------
@@ -535,16 +559,22 @@ class TopicWatcher:
             track.exception = True
 
     def wait_until(
-        self, condition: Callable[[], bool], stall: float, what: str
+        self,
+        condition: Callable[[], bool],
+        stall: float,
+        what: str,
+        stopped: StoppedProcess = nothing_stopped,
     ) -> None:
         """Return once ``condition()`` holds (called under the watcher's lock).
 
         A busy machine may make the services slow but not silent, so this gives up
-        only after ``stall`` seconds in which no new record arrived at all.
+        only after ``stall`` seconds in which no new record arrived at all, or at
+        once when ``stopped`` names a process of the platform that has stopped.
         """
         started = time.monotonic()
         with self._lock:
             while not condition():
+                check_platform(stopped)
                 if self._failure is not None:
                     raise DemoError(
                         f"the demo stopped reading Kafka: {self._failure!r}"
@@ -1154,6 +1184,9 @@ class DemoServices:
     reviews_url: str | None = None
     staff_headers: StaffHeaders = staff_id_header
     placement_url: str | None = None
+    stopped: StoppedProcess = nothing_stopped
+    """Asked each simulated day and while the demo waits: a process of the platform
+    that has stopped ends the demo at once, named, instead of after a stall."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -1276,6 +1309,7 @@ class DemoDriver:
             lambda: case_id in self.watcher.intake_records,
             self.settings.output_stall,
             f"request {case_id} to reach {INTAKE.name} (is the intake relay up?)",
+            self.services.stopped,
         )
         seconds = time.monotonic() - started
         with self.watcher.locked():
@@ -1339,6 +1373,9 @@ class DemoDriver:
             for index, day in enumerate(days):
                 with self._timed("ticks"):
                     self.services.ticker(tick_moment(day))
+                # Each day: the commands of a day whose service died would fail only
+                # after their retries, and an answer waited for only after a stall.
+                check_platform(self.services.stopped)
                 todays = by_day.get(day, [])
                 council_today = council_by_day.get(day, [])
                 if todays or council_today:
@@ -1651,6 +1688,7 @@ class DemoDriver:
         client = self._require(self._placement)
         started = time.monotonic()
         while True:
+            check_platform(self.services.stopped)
             listed = self._cohort_entries(client, plan.transfer_year)
             if case_ids <= set(listed):
                 return
@@ -2011,6 +2049,7 @@ class DemoDriver:
             self.settings.output_stall,
             f"{name} of case {case_id} on {topic} (is its subscriber up? see "
             ".run/logs/)",
+            self.services.stopped,
         )
         with self._lock:
             self._followed.add((case_id, name))
@@ -2027,6 +2066,7 @@ class DemoDriver:
             self.settings.output_stall,
             f"the events of {day} to reach {INTAKE.name}, {PLANS.name} and "
             f"{REVIEWS.name} (are the relays up? see .run/logs/)",
+            self.services.stopped,
         )
 
     def _await_answers(self, expected: list[_Expected]) -> None:
@@ -2047,6 +2087,7 @@ class DemoDriver:
                 self.settings.output_stall,
                 f"{item.what} of case {item.case_id} on {DEADLINES.name} (is the "
                 "deadlines worker up? see .run/logs/deadlines-worker.log)",
+                self.services.stopped,
             )
         expected.clear()
 
@@ -2089,6 +2130,7 @@ class DemoDriver:
         last: tuple[Any, ...] | None = None
         quiet_since = time.monotonic()
         while True:
+            check_platform(self.services.stopped)
             status = dict(self.services.ledger_status() or {})
             with watcher.locked():
                 seen = len(watcher.seen_ids)

@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType, TracebackType
-from typing import Any
+from typing import Any, Protocol
 
 from kafka.errors import KafkaError
 
@@ -778,6 +778,21 @@ def _run_dir_from_env(root: Path) -> Path:
     return Path(raw) if raw else root / ".run" / "kafka"
 
 
+STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
+WATCH_INTERVAL_S = 0.5
+
+
+class _Watched(Protocol):
+    """What the launcher's watch loop needs of a broker (``KafkaBroker`` has it)."""
+
+    @property
+    def pid(self) -> int: ...
+
+    def is_running(self) -> bool: ...
+
+    def log_tail(self, lines: int = LOG_TAIL_LINES) -> str: ...
+
+
 def _run(ready_timeout: float) -> int:
     stop_requested: list[int] = []
 
@@ -785,8 +800,8 @@ def _run(ready_timeout: float) -> int:
         # Only note it: stopping here could interleave with the main loop's own stop.
         stop_requested.append(signum)
 
-    signal.signal(signal.SIGINT, request_stop)
-    signal.signal(signal.SIGTERM, request_stop)
+    for stop_signal in STOP_SIGNALS:
+        signal.signal(stop_signal, request_stop)
 
     root = repo_root()
     broker = start_broker(
@@ -797,6 +812,23 @@ def _run(ready_timeout: float) -> int:
     try:
         create_project_topics(broker.bootstrap_servers)
         print(broker.bootstrap_servers, flush=True)
+        return _watch(broker, stop_requested)
+    finally:
+        broker.stop()
+
+
+def _watch(broker: _Watched, stop_requested: list[int]) -> int:
+    """Watch ``broker`` until a stop signal arrives (0) or it exits by itself (1).
+
+    Which signal stopped the launcher, and who sent it, is logged: the launcher then
+    exits 0, which the supervisor sees only as an unexpected stop. While watching,
+    the stop signals are blocked and taken with ``sigtimedwait``, whose answer names
+    the sender; one that came during the start reached ``stop_requested`` through the
+    handler, which cannot tell who sent it. The broker's JVM was started before the
+    signals were blocked, so it does not inherit the mask.
+    """
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
         while not stop_requested:
             if not broker.is_running():
                 log.error(
@@ -805,10 +837,40 @@ def _run(ready_timeout: float) -> int:
                     extra={"pid": broker.pid},
                 )
                 return 1
-            time.sleep(0.5)
+            received = signal.sigtimedwait(STOP_SIGNALS, WATCH_INTERVAL_S)
+            if received is not None:
+                _log_stop_signal(received.si_signo, received.si_pid, broker.pid)
+                return 0
     finally:
-        broker.stop()
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+    _log_stop_signal(stop_requested[0], None, broker.pid)
     return 0
+
+
+def _log_stop_signal(signum: int, sender: int | None, broker_pid: int) -> None:
+    name = signal.Signals(signum).name
+    if sender is None:
+        who = "while the broker was starting (sender unknown)"
+    elif sender == 0:
+        who = "from the kernel (pid 0, such as a terminal's Ctrl-C)"
+    else:
+        who = f"from pid {sender} ({_command_line(sender)})"
+    log.info(
+        "kafka launcher received %s %s; stopping the broker",
+        name,
+        who,
+        extra={"signal": name, "sender_pid": sender, "pid": broker_pid},
+    )
+
+
+def _command_line(pid: int) -> str:
+    """The command line of ``pid``, shortened, or why it cannot be read."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return "no longer running"
+    shown = raw.replace(b"\0", b" ").decode(errors="replace").strip()
+    return shown[:200] or "no command line"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

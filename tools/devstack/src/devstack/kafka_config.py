@@ -160,8 +160,14 @@ def free_port(exclude: Iterable[int] = ()) -> int:
 
 
 def port_is_free(port: int) -> bool:
-    """Whether nothing listens on ``port`` of the loopback address now."""
+    """Whether nothing listens on ``port`` of the loopback address now.
+
+    The probe binds as a server does, with ``SO_REUSEADDR``: connections a stopped
+    listener left in TIME_WAIT (a quick restart of ``make run``) do not stop a new
+    listener from binding the port, so they must not make it look taken either.
+    """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((LOOPBACK, port))
         except OSError:

@@ -3,7 +3,10 @@
 Each process runs in its own process group with its output in a log file under the run
 directory, so a person can read what each one said. A process counts as up when its
 readiness probe answers (an HTTP URL returning 200, or a line in its log); if it exits
-first, the start fails at once with the tail of its log. ``Stack.start_all`` starts a
+first, the start fails at once with the tail of its log. A log is kept across runs
+(``--keep-data``), so only what this start wrote to it counts: the ready line, and
+the tail shown when a start fails, are looked for after the size the log had when the
+process started. ``Stack.start_all`` starts a
 group of processes that need nothing of each other side by side and waits for them
 all. Stopping sends SIGTERM to the group, waits, then sends SIGKILL, so nothing is
 left behind. Should the supervisor itself be killed outright, Linux sends each child
@@ -33,6 +36,19 @@ DEFAULT_START_TIMEOUT_S = 90.0
 DEFAULT_STOP_TIMEOUT_S = 20.0
 LOG_TAIL_LINES = 30
 PR_SET_PDEATHSIG = 1
+
+
+def exit_status(returncode: int | None) -> str:
+    """How a process ended, in words: ``exited with code 3``, ``was killed by ...``."""
+    if returncode is None:
+        return "is still running"
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        return f"was killed by {name} (exit status {returncode})"
+    return f"exited with code {returncode}"
 
 
 class ProcessStartError(RuntimeError):
@@ -82,6 +98,8 @@ class ManagedProcess:
         self.spec = spec
         self.log_path = log_path
         self._log_file = log_path.open("ab")
+        # Appended to across runs: an earlier run's ready line must not count now.
+        self._log_start = self._log_file.tell()
         self.process = subprocess.Popen(
             list(spec.argv),
             env={**os.environ, **spec.env},
@@ -97,9 +115,17 @@ class ManagedProcess:
     def running(self) -> bool:
         return self.process.poll() is None
 
+    def log_text(self) -> str:
+        """What this process has written to its log (not what earlier runs left)."""
+        try:
+            with self.log_path.open("rb") as log_file:
+                log_file.seek(self._log_start)
+                return log_file.read().decode(errors="replace")
+        except OSError:
+            return ""
+
     def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
-        text = self.log_path.read_text(errors="replace")
-        return "\n".join(text.splitlines()[-lines:])
+        return "\n".join(self.log_text().splitlines()[-lines:])
 
     def is_ready(self) -> bool:
         if self.spec.ready_url is not None:
@@ -111,7 +137,7 @@ class ManagedProcess:
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 return False
         if self.spec.ready_log_line is not None:
-            return self.spec.ready_log_line in self.log_path.read_text(errors="replace")
+            return self.spec.ready_log_line in self.log_text()
         return True
 
     def wait_until_ready(self, timeout: float) -> None:
@@ -124,7 +150,7 @@ class ManagedProcess:
         """Raise ``ProcessStartError`` if it has exited, or ``deadline`` has passed."""
         if not self.running:
             raise ProcessStartError(
-                f"{self.spec.name} exited with code {self.process.returncode} "
+                f"{self.spec.name} {exit_status(self.process.returncode)} "
                 f"before it was ready; the end of {self.log_path}:\n"
                 f"{self.log_tail()}"
             )
@@ -211,14 +237,28 @@ class Stack:
             time.sleep(0.2)
         return [(managed, ready[managed.spec.name]) for managed in group]
 
-    def check_alive(self) -> None:
+    def stopped(self) -> str | None:
+        """What became of the first process that is no longer running, or None.
+
+        The answer names the process, its pid and its exit status (a signal by name)
+        and quotes the end of its log; a supervisor checks this while it waits on the
+        stack, so a process that died is reported as itself rather than as the
+        silence it leaves.
+        """
         for managed in self.processes:
             if not managed.running:
-                raise ProcessStartError(
-                    f"{managed.spec.name} stopped unexpectedly with code "
-                    f"{managed.process.returncode}; the end of {managed.log_path}:\n"
-                    f"{managed.log_tail()}"
+                return (
+                    f"{managed.spec.name} (pid {managed.process.pid}) "
+                    f"{exit_status(managed.process.returncode)}; the end of "
+                    f"{managed.log_path}:\n{managed.log_tail()}"
                 )
+        return None
+
+    def check_alive(self) -> None:
+        """Raise ``ProcessStartError`` if a process of the stack has stopped."""
+        stopped = self.stopped()
+        if stopped is not None:
+            raise ProcessStartError(f"a process stopped unexpectedly: {stopped}")
 
     def stop(self) -> None:
         for managed in reversed(self.processes):

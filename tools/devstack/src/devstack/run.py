@@ -29,7 +29,10 @@ token the issuer signs for them (coordinators ``ehc_coordinator``, managers
 
 A port that is taken is replaced by a free one, and every address is printed;
 ``--free-ports`` takes free ports throughout (for tests). A process that exits or is
-not ready in time stops everything, and its log's last lines are printed.
+not ready in time stops everything, and its log's last lines are printed. During the
+demo the stack's processes are checked each simulated day and in every wait, so one
+that exits (a worker killed with ``kill -9``) ends the demo at once with its name and
+exit status, rather than a stall reported minutes later.
 
 Once everything is up it sets each demo member of staff's preferences through notify's
 API, as a ``service_admin`` (``devstack.demo_data.demo_preferences``: coordinators by
@@ -69,7 +72,10 @@ tick gathers, and the closing note counts them as waiting. The demo's phase-tran
 year is drawn from the demo's own plans, so its cohort is far smaller than a real
 council's, and infant-to-junior moves are not played (``PLACEMENT_INFANT_SCHOOLS`` is
 left unset). The issuer's keys live in memory, so tokens it signed do not outlive the
-``make run`` that started it.
+``make run`` that started it. No ticker runs after the demo: the processor's time (and
+notify's calendar) stays at the last demo tick while the APIs date what is posted by
+the real date, so a case posted afterwards never falls due or alerts; the run says so
+under its summary (``after_demo_note``).
 """
 
 from __future__ import annotations
@@ -106,6 +112,7 @@ from devstack.demo import (
     DemoSettings,
     DemoSummary,
     Notification,
+    PlatformStopped,
     StaffHeaders,
     TopicWatcher,
 )
@@ -1133,7 +1140,9 @@ def run(options: RunOptions, out: TextIO = sys.stdout) -> int:
             file=out,
             flush=True,
         )
-        played = _show_and_play(options, platform, issuer_headers(issuer), out)
+        played = _show_and_play(
+            options, platform, issuer_headers(issuer), out, stack.stopped
+        )
         if played is not None:
             summary, counts = played
             # The closing note's problems are the summary's too (and its exit status).
@@ -1143,6 +1152,8 @@ def run(options: RunOptions, out: TextIO = sys.stdout) -> int:
             print(summary.render(), file=out, flush=True)
             print(counts.render(), file=out, flush=True)
             print(f"  (also written to {layout.summary})", file=out, flush=True)
+            if options.keep_running:
+                print(after_demo_note(summary.last_day), file=out, flush=True)
             if not summary.reconciles:
                 status = EXIT_NOT_RECONCILED
         _print_addresses(platform, issuer, out)
@@ -1178,6 +1189,17 @@ def run(options: RunOptions, out: TextIO = sys.stdout) -> int:
     return status
 
 
+def after_demo_note(last_day: str) -> str:
+    """What the clocks do once the demo is over, for the lines under its summary."""
+    when = f"the last demo tick (08:00 London on {last_day})"
+    return (
+        f"Note: no ticker runs now. The deadlines processor's time stays at {when}, "
+        "and notify's calendar with it, while the APIs date what is posted by "
+        "today's date: a case posted from now on has its clocks set, but none "
+        "becomes due or overdue and none alerts."
+    )
+
+
 def published_shares(figures: LaFigures) -> dict[str, float | None]:
     """The published percentages the summary shows beside its own, as shares."""
 
@@ -1203,6 +1225,34 @@ def _show_and_play(
     platform: Platform,
     staff_headers: StaffHeaders,
     out: TextIO,
+    stopped: Callable[[], str | None],
+) -> tuple[DemoSummary, NotifyCounts] | None:
+    """Show one request on its topic, then play the demo; its summary and counts.
+
+    A process of the platform that stops ends it at once (``PlatformStopped``), and
+    any other failure of the demo is put down to a stopped process where there is
+    one: a command to a dead API fails only after its retries, as a refusal.
+    """
+    try:
+        return _play(options, platform, staff_headers, out, stopped)
+    except PlatformStopped:
+        raise
+    except DemoError as error:
+        described = stopped()
+        if described is None:
+            raise
+        raise PlatformStopped(
+            f"a process stopped during the demo: {described}\n(the demo itself "
+            f"then failed: {error})"
+        ) from error
+
+
+def _play(
+    options: RunOptions,
+    platform: Platform,
+    staff_headers: StaffHeaders,
+    out: TextIO,
+    stopped: Callable[[], str | None],
 ) -> tuple[DemoSummary, NotifyCounts] | None:
     figures = load_la_figures(BUCKINGHAMSHIRE, options.year)
     until = options.until or default_period_end(options.year)
@@ -1233,6 +1283,7 @@ def _show_and_play(
                 reviews_url=platform.reviews_url,
                 staff_headers=staff_headers,
                 placement_url=platform.placement_url if platform.placement else None,
+                stopped=stopped,
             )
             driver = DemoDriver(cases, services, watcher, settings, out)
             try:

@@ -56,7 +56,7 @@ from contextlib import asynccontextmanager
 from datetime import date, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import FastAPI, HTTPException, Path, Query, Request
+from fastapi import FastAPI, Path, Query, Request
 from fastapi.responses import Response
 
 from deadlines.adapters.readmodel_store import projector_loops, read_case, read_cases
@@ -122,6 +122,17 @@ reach."""
 
 TIMELINE_FIELDS = ("school_urn", "coordinator_id", "received_at", "clocks")
 """What a timeline shows of a case, named in its access-log entry."""
+
+
+class CaseNotFound(LookupError):
+    """No clock event of the case has been read: an unknown id, or a new request."""
+
+    def __init__(self, case_id: str) -> None:
+        super().__init__(
+            f"no clock events for case {case_id} yet: check the case id, or wait "
+            "until the processor has handled its request"
+        )
+        self.case_id = case_id
 
 
 class InvalidQuery(ValueError):
@@ -221,9 +232,9 @@ def create_app(
     app = create_service_app(
         SERVICE_NAME,
         readiness_checks=checks,
-        error_map=ErrorMap().register(
-            InvalidQuery, 422, slug="invalid-query", title="Invalid query"
-        ),
+        error_map=ErrorMap()
+        .register(InvalidQuery, 422, slug="invalid-query", title="Invalid query")
+        .register(CaseNotFound, 404, slug="case-not-found", title="Case not found"),
         lifespan=lifespan,
         description="Statutory clocks of each case: timelines, what is due, counts.",
     )
@@ -269,11 +280,7 @@ def create_app(
     ) -> dict[str, Any]:
         doc = read_case(store, case_id)
         if doc is None:
-            raise HTTPException(
-                404,
-                f"no clock events for case {case_id} yet: check the case id, or wait "
-                "until the processor has handled its request",
-            )
+            raise CaseNotFound(case_id)
         auth.record_read(request, staff, case_id, TIMELINE_FIELDS)
         return readmodel.timeline(doc)
 

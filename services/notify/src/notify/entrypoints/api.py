@@ -14,7 +14,8 @@ The staff directory and preferences:
 
 GOV.UK Notify's delivery receipts: ``POST /callbacks/govuk-notify``, with the bearer
 token of ``NOTIFY_GOVUK_CALLBACK_TOKEN`` (compared in constant time; a missing or
-wrong token is 401 problem details and changes nothing).
+wrong token is a 401 ``/problems/unauthenticated``, as a bad OpenID Connect token is,
+and changes nothing).
 
 ``GET /alerts/{alert_id}`` answers where an alert is (status, attempts, channel,
 provider, delivery status), without its address or text. ``/healthz``, ``/readyz``
@@ -51,7 +52,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Header, HTTPException, Path, Query, Request, Response
+from fastapi import FastAPI, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -70,12 +71,14 @@ from notify.domain.preferences import (
     Preferences,
     QuietHours,
 )
+from notify.errors import NotifyError
 from notify.settings import NotifyApiSettings, NotifySettings
 from sendkit.auth import (
     ADMINISTER,
     UNALLOCATED,
     AuthSettings,
     Grant,
+    NotAuthenticated,
     Policy,
     Principal,
     Reach,
@@ -206,9 +209,32 @@ def staff_json(member: StaffMember) -> dict[str, Any]:
     }
 
 
+class AlertNotFound(NotifyError, LookupError):
+    """No alert of the ledger has the id asked for."""
+
+    def __init__(self, alert_id: str) -> None:
+        super().__init__(f"no alert has id {alert_id}: check the id")
+        self.alert_id = alert_id
+
+
+class UnsupportedMediaType(NotifyError):
+    """A directory import sent as something other than CSV text."""
+
+    def __init__(self, media: str) -> None:
+        super().__init__(f"send the CSV as text/csv, not {media or 'no content type'}")
+        self.field_errors = [("header.content-type", "must be text/csv")]
+
+
 def error_map() -> ErrorMap:
     return (
         ErrorMap()
+        .register(AlertNotFound, 404, slug="alert-not-found", title="Not found")
+        .register(
+            UnsupportedMediaType,
+            415,
+            slug="unsupported-media-type",
+            title="Unsupported media type",
+        )
         .register(StaffNotFound, 404, slug="staff-not-found", title="Not found")
         .register(StaffConflict, 409, slug="staff-conflict", title="Conflict")
         .register(InvalidStaff, 422, slug="invalid-staff", title="Invalid entry")
@@ -337,10 +363,7 @@ def create_app(
     ) -> dict[str, Any]:
         media = (content_type or "").split(";")[0].strip().lower()
         if media not in CSV_TYPES:
-            raise HTTPException(
-                415,
-                f"send the CSV as text/csv, not {media or 'no content type'}",
-            )
+            raise UnsupportedMediaType(media)
         raw = await request.body()
         try:
             text = raw.decode("utf-8-sig")
@@ -396,11 +419,11 @@ def create_app(
     ) -> dict[str, str]:
         if not _token_matches(authorization, token):
             log.warning("delivery receipt refused: wrong or missing bearer token")
-            raise HTTPException(
-                401,
+            # The platform's 401, with its challenge, as for an OpenID Connect token.
+            raise NotAuthenticated(
+                "no_token" if not authorization else "wrong_callback_token",
                 "the callback's bearer token is missing or wrong: set the token in "
                 "GOV.UK Notify's callback settings to NOTIFY_GOVUK_CALLBACK_TOKEN",
-                headers={"WWW-Authenticate": "Bearer"},
             )
         outcome = parts.receipts.record(
             Receipt(
@@ -420,7 +443,7 @@ def create_app(
         with parts.db.transaction() as tx:
             alert = tx.get_alert(alert_id)
         if alert is None:
-            raise HTTPException(404, f"no alert has id {alert_id}: check the id")
+            raise AlertNotFound(alert_id)
         return {
             "alert_id": alert.alert_id,
             "case_id": alert.case_id or None,
