@@ -131,3 +131,16 @@ def test_the_latest_planned_day_is_the_horizon_from_today() -> None:
 
     assert calendar.PLANNING_HORIZON_DAYS == 3 * 365
     assert calendar.latest_planned_day(today) == date(2028, 6, 1)
+
+
+@pytest.mark.parametrize(
+    ("day", "instant"),
+    [
+        (date(2014, 9, 1), datetime(2014, 8, 31, 23, 0, tzinfo=UTC)),  # BST
+        (date(2025, 1, 6), datetime(2025, 1, 6, 0, 0, tzinfo=UTC)),  # GMT
+    ],
+)
+def test_a_london_day_starts_at_its_midnight_in_london(
+    day: date, instant: datetime
+) -> None:
+    assert calendar.london_day_starts_at(day) == instant

@@ -74,6 +74,7 @@ __all__ = [
     "latest_planned_day",
     "library_bank_holidays",
     "london_date",
+    "london_day_starts_at",
     "months_after",
     "months_before",
     "next_working_day",
@@ -118,9 +119,17 @@ _RANGE_ADVICE = (
     f"send a date from {SUPPORTED_FROM.isoformat()} to {SUPPORTED_TO.isoformat()}, "
     "the dates the platform counts in"
 )
+
+
+def london_day_starts_at(day: date) -> datetime:
+    """The instant ``day`` begins in London, to compare a timestamp with a day without
+    converting the timestamp (a comparison of instants cannot overflow)."""
+    return datetime.combine(day, time(), LONDON)
+
+
 # Bounds of the range as instants, for checking a timestamp before converting it.
-_SUPPORTED_FROM_AT = datetime.combine(SUPPORTED_FROM, time(), LONDON)
-_SUPPORTED_AFTER_AT = datetime.combine(SUPPORTED_TO + timedelta(days=1), time(), LONDON)
+_SUPPORTED_FROM_AT = london_day_starts_at(SUPPORTED_FROM)
+_SUPPORTED_AFTER_AT = london_day_starts_at(SUPPORTED_TO + timedelta(days=1))
 
 
 def supported_day_problem(day: date) -> str | None:
