@@ -126,11 +126,12 @@ def test_the_longest_counts_from_the_last_supported_day_stay_countable() -> None
     assert calendar.working_days_before(SUPPORTED_FROM, 60) < SUPPORTED_FROM
 
 
-def test_the_latest_planned_day_is_the_horizon_from_today() -> None:
+def test_the_latest_planned_day_is_the_horizon_from_today_within_the_range() -> None:
     today = date(2025, 6, 2)
 
     assert calendar.PLANNING_HORIZON_DAYS == 3 * 365
     assert calendar.latest_planned_day(today) == date(2028, 6, 1)
+    assert calendar.latest_planned_day(date(2099, 6, 1)) == SUPPORTED_TO
 
 
 @pytest.mark.parametrize(

@@ -34,7 +34,10 @@ plan and far enough from the end of Python's dates (9999) that every period the 
 count from a supported day stays countable. A service refuses a date outside the range
 at its door (:func:`supported_day_problem`, :func:`supported_moment_problem`), and the
 deadlines engine dead-letters an event that carries one. Facts that may lie ahead of
-today (a plan's start, a move) lie at most :data:`PLANNING_HORIZON_DAYS` ahead.
+today (a plan's start, a move) lie at most :data:`PLANNING_HORIZON_DAYS` ahead, and
+within the range. The range must be extended before the platform's own today nears
+its end: from 2098 the planning horizon is cut short by it, and after 2100 nothing
+new could be recorded.
 """
 
 from __future__ import annotations
@@ -175,8 +178,9 @@ def supported_london_date(moment: datetime) -> date:
 
 
 def latest_planned_day(today: date) -> date:
-    """The furthest day a planned fact may be dated: the horizon from ``today``."""
-    return today + timedelta(days=PLANNING_HORIZON_DAYS)
+    """The furthest day a planned fact may be dated: the horizon from ``today``, and
+    never past the end of the supported range."""
+    return min(today + timedelta(days=PLANNING_HORIZON_DAYS), SUPPORTED_TO)
 
 
 # Conversions --------------------------------------------------------------------------
