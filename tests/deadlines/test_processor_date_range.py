@@ -13,13 +13,15 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
-from test_processor_clocks import Harness, Log, case_id, kinds
+from test_processor_clocks import TICKS, Harness, Log, case_id, kinds
 
 from deadlines.application.partitioning import case_partition, progress_key
+from deadlines.application.ticks import TICK_KEY
 from sendkit.calendar import SUPPORTED_FROM, SUPPORTED_TO
 
 RANGE = f"from {SUPPORTED_FROM} to {SUPPORTED_TO}"
 YEARS = f"from {SUPPORTED_FROM.year} to {SUPPORTED_TO.year}"
+AGREED = {"notified_on": "2025-02-10"}
 
 
 def request(received_at: str) -> dict[str, Any]:
@@ -201,3 +203,28 @@ async def test_the_first_and_last_moments_of_the_range_set_a_clock(
     ]
     assert decision.data["started_on"] == counts_from.isoformat()
     assert progress_key(case_partition(case)).encode() in harness.table
+
+
+async def test_a_tick_dated_outside_the_range_is_dead_lettered_and_moves_no_clock() -> (
+    None
+):
+    log = Log()
+    harness = Harness(log)
+    case = case_id("ticked-in-9999")
+    await harness.deliver([log.request(case, "2025-01-06T10:00:00Z")])
+    before = harness.outputs(case)
+    partition = case_partition(case)
+    far = log.append(TICKS, partition, TICK_KEY, b'{"now":"9999-12-31T23:00:00Z"}', [])
+
+    await harness.deliver([far, log.event(case, "AssessmentAgreed", AGREED)])
+
+    [letter] = harness.publisher.dead_letters()
+    headers = dict(letter.record.headers)
+    assert letter.topic == f"deadlines.{TICKS}.dlq"
+    assert headers["dlq_error"] == b"invalid-tick"
+    assert RANGE.encode() in headers["dlq_reason"]
+    after = harness.outputs(case)[len(before) :]
+    assert ("ClockMet", "decision") in kinds(after)
+    assert ("ClockSet", "no_plan_notice") in kinds(after)
+    # Taken as 'now', the far tick would have made every open clock overdue.
+    assert not [e for e in after if e.name in ("ClockOverdue", "ClockApproaching")]
