@@ -24,6 +24,20 @@ come before it, so "N working days before" is a subtraction and an index whateve
 The table is built from :func:`is_bank_holiday` and the weekday rule, and any question
 whose answer reaches outside those years is counted day by day from the same rule, so
 the answers are those of counting one day at a time.
+
+Every fact the platform records or counts from lies in one supported range,
+:data:`SUPPORTED_FROM` to :data:`SUPPORTED_TO` (1 September 2014 to 31 December 2100).
+The first day is when Part 3 of the Children and Families Act 2014 came into force, so
+no EHC needs assessment, plan or review can be dated before it; the last is the last
+year the published contract takes as a phase-transfer year, far enough ahead for any
+plan and far enough from the end of Python's dates (9999) that every period the rules
+count from a supported day stays countable. A service refuses a date outside the range
+at its door (:func:`supported_day_problem`, :func:`supported_moment_problem`), and the
+deadlines engine dead-letters an event that carries one. Facts that may lie ahead of
+today (a plan's start, a move) lie at most :data:`PLANNING_HORIZON_DAYS` ahead, and
+within the range. The range must be extended before the platform's own today nears
+its end: from 2098 the planning horizon is cut short by it, and after 2100 nothing
+new could be recorded.
 """
 
 from __future__ import annotations
@@ -33,7 +47,7 @@ import csv
 import io
 from array import array
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from functools import cache
 from importlib import resources
 from zoneinfo import ZoneInfo
@@ -42,6 +56,9 @@ import holidays as _holidays
 
 __all__ = [
     "LONDON",
+    "PLANNING_HORIZON_DAYS",
+    "SUPPORTED_FROM",
+    "SUPPORTED_TO",
     "CalendarError",
     "academic_year",
     "academic_year_start",
@@ -57,14 +74,20 @@ __all__ = [
     "last_of_days_beginning_with",
     "last_of_months_starting_with",
     "last_of_working_days_beginning_with",
+    "latest_planned_day",
     "library_bank_holidays",
     "london_date",
+    "london_day_starts_at",
     "months_after",
     "months_before",
     "next_working_day",
     "parse_date",
     "parse_timestamp",
     "previous_working_day",
+    "supported_day",
+    "supported_day_problem",
+    "supported_london_date",
+    "supported_moment_problem",
     "weeks_after",
     "weeks_before",
     "working_day_on_or_before",
@@ -81,17 +104,105 @@ class CalendarError(ValueError):
     """A date or timestamp the calendar cannot use; the message says what to send."""
 
 
+# The supported range ------------------------------------------------------------------
+
+SUPPORTED_FROM = date(2014, 9, 1)
+"""The first day of the supported range: Part 3 of the Children and Families Act 2014
+(EHC needs assessments and plans) came into force on 1 September 2014."""
+
+SUPPORTED_TO = date(2100, 12, 31)
+"""The last day of the supported range: the end of the last phase-transfer year the
+contract takes, and centuries short of the last day Python can count to."""
+
+PLANNING_HORIZON_DAYS = 3 * 365
+"""How far ahead of today a fact may be dated when it is planned rather than past: a
+plan's start, a move to another council or between post-16 institutions."""
+
+_RANGE_ADVICE = (
+    f"send a date from {SUPPORTED_FROM.isoformat()} to {SUPPORTED_TO.isoformat()}, "
+    "the dates the platform counts in"
+)
+
+
+def london_day_starts_at(day: date) -> datetime:
+    """The instant ``day`` begins in London, to compare a timestamp with a day without
+    converting the timestamp (a comparison of instants cannot overflow)."""
+    return datetime.combine(day, time(), LONDON)
+
+
+# Bounds of the range as instants, for checking a timestamp before converting it.
+_SUPPORTED_FROM_AT = london_day_starts_at(SUPPORTED_FROM)
+_SUPPORTED_AFTER_AT = london_day_starts_at(SUPPORTED_TO + timedelta(days=1))
+
+
+def supported_day_problem(day: date) -> str | None:
+    """Why ``day`` lies outside the supported range, or None when it lies inside."""
+    if SUPPORTED_FROM <= day <= SUPPORTED_TO:
+        return None
+    return f"{day.isoformat()} is outside the supported range: {_RANGE_ADVICE}"
+
+
+def supported_moment_problem(moment: datetime) -> str | None:
+    """Why an aware timestamp's London date is outside the supported range, or None.
+
+    The check compares instants and converts nothing, so it answers for any aware
+    timestamp, even one whose London date Python cannot represent.
+    """
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        return (
+            f"timestamp {moment.isoformat()} has no time zone: add an offset such as "
+            "'+00:00'"
+        )
+    if _SUPPORTED_FROM_AT <= moment < _SUPPORTED_AFTER_AT:
+        return None
+    return (
+        f"timestamp {moment.isoformat()} falls outside the supported range in London: "
+        f"{_RANGE_ADVICE}"
+    )
+
+
+def supported_day(day: date) -> date:
+    """``day`` itself when it is in the supported range, else :class:`CalendarError`."""
+    problem = supported_day_problem(day)
+    if problem is not None:
+        raise CalendarError(problem)
+    return day
+
+
+def supported_london_date(moment: datetime) -> date:
+    """The London date of an aware timestamp in the supported range, else an error."""
+    problem = supported_moment_problem(moment)
+    if problem is not None:
+        raise CalendarError(problem)
+    return london_date(moment)
+
+
+def latest_planned_day(today: date) -> date:
+    """The furthest day a planned fact may be dated: the horizon from ``today``, and
+    never past the end of the supported range."""
+    return min(today + timedelta(days=PLANNING_HORIZON_DAYS), SUPPORTED_TO)
+
+
 # Conversions --------------------------------------------------------------------------
 
 
 def london_date(moment: datetime) -> date:
-    """The London date of an aware timestamp (2025-03-30T23:30Z is 31 March)."""
+    """The London date of an aware timestamp (2025-03-30T23:30Z is 31 March).
+
+    A timestamp whose London date would fall outside Python's dates (years 1 to 9999)
+    raises :class:`CalendarError`; callers check :func:`supported_moment_problem` first.
+    """
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise CalendarError(
             f"timestamp {moment.isoformat()} has no time zone: send an aware timestamp "
             "such as '2025-03-30T23:30:00+00:00' so its London date can be taken"
         )
-    return moment.astimezone(LONDON).date()
+    try:
+        return moment.astimezone(LONDON).date()
+    except OverflowError as error:
+        raise CalendarError(
+            f"timestamp {moment.isoformat()} has no London date: {_RANGE_ADVICE}"
+        ) from error
 
 
 def parse_timestamp(value: str | datetime) -> datetime:

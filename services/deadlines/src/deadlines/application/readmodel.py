@@ -3,7 +3,13 @@
 It is built from the service's own clock events (``send.deadlines.events``) and from
 the two intake facts the queries filter on (``RequestReceived.school_urn`` and
 ``CoordinatorAssigned.coordinator_id``). ``apply_clock_event`` and
-``apply_intake_event`` fold one event into a case's document; ``timeline``, ``due`` and
+``apply_intake_event`` fold one event into a case's document, each validated against
+its published model first (``send_schemas.deadlines`` and ``send_schemas.intake``), so
+an event that breaks the contract raises and the subscriber dead-letters it; a
+``RequestReceived`` must also name its own case and fall in the calendar's supported
+range, as the worker requires before it counts a case's clocks. An intake event of a
+type the contract does not know (a newer version of intake) is only noted among the
+case's facts, its data unread. ``timeline``, ``due`` and
 ``summary`` answer the API's questions from documents (``deadlines.application.
 timeliness`` the DfE's counts), and ``scope_of`` gives access control a case's
 coordinator and school. Nothing here touches a store.
@@ -43,8 +49,10 @@ from typing import Any
 
 from deadlines.domain import rules
 from deadlines.domain.errors import RulesError
+from send_schemas import intake
 from send_schemas.deadlines import CLOCK_EVENTS
 from sendkit.auth.policy import CaseScope
+from sendkit.calendar import supported_moment_problem
 from sendkit.envelope import ReceivedEvent
 
 CASES = "cases"
@@ -58,9 +66,6 @@ LATE = "late"
 CANCELLED = "cancelled"
 FINAL = frozenset({MET, LATE, CANCELLED})
 STATUSES = (OPEN, APPROACHING, OVERDUE, MET, LATE, CANCELLED)
-
-REQUEST_RECEIVED = "send.intake.RequestReceived.v1"
-COORDINATOR_ASSIGNED = "send.intake.CoordinatorAssigned.v1"
 
 # What each clock event's history entry keeps besides its id, type and time.
 _HISTORY_FIELDS = (
@@ -107,8 +112,14 @@ def new_case(case_id: str) -> dict[str, Any]:
 def apply_intake_event(
     doc: dict[str, Any] | None, event: ReceivedEvent
 ) -> dict[str, Any] | None:
-    """The case document after an intake event, or ``None`` if it changes nothing."""
-    if event.type not in (REQUEST_RECEIVED, COORDINATOR_ASSIGNED):
+    """The case document after an intake event, or ``None`` if it changes nothing.
+
+    Raises pydantic's ``ValidationError`` for data that breaks intake's published
+    model, and ``ReadModelError`` for a request about another case or received
+    outside the supported range; the document is then left as it was.
+    """
+    parsed = _valid_intake_event(event)
+    if not isinstance(parsed, intake.RequestReceived | intake.CoordinatorAssigned):
         if doc is None or event.id in doc["facts"]:
             return None
         doc = _copy(doc)
@@ -116,24 +127,31 @@ def apply_intake_event(
         return doc
     doc = _copy(doc) if doc is not None else new_case(event.subject)
     doc["facts"][event.id] = event.name
-    data = event.data
-    if event.type == REQUEST_RECEIVED:
-        urn = data.get("school_urn")
-        if not isinstance(urn, int) or isinstance(urn, bool):
-            raise ReadModelError(
-                f"RequestReceived {event.id} has no whole-number school_urn"
-            )
-        doc["school_urn"] = urn
-        received = data.get("received_at")
-        doc["received_at"] = received if isinstance(received, str) else None
+    if isinstance(parsed, intake.RequestReceived):
+        doc["school_urn"] = parsed.school_urn
+        doc["received_at"] = parsed.model_dump(mode="json")["received_at"]
     else:
-        coordinator = data.get("coordinator_id")
-        if not isinstance(coordinator, str) or not coordinator:
-            raise ReadModelError(
-                f"CoordinatorAssigned {event.id} has no coordinator_id string"
-            )
-        doc["coordinator_id"] = coordinator
+        doc["coordinator_id"] = parsed.coordinator_id
     return doc
+
+
+def _valid_intake_event(event: ReceivedEvent) -> intake.IntakeEvent | None:
+    """The event's data as intake's published model, or None for a type it lacks."""
+    if event.type not in intake.EVENTS_BY_TYPE:
+        return None
+    parsed = intake.parse_intake_event(event.type, event.data)
+    if parsed.case_id != event.subject:
+        raise ReadModelError(
+            f"{event.name} {event.id} names case {parsed.case_id} in its data but "
+            f"{event.subject} as its subject: intake publishes them equal"
+        )
+    if isinstance(parsed, intake.RequestReceived):
+        problem = supported_moment_problem(parsed.received_at)
+        if problem is not None:
+            raise ReadModelError(
+                f"RequestReceived {event.id} field 'received_at': {problem}"
+            )
+    return parsed
 
 
 def apply_clock_event(

@@ -5,8 +5,9 @@ A tick's value is JSON::
     {"now": "2025-02-03T09:00:00.000000Z", "tick_id": "<uuid>",
      "after": {"send.intake.events": 17, "send.plans.events": 0, ...}}
 
-``now`` (an aware ISO 8601 timestamp, required) is the time the processor takes as
-"now" for the cases of the partition the tick is on. ``after`` (optional) is the
+``now`` (an aware ISO 8601 timestamp, required, inside the calendar's supported
+range) is the time the processor takes as "now" for the cases of the partition the
+tick is on. ``after`` (optional) is the
 barrier: for each domain topic, the end offset of the same partition when the tick was
 sent. The processor applies the tick only after every event below those offsets, and
 applies events at or above them only after the tick, so a replay from offset 0 puts
@@ -24,6 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from sendkit.calendar import supported_moment_problem
 from sendkit.envelope import format_time, parse_time
 
 TICK_KEY = b"tick"
@@ -77,6 +79,10 @@ def parse_tick(value: bytes | None) -> Tick:
             "the tick's 'now' is not an ISO 8601 time with an offset, such as "
             "2025-02-03T09:00:00Z"
         ) from None
+    # A 'now' the calendar cannot count from would fail every clock it reached.
+    problem = supported_moment_problem(now)
+    if problem is not None:
+        raise InvalidTick(f"the tick's 'now': {problem}")
     tick_id = body.get("tick_id")
     if tick_id is not None and not isinstance(tick_id, str):
         raise InvalidTick("the tick's 'tick_id' must be a string")

@@ -32,6 +32,7 @@ DATE = FieldKind.DATE
 TIMESTAMP = FieldKind.TIMESTAMP
 TEXT = FieldKind.TEXT
 INT = FieldKind.INT
+YEAR = FieldKind.YEAR
 BOOL = FieldKind.BOOL
 
 
@@ -178,7 +179,7 @@ EVENT_SPECS: tuple[EventSpec, ...] = (
     ),
     EventSpec(
         PHASE_TRANSFER_DUE,
-        (_f("transfer", TEXT), _f("transfer_year", INT)),
+        (_f("transfer", TEXT), _f("transfer_year", YEAR)),
         identity=("transfer", "transfer_year"),
     ),
     EventSpec(POST16_MOVE_PROPOSED, (_f("move_on", DATE),), identity=()),

@@ -434,13 +434,16 @@ def _canonical(event: CaseEvent, name: str, kind: FieldKind, value: Any) -> Any:
             case FieldKind.DATE:
                 if isinstance(value, str):
                     return _iso_date(value)
-                return calendar.parse_date(value).isoformat()
+                day = calendar.parse_date(value)
+                return calendar.supported_day(day).isoformat()
             case FieldKind.TIMESTAMP:
-                return calendar.parse_timestamp(value).isoformat()
+                moment = calendar.parse_timestamp(value)
+                calendar.supported_london_date(moment)
+                return moment.isoformat()
             case FieldKind.INT:
-                if isinstance(value, bool) or not isinstance(value, int | str):
-                    raise ValueError(f"{value!r} is not a whole number")
-                return int(value)
+                return _whole_number(value)
+            case FieldKind.YEAR:
+                return _supported_year(_whole_number(value))
             case FieldKind.BOOL:
                 if not isinstance(value, bool):
                     raise ValueError(f"{value!r} is not true or false")
@@ -457,13 +460,32 @@ def _canonical(event: CaseEvent, name: str, kind: FieldKind, value: Any) -> Any:
 def _iso_date(value: str) -> str:
     # Cached so that the facts of every case share one string per day (a county's
     # facts hold tens of thousands of dates, of a few hundred days); a value that
-    # cannot be read raises, and an error is never cached.
-    return calendar.parse_date(value).isoformat()
+    # cannot be read, or lies outside the supported range, raises, and an error is
+    # never cached.
+    return calendar.supported_day(calendar.parse_date(value)).isoformat()
+
+
+def _whole_number(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError(f"{value!r} is not a whole number")
+    return int(value)
+
+
+def _supported_year(year: int) -> int:
+    first, last = calendar.SUPPORTED_FROM.year, calendar.SUPPORTED_TO.year
+    if not first <= year <= last:
+        raise ValueError(
+            f"year {year} is outside the supported range: send a year from {first} "
+            f"to {last}, the years the platform counts in"
+        )
+    return year
 
 
 def _recorded_day(event: CaseEvent, moment: datetime) -> date:
+    # The day a clock with no starting date of its own counts from, so it must be
+    # countable as much as any date in the data.
     try:
-        return calendar.london_date(moment)
+        return calendar.supported_london_date(moment)
     except calendar.CalendarError as error:
         raise UnusableEvent(event.id, event.type, f"its time: {error}") from error
 

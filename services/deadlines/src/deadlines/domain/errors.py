@@ -1,10 +1,11 @@
 """The errors of the deadlines domain, under one root.
 
 ``UnusableEvent`` is raised for an input event the rules cannot read (a missing or
-malformed date, a naive timestamp, an exception reason that does not apply to the named
-clock); the case state is left unchanged, so the caller can dead-letter the message and
-go on. ``RulesError`` means the rules table or the council configuration is wrong, which
-is a defect to fix before start-up, not a property of any one event.
+malformed date, a naive timestamp, a date, timestamp or year outside the calendar's
+supported range, an exception reason that does not apply to the named clock); the case
+state is left unchanged, so the caller can dead-letter the message and go on.
+``RulesError`` means the rules table or the council configuration is wrong, which is a
+defect to fix before start-up, not a property of any one event.
 """
 
 from __future__ import annotations

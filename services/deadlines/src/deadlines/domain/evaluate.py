@@ -744,7 +744,7 @@ def _ref_fields(ref: DateRef, start: EventSpec) -> None:
             _ref_fields(part, start)
     elif (
         isinstance(ref, SchoolYearStart)
-        and start.field(ref.year_field).kind is not FieldKind.INT
+        and start.field(ref.year_field).kind is not FieldKind.YEAR
     ):
         raise RulesError(f"{start.type} field {ref.year_field!r} is not a year")
 
@@ -756,7 +756,7 @@ def _due_fields(due: DueRule, start: EventSpec) -> None:
         for part in due.parts:
             _due_fields(part, start)
     elif isinstance(due, DayInYear):
-        if start.field(due.year_field).kind is not FieldKind.INT:
+        if start.field(due.year_field).kind is not FieldKind.YEAR:
             raise RulesError(f"{start.type} field {due.year_field!r} is not a year")
     elif isinstance(due, OnDayIfKnownInTime):
         _ref_fields(due.day, start)

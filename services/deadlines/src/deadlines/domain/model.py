@@ -58,10 +58,14 @@ EACH_EVENT = "#"
 
 
 class FieldKind(StrEnum):
+    """What a field holds. Dates, timestamps and years must lie in the calendar's
+    supported range (``sendkit.calendar.SUPPORTED_FROM`` to ``SUPPORTED_TO``)."""
+
     DATE = "date"
     TIMESTAMP = "timestamp"
     TEXT = "text"
     INT = "int"
+    YEAR = "year"
     BOOL = "bool"
 
 

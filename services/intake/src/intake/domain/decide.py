@@ -6,7 +6,8 @@ Every rule is checked here, whichever entry point a command came through:
   999999), a national curriculum year from -2 to 14 (see ``send_schemas.intake``), a
   pseudonymous child reference, and a date of birth that makes the child under 25 on the
   day the request was received (the Children and Families Act covers young people up to
-  25); the received timestamp has a time zone and is not in the future;
+  25); the received timestamp has a time zone, is not in the future, and falls on or
+  after 1 September 2014 in London, when EHC needs assessments began;
 - a decision is taken once, on an open case awaiting it, dated (the day the family was
   told) no earlier than the London date of the request and no later than today;
 - an exception names a clock that still runs for the case and a reason a to d, with
@@ -16,7 +17,8 @@ Every rule is checked here, whichever entry point a command came through:
   than the London date of the request, no later than today, and no later than the
   decision when there is one (see below);
 - a correction replaces ``received_at``, a decision's ``notified_on`` or the surgery's
-  ``presented_on`` with a different valid value, keeping the request no later than the
+  ``presented_on`` with a different valid value (a new ``received_at`` is held to the
+  request's rules for its timestamp), keeping the request no later than the
   presentation and the presentation no later than the decision, and says why.
 
 The surgery presentation stops the council's local target of presenting each request
@@ -70,6 +72,7 @@ from intake.domain.errors import (
 )
 from intake.domain.model import Case, Status
 from send_schemas import intake as contract
+from sendkit import calendar
 from sendkit.calendar import london_date
 from sendkit.events import NewEvent
 
@@ -109,8 +112,9 @@ class _Problems:
             raise InvalidCommand(self.found)
 
 
-EHC_ASSESSMENTS_BEGAN = date(2014, 9, 1)
-"""No request for an EHC needs assessment can predate Part 3 of the 2014 Act."""
+EHC_ASSESSMENTS_BEGAN = calendar.SUPPORTED_FROM
+"""No request for an EHC needs assessment can predate Part 3 of the 2014 Act, the
+first day of the calendar's supported range."""
 
 
 def _event(
@@ -127,6 +131,25 @@ def _event(
 
 def _is_aware(moment: datetime) -> bool:
     return moment.tzinfo is not None and moment.utcoffset() is not None
+
+
+def _received_at_problem(moment: datetime, context: Context) -> str | None:
+    """What is wrong with a request's received timestamp, or None.
+
+    The bounds are compared as instants before any London date is taken, so a
+    timestamp of year 1 or 9999 is refused here rather than failing the conversion;
+    one that passes has a London date from 1 September 2014 to today.
+    """
+    if not _is_aware(moment):
+        return "must include a time zone offset, such as 'Z'"
+    if moment > context.now:
+        return "must not be in the future"
+    if moment < calendar.london_day_starts_at(EHC_ASSESSMENTS_BEGAN):
+        return (
+            f"must not be before {EHC_ASSESSMENTS_BEGAN}, when requests for EHC needs "
+            "assessments began (Children and Families Act 2014)"
+        )
+    return None
 
 
 def _age_on(born: date, day: date) -> int:
@@ -193,16 +216,9 @@ def _receive(case: Case, command: ReceiveRequest, context: Context) -> list[NewE
         )
 
     received_on: date | None = None
-    if not _is_aware(command.received_at):
-        problems.add("received_at", "must include a time zone offset, such as 'Z'")
-    elif command.received_at > context.now:
-        problems.add("received_at", "must not be in the future")
-    elif london_date(command.received_at) < EHC_ASSESSMENTS_BEGAN:
-        problems.add(
-            "received_at",
-            f"must not be before {EHC_ASSESSMENTS_BEGAN}, when requests for EHC needs "
-            "assessments began (Children and Families Act 2014)",
-        )
+    received_problem = _received_at_problem(command.received_at, context)
+    if received_problem is not None:
+        problems.add("received_at", received_problem)
     else:
         received_on = london_date(command.received_at)
 
@@ -524,8 +540,9 @@ def _correct(case: Case, command: CorrectRequest, context: Context) -> list[NewE
         parsed = _parse_received_at(command.new_value)
         if isinstance(parsed, str):
             raise InvalidCommand([("new_value", parsed)])
-        if parsed > context.now:
-            raise InvalidCommand([("new_value", "must not be in the future")])
+        received_problem = _received_at_problem(parsed, context)
+        if received_problem is not None:
+            raise InvalidCommand([("new_value", received_problem)])
         new_on = london_date(parsed)
         if case.notified_on is not None and case.notified_on < new_on:
             raise InvalidCommand(

@@ -23,8 +23,9 @@ Every rule is checked here, whichever entry point a command came through:
   declining needs reasons; the family is told of a decision once;
 - a phase transfer is recorded once per transfer and year (identifying again records
   nothing);
-- a post-16 move is proposed for a future day for a young person with an issued plan
-  in Year 12 or later (when the year is known);
+- a post-16 move is proposed for a future day, at most the calendar's planning
+  horizon (three years) ahead, for a young person with an issued plan in Year 12 or
+  later (when the year is known);
 - a referral to transport needs a current decision that the child is eligible, and is
   made once per decision.
 
@@ -36,7 +37,7 @@ named that does not exist raises a ``NotFound`` kind (404).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 from placement.domain.commands import (
@@ -64,17 +65,13 @@ from placement.domain.errors import (
 from placement.domain.model import FINAL_OUTCOMES, Case, Option, Setting
 from placement.domain.phases import PHASE_TRANSFERS
 from send_schemas import placement as contract
-from sendkit.calendar import london_date
+from sendkit.calendar import latest_planned_day, london_date
 from sendkit.events import NewEvent
 
 MAX_TEXT = 4000
 MAX_OPTIONS = 10
 MAX_PANEL_AHEAD_DAYS = 366
 POST16_FIRST_YEAR = 12
-
-
-POST16_MOVE_AHEAD_DAYS = 3 * 365
-"""How far ahead a move between post-16 institutions may be proposed."""
 
 
 class _Problems:
@@ -566,7 +563,7 @@ def _propose_move(
         "move_on",
         f"must be a day after today ({today}): a move is proposed before it happens",
     )
-    latest = today + timedelta(days=POST16_MOVE_AHEAD_DAYS)
+    latest = latest_planned_day(today)
     problems.check(
         command.move_on <= latest,
         "move_on",

@@ -1,8 +1,11 @@
 """The rules of plans: from a case and a command to the events it causes.
 
 Every rule is checked here, whichever entry point a command came through. Dates are
-London dates; none may be in the future (today in London, from ``Context.now``), and
-none may come before the fact it follows:
+London dates; none may be before 1 September 2014, when EHC plans began (the first day
+of ``sendkit.calendar``'s supported range); none may be in the future (today in
+London, from ``Context.now``) but the planned ones, a final plan's start and the move
+on a transfer-out notice, which may lie at most ``PLANNING_HORIZON_DAYS`` (three years)
+ahead; and none may come before the fact it follows:
 
 - no step of the assessment (advice, its exceptions, the no-plan notice, a draft,
   comments, the final plan) is recorded once intake has withdrawn the request or
@@ -26,8 +29,9 @@ none may come before the fact it follows:
   maintained here ("no amendment to a ceased plan"), dated no earlier than the plan was
   issued, transferred in or last amended, and an amended plan no earlier than its
   pending notice; an amendment naming a setting changes section I;
-- a transfer out is notified before it is made; the new council's notice follows a
-  plan transferred in, once;
+- a transfer out is notified before it is made, and its move day, when known, lies in
+  the supported range and within the planning horizon; the new council's notice
+  follows a plan transferred in, once;
 - a re-assessment is requested of a maintained plan, one at a time, and decided once,
   no earlier than it was requested; an agreed re-assessment ends with an amended plan;
 - an exception applies to advice still outstanding (one request, or all of them) with
@@ -92,6 +96,7 @@ from plans.domain.model import (
 )
 from send_schemas import intake as intake_contract
 from send_schemas import plans as contract
+from sendkit import calendar
 from sendkit.calendar import london_date
 from sendkit.events import NewEvent, RecordedEvent
 
@@ -100,8 +105,9 @@ MAX_TEXT = 4000
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
-EHC_PLANS_BEGAN = date(2014, 9, 1)
-"""No fact of an EHC plan can be dated before Part 3 of the 2014 Act came in."""
+EHC_PLANS_BEGAN = calendar.SUPPORTED_FROM
+"""No fact of an EHC plan can be dated before Part 3 of the 2014 Act came in, the first
+day of the calendar's supported range."""
 
 
 class _Problems:
@@ -145,13 +151,21 @@ class _Problems:
         field: str,
         *,
         after: Iterable[tuple[date | None, str]] = (),
-        future_ok: bool = False,
+        planned: bool = False,
     ) -> None:
-        """Check a date is not in the future, not before EHC plans existed, and not
-        before any fact it follows."""
-        if not future_ok and value > self.today:
+        """Check a date is not in the future (a ``planned`` one: not beyond the planning
+        horizon), not before EHC plans existed, and not before any fact it follows."""
+        if value > self.today and not planned:
             self.add(
                 field, f"must not be in the future (today is {self.today} in London)"
+            )
+            return
+        latest = calendar.latest_planned_day(self.today)
+        if value > latest:
+            self.add(
+                field,
+                f"must be at most three years ahead (on or before {latest}): a date "
+                "further off cannot be planned yet",
             )
             return
         if value < EHC_PLANS_BEGAN:
@@ -466,7 +480,7 @@ def _issue(plan: Plan, command: IssuePlan, context: Context) -> list[NewEvent]:
         command.start_date,
         "start_date",
         after=[(command.issued_on, "the plan is issued")],
-        future_ok=True,
+        planned=True,
     )
     problems.raise_if_any()
 
@@ -635,6 +649,10 @@ def _notify_transfer_out(
         "learned_on",
         after=[(since, "this council's plan began")],
     )
+    if command.move_on is not None:
+        # The family may have moved before the council learned of it, so the day
+        # may be past or ahead, within the range every service counts in.
+        problems.day(command.move_on, "move_on", planned=True)
     problems.raise_if_any()
 
     same = (

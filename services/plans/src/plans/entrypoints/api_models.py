@@ -96,7 +96,9 @@ class FinalPlanBody(_Body):
         "education_otherwise.",
     )
     setting_type: contract.SettingType
-    start_date: date = Field(description="When the named provision starts.")
+    start_date: date = Field(
+        description="When the named provision starts; up to three years ahead."
+    )
     primary_need: NeedType = Field(description="SEN2 code (kept private).")
     secondary_need: NeedType | None = Field(
         default=None, description="SEN2 code (kept private)."
@@ -147,7 +149,9 @@ class TransferOutNoticeBody(_Body):
     learned_on: date
     to_council: Council
     move_on: date | None = Field(
-        default=None, description="The day of the move, if known; may be ahead."
+        default=None,
+        description="The day of the move, if known; may be past or up to three years "
+        "ahead.",
     )
 
 
