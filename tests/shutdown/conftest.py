@@ -14,6 +14,8 @@ from store_backends import (
     new_postgres_schema,
 )
 
+from .shutdown_support import Processes
+
 
 @pytest.fixture(params=[SQLITE, POSTGRESQL])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
@@ -25,3 +27,11 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     url = new_postgres_schema("shutdown")
     yield url
     drop_postgres_schema(url)
+
+
+@pytest.fixture
+def processes() -> Iterator[Processes]:
+    """The processes a test starts, killed at its end whatever happened."""
+    started = Processes()
+    yield started
+    started.kill_all()

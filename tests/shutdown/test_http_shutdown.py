@@ -12,12 +12,11 @@ from __future__ import annotations
 import signal
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from devstack.kafka_config import free_port
 from sendkit.store import SQLiteEventStore
@@ -33,13 +32,6 @@ from .shutdown_support import (
 
 CLIENTS = 3
 ANSWERED_BEFORE_SIGTERM = 150
-
-
-@pytest.fixture
-def processes() -> Iterator[Processes]:
-    started = Processes()
-    yield started
-    started.kill_all()
 
 
 def request_body(n: int) -> dict[str, Any]:

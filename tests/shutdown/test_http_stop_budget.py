@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 
 from devstack.kafka_config import free_port
 
@@ -52,13 +50,6 @@ async def hang():
 serve(app, host="127.0.0.1", port=int(sys.argv[1]))
 print("served", flush=True)
 """
-
-
-@pytest.fixture
-def processes() -> Iterator[Processes]:
-    started = Processes()
-    yield started
-    started.kill_all()
 
 
 def test_a_request_that_never_ends_and_a_loop_that_never_stops_do_not_hold_the_stop(

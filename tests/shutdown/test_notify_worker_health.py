@@ -11,7 +11,6 @@ free again.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,13 +23,6 @@ from sendkit.relay_lock import FileRelayLock
 from .shutdown_support import Processes, process_env, wait_for
 
 pytestmark = pytest.mark.kafka
-
-
-@pytest.fixture
-def processes() -> Iterator[Processes]:
-    started = Processes()
-    yield started
-    started.kill_all()
 
 
 def relay_lock_of(ledger: Path) -> FileRelayLock:

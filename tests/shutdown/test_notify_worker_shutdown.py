@@ -65,13 +65,6 @@ def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def processes() -> Iterator[Processes]:
-    started = Processes()
-    yield started
-    started.kill_all()
-
-
-@pytest.fixture
 def catcher(tmp_path: Path) -> Iterator[MailCatcher]:
     with MailCatcher(port=0, maildir=tmp_path / "mail") as running:
         yield running

@@ -13,7 +13,6 @@ the processes run (``Feed``).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
@@ -41,13 +40,6 @@ from .worker_support import settings_on_own_topics
 
 PER_TOPIC = 1200
 PARTITIONS = 6
-
-
-@pytest.fixture
-def processes() -> Iterator[Processes]:
-    started = Processes()
-    yield started
-    started.kill_all()
 
 
 def clock_approaching(case: str) -> tuple[str, NewEvent]:

@@ -12,10 +12,8 @@ import os
 import re
 import signal
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-
-import pytest
 
 from .shutdown_support import (
     Processes,
@@ -33,13 +31,6 @@ SOURCE = "/send/intake"
 CASES = 6
 PER_CASE = 5000
 _STOPPED_AT = re.compile(r"relay stopped for \S+ at position (\d+)")
-
-
-@pytest.fixture
-def processes() -> Iterator[Processes]:
-    started = Processes()
-    yield started
-    started.kill_all()
 
 
 def relay_env(db: Path, bootstrap: str, heartbeat: Path) -> dict[str, str]:

@@ -7,10 +7,8 @@ idempotency check.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-
-import pytest
 
 from plans.application import intake_requests
 from send_schemas.intake import AssessmentAgreed
@@ -31,13 +29,6 @@ from .shutdown_support import (
 CASES = 3000
 PARTITIONS = 6
 OPENED = "send.plans.AssessmentOpened.v1"
-
-
-@pytest.fixture
-def processes() -> Iterator[Processes]:
-    started = Processes()
-    yield started
-    started.kill_all()
 
 
 def agreements(plans_db: Path) -> list[tuple[str, NewEvent]]:

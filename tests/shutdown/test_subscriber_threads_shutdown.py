@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -42,13 +42,6 @@ from .shutdown_support import (
 PARTITIONS = 6
 PER_TOPIC = 1200
 SCHOOL_URN = 100042
-
-
-@pytest.fixture
-def processes() -> Iterator[Processes]:
-    started = Processes()
-    yield started
-    started.kill_all()
 
 
 def plan_issued(case: str) -> tuple[str, NewEvent]:

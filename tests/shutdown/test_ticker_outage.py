@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,13 +28,6 @@ pytestmark = pytest.mark.kafka
 
 # Longer than kafka-python's max_block_ms (60 s), after which the ticker used to end.
 OUTAGE_S = 75.0
-
-
-@pytest.fixture
-def processes() -> Iterator[Processes]:
-    started = Processes()
-    yield started
-    started.kill_all()
 
 
 def test_the_ticker_keeps_trying_through_an_outage_and_sends_when_kafka_is_back(

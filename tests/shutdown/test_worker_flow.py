@@ -12,7 +12,6 @@ with no record passed over and read back from the broker.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -33,13 +32,6 @@ from .worker_support import decision_clocks, publish_requests, settings_on_own_t
 REVIEWS_BACKLOG = 3_000
 CASES = 240
 ACTOR = "ehcco-flow"
-
-
-@pytest.fixture
-def processes() -> Iterator[Processes]:
-    started = Processes()
-    yield started
-    started.kill_all()
 
 
 @pytest.fixture

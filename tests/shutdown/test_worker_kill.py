@@ -46,13 +46,6 @@ ACTOR = "ehcco-kill"
 
 
 @pytest.fixture
-def processes() -> Iterator[Processes]:
-    started = Processes()
-    yield started
-    started.kill_all()
-
-
-@pytest.fixture
 def settings(kafka_bootstrap: str) -> DeadlinesSettings:
     return settings_on_own_topics(kafka_bootstrap, "kill")
 

@@ -39,13 +39,6 @@ FIRST_ROUND = "progress tracked from this first round after recovery"
 
 
 @pytest.fixture
-def processes() -> Iterator[Processes]:
-    started = Processes()
-    yield started
-    started.kill_all()
-
-
-@pytest.fixture
 def settings(kafka_bootstrap: str) -> DeadlinesSettings:
     return settings_on_own_topics(kafka_bootstrap, "stop")
 
