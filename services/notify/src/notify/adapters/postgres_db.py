@@ -53,6 +53,15 @@ from typing import Any, ClassVar
 
 import psycopg
 
+from notify.adapters.ledger_rows import (
+    Codec,
+    alert_from_row,
+    alert_values,
+    aware_utc,
+    member_from_row,
+    review_order,
+    to_json,
+)
 from notify.application.ports import (
     AlertRecord,
     HeldNotice,
@@ -61,11 +70,7 @@ from notify.application.ports import (
     ReviewDue,
 )
 from notify.domain.alerts import (
-    AlertKind,
-    Channel,
     ClockNotice,
-    Provider,
-    RecipientRole,
 )
 from notify.domain.delivery import AlertStatus
 from notify.domain.directory import StaffMember
@@ -238,106 +243,13 @@ _STAFF_COLUMNS = "staff_id, name, email, role, manager_id, mobile, school_urn"
 Row = dict[str, Any]
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        raise ValueError("the ledger stores aware datetimes only; pass a UTC datetime")
-    return value.astimezone(UTC)
-
-
-def _json(value: dict[str, Any] | None) -> str | None:
-    return None if value is None else json.dumps(value, separators=(",", ":"))
-
-
-def _loads(value: str | None) -> Any:
-    return None if value is None else json.loads(value)
-
-
 def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _row_to_alert(row: Row) -> AlertRecord:
-    return AlertRecord(
-        alert_id=row["alert_id"],
-        source_event_id=row["source_event_id"],
-        case_id=row["case_id"],
-        kind=AlertKind(row["kind"]),
-        channel=Channel(row["channel"]),
-        role=RecipientRole(row["role"]),
-        staff_id=row["staff_id"],
-        address=row["address"],
-        subject=row["subject"],
-        body=row["body"],
-        notice=json.loads(row["notice"]),
-        correlation_id=row["correlation_id"],
-        created_at=row["created_at"].astimezone(UTC),
-        status=AlertStatus(row["status"]),
-        attempts=row["attempts"],
-        next_attempt_at=_utc(row["next_attempt_at"]),
-        last_error=row["last_error"],
-        corrects=row["corrects"],
-        withdrawal=_loads(row["withdrawal"]),
-        updated_at=_utc(row["updated_at"]),
-        provider=Provider(row["provider"]),
-        quiet_hours=row["quiet_hours"],
-        bundle_id=row["bundle_id"],
-        covers=row["covers"],
-        digest_on=row["digest_on"],
-        personalisation=_loads(row["personalisation"]),
-        provider_id=row["provider_id"],
-        delivery_status=row["delivery_status"],
-    )
-
-
-def _alert_values(alert: AlertRecord) -> tuple[Any, ...]:
-    return (
-        alert.alert_id,
-        alert.source_event_id,
-        alert.case_id,
-        alert.kind.value,
-        alert.channel.value,
-        alert.role.value,
-        alert.staff_id,
-        alert.address,
-        alert.subject,
-        alert.body,
-        _json(alert.notice),
-        alert.correlation_id,
-        _utc(alert.created_at),
-        alert.status.value,
-        alert.attempts,
-        _utc(alert.next_attempt_at),
-        alert.last_error,
-        alert.corrects,
-        _json(alert.withdrawal),
-        _utc(alert.updated_at),
-        alert.provider.value,
-        alert.quiet_hours,
-        alert.bundle_id,
-        alert.covers,
-        alert.digest_on,
-        _json(alert.personalisation),
-        alert.provider_id,
-        alert.delivery_status,
-    )
-
-
-def _row_to_member(row: Row) -> StaffMember:
-    return StaffMember(
-        staff_id=row["staff_id"],
-        name=row["name"],
-        email=row["email"],
-        role=row["role"],
-        manager_id=row["manager_id"],
-        mobile=row["mobile"],
-        school_urn=row["school_urn"],
-    )
-
-
-def _review_order(due: ReviewDue) -> tuple[int, date, str, str]:
-    return (due.school_urn or 0, due.due_on, due.case_id, due.clock_id)
+_CODEC = Codec(
+    moment_in=aware_utc, moment_out=aware_utc, day_in=lambda d: d, day_out=lambda d: d
+)
 
 
 @contextmanager
@@ -409,7 +321,7 @@ class _PostgresNotifyTransaction(NotifyTransaction):
             f"SELECT {_STAFF_COLUMNS} FROM notify_staff WHERE staff_id = %s",
             (staff_id,),
         )
-        return None if row is None else _row_to_member(row)
+        return None if row is None else member_from_row(row)
 
     def put_staff(self, member: StaffMember) -> bool:
         new = self.get_staff(member.staff_id) is None
@@ -464,7 +376,7 @@ class _PostgresNotifyTransaction(NotifyTransaction):
             ' ORDER BY staff_id COLLATE "C"',
             values,
         )
-        return [_row_to_member(row) for row in rows]
+        return [member_from_row(row) for row in rows]
 
     def managed_by(self, manager_id: str) -> list[str]:
         rows = self._rows(
@@ -562,7 +474,7 @@ class _PostgresNotifyTransaction(NotifyTransaction):
             )
             for row in rows
         ]
-        return sorted(found, key=_review_order)
+        return sorted(found, key=review_order)
 
     def set_coordinator(self, case_id: str, coordinator_id: str | None) -> None:
         self._count(
@@ -591,7 +503,7 @@ class _PostgresNotifyTransaction(NotifyTransaction):
             (
                 held.notice.event_id,
                 held.notice.case_id,
-                _json(held.notice.to_dict()),
+                to_json(held.notice.to_dict()),
                 held.correlation_id,
             ),
         )
@@ -620,11 +532,13 @@ class _PostgresNotifyTransaction(NotifyTransaction):
         return removed > 0
 
     def add_alert(self, alert: AlertRecord) -> bool:
-        added = self._count("record an alert", _ALERT_INSERT, _alert_values(alert))
+        added = self._count(
+            "record an alert", _ALERT_INSERT, alert_values(alert, _CODEC)
+        )
         return added > 0
 
     def save_alert(self, alert: AlertRecord) -> None:
-        values = _alert_values(alert)
+        values = alert_values(alert, _CODEC)
         saved = self._count("save an alert", _ALERT_UPDATE, (*values[1:], values[0]))
         if saved != 1:
             raise LedgerError(
@@ -638,7 +552,7 @@ class _PostgresNotifyTransaction(NotifyTransaction):
         rows = self._rows(
             action, f"SELECT {_ALERT_COLUMNS} FROM notify_alerts {where}", values
         )
-        return [_row_to_alert(row) for row in rows]
+        return [alert_from_row(row, _CODEC) for row in rows]
 
     def get_alert(self, alert_id: str) -> AlertRecord | None:
         found = self._alerts("read an alert", "WHERE alert_id = %s", (alert_id,))
@@ -658,7 +572,7 @@ class _PostgresNotifyTransaction(NotifyTransaction):
             "list the alerts due",
             "WHERE status IN (%s, %s) AND next_attempt_at <= %s"
             " ORDER BY next_attempt_at, seq LIMIT %s FOR UPDATE SKIP LOCKED",
-            (*_LIVE, _utc(now), limit),
+            (*_LIVE, aware_utc(now), limit),
         )
 
     def next_attempt_at(self) -> datetime | None:
@@ -668,7 +582,7 @@ class _PostgresNotifyTransaction(NotifyTransaction):
             " WHERE status IN (%s, %s)",
             _LIVE,
         )
-        return None if row is None else _utc(row["at"])
+        return None if row is None else aware_utc(row["at"])
 
     def claimed_alerts(self) -> list[AlertRecord]:
         return self._alerts(

@@ -25,8 +25,16 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
 
+from notify.adapters.ledger_rows import (
+    Codec,
+    alert_from_row,
+    alert_values,
+    aware_utc,
+    member_from_row,
+    review_order,
+    to_json,
+)
 from notify.application.ports import (
     AlertRecord,
     HeldNotice,
@@ -35,11 +43,7 @@ from notify.application.ports import (
     ReviewDue,
 )
 from notify.domain.alerts import (
-    AlertKind,
-    Channel,
     ClockNotice,
-    Provider,
-    RecipientRole,
 )
 from notify.domain.delivery import AlertStatus
 from notify.domain.directory import StaffMember
@@ -158,14 +162,6 @@ _LIVE = (AlertStatus.PENDING.value, AlertStatus.SENDING.value)
 _STAFF_COLUMNS = "staff_id, name, email, role, manager_id, mobile, school_urn"
 
 
-def _ts(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        raise ValueError("the ledger stores aware datetimes only; pass a UTC datetime")
-    return value.astimezone(UTC).isoformat(timespec="microseconds")
-
-
 def _dt(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value)
 
@@ -174,90 +170,17 @@ def _day(value: str | None) -> date | None:
     return None if value is None else date.fromisoformat(value)
 
 
-def _json(value: dict[str, Any] | None) -> str | None:
-    return None if value is None else json.dumps(value, separators=(",", ":"))
+def _ts(value: datetime | None) -> str | None:
+    moment = aware_utc(value)
+    return None if moment is None else moment.isoformat(timespec="microseconds")
 
 
-def _loads(value: str | None) -> Any:
-    return None if value is None else json.loads(value)
-
-
-def _row_to_alert(row: sqlite3.Row) -> AlertRecord:
-    return AlertRecord(
-        alert_id=row["alert_id"],
-        source_event_id=row["source_event_id"],
-        case_id=row["case_id"],
-        kind=AlertKind(row["kind"]),
-        channel=Channel(row["channel"]),
-        role=RecipientRole(row["role"]),
-        staff_id=row["staff_id"],
-        address=row["address"],
-        subject=row["subject"],
-        body=row["body"],
-        notice=json.loads(row["notice"]),
-        correlation_id=row["correlation_id"],
-        created_at=datetime.fromisoformat(row["created_at"]),
-        status=AlertStatus(row["status"]),
-        attempts=row["attempts"],
-        next_attempt_at=_dt(row["next_attempt_at"]),
-        last_error=row["last_error"],
-        corrects=row["corrects"],
-        withdrawal=_loads(row["withdrawal"]),
-        updated_at=_dt(row["updated_at"]),
-        provider=Provider(row["provider"]),
-        quiet_hours=row["quiet_hours"],
-        bundle_id=row["bundle_id"],
-        covers=row["covers"],
-        digest_on=_day(row["digest_on"]),
-        personalisation=_loads(row["personalisation"]),
-        provider_id=row["provider_id"],
-        delivery_status=row["delivery_status"],
-    )
-
-
-def _alert_values(alert: AlertRecord) -> tuple[Any, ...]:
-    return (
-        alert.alert_id,
-        alert.source_event_id,
-        alert.case_id,
-        alert.kind.value,
-        alert.channel.value,
-        alert.role.value,
-        alert.staff_id,
-        alert.address,
-        alert.subject,
-        alert.body,
-        _json(alert.notice),
-        alert.correlation_id,
-        _ts(alert.created_at),
-        alert.status.value,
-        alert.attempts,
-        _ts(alert.next_attempt_at),
-        alert.last_error,
-        alert.corrects,
-        _json(alert.withdrawal),
-        _ts(alert.updated_at),
-        alert.provider.value,
-        alert.quiet_hours,
-        alert.bundle_id,
-        alert.covers,
-        alert.digest_on.isoformat() if alert.digest_on else None,
-        _json(alert.personalisation),
-        alert.provider_id,
-        alert.delivery_status,
-    )
-
-
-def _row_to_member(row: sqlite3.Row) -> StaffMember:
-    return StaffMember(
-        staff_id=row["staff_id"],
-        name=row["name"],
-        email=row["email"],
-        role=row["role"],
-        manager_id=row["manager_id"],
-        mobile=row["mobile"],
-        school_urn=row["school_urn"],
-    )
+_CODEC = Codec(
+    moment_in=_ts,
+    moment_out=_dt,
+    day_in=lambda day: None if day is None else day.isoformat(),
+    day_out=_day,
+)
 
 
 def _now() -> str:
@@ -326,7 +249,7 @@ class _SQLiteNotifyTransaction(NotifyTransaction):
             f"SELECT {_STAFF_COLUMNS} FROM notify_staff WHERE staff_id = ?",
             (staff_id,),
         ).fetchone()
-        return None if row is None else _row_to_member(row)
+        return None if row is None else member_from_row(row)
 
     def put_staff(self, member: StaffMember) -> bool:
         new = self.get_staff(member.staff_id) is None
@@ -371,7 +294,7 @@ class _SQLiteNotifyTransaction(NotifyTransaction):
             f"SELECT {_STAFF_COLUMNS} FROM notify_staff{where} ORDER BY staff_id",
             values,
         ).fetchall()
-        return [_row_to_member(row) for row in rows]
+        return [member_from_row(row) for row in rows]
 
     def managed_by(self, manager_id: str) -> list[str]:
         rows = self._db.execute(
@@ -467,7 +390,7 @@ class _SQLiteNotifyTransaction(NotifyTransaction):
             )
             for row in rows
         ]
-        return sorted(found, key=_review_order)
+        return sorted(found, key=review_order)
 
     def set_coordinator(self, case_id: str, coordinator_id: str | None) -> None:
         self._db.execute(
@@ -492,7 +415,7 @@ class _SQLiteNotifyTransaction(NotifyTransaction):
             (
                 held.notice.event_id,
                 held.notice.case_id,
-                _json(held.notice.to_dict()),
+                to_json(held.notice.to_dict()),
                 held.correlation_id,
             ),
         )
@@ -520,16 +443,16 @@ class _SQLiteNotifyTransaction(NotifyTransaction):
         return cursor.rowcount > 0
 
     def add_alert(self, alert: AlertRecord) -> bool:
-        placeholders = ", ".join("?" * len(_alert_values(alert)))
+        placeholders = ", ".join("?" * len(alert_values(alert, _CODEC)))
         cursor = self._db.execute(
             f"INSERT OR IGNORE INTO notify_alerts ({_ALERT_COLUMNS})"
             f" VALUES ({placeholders})",
-            _alert_values(alert),
+            alert_values(alert, _CODEC),
         )
         return cursor.rowcount > 0
 
     def save_alert(self, alert: AlertRecord) -> None:
-        values = _alert_values(alert)
+        values = alert_values(alert, _CODEC)
         columns = [c.strip() for c in _ALERT_COLUMNS.split(",")]
         assignments = ", ".join(f"{c} = ?" for c in columns[1:])
         cursor = self._db.execute(
@@ -547,7 +470,7 @@ class _SQLiteNotifyTransaction(NotifyTransaction):
             f"SELECT {_ALERT_COLUMNS} FROM notify_alerts WHERE alert_id = ?",
             (alert_id,),
         ).fetchone()
-        return None if row is None else _row_to_alert(row)
+        return None if row is None else alert_from_row(row, _CODEC)
 
     def alerts_from(self, source_event_id: str) -> list[AlertRecord]:
         rows = self._db.execute(
@@ -555,7 +478,7 @@ class _SQLiteNotifyTransaction(NotifyTransaction):
             " WHERE source_event_id = ? ORDER BY seq",
             (source_event_id,),
         ).fetchall()
-        return [_row_to_alert(row) for row in rows]
+        return [alert_from_row(row, _CODEC) for row in rows]
 
     def due_alerts(self, now: datetime, limit: int) -> list[AlertRecord]:
         rows = self._db.execute(
@@ -564,7 +487,7 @@ class _SQLiteNotifyTransaction(NotifyTransaction):
             " ORDER BY next_attempt_at, seq LIMIT ?",
             (*_LIVE, _ts(now), limit),
         ).fetchall()
-        return [_row_to_alert(row) for row in rows]
+        return [alert_from_row(row, _CODEC) for row in rows]
 
     def next_attempt_at(self) -> datetime | None:
         (value,) = self._db.execute(
@@ -578,7 +501,7 @@ class _SQLiteNotifyTransaction(NotifyTransaction):
             f"SELECT {_ALERT_COLUMNS} FROM notify_alerts WHERE status = ? ORDER BY seq",
             (AlertStatus.SENDING.value,),
         ).fetchall()
-        return [_row_to_alert(row) for row in rows]
+        return [alert_from_row(row, _CODEC) for row in rows]
 
     def held_alerts(self, up_to: date) -> list[AlertRecord]:
         rows = self._db.execute(
@@ -586,7 +509,7 @@ class _SQLiteNotifyTransaction(NotifyTransaction):
             " WHERE status = ? AND digest_on <= ? ORDER BY seq",
             (AlertStatus.HELD.value, up_to.isoformat()),
         ).fetchall()
-        return [_row_to_alert(row) for row in rows]
+        return [alert_from_row(row, _CODEC) for row in rows]
 
     def bundle_items(self, bundle_id: str) -> list[AlertRecord]:
         rows = self._db.execute(
@@ -594,24 +517,20 @@ class _SQLiteNotifyTransaction(NotifyTransaction):
             " WHERE bundle_id = ? ORDER BY seq",
             (bundle_id,),
         ).fetchall()
-        return [_row_to_alert(row) for row in rows]
+        return [alert_from_row(row, _CODEC) for row in rows]
 
     def alert_by_provider_id(self, provider_id: str) -> AlertRecord | None:
         row = self._db.execute(
             f"SELECT {_ALERT_COLUMNS} FROM notify_alerts WHERE provider_id = ?",
             (provider_id,),
         ).fetchone()
-        return None if row is None else _row_to_alert(row)
+        return None if row is None else alert_from_row(row, _CODEC)
 
     def count_by_status(self) -> dict[AlertStatus, int]:
         rows = self._db.execute(
             "SELECT status, COUNT(*) AS n FROM notify_alerts GROUP BY status"
         ).fetchall()
         return {AlertStatus(row["status"]): row["n"] for row in rows}
-
-
-def _review_order(due: ReviewDue) -> tuple[int, date, str, str]:
-    return (due.school_urn or 0, due.due_on, due.case_id, due.clock_id)
 
 
 class NotifySQLiteDatabase(NotifyDatabase):
