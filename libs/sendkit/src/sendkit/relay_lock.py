@@ -54,7 +54,7 @@ from sendkit.store import (
     SQLiteEventStore,
     StoreError,
 )
-from sendkit.store.postgres import int32_key
+from sendkit.store.postgres import first_line, int32_key
 
 if TYPE_CHECKING:  # the relay module may import this one to run its CLI exclusively
     from sendkit.relay import OutboxRelay
@@ -124,7 +124,7 @@ class PostgresRelayLock:
                 logging.DEBUG if self._failing else logging.WARNING,
                 "relay lock %s could not be tried: %s",
                 self.name,
-                _first_line(error),
+                first_line(error),
                 extra={"lock": self.name, "error_type": type(error).__name__},
             )
             self._failing = True
@@ -149,7 +149,7 @@ class PostgresRelayLock:
             log.warning(
                 "relay lock %s lost with its connection: %s",
                 self.name,
-                _first_line(error),
+                first_line(error),
                 extra={"lock": self.name, "error_type": type(error).__name__},
             )
             self._drop_connection()
@@ -428,8 +428,3 @@ def _publish_while_held(
         watcher.join()
         if on_tenure is not None:
             on_tenure(False)
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__

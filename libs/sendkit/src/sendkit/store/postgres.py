@@ -218,25 +218,30 @@ def _row_to_event(row: dict[str, Any]) -> RecordedEvent:
 
 
 @contextmanager
-def _translated(action: str) -> Iterator[None]:
-    """Turn the driver's errors into the interface's: transient ones may be retried."""
+def translated_errors(action: str) -> Iterator[None]:
+    """Turn the driver's errors into the interface's: transient ones may be retried.
+
+    ``action`` completes "PostgreSQL could not ...". Other adapters on the same
+    driver (notify's ledger) use it too, so every PostgreSQL failure reads alike.
+    """
     try:
         yield
     except (psycopg.OperationalError, psycopg.InterfaceError) as error:
         # Lost connections, lock and statement timeouts, deadlocks, serialisation
         # failures, a server shutting down: all may succeed when tried again.
         raise StoreUnavailable(
-            f"PostgreSQL could not {action} ({_first_line(error)}); the server may be "
+            f"PostgreSQL could not {action} ({first_line(error)}); the server may be "
             "down, restarting or busy: retry, and check the DSN and lock_timeout_s"
         ) from error
     except psycopg.Error as error:
         raise StoreError(
-            f"PostgreSQL refused to {action} ({_first_line(error)}); text values "
+            f"PostgreSQL refused to {action} ({first_line(error)}); text values "
             "cannot hold NUL characters, and the tables may have been changed by hand"
         ) from error
 
 
-def _first_line(error: BaseException) -> str:
+def first_line(error: BaseException) -> str:
+    """The first line of an error's text (a driver's can run to many lines)."""
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
 
@@ -301,7 +306,7 @@ class PostgresTransaction(Transaction):
             )
             for event in events
         ]
-        with _translated("append events"):
+        with translated_errors("append events"):
             # The lock comes before both reads: under READ COMMITTED each statement
             # after it sees every append committed before this one.
             if events:
@@ -367,13 +372,13 @@ class PostgresTransaction(Transaction):
                 # a stream version can never be given twice whatever happens.
                 raise StoreError(
                     f"an append to {stream_id!r} collided with another writer "
-                    f"({_first_line(error)}): something writes to the events table "
+                    f"({first_line(error)}): something writes to the events table "
                     "without this store's lock; stop it and retry"
                 ) from error
         return recorded
 
     def read_stream(self, stream_id: str) -> list[RecordedEvent]:
-        with _translated("read a stream"):
+        with translated_errors("read a stream"):
             rows = self._db.execute(
                 f"SELECT {_EVENT_COLUMNS} FROM events WHERE stream_id = %s "
                 "ORDER BY version",
@@ -384,7 +389,7 @@ class PostgresTransaction(Transaction):
     def is_processed(self, consumer: str, message_id: str) -> bool:
         if (consumer, message_id) in self._marked:
             return True
-        with _translated("read processed message ids"):
+        with translated_errors("read processed message ids"):
             # Two statements: the look must be taken after the lock is granted.
             self._db.execute(
                 "SELECT pg_advisory_xact_lock(%s, %s)",
@@ -398,7 +403,7 @@ class PostgresTransaction(Transaction):
         return row is not None
 
     def mark_processed(self, consumer: str, message_id: str) -> None:
-        with _translated("record a processed message id"):
+        with translated_errors("record a processed message id"):
             self._db.execute(
                 "INSERT INTO processed_messages (consumer, message_id, processed_at)"
                 " VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
@@ -407,14 +412,14 @@ class PostgresTransaction(Transaction):
         self._marked.add((consumer, message_id))
 
     def get_checkpoint(self, name: str) -> int:
-        with _translated("read a checkpoint"):
+        with translated_errors("read a checkpoint"):
             row = self._db.execute(
                 "SELECT position FROM checkpoints WHERE name = %s", (name,)
             ).fetchone()
         return 0 if row is None else int(row["position"])
 
     def set_checkpoint(self, name: str, position: int) -> None:
-        with _translated("record a checkpoint"):
+        with translated_errors("record a checkpoint"):
             self._db.execute(
                 "INSERT INTO checkpoints (name, position, updated_at)"
                 " VALUES (%s, %s, %s) ON CONFLICT (name) DO UPDATE"
@@ -435,7 +440,7 @@ class PostgresTransaction(Transaction):
         self._idempotency_locked.add((scope, key))
 
     def get_idempotency(self, scope: str, key: str) -> IdempotencyRecord | None:
-        with _translated("read an idempotency record"):
+        with translated_errors("read an idempotency record"):
             self._lock_idempotency(scope, key)
             row = self._db.execute(
                 "SELECT key, fingerprint, status_code, body::text AS body"
@@ -453,7 +458,7 @@ class PostgresTransaction(Transaction):
 
     def put_idempotency(self, scope: str, record: IdempotencyRecord) -> None:
         body = _dumps(record.body, "idempotency body")
-        with _translated("record an idempotency answer"):
+        with translated_errors("record an idempotency answer"):
             self._lock_idempotency(scope, record.key)
             inserted = self._db.execute(
                 "INSERT INTO idempotency_records (scope, key, fingerprint,"
@@ -486,7 +491,7 @@ class PostgresTransaction(Transaction):
 
     def get_document(self, collection: str, key: str) -> dict[str, Any] | None:
         check_document(collection, key)
-        with _translated("read a document"):
+        with translated_errors("read a document"):
             self._lock_document(collection, key)
             row = self._db.execute(
                 "SELECT body::text AS body FROM documents"
@@ -498,7 +503,7 @@ class PostgresTransaction(Transaction):
     def put_document(self, collection: str, key: str, document: dict[str, Any]) -> None:
         check_document(collection, key)
         body = _dumps(document, "document")
-        with _translated("write a document"):
+        with translated_errors("write a document"):
             self._lock_document(collection, key)
             self._db.execute(
                 "INSERT INTO documents (collection, key, body, updated_at)"
@@ -509,7 +514,7 @@ class PostgresTransaction(Transaction):
 
     def delete_document(self, collection: str, key: str) -> None:
         check_document(collection, key)
-        with _translated("delete a document"):
+        with translated_errors("delete a document"):
             self._lock_document(collection, key)
             self._db.execute(
                 "DELETE FROM documents WHERE collection = %s AND key = %s",
@@ -517,7 +522,7 @@ class PostgresTransaction(Transaction):
             )
 
     def list_documents(self, collection: str) -> list[tuple[str, dict[str, Any]]]:
-        with _translated("list documents"):
+        with translated_errors("list documents"):
             rows = self._db.execute(
                 "SELECT key, body::text AS body FROM documents"
                 ' WHERE collection = %s ORDER BY key COLLATE "C"',
@@ -560,10 +565,10 @@ class _Pool:
         except psycopg.Error as error:
             raise StoreUnavailable(
                 f"cannot connect to the PostgreSQL event store "
-                f"({_first_line(error)}): check the DSN's host, port, database and "
+                f"({first_line(error)}): check the DSN's host, port, database and "
                 "credentials and that the server is up, then retry"
             ) from error
-        with _translated("configure the connection"):
+        with translated_errors("configure the connection"):
             # UTC, so times come back as they went in; a bounded wait for locks.
             connection.execute("SET TIME ZONE 'UTC'")
             connection.execute(
@@ -603,7 +608,7 @@ class _Pool:
                     first = None
             try:
                 if first is not None:
-                    with _translated("start its work"):
+                    with translated_errors("start its work"):
                         connection.execute(first)
                 yield connection
             finally:
@@ -665,7 +670,10 @@ class PostgresEventStore(EventStore):
         self._keys = self._create_schema()
 
     def _create_schema(self) -> _Keys:
-        with self._pool.connection() as db, _translated("create the event tables"):
+        with (
+            self._pool.connection() as db,
+            translated_errors("create the event tables"),
+        ):
             db.execute("BEGIN")
             try:
                 row = db.execute(
@@ -723,7 +731,7 @@ class PostgresEventStore(EventStore):
                     _roll_back(db)
                     raise
                 try:
-                    with _translated("commit"):
+                    with translated_errors("commit"):
                         db.execute("COMMIT")
                 except StoreUnavailable:
                     _roll_back(db)
@@ -767,7 +775,7 @@ class PostgresEventStore(EventStore):
         for attempt in (1, 2):
             with self._pool.connection() as db:
                 try:
-                    with _translated(action):
+                    with translated_errors(action):
                         return read(db)
                 except StoreUnavailable:
                     if attempt == 2 or not db.broken:

@@ -76,8 +76,13 @@ from notify.domain.delivery import AlertStatus
 from notify.domain.directory import StaffMember
 from notify.domain.preferences import Preferences
 from notify.errors import LedgerError
-from sendkit.store.base import StoreError, StoreUnavailable, Transaction
-from sendkit.store.postgres import PostgresEventStore, PostgresTransaction, int32_key
+from sendkit.store.base import StoreError, Transaction
+from sendkit.store.postgres import (
+    PostgresEventStore,
+    PostgresTransaction,
+    int32_key,
+    translated_errors,
+)
 
 NOTIFY_SOURCE = "/send/notify"
 LEDGER_SCHEMA_VERSION = 1
@@ -252,31 +257,6 @@ _CODEC = Codec(
 )
 
 
-@contextmanager
-def _translated(action: str) -> Iterator[None]:
-    """The driver's errors as the store's: transient ones may be retried."""
-    try:
-        yield
-    except (psycopg.OperationalError, psycopg.InterfaceError) as error:
-        # A lock wait past lock_timeout, a deadlock, a lost connection, a server
-        # shutting down: each may succeed when the step is tried again.
-        raise StoreUnavailable(
-            f"PostgreSQL could not {action} for notify's ledger ({_first_line(error)}):"
-            " the server may be down, restarting or busy; retry"
-        ) from error
-    except psycopg.Error as error:
-        raise StoreError(
-            f"PostgreSQL refused to {action} for notify's ledger "
-            f"({_first_line(error)}); text cannot hold NUL characters, and the "
-            "notify_* tables may have been changed by hand"
-        ) from error
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
-
-
 class _PostgresNotifyTransaction(NotifyTransaction):
     def __init__(
         self, events: Transaction, db: psycopg.Connection[dict[str, Any]]
@@ -289,7 +269,7 @@ class _PostgresNotifyTransaction(NotifyTransaction):
         return self._events
 
     def _rows(self, action: str, query: str, values: Sequence[Any] = ()) -> list[Row]:
-        with _translated(action):
+        with translated_errors(f"{action} for notify's ledger"):
             cursor = self._db.execute(query, values)
             return cursor.fetchall() if cursor.description is not None else []
 
@@ -298,7 +278,7 @@ class _PostgresNotifyTransaction(NotifyTransaction):
         return rows[0] if rows else None
 
     def _count(self, action: str, query: str, values: Sequence[Any] = ()) -> int:
-        with _translated(action):
+        with translated_errors(f"{action} for notify's ledger"):
             return self._db.execute(query, values).rowcount
 
     def get_meta(self, key: str) -> str | None:
@@ -673,7 +653,7 @@ class NotifyPostgresDatabase(NotifyDatabase):
     def _open(self) -> Iterator[_PostgresNotifyTransaction]:
         with self.store.transaction() as tx:
             db = _connection_of(tx)
-            with _translated("take the ledger lock"):
+            with translated_errors("take notify's ledger lock"):
                 db.execute(_LOCK_LEDGER, (_LEDGER_LOCK_CLASS,))
             yield _PostgresNotifyTransaction(tx, db)
 
