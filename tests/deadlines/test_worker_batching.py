@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Mapping, Sequence
+from datetime import date
 from typing import Any
 
 import orjson
@@ -157,11 +158,12 @@ async def test_a_case_saved_twice_before_a_take_is_written_once_with_its_latest(
 def test_a_case_taken_but_not_yet_written_is_among_its_partitions_cases() -> None:
     table: dict[bytes, Any] = {}
     states = TableStates(table, write_many=lambda items: asyncio.sleep(0))
-    states.save("case-new", stored("case-new", 2))
+    day = date(2025, 3, 3)
+    states.save("case-new", StoredCase(CaseState(case_id="case-new", wake_on=day), 2))
     states.take()  # on its way to the changelog; not in the table yet
 
     assert table == {}
-    assert "case-new" in states.case_ids(case_partition("case-new"))
+    assert states.waking(case_partition("case-new"), day) == ["case-new"]
 
 
 # -- overlapping drains ------------------------------------------------------------

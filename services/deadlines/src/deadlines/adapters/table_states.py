@@ -15,11 +15,13 @@ calls ``forget``.
 
 A faust table's own ``table[key] = value`` hands its changelog record to the
 producer's buffer and forgets it: nothing says when, or whether, it reached Kafka, so
-a commit could pass inputs whose state a kill then loses. ``faust_table_write`` writes
-the local store and sends the changelog record itself, and ``flush`` returns each
-record's delivery for the pipeline to await before it commits. ``faust_table_writes``
-does the same for all of a flush's keys at once, in a batch per changelog partition
-(``BatchSender``), with one delivery for them all.
+a commit could pass inputs whose state a kill then loses. ``faust_table_writes`` writes
+the local store and sends the changelog records itself, all of a flush's keys at once
+in a batch per changelog partition (``BatchSender``), and ``flush`` returns their one
+delivery for the pipeline to await before it commits. Each record names its
+changelog partition, the key's murmur2 partition: faust's own choice reads the
+producer's cached metadata without waiting for it, and fails with a ``TypeError``
+while that metadata lacks the changelog topic.
 """
 
 from __future__ import annotations
@@ -28,7 +30,6 @@ from collections import OrderedDict
 from collections.abc import (
     Awaitable,
     Callable,
-    Iterable,
     Mapping,
     MutableMapping,
     Sequence,
@@ -61,28 +62,6 @@ DEFAULT_CACHE_CASES = 2048
 """How many cases' decoded states ``TableStates`` keeps by default."""
 
 
-def faust_table_write(table: Any, *, partitions: int = PARTITIONS) -> Write:
-    """A ``Write`` into a faust table: its local store, and its changelog record sent
-    now, the record's delivery returned (faust's ``FutureMessage``).
-
-    The changelog partition is the key's murmur2 partition, as the producer's
-    partitioner would choose, but named here: faust's own choice (``send_changelog``
-    without a partition) reads the producer's cached metadata without waiting for it,
-    and fails with a ``TypeError`` on every write while that metadata lacks the
-    changelog topic; with the partition named, the producer waits for the metadata.
-    """
-
-    def write(key: bytes, value: bytes) -> Awaitable[Any]:
-        # The store directly: ``table[key] = value`` would send a second record.
-        table.data[key] = value
-        delivery: Awaitable[Any] = table.send_changelog(
-            key_partition(key, partitions), key, value
-        )
-        return delivery
-
-    return write
-
-
 def faust_table_writes(
     table: Any, sender: BatchSender, *, partitions: int = PARTITIONS
 ) -> WriteMany:
@@ -108,8 +87,8 @@ class TableStates:
     """``CaseStates`` over a mutable mapping of bytes keys to encoded (bytes) values.
 
     With ``write_many`` (``faust_table_writes``), ``write`` hands it every key taken
-    and returns its one delivery; with ``write`` (``faust_table_write``), it writes
-    key by key and returns each delivery; without either, it assigns into ``table``.
+    and returns its one delivery; with ``write``, it writes key by key and returns
+    each delivery; without either, it assigns into ``table``.
     """
 
     def __init__(
@@ -162,9 +141,6 @@ class TableStates:
         if self._wake is not None:
             partition = case_partition(case_id, self.partitions)
             self._wake.setdefault(partition, {})[case_id] = case.state.wake_on
-
-    def case_ids(self, partition: int) -> Iterable[str]:
-        return tuple(self._index().get(partition, ()))
 
     def waking(self, partition: int, today: date) -> list[str]:
         """The cases of ``partition`` whose next wake-up day is ``today`` or before,
