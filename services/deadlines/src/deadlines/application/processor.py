@@ -207,9 +207,7 @@ class ClockProcessor:
         # on most days, are passed over without being read.
         for case_id in self.states.waking(record.partition, today):
             stored = self.states.load(case_id)
-            if stored is None or stored.state.wake_on is None:
-                continue
-            if today < stored.state.wake_on:
+            if stored is None:
                 continue
             try:
                 new, outputs = engine.tick(stored.state, now, self.config)
